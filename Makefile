@@ -1,0 +1,147 @@
+# qid - one GNU Makefile.
+#
+#   make            build build/qid
+#   make check      install missing Debian packages (root only), build, run every test with prove
+#   make deps       install missing Debian packages with apt-get (root on Debian only; never
+#                   when pkg-config already finds everything, never without root)
+#   make demo       the embedded default end to end (see README)
+#   make bench      benchmarks
+#   make fuzz       build the fuzz targets (clang + libFuzzer), FUZZ_SECONDS=N to run them
+#   make install    PREFIX=/usr/local (DESTDIR honoured)
+#   make clean
+#
+# On a cluster without pkg-config files, set the flags yourself, e.g.
+#   make HDF5_CFLAGS=-I/opt/hdf5/include HDF5_LIBS='-L/opt/hdf5/lib -lhdf5'
+# Variables: CC, CFLAGS, LDFLAGS, PKG_CONFIG, HDF5_PC, {HDF5,MPI,LAPACKE,BLAS,CJSON}_{CFLAGS,LIBS}.
+# User CFLAGS are added after the project's. CI (CI set in the environment) adds -Werror.
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+HDF5_PC ?= hdf5-openmpi
+PREFIX ?= /usr/local
+BUILD ?= build
+PROVE ?= prove
+
+# Flags from pkg-config unless given on the command line or in the environment.
+define pc_default
+ifeq ($$(origin $(1)_CFLAGS),undefined)
+$(1)_CFLAGS := $$(shell $$(PKG_CONFIG) --cflags $(2) 2>/dev/null)
+endif
+ifeq ($$(origin $(1)_LIBS),undefined)
+$(1)_LIBS := $$(shell $$(PKG_CONFIG) --libs $(2) 2>/dev/null)
+endif
+endef
+$(eval $(call pc_default,HDF5,$(HDF5_PC)))
+$(eval $(call pc_default,MPI,ompi-c))
+$(eval $(call pc_default,LAPACKE,lapacke))
+$(eval $(call pc_default,BLAS,openblas))
+$(eval $(call pc_default,CJSON,libcjson))
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
+        -Wformat=2 -Wvla -Wno-unused-parameter -Wno-format-truncation
+ifneq ($(CI),)
+WARN += -Werror
+endif
+QID_VERSION := 0.1.0
+GIT_REV := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+BASE_CFLAGS := -std=c17 -O2 -g -fno-fast-math -fopenmp $(WARN) -D_POSIX_C_SOURCE=200809L \
+               -DQID_VERSION='"$(QID_VERSION)"' -DQID_GIT_REV='"$(GIT_REV)"' -Iinclude
+DEP_CFLAGS := $(HDF5_CFLAGS) $(MPI_CFLAGS) $(LAPACKE_CFLAGS) $(BLAS_CFLAGS) $(CJSON_CFLAGS)
+DEP_LIBS := -fopenmp $(HDF5_LIBS) $(MPI_LIBS) $(LAPACKE_LIBS) $(BLAS_LIBS) $(CJSON_LIBS) -lm
+ALL_CFLAGS = $(BASE_CFLAGS) $(DEP_CFLAGS) -DQID_CFLAGS='"$(strip $(CFLAGS))"' $(CFLAGS)
+
+LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+LIB := $(BUILD)/libqid.a
+QID := $(BUILD)/qid
+
+TEST_SRC := $(wildcard test/test_*.c)
+TEST_BIN := $(TEST_SRC:test/test_%.c=$(BUILD)/test/%.t)
+TEST_SCRIPTS := $(wildcard test/*.t)
+TAP_OBJ := $(BUILD)/test/tap.o
+
+.PHONY: all check deps demo bench benches fuzz install clean tests format-check
+.DEFAULT_GOAL := all
+
+all: $(QID)
+
+$(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(QID): $(BUILD)/obj/main.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
+$(TAP_OBJ): test/tap.c test/tap.h | $(BUILD)/test
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/test/%.o: test/test_%.c | $(BUILD)/test
+	$(CC) $(ALL_CFLAGS) -Itest -MMD -MP -c $< -o $@
+
+$(BUILD)/test/%.t: $(BUILD)/test/%.o $(TAP_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
+$(BUILD)/obj $(BUILD)/test:
+	mkdir -p $@
+
+tests: $(QID) $(TEST_BIN)
+
+# `deps` runs first; the build then happens in a fresh make so pkg-config sees
+# what was just installed.
+check: deps
+	@$(MAKE) --no-print-directory tests
+	QID=$(QID) $(PROVE) --exec '' $(PROVE_FLAGS) $(TEST_BIN) $(TEST_SCRIPTS)
+
+deps:
+	@PKG_CONFIG='$(PKG_CONFIG)' HDF5_PC='$(HDF5_PC)' sh tools/deps.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@sh tools/demo.sh $(QID)
+
+BENCH_SRC := $(wildcard test/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:test/bench_%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/%: test/bench_%.c $(LIB) | $(BUILD)/bench
+	$(CC) $(ALL_CFLAGS) -Itest -o $@ $^ $(LDFLAGS) $(DEP_LIBS)
+$(BUILD)/bench:
+	mkdir -p $@
+benches: $(QID) $(BENCH_BIN)
+
+bench: deps
+	@$(MAKE) --no-print-directory benches
+	@for b in $(BENCH_BIN); do $$b || exit 1; done
+
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 0
+FUZZ_TARGETS := $(patsubst test/fuzz/fuzz_%.c,$(BUILD)/fuzz/%,$(wildcard test/fuzz/fuzz_*.c))
+$(BUILD)/fuzz/%: test/fuzz/fuzz_%.c $(LIB_SRC) | $(BUILD)/fuzz
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c17 -D_POSIX_C_SOURCE=200809L \
+	  -DQID_VERSION='"$(QID_VERSION)"' -DQID_GIT_REV='"$(GIT_REV)"' -DQID_CFLAGS='"fuzz"' -Iinclude \
+	  $(DEP_CFLAGS) -o $@ $< $(LIB_SRC) $(DEP_LIBS)
+$(BUILD)/fuzz:
+	mkdir -p $@
+fuzz: $(FUZZ_TARGETS)
+	@for t in $(FUZZ_TARGETS); do \
+	  name=$$(basename $$t); mkdir -p $(BUILD)/fuzz/corpus-$$name; \
+	  if [ "$(FUZZ_SECONDS)" -gt 0 ]; then \
+	    echo "fuzzing $$name for $(FUZZ_SECONDS)s"; \
+	    $$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD)/fuzz/corpus-$$name test/fuzz/seeds-$$name || exit 1; \
+	  fi; \
+	done
+
+install: $(QID)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/qid/hdf5-schema $(DESTDIR)$(PREFIX)/share/qid/jobs
+	install -m 755 $(QID) $(DESTDIR)$(PREFIX)/bin/qid
+	install -m 644 hdf5-schema/* $(DESTDIR)$(PREFIX)/share/qid/hdf5-schema/
+	install -m 644 jobs/* $(DESTDIR)$(PREFIX)/share/qid/jobs/
+
+format-check:
+	clang-format --dry-run --Werror src/*.c include/*.h test/*.c test/*.h
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(LIB_OBJ:.o=.d) $(BUILD)/obj/main.d $(TEST_BIN:.t=.d) $(TAP_OBJ:.o=.d)

@@ -1,0 +1,25 @@
+/* fsutil.h - small file-system helpers: reading a bounded text file whole,
+ * hashing a file, joining paths.
+ *
+ * Does not: touch HDF5 (h5io.h does). */
+#ifndef QID_FSUTIL_H
+#define QID_FSUTIL_H
+
+#include <stddef.h>
+
+#include "error.h"
+
+/* Reads path into a malloc'd NUL-terminated buffer (*len bytes, not counting
+ * the NUL). Files larger than max_bytes are rejected with QID_E_INVALID. */
+int qid_read_text_file(const char *path, size_t max_bytes, char **out, size_t *len, qid_error *err);
+
+/* SHA-256 of a file's bytes as 64 hex digits. */
+int qid_sha256_file(const char *path, char hex[65], qid_error *err);
+
+/* "dir/name" into a malloc'd string. */
+char *qid_path_join(const char *dir, const char *name);
+
+/* 1 if path names an existing file or directory. */
+int qid_path_exists(const char *path);
+
+#endif

@@ -1,0 +1,78 @@
+/* inspect.c - `qid inspect`: dispatch on the file's format attribute. */
+#include "inspect.h"
+
+#include <getopt.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "error.h"
+#include "fsutil.h"
+#include "h5io.h"
+#include "tokens.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: qid inspect [--tensors] FILE...\n"
+                 "\n"
+                 "Prints what a qid HDF5 file holds: kind, schema version, architecture,\n"
+                 "sizes, N, D, hashes; for token sets the vocabulary and windows.\n"
+                 "\n"
+                 "options:\n"
+                 "  -t, --tensors   list every tensor with its shape and dtype\n"
+                 "  -h, --help      this help\n");
+}
+
+static int inspect_one(const char *path, int tensors, qid_error *err)
+{
+    if (!qid_path_exists(path)) return qid_error_set(err, QID_E_IO, "cannot open '%s': no such file", path);
+    if (H5Fis_hdf5(path) <= 0)
+        return qid_error_set(err, QID_E_FORMAT, "'%s' is not an HDF5 file (truncated or another format?)", path);
+    hid_t fid = H5I_INVALID_HID;
+    char format[64] = "";
+    QID_H5_TRY(err, fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), "cannot open '%s'", path);
+    int rc = qid_h5_read_format(fid, format, sizeof format, err);
+    H5Fclose(fid);
+    if (rc) return rc;
+    if (strcmp(format, QID_CKPT_FORMAT) == 0) return qid_ckpt_summary(path, stdout, tensors, err);
+    if (strcmp(format, QID_TOKENS_FORMAT) == 0) return qid_tokens_summary(path, stdout, err);
+    if (!format[0])
+        return qid_error_set(err, QID_E_FORMAT, "'%s' is an HDF5 file without a qid 'format' attribute", path);
+    return qid_error_set(err, QID_E_FORMAT, "'%s' has format '%s', which this qid does not know", path, format);
+fail:
+    return err ? err->code : QID_E_HDF5;
+}
+
+int qid_inspect_main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"tensors", no_argument, 0, 't'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int tensors = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "th", longopts, NULL)) != -1) {
+        if (c == 't') tensors = 1;
+        else if (c == 'h') {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "qid inspect: error: no file given\n");
+        usage(stderr);
+        return 2;
+    }
+    int status = 0;
+    for (int i = optind; i < argc; i++) {
+        qid_error err;
+        qid_error_clear(&err);
+        if (inspect_one(argv[i], tensors, &err)) {
+            fprintf(stderr, "qid inspect: error: %s\n", err.msg);
+            status = 1;
+        }
+    }
+    return status;
+}

@@ -1,0 +1,78 @@
+/* main.c - the qid command line: dispatches `qid <command>` to the module
+ * that owns the command. Only `qid run` initialises MPI (later issue); every
+ * other command is a plain serial program.
+ *
+ * Does not: parse command options (each command does its own). */
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+#include "import.h"
+#include "inspect.h"
+#include "tokens.h"
+#include "version.h"
+
+typedef struct {
+    const char *name;
+    int (*main)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"import", qid_import_main, "Hugging Face safetensors checkpoint -> qid checkpoint (HDF5)"},
+    {"tokens", qid_tokens_main, "token ids (raw, .npy or text bytes) -> qid token set (HDF5)"},
+    {"inspect", qid_inspect_main, "summarise any qid HDF5 file"},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+/* Commands of later milestones: named in --help so users see the plan. */
+static const char *const planned[] = {"eval", "quantize", "run", "results", "fit", "predict", "report", "train"};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: qid <command> [options]\n"
+                 "\n"
+                 "qid measures how much post-training quantization degrades language models\n"
+                 "across checkpoints and bit widths, and fits scaling laws to the results.\n"
+                 "\n"
+                 "commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++) fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nnot yet available:");
+    for (size_t i = 0; i < sizeof planned / sizeof planned[0]; i++) fprintf(out, " %s", planned[i]);
+    fprintf(out, "\n\n'qid <command> --help' describes a command; 'qid --version' the build.\n");
+}
+
+static void version(void)
+{
+    char libs[1024];
+    qid_library_versions(libs, sizeof libs);
+    printf("qid %s (git %s)\ncompiler: %s\nflags: %s\nlibraries: %s\n", qid_version(), qid_git_rev(),
+           qid_compiler(), qid_build_flags(), libs);
+}
+
+int main(int argc, char **argv)
+{
+    qid_h5_silence();
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        version();
+        return 0;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(cmd, commands[i].name) == 0) return commands[i].main(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof planned / sizeof planned[0]; i++)
+        if (strcmp(cmd, planned[i]) == 0) {
+            fprintf(stderr, "qid: error: '%s' is not available in this version yet\n", cmd);
+            return 2;
+        }
+    fprintf(stderr, "qid: error: unknown command '%s' (see 'qid --help')\n", cmd);
+    return 2;
+}

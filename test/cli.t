@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# cli.t - the qid command line: help and version, `qid import` and
+# `qid inspect` end to end on a transformers-written checkpoint, the golden
+# h5dump listing of the checkpoint schema, and one-line errors that leave no
+# output behind.
+set -u
+. "$(dirname "$0")/taplib.sh"
+plan 27
+tap_tmpdir
+T=$TAP_TMP
+FIX=test/fixtures/hf
+
+out=$($QID --help); ok $? "qid --help exits 0"
+like "$out" "import" "--help lists import"
+like "$out" "inspect" "--help lists inspect"
+out=$($QID --version); ok $? "qid --version exits 0"
+like "$out" "libraries: HDF5 1." "--version names the libraries"
+$QID import --help >/dev/null; ok $? "qid import --help exits 0"
+$QID frobnicate 2>"$T/err"; is 2 $? "unknown command exits 2"
+like "$(cat "$T/err")" "unknown command 'frobnicate'" "unknown command: message"
+$QID import --from safetensors "$FIX/gpt-neox-tiny" 2>"$T/err"; is 2 $? "import without -o exits 2"
+like "$(head -1 "$T/err")" "qid import: error: no output given" "missing -o: message"
+
+out=$($QID import --from safetensors "$FIX/gpt-neox-tiny" --step 1000 --tokens-per-step 2097152 -o "$T/ck.h5" 2>"$T/err")
+ok $? "import of the GPT-NeoX fixture succeeds"
+like "$out" "N = 17152, step 1000, D = 2097152000" "import reports N, step and D"
+h5dump -H "$T/ck.h5" | sed '1s/.*/HDF5 "checkpoint.h5" {/' >"$T/listing"
+diff -u hdf5-schema/checkpoint.h5dump "$T/listing" >"$T/diff"; ok $? "h5dump -H matches hdf5-schema/checkpoint.h5dump"
+[ -s "$T/diff" ] && sed 's/^/# /' "$T/diff" | head -40
+
+out=$($QID inspect "$T/ck.h5"); ok $? "inspect exits 0"
+like "$out" "qid checkpoint, schema version 1" "inspect: kind and schema version"
+like "$out" "params non-embed (N)   17152" "inspect: N"
+like "$out" "tokens seen (D)        2097152000" "inspect: D"
+out=$($QID inspect --tensors "$T/ck.h5")
+like "$out" "/layers/1/mlp.down.weight" "inspect --tensors lists layer tensors"
+like "$out" "[32, 64]         float32  linear" "inspect --tensors shows shape, dtype, kind"
+
+# errors: one line on stderr, exit 1, nothing left behind
+mkdir -p "$T/bad" "$T/out"
+cp "$FIX/gpt-neox-tiny/config.json" "$T/bad/"
+head -c 50000 "$FIX/gpt-neox-tiny/model.safetensors" >"$T/bad/model.safetensors"
+$QID import --from safetensors "$T/bad" -o "$T/out/x.h5" 2>"$T/err"; is 1 $? "truncated safetensors exits 1"
+like "$(cat "$T/err")" "qid import: error: invalid safetensors file '$T/bad/model.safetensors': tensor" "truncated: message names the file and tensor"
+is 1 "$(grep -cv '^qid: warning' "$T/err")" "truncated: exactly one error line"
+is 0 "$(ls -A "$T/out" | wc -l)" "truncated: no output or temporary file left"
+$QID import --from safetensors "$FIX/gpt-neox-tiny" -o "$T/ck.h5" 2>"$T/err"; is 1 $? "existing output exits 1"
+like "$(cat "$T/err")" "exists (use --force to replace it)" "existing output: message"
+$QID inspect "$FIX/gpt-neox-tiny/config.json" 2>"$T/err"; is 1 $? "inspect of a non-HDF5 file exits 1"
+like "$(cat "$T/err")" "is not an HDF5 file" "inspect non-HDF5: message"

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# tokens.t - `qid tokens` end to end: help, the golden h5dump listing of the
+# token-set schema (hdf5-schema/tokens.h5dump), raw/npy/text imports with
+# their counts, `qid inspect` of a token set, usage errors (exit 2), and
+# one-line errors (exit 1) that leave no output or temporary file behind.
+set -u
+. "$(dirname "$0")/taplib.sh"
+plan 44
+tap_tmpdir
+T=$TAP_TMP
+SEEDS=test/fuzz/seeds-npy
+
+out=$($QID tokens --help); ok $? "qid tokens --help exits 0"
+like "$out" "usage: qid tokens --from INPUT -o OUT.h5 [options]" "--help prints the usage"
+like "$($QID --help)" "tokens" "qid --help lists tokens"
+
+# golden listing: the fixed command documented in hdf5-schema/tokens.md
+seq 1 200 >"$T/golden.txt"
+out=$($QID tokens --from "$T/golden.txt" --text --seq-len 64 -o "$T/tokens.h5"); ok $? "text import of seq 1 200 succeeds"
+is "wrote $T/tokens.h5: 10 windows x 64 tokens (uint16, vocab 256, tokenizer bytes); 52 of 692 source tokens dropped" \
+    "$out" "text import reports windows, dtype and the dropped tail"
+h5dump -H "$T/tokens.h5" | sed '1s/.*/HDF5 "tokens.h5" {/' >"$T/listing"
+diff -u hdf5-schema/tokens.h5dump "$T/listing" >"$T/diff"; ok $? "h5dump -H matches hdf5-schema/tokens.h5dump"
+[ -s "$T/diff" ] && sed 's/^/# /' "$T/diff" | head -40
+is "$(sha256sum "$T/golden.txt" | cut -c1-64)" "$(h5dump -a /source_sha256 "$T/tokens.h5" | sed -n 's/.*(0): "\(.*\)".*/\1/p')" \
+    "source_sha256 equals sha256sum of the source"
+is "$(tail -c +577 "$T/golden.txt" | head -c 10 | od -An -tu1 | xargs)" \
+    "$(h5dump -d /tokens -s 9,0 -c 1,10 -y -w 0 "$T/tokens.h5" | sed -n '/DATA {/{n;p}' | tr -d ',' | xargs)" \
+    "window 9 holds source bytes 576..585"
+
+# inspect
+out=$($QID inspect "$T/tokens.h5"); ok $? "inspect of a token set exits 0"
+like "$out" "qid token set, schema version 1" "inspect: kind and schema version"
+like "$out" "windows                10 x 64 tokens (640 tokens)" "inspect: windows x seq_len"
+like "$out" "dtype                  uint16" "inspect: dtype"
+like "$out" "source                 golden.txt (692 tokens, 52 dropped)" "inspect: source"
+
+# raw uint16 and uint32 (written with perl's pack, little-endian)
+perl -e 'print pack("v*", map { ($_ * 7919) % 50304 } 0..4999)' >"$T/data.u16"
+out=$($QID tokens --from "$T/data.u16" --dtype uint16 --vocab 50304 --tokenizer gpt-neox-20b --seq-len 2048 -o "$T/u16.h5")
+ok $? "raw uint16 import succeeds"
+like "$out" "2 windows x 2048 tokens (uint16, vocab 50304, tokenizer gpt-neox-20b); 904 of 5000" "raw uint16: counts"
+perl -e 'print pack("V*", map { ($_ * 104729) % 151936 } 0..999)' >"$T/data.u32"
+out=$($QID tokens --dtype uint32 --vocab 151936 --tokenizer qwen2 --seq-len 100 --max-windows 4 "$T/data.u32" -o "$T/u32.h5")
+ok $? "raw uint32 import succeeds"
+like "$out" "4 windows x 100 tokens (uint32, vocab 151936, tokenizer qwen2); 600 of 1000" "raw uint32 with --max-windows: counts"
+is "H5T_STD_U32LE" "$(h5dump -H -d /tokens "$T/u32.h5" | awk '/DATATYPE/ {print $2}')" "vocab > 65536 is stored as uint32"
+
+# .npy (recognised by its magic)
+out=$($QID tokens --vocab 50304 --tokenizer t --seq-len 5 $SEEDS/i8-2d-v2.npy -o "$T/npy.h5"); ok $? "npy 2-D int64 v2.0 import"
+like "$out" "4 windows x 5 tokens (uint16, vocab 50304, tokenizer t); 4 of 24" "npy: 24 ids flattened, 4 dropped"
+
+# errors: one line on stderr (warnings aside), exit 1, nothing left behind
+mkdir -p "$T/out"
+perl -e 'print pack("V*", map { $_ == 12345 ? 70000 : $_ % 50304 } 0..19999)' >"$T/bad.u32"
+$QID tokens --from "$T/bad.u32" --dtype uint32 --vocab 50304 --tokenizer t -o "$T/out/x.h5" 2>"$T/err"; is 1 $? "id 70000 >= vocab exits 1"
+is "qid tokens: error: token id 70000 at position 12345 is outside the vocabulary (size 50304) in '$T/bad.u32'" \
+    "$(cat "$T/err")" "out of range: the message names id, position, vocab and file"
+is 0 "$(ls -A "$T/out" | wc -l)" "out of range: no output and no .tmp left"
+$QID tokens --vocab 50304 --tokenizer t $SEEDS/u2-be-v1.npy -o "$T/out/x.h5" 2>"$T/err"; is 1 $? "big-endian npy exits 1"
+like "$(cat "$T/err")" "big-endian dtype '>u2' is not supported" "big-endian npy: message"
+$QID tokens --vocab 50304 --tokenizer t $SEEDS/u2-fortran-v1.npy -o "$T/out/x.h5" 2>"$T/err"; is 1 $? "fortran-order npy exits 1"
+like "$(cat "$T/err")" "fortran_order is True" "fortran npy: message"
+$QID tokens --vocab 50304 --tokenizer t --seq-len 2 $SEEDS/i4-neg-v1.npy -o "$T/out/x.h5" 2>"$T/err"; is 1 $? "negative id exits 1"
+like "$(cat "$T/err")" "token id -1 at position 2 is negative" "negative id: message"
+is 1 "$(wc -l <"$T/err")" "negative id: exactly one line"
+$QID tokens --vocab 50304 --tokenizer t "$T/golden.txt" -o "$T/out/x.h5" 2>"$T/err"; is 1 $? "a text file without --text exits 1"
+like "$(cat "$T/err")" "is not a .npy file (bad magic); give --dtype uint16|uint32" "no format: hint"
+is 0 "$(ls -A "$T/out" | wc -l)" "errors: still nothing in the output directory"
+$QID tokens --text "$T/golden.txt" -o "$T/tokens.h5" 2>"$T/err"; is 1 $? "existing output exits 1"
+like "$(cat "$T/err")" "exists (use --force to replace it)" "existing output: message"
+$QID tokens --text --force --seq-len 100 "$T/golden.txt" -o "$T/tokens.h5" >/dev/null; ok $? "--force replaces it"
+
+# usage errors: exit 2
+$QID tokens --dtype uint16 "$T/data.u16" -o "$T/out/x.h5" 2>"$T/err"; is 2 $? "raw without --vocab exits 2"
+like "$(head -1 "$T/err")" "qid tokens: error: --vocab V is required" "missing --vocab: message"
+$QID tokens --text --seq-len 0 "$T/golden.txt" -o "$T/out/x.h5" 2>"$T/err"; is 2 $? "--seq-len 0 exits 2"
+$QID tokens --text --dtype uint16 "$T/golden.txt" -o "$T/out/x.h5" 2>"$T/err"; is 2 $? "--text with --dtype exits 2"
+$QID tokens --dtype uint8 --vocab 10 "$T/golden.txt" -o "$T/out/x.h5" 2>"$T/err"; is 2 $? "--dtype uint8 exits 2"
+$QID tokens --text --from "$T/golden.txt" "$T/golden.txt" -o "$T/out/x.h5" 2>"$T/err"; is 2 $? "--from and INPUT exits 2"
+like "$(head -1 "$T/err")" "too many arguments (give one input: --from INPUT or INPUT)" "two inputs: message"
+is 0 "$(ls -A "$T/out" | wc -l)" "usage errors: nothing in the output directory"
