@@ -62,6 +62,8 @@ TAP_OBJ := $(BUILD)/test/tap.o
 
 .PHONY: all check deps demo bench benches fuzz install clean tests format-check
 .DEFAULT_GOAL := all
+# keep test objects between runs
+.SECONDARY:
 
 all: $(QID)
 

@@ -21,7 +21,7 @@
 #include "error.h"
 #include "h5io.h"
 
-#define QID_CKPT_FORMAT "qid-checkpoint"
+#define QID_CKPT_FORMAT         "qid-checkpoint"
 #define QID_CKPT_SCHEMA_VERSION 1
 
 typedef enum qid_arch {
@@ -48,11 +48,11 @@ typedef struct qid_model_config {
     double rotary_pct;   /* 0.25 for Pythia, 1.0 for llama */
     double rope_theta;   /* rotary base */
     double norm_eps;
-    int parallel_residual; /* gpt-neox use_parallel_residual */
-    int tie_embeddings;    /* lm_head shares embed.weight (no lm_head tensor stored) */
-    int qkv_bias;          /* q/k/v projections have biases */
-    int o_bias;            /* attention output projection has a bias */
-    int mlp_bias;          /* MLP projections have biases */
+    int parallel_residual;  /* gpt-neox use_parallel_residual */
+    int tie_embeddings;     /* lm_head shares embed.weight (no lm_head tensor stored) */
+    int qkv_bias;           /* q/k/v projections have biases */
+    int o_bias;             /* attention output projection has a bias */
+    int mlp_bias;           /* MLP projections have biases */
     int64_t sliding_window; /* 0 = full causal attention */
 } qid_model_config;
 
@@ -71,11 +71,11 @@ typedef enum qid_tensor_kind {
 /* One tensor of a model. Names are qid's: "attn.qkv.weight" inside
  * /layers/<i>, or "embed.weight" at the root. */
 typedef struct qid_tensor_spec {
-    char name[48];     /* qid name, e.g. "mlp.up.weight" */
-    char hf_name[96];  /* Hugging Face name with the layer index filled in */
-    int layer;         /* -1 for global tensors */
-    int ndim;          /* 1 or 2 */
-    int64_t shape[2];  /* rows (out), cols (in); shape[1] = 1 when ndim = 1 */
+    char name[48];    /* qid name, e.g. "mlp.up.weight" */
+    char hf_name[96]; /* Hugging Face name with the layer index filled in */
+    int layer;        /* -1 for global tensors */
+    int ndim;         /* 1 or 2 */
+    int64_t shape[2]; /* rows (out), cols (in); shape[1] = 1 when ndim = 1 */
     qid_tensor_kind kind;
 } qid_tensor_spec;
 
@@ -98,10 +98,10 @@ int64_t qid_params_total(const qid_model_config *cfg);
 
 /* What a checkpoint says about itself besides its config. */
 typedef struct qid_ckpt_meta {
-    char model[128];        /* model (family/size) name, e.g. "pythia-160m" */
-    int64_t step;           /* training step, -1 if unknown */
-    int64_t tokens_seen;    /* D, -1 if unknown */
-    qid_dtype dtype;        /* precision the tensors are stored in */
+    char model[128];     /* model (family/size) name, e.g. "pythia-160m" */
+    int64_t step;        /* training step, -1 if unknown */
+    int64_t tokens_seen; /* D, -1 if unknown */
+    qid_dtype dtype;     /* precision the tensors are stored in */
     int64_t params_nonembedding;
     int64_t params_total;
     char source_sha256[65]; /* hash over the source files' hashes */
@@ -115,10 +115,10 @@ typedef struct qid_ckpt_writer qid_ckpt_writer;
 
 /* Provenance stored in /source. Strings may be NULL (stored as ""). */
 typedef struct qid_ckpt_source {
-    const char *files;     /* newline-separated file names */
-    const char *sha256;    /* newline-separated hex digests, one per file */
+    const char *files;       /* newline-separated file names */
+    const char *sha256;      /* newline-separated hex digests, one per file */
     const char *config_json; /* the source config text, verbatim */
-    const char *directory; /* where it was imported from */
+    const char *directory;   /* where it was imported from */
 } qid_ckpt_source;
 
 /* Starts writing a checkpoint to a temporary name next to path. meta's

@@ -26,12 +26,12 @@
 /* Status codes of recoverable failures. 0 is success. */
 enum qid_status {
     QID_OK = 0,
-    QID_E_IO = 1,       /* a file cannot be opened, read or written */
-    QID_E_FORMAT = 2,   /* a file is not what it claims to be (bad header, schema) */
-    QID_E_INVALID = 3,  /* a valid file or argument with values we reject */
-    QID_E_NUMERIC = 4,  /* non-finite values, failed factorization */
-    QID_E_USAGE = 5,    /* bad command line */
-    QID_E_HDF5 = 6,     /* an HDF5 call failed */
+    QID_E_IO = 1,      /* a file cannot be opened, read or written */
+    QID_E_FORMAT = 2,  /* a file is not what it claims to be (bad header, schema) */
+    QID_E_INVALID = 3, /* a valid file or argument with values we reject */
+    QID_E_NUMERIC = 4, /* non-finite values, failed factorization */
+    QID_E_USAGE = 5,   /* bad command line */
+    QID_E_HDF5 = 6,    /* an HDF5 call failed */
 };
 
 #define QID_ERROR_MAX 1024
@@ -48,13 +48,11 @@ void qid_error_clear(qid_error *err);
 /* Sets err to code and the printf-formatted message; returns code so callers
  * can write `return qid_error_set(err, QID_E_IO, ...)`. err may be NULL (the
  * message is then dropped). An existing message is overwritten. */
-int qid_error_set(qid_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int qid_error_set(qid_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Like qid_error_set, but keeps the existing message as the cause:
  * "<new message>: <old message>". Used to add context on the way up. */
-int qid_error_wrap(qid_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int qid_error_wrap(qid_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Name of a status code ("io", "format", ...). */
 const char *qid_status_name(int code);
@@ -86,9 +84,9 @@ _Noreturn void qid_die_at(const char *file, int line, const char *func, const ch
 #define qid_die(...) qid_die_at(__FILE__, __LINE__, __func__, __VA_ARGS__)
 
 /* Aborts the job with the condition text when cond is false. */
-#define QID_CHECK(cond, ...)                                                              \
-    do {                                                                                  \
-        if (!(cond)) qid_die_at(__FILE__, __LINE__, __func__, "check '" #cond "' failed: " __VA_ARGS__); \
+#define QID_CHECK(cond, ...)                                                                                           \
+    do {                                                                                                               \
+        if (!(cond)) qid_die_at(__FILE__, __LINE__, __func__, "check '" #cond "' failed: " __VA_ARGS__);               \
     } while (0)
 
 /* ---- tier 2: memory ---------------------------------------------------- */
@@ -100,10 +98,10 @@ char *qid_strdup_at(const char *s, const char *file, int line);
 
 /* Allocations that succeed or end the job with the byte count and label.
  * A request of 0 bytes returns a valid unique pointer. Free with free(). */
-#define qid_malloc(bytes, label) qid_malloc_at((bytes), (label), __FILE__, __LINE__)
-#define qid_calloc(n, size, label) qid_calloc_at((n), (size), (label), __FILE__, __LINE__)
+#define qid_malloc(bytes, label)     qid_malloc_at((bytes), (label), __FILE__, __LINE__)
+#define qid_calloc(n, size, label)   qid_calloc_at((n), (size), (label), __FILE__, __LINE__)
 #define qid_realloc(p, bytes, label) qid_realloc_at((p), (bytes), (label), __FILE__, __LINE__)
-#define qid_strdup(s) qid_strdup_at((s), __FILE__, __LINE__)
+#define qid_strdup(s)                qid_strdup_at((s), __FILE__, __LINE__)
 
 /* n * size, or qid_die when it overflows size_t. */
 size_t qid_mul_size(size_t n, size_t size);
@@ -123,20 +121,20 @@ void qid_h5_last_message(long long stack, char *buf, size_t len);
  * negative, sets err (code QID_E_HDF5) to
  *   "<context>: <hdf5's message> (<call> at file:line)"
  * and jumps to the function's `fail:` label. context is printf-formatted. */
-#define QID_H5_TRY(err, call, ...)                                                         \
-    do {                                                                                   \
-        if ((call) < 0) {                                                                  \
-            long long qid_h5_stack_ = qid_h5_take_stack();                                 \
-            qid_h5_error_set((err), qid_h5_stack_, #call, __FILE__, __LINE__, __VA_ARGS__); \
-            goto fail;                                                                     \
-        }                                                                                  \
+#define QID_H5_TRY(err, call, ...)                                                                                     \
+    do {                                                                                                               \
+        if ((call) < 0) {                                                                                              \
+            long long qid_h5_stack_ = qid_h5_take_stack();                                                             \
+            qid_h5_error_set((err), qid_h5_stack_, #call, __FILE__, __LINE__, __VA_ARGS__);                            \
+            goto fail;                                                                                                 \
+        }                                                                                                              \
     } while (0)
 
 /* Tier 1: an HDF5 call that must not fail (closing a handle, writing to a file
  * we created). On failure prints the HDF5 stack and aborts the job. */
-#define QID_H5_CHECK(call)                                                                 \
-    do {                                                                                   \
-        if ((call) < 0) qid_h5_die(#call, __FILE__, __LINE__, __func__);                   \
+#define QID_H5_CHECK(call)                                                                                             \
+    do {                                                                                                               \
+        if ((call) < 0) qid_h5_die(#call, __FILE__, __LINE__, __func__);                                               \
     } while (0)
 
 /* Takes HDF5's current error stack (before anything else can clear it) and
@@ -151,10 +149,10 @@ _Noreturn void qid_h5_die(const char *call, const char *file, int line, const ch
 
 /* Tier 1: an MPI call (communicator set to MPI_ERRORS_RETURN). On a non-zero
  * return prints MPI's own error string with the call and aborts the job. */
-#define QID_MPI(call)                                                                      \
-    do {                                                                                   \
-        int qid_mpi_rc_ = (call);                                                          \
-        if (qid_mpi_rc_ != 0) qid_mpi_die(qid_mpi_rc_, #call, __FILE__, __LINE__, __func__); \
+#define QID_MPI(call)                                                                                                  \
+    do {                                                                                                               \
+        int qid_mpi_rc_ = (call);                                                                                      \
+        if (qid_mpi_rc_ != 0) qid_mpi_die(qid_mpi_rc_, #call, __FILE__, __LINE__, __func__);                           \
     } while (0)
 
 _Noreturn void qid_mpi_die(int rc, const char *call, const char *file, int line, const char *func);
@@ -168,26 +166,25 @@ int qid_mpi_count(size_t n, const char *what);
  * job), > 0 a numerical failure (e.g. a matrix not positive definite: a
  * tier-3 error). QID_LAPACKE evaluates call into `info_var` and aborts on
  * info < 0; the caller handles info > 0. */
-#define QID_LAPACKE(info_var, call)                                                        \
-    do {                                                                                   \
-        (info_var) = (call);                                                               \
-        if ((info_var) < 0)                                                                \
-            qid_die_at(__FILE__, __LINE__, __func__, "%s: illegal value in argument %d",  \
-                       #call, -(int)(info_var));                                           \
+#define QID_LAPACKE(info_var, call)                                                                                    \
+    do {                                                                                                               \
+        (info_var) = (call);                                                                                           \
+        if ((info_var) < 0)                                                                                            \
+            qid_die_at(__FILE__, __LINE__, __func__, "%s: illegal value in argument %d", #call, -(int)(info_var));     \
     } while (0)
 
 /* Tier 3 form: like QID_LAPACKE, and when info > 0 sets err (QID_E_NUMERIC)
  * to "<context>: <call> returned info=<n> (file:line)" and jumps to `fail:`. */
-#define QID_LAPACKE_TRY(err, info_var, call, ...)                                          \
-    do {                                                                                   \
-        QID_LAPACKE(info_var, call);                                                       \
-        if ((info_var) > 0) {                                                              \
-            qid_lapacke_error_set((err), #call, (int)(info_var), __FILE__, __LINE__, __VA_ARGS__); \
-            goto fail;                                                                     \
-        }                                                                                  \
+#define QID_LAPACKE_TRY(err, info_var, call, ...)                                                                      \
+    do {                                                                                                               \
+        QID_LAPACKE(info_var, call);                                                                                   \
+        if ((info_var) > 0) {                                                                                          \
+            qid_lapacke_error_set((err), #call, (int)(info_var), __FILE__, __LINE__, __VA_ARGS__);                     \
+            goto fail;                                                                                                 \
+        }                                                                                                              \
     } while (0)
 
-int qid_lapacke_error_set(qid_error *err, const char *call, int info, const char *file, int line,
-                          const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+int qid_lapacke_error_set(qid_error *err, const char *call, int info, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
 #endif

@@ -60,8 +60,7 @@ int qid_h5_write_format(hid_t fid, const char *format, int64_t version, qid_erro
 /* Opens path read-only and checks its format and schema_version: a missing
  * attribute, another format, or a version newer than max_version fail with a
  * hint. Returns the file id or H5I_INVALID_HID. */
-hid_t qid_h5_open_format(const char *path, const char *format, int64_t max_version, int64_t *version,
-                         qid_error *err);
+hid_t qid_h5_open_format(const char *path, const char *format, int64_t max_version, int64_t *version, qid_error *err);
 /* Reads the root `format` attribute of any file into buf ("" when absent). */
 int qid_h5_read_format(hid_t fid, char *buf, size_t len, qid_error *err);
 

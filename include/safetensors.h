@@ -18,11 +18,24 @@
 #include "error.h"
 
 #define QID_ST_MAX_HEADER (100u << 20) /* the reference implementation's limit */
-#define QID_ST_MAX_DIMS 8
+#define QID_ST_MAX_DIMS   8
 
 typedef enum qid_st_dtype {
-    QID_ST_BOOL, QID_ST_U8, QID_ST_I8, QID_ST_F8_E5M2, QID_ST_F8_E4M3, QID_ST_I16, QID_ST_U16, QID_ST_F16,
-    QID_ST_BF16, QID_ST_I32, QID_ST_U32, QID_ST_F32, QID_ST_F64, QID_ST_I64, QID_ST_U64,
+    QID_ST_BOOL,
+    QID_ST_U8,
+    QID_ST_I8,
+    QID_ST_F8_E5M2,
+    QID_ST_F8_E4M3,
+    QID_ST_I16,
+    QID_ST_U16,
+    QID_ST_F16,
+    QID_ST_BF16,
+    QID_ST_I32,
+    QID_ST_U32,
+    QID_ST_F32,
+    QID_ST_F64,
+    QID_ST_I64,
+    QID_ST_U64,
 } qid_st_dtype;
 
 /* "F32", "BF16", ... as in the header. */
@@ -38,7 +51,7 @@ typedef struct qid_st_tensor {
 } qid_st_tensor;
 
 typedef struct qid_st_file {
-    char *path;          /* for messages */
+    char *path; /* for messages */
     uint64_t file_size;
     uint64_t data_offset; /* 8 + header length */
     size_t n;

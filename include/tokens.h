@@ -24,8 +24,8 @@
 
 #include "error.h"
 
-#define QID_TOKENS_FORMAT "qid-tokens"
-#define QID_TOKENS_SCHEMA_VERSION 1
+#define QID_TOKENS_FORMAT          "qid-tokens"
+#define QID_TOKENS_SCHEMA_VERSION  1
 #define QID_TOKENS_DEFAULT_SEQ_LEN 2048
 /* Largest window: 16 Mi tokens (64 MiB of uint32 per window). */
 #define QID_TOKENS_MAX_SEQ_LEN ((int64_t)1 << 24)
@@ -40,14 +40,14 @@
 
 /* What a .npy header says, after validation. */
 typedef struct qid_tokens_npy {
-    int major, minor;     /* format version: 1.0, 2.0 or 3.0 */
-    char descr[8];        /* dtype as written, e.g. "<u2" */
-    size_t elem_size;     /* 1, 2, 4 or 8 bytes, little-endian */
-    int is_signed;        /* i2, i4, i8 (negative ids are rejected on import) */
-    int ndim;             /* 1 or 2 */
-    uint64_t shape[2];    /* shape[1] = 1 when ndim = 1 */
-    uint64_t n_elements;  /* product of the shape, C order */
-    size_t data_offset;   /* bytes before the data: magic, version, length, header */
+    int major, minor;    /* format version: 1.0, 2.0 or 3.0 */
+    char descr[8];       /* dtype as written, e.g. "<u2" */
+    size_t elem_size;    /* 1, 2, 4 or 8 bytes, little-endian */
+    int is_signed;       /* i2, i4, i8 (negative ids are rejected on import) */
+    int ndim;            /* 1 or 2 */
+    uint64_t shape[2];   /* shape[1] = 1 when ndim = 1 */
+    uint64_t n_elements; /* product of the shape, C order */
+    size_t data_offset;  /* bytes before the data: magic, version, length, header */
 } qid_tokens_npy;
 
 /* Parses and validates the header of a .npy file. buf holds the first len
@@ -79,14 +79,14 @@ typedef enum qid_tokens_source {
 } qid_tokens_source;
 
 typedef struct qid_tokens_import_opts {
-    const char *input;        /* source file */
-    const char *output;       /* token set to write */
+    const char *input;  /* source file */
+    const char *output; /* token set to write */
     qid_tokens_source source;
-    int64_t vocab_size;       /* 1..QID_TOKENS_MAX_VOCAB; required except for TEXT (0 there means 256) */
-    const char *tokenizer;    /* NULL: "bytes" for TEXT, "unknown" otherwise */
-    int64_t seq_len;          /* 1..QID_TOKENS_MAX_SEQ_LEN; 0 means QID_TOKENS_DEFAULT_SEQ_LEN */
-    int64_t max_windows;      /* 0: as many as the source fills */
-    int force;                /* replace an existing output */
+    int64_t vocab_size;    /* 1..QID_TOKENS_MAX_VOCAB; required except for TEXT (0 there means 256) */
+    const char *tokenizer; /* NULL: "bytes" for TEXT, "unknown" otherwise */
+    int64_t seq_len;       /* 1..QID_TOKENS_MAX_SEQ_LEN; 0 means QID_TOKENS_DEFAULT_SEQ_LEN */
+    int64_t max_windows;   /* 0: as many as the source fills */
+    int force;             /* replace an existing output */
 } qid_tokens_import_opts;
 
 /* What a token set says about itself (the root attributes). */
@@ -123,8 +123,8 @@ int qid_tokens_import(const qid_tokens_import_opts *o, qid_tokens_meta *meta, qi
 /* ---- reading ----------------------------------------------------------- */
 
 typedef struct qid_tokens {
-    hid_t file;       /* H5I_INVALID_HID when closed */
-    hid_t dset;       /* /tokens */
+    hid_t file; /* H5I_INVALID_HID when closed */
+    hid_t dset; /* /tokens */
     char path[1024];
     qid_tokens_meta meta;
 } qid_tokens;

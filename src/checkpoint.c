@@ -33,17 +33,15 @@ int qid_config_validate(const qid_model_config *c, qid_error *err)
 #define BAD(...) return qid_error_set(err, QID_E_INVALID, __VA_ARGS__)
     if (c->vocab_size <= 0 || c->d_model <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->d_ff <= 0 ||
         c->head_dim <= 0 || c->n_kv_heads <= 0)
-        BAD("model sizes must be positive (vocab %" PRId64 ", d_model %" PRId64 ", layers %" PRId64
-            ", heads %" PRId64 ", kv heads %" PRId64 ", head_dim %" PRId64 ", d_ff %" PRId64 ")",
+        BAD("model sizes must be positive (vocab %" PRId64 ", d_model %" PRId64 ", layers %" PRId64 ", heads %" PRId64
+            ", kv heads %" PRId64 ", head_dim %" PRId64 ", d_ff %" PRId64 ")",
             c->vocab_size, c->d_model, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->d_ff);
     if (c->n_layers > 100000 || c->d_model > (1 << 20) || c->d_ff > (1 << 22) || c->vocab_size > (1 << 24) ||
         c->n_heads > 4096)
-        BAD("model sizes out of range (layers %" PRId64 ", d_model %" PRId64 ", d_ff %" PRId64 ", vocab %" PRId64
-            ")",
+        BAD("model sizes out of range (layers %" PRId64 ", d_model %" PRId64 ", d_ff %" PRId64 ", vocab %" PRId64 ")",
             c->n_layers, c->d_model, c->d_ff, c->vocab_size);
     if (c->n_heads % c->n_kv_heads != 0)
-        BAD("%" PRId64 " attention heads are not a multiple of %" PRId64 " key/value heads", c->n_heads,
-            c->n_kv_heads);
+        BAD("%" PRId64 " attention heads are not a multiple of %" PRId64 " key/value heads", c->n_heads, c->n_kv_heads);
     if (c->arch == QID_ARCH_GPT_NEOX && (c->n_kv_heads != c->n_heads || c->head_dim * c->n_heads != c->d_model))
         BAD("gpt-neox needs n_kv_heads = n_heads and head_dim * n_heads = d_model");
     if (c->rotary_dim < 0 || c->rotary_dim > c->head_dim || c->rotary_dim % 2 != 0)
@@ -76,10 +74,8 @@ static const tensor_template neox_global_head[] = {
 static const tensor_template neox_layer[] = {
     {"ln1.weight", "gpt_neox.layers.%d.input_layernorm.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS},
     {"ln1.bias", "gpt_neox.layers.%d.input_layernorm.bias", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS},
-    {"attn.qkv.weight", "gpt_neox.layers.%d.attention.query_key_value.weight", QID_TENSOR_LINEAR, S_QKV, S_D,
-     W_ALWAYS},
-    {"attn.qkv.bias", "gpt_neox.layers.%d.attention.query_key_value.bias", QID_TENSOR_BIAS, S_QKV, S_ONE,
-     W_QKV_BIAS},
+    {"attn.qkv.weight", "gpt_neox.layers.%d.attention.query_key_value.weight", QID_TENSOR_LINEAR, S_QKV, S_D, W_ALWAYS},
+    {"attn.qkv.bias", "gpt_neox.layers.%d.attention.query_key_value.bias", QID_TENSOR_BIAS, S_QKV, S_ONE, W_QKV_BIAS},
     {"attn.out.weight", "gpt_neox.layers.%d.attention.dense.weight", QID_TENSOR_LINEAR, S_D, S_Q, W_ALWAYS},
     {"attn.out.bias", "gpt_neox.layers.%d.attention.dense.bias", QID_TENSOR_BIAS, S_D, S_ONE, W_O_BIAS},
     {"ln2.weight", "gpt_neox.layers.%d.post_attention_layernorm.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS},
@@ -177,10 +173,10 @@ typedef struct {
 static arch_table table_of(qid_arch arch)
 {
     if (arch == QID_ARCH_LLAMA)
-        return (arch_table){llama_global_head, llama_layer, llama_global_tail, COUNT(llama_global_head),
-                            COUNT(llama_layer), COUNT(llama_global_tail)};
-    return (arch_table){neox_global_head, neox_layer, neox_global_tail, COUNT(neox_global_head), COUNT(neox_layer),
-                        COUNT(neox_global_tail)};
+        return (arch_table){llama_global_head,        llama_layer,        llama_global_tail,
+                            COUNT(llama_global_head), COUNT(llama_layer), COUNT(llama_global_tail)};
+    return (arch_table){neox_global_head,        neox_layer,        neox_global_tail,
+                        COUNT(neox_global_head), COUNT(neox_layer), COUNT(neox_global_tail)};
 }
 
 qid_tensor_spec *qid_ckpt_tensors(const qid_model_config *cfg, size_t *n)
@@ -189,7 +185,8 @@ qid_tensor_spec *qid_ckpt_tensors(const qid_model_config *cfg, size_t *n)
     size_t cap = tb.n_head + tb.n_tail + (size_t)cfg->n_layers * tb.n_layer, count = 0;
     qid_tensor_spec *out = qid_calloc(cap, sizeof *out, "the tensor table");
     add_templates(cfg, tb.head, tb.n_head, -1, out, &count);
-    for (int l = 0; l < (int)cfg->n_layers; l++) add_templates(cfg, tb.layer, tb.n_layer, l, out, &count);
+    for (int l = 0; l < (int)cfg->n_layers; l++)
+        add_templates(cfg, tb.layer, tb.n_layer, l, out, &count);
     add_templates(cfg, tb.tail, tb.n_tail, -1, out, &count);
     *n = count;
     return out;
@@ -256,7 +253,10 @@ typedef struct {
     const char *doc;
 } config_field;
 
-#define CF(n, t, f, d) {n, t, offsetof(qid_model_config, f), d}
+#define CF(n, t, f, d)                                                                                                 \
+    {                                                                                                                  \
+        n, t, offsetof(qid_model_config, f), d                                                                         \
+    }
 static const config_field config_fields[] = {
     CF("vocab_size", 'i', vocab_size, "vocabulary size (rows of embed.weight)"),
     CF("d_model", 'i', d_model, "hidden size"),
@@ -455,8 +455,9 @@ int qid_ckpt_write_tensor(qid_ckpt_writer *w, const qid_tensor_spec *t, const vo
         qid_die("checkpoint tensors written out of order at '%s'", path);
     int64_t n = qid_tensor_numel(t), bad = first_nonfinite(data, w->dtype, n);
     if (bad >= 0)
-        return qid_error_set(err, QID_E_NUMERIC, "non-finite value in tensor '%s' at element %" PRId64 " (row %" PRId64
-                             ", column %" PRId64 ")",
+        return qid_error_set(err, QID_E_NUMERIC,
+                             "non-finite value in tensor '%s' at element %" PRId64 " (row %" PRId64 ", column %" PRId64
+                             ")",
                              path, bad, bad / t->shape[1], bad % t->shape[1]);
     hsize_t dims[2] = {(hsize_t)t->shape[0], (hsize_t)t->shape[1]};
     hsize_t chunk[2] = {chunk_rows(t, qid_dtype_size(w->dtype)), dims[1]};
@@ -466,8 +467,8 @@ int qid_ckpt_write_tensor(qid_ckpt_writer *w, const qid_tensor_spec *t, const vo
     QID_H5_TRY(err, H5Pset_obj_track_times(dcpl, 0), "cannot set properties of '%s'", path);
     QID_H5_TRY(err, dset = H5Dcreate2(w->file, path, w->ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
                "cannot create dataset '%s' in '%s'", path, w->tmp_path);
-    QID_H5_TRY(err, H5Dwrite(dset, w->ftype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data),
-               "cannot write dataset '%s' in '%s'", path, w->tmp_path);
+    QID_H5_TRY(err, H5Dwrite(dset, w->ftype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "cannot write dataset '%s' in '%s'",
+               path, w->tmp_path);
     H5Dclose(dset);
     H5Pclose(dcpl);
     H5Sclose(space);
@@ -493,8 +494,7 @@ int qid_ckpt_finish(qid_ckpt_writer *w, qid_error *err)
     if (w->next != w->n_tensors) {
         char path[160];
         qid_tensor_path(&w->tensors[w->next], path, sizeof path);
-        qid_error_set(err, QID_E_INVALID, "checkpoint '%s' is incomplete: tensor '%s' was not written", w->path,
-                      path);
+        qid_error_set(err, QID_E_INVALID, "checkpoint '%s' is incomplete: tensor '%s' was not written", w->path, path);
         qid_ckpt_abort(w);
         return QID_E_INVALID;
     }
@@ -613,8 +613,8 @@ int qid_ckpt_read_raw(const qid_ckpt *ck, const qid_tensor_spec *t, void *out, q
     hid_t dset = open_tensor(ck, t, err), mtype = H5I_INVALID_HID;
     if (dset < 0) return err ? err->code : QID_E_FORMAT;
     mtype = qid_h5_dtype_type(ck->meta.dtype);
-    QID_H5_TRY(err, H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out), "cannot read tensor '%s' in '%s'",
-               path, ck->path);
+    QID_H5_TRY(err, H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out), "cannot read tensor '%s' in '%s'", path,
+               ck->path);
     H5Tclose(mtype);
     H5Dclose(dset);
     return QID_OK;

@@ -193,7 +193,8 @@ static void call_name(const char *call, char *fn, size_t len)
 {
     const char *paren = strchr(call, '(');
     const char *end = paren ? paren : call + strlen(call), *start = end;
-    while (start > call && (isalnum((unsigned char)start[-1]) || start[-1] == '_')) start--;
+    while (start > call && (isalnum((unsigned char)start[-1]) || start[-1] == '_'))
+        start--;
     size_t n = (size_t)(end - start) < len - 1 ? (size_t)(end - start) : len - 1;
     memcpy(fn, start, n);
     fn[n] = '\0';
@@ -249,8 +250,8 @@ int qid_h5_error_set(qid_error *err, long long stack, const char *call, const ch
     vsnprintf(context, sizeof context, fmt, ap);
     va_end(ap);
     call_name(call, fn, sizeof fn);
-    return qid_error_set(err, QID_E_HDF5, "%s: %s (%s at %s:%d)", context, h5msg[0] ? h5msg : "HDF5 call failed",
-                         fn, base_name(file), line);
+    return qid_error_set(err, QID_E_HDF5, "%s: %s (%s at %s:%d)", context, h5msg[0] ? h5msg : "HDF5 call failed", fn,
+                         base_name(file), line);
 }
 
 _Noreturn void qid_h5_die(const char *call, const char *file, int line, const char *func)
@@ -281,8 +282,7 @@ int qid_mpi_count(size_t n, const char *what)
 
 /* ---- LAPACKE ----------------------------------------------------------- */
 
-int qid_lapacke_error_set(qid_error *err, const char *call, int info, const char *file, int line, const char *fmt,
-                          ...)
+int qid_lapacke_error_set(qid_error *err, const char *call, int info, const char *file, int line, const char *fmt, ...)
 {
     char context[512], fn[64];
     va_list ap;
@@ -290,6 +290,6 @@ int qid_lapacke_error_set(qid_error *err, const char *call, int info, const char
     vsnprintf(context, sizeof context, fmt, ap);
     va_end(ap);
     call_name(call, fn, sizeof fn);
-    return qid_error_set(err, QID_E_NUMERIC, "%s: %s returned info=%d (at %s:%d)", context, fn, info,
-                         base_name(file), line);
+    return qid_error_set(err, QID_E_NUMERIC, "%s: %s returned info=%d (at %s:%d)", context, fn, info, base_name(file),
+                         line);
 }

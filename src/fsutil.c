@@ -47,7 +47,8 @@ int qid_sha256_file(const char *path, char hex[65], qid_error *err)
     qid_sha256 h;
     qid_sha256_init(&h);
     size_t got;
-    while ((got = fread(buf, 1, CHUNK, f)) > 0) qid_sha256_update(&h, buf, got);
+    while ((got = fread(buf, 1, CHUNK, f)) > 0)
+        qid_sha256_update(&h, buf, got);
     int bad = ferror(f);
     fclose(f);
     free(buf);

@@ -90,7 +90,8 @@ void qid_f16_to_f32(const uint16_t *restrict in, float *restrict out, size_t n)
 
 void qid_bf16_to_f32(const uint16_t *restrict in, float *restrict out, size_t n)
 {
-    for (size_t i = 0; i < n; i++) out[i] = f32_from_bits((uint32_t)in[i] << 16);
+    for (size_t i = 0; i < n; i++)
+        out[i] = f32_from_bits((uint32_t)in[i] << 16);
 }
 
 uint16_t qid_f32_to_bf16(float x)
@@ -283,8 +284,9 @@ int qid_h5_attr_read_strdup(hid_t obj, const char *where, const char *name, char
         QID_H5_TRY(err, H5Tset_size(mtype, n + 1), "cannot size a string type");
         if (H5Aread(attr, mtype, v) < 0) {
             free(v);
-            qid_h5_error_set(err, qid_h5_take_stack(), "H5Aread", __FILE__, __LINE__, "cannot read attribute '%s' on '%s' in '%s'", name,
-                             where, qid_h5_file_name(obj, fname, sizeof fname));
+            qid_h5_error_set(err, qid_h5_take_stack(), "H5Aread", __FILE__, __LINE__,
+                             "cannot read attribute '%s' on '%s' in '%s'", name, where,
+                             qid_h5_file_name(obj, fname, sizeof fname));
             goto fail;
         }
         *out = v;
@@ -365,8 +367,7 @@ int qid_h5_read_format(hid_t fid, char *buf, size_t len, qid_error *err)
     return qid_h5_attr_read_str(fid, "/", "format", buf, len, err);
 }
 
-hid_t qid_h5_open_format(const char *path, const char *format, int64_t max_version, int64_t *version,
-                         qid_error *err)
+hid_t qid_h5_open_format(const char *path, const char *format, int64_t max_version, int64_t *version, qid_error *err)
 {
     hid_t fid = H5I_INVALID_HID;
     char got[64];
@@ -391,9 +392,8 @@ hid_t qid_h5_open_format(const char *path, const char *format, int64_t max_versi
     }
     if (qid_h5_attr_read_i64(fid, "/", "schema_version", &v, err)) goto fail;
     if (v < 1 || v > max_version) {
-        qid_error_set(err, QID_E_FORMAT,
-                      "'%s' has %s schema_version %lld, this qid reads versions 1..%lld (hint: %s)", path, format,
-                      (long long)v, (long long)max_version,
+        qid_error_set(err, QID_E_FORMAT, "'%s' has %s schema_version %lld, this qid reads versions 1..%lld (hint: %s)",
+                      path, format, (long long)v, (long long)max_version,
                       v > max_version ? "upgrade qid, or re-create the file with this version" : "the file is corrupt");
         goto fail;
     }

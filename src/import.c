@@ -110,8 +110,8 @@ static int check_rope_type(json_reader *r)
         type = cJSON_GetObjectItemCaseSensitive(params, "rope_type");
     }
     if (type && !(cJSON_IsString(type) && strcmp(type->valuestring, "default") == 0)) {
-        qid_error_set(r->err, QID_E_INVALID, "'%s': rope scaling '%s' is not supported (plain rotary only)",
-                      r->where, cJSON_IsString(type) ? type->valuestring : "?");
+        qid_error_set(r->err, QID_E_INVALID, "'%s': rope scaling '%s' is not supported (plain rotary only)", r->where,
+                      cJSON_IsString(type) ? type->valuestring : "?");
         return 1;
     }
     return 0;
@@ -212,9 +212,9 @@ done:
 
 typedef struct {
     size_t n;
-    char **names;        /* shard file names (basenames) */
-    qid_st_file *files;  /* parsed headers */
-    char *index_json;    /* text of model.safetensors.index.json or NULL */
+    char **names;       /* shard file names (basenames) */
+    qid_st_file *files; /* parsed headers */
+    char *index_json;   /* text of model.safetensors.index.json or NULL */
 } shard_set;
 
 static void shards_free(shard_set *s)
@@ -257,7 +257,8 @@ static int find_shards(const char *dir, shard_set *s, cJSON **weight_map_root, q
                 goto done;
             }
             size_t k = 0;
-            while (k < s->n && strcmp(s->names[k], e->valuestring) != 0) k++;
+            while (k < s->n && strcmp(s->names[k], e->valuestring) != 0)
+                k++;
             if (k == s->n) {
                 s->names = qid_realloc(s->names, (s->n + 1) * sizeof *s->names, "shard names");
                 s->names[s->n++] = qid_strdup(e->valuestring);
@@ -322,7 +323,8 @@ static void default_model_name(const char *config_json, const char *dir, char *o
     const char *src = cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : dir;
     char *copy = qid_strdup(src);
     size_t n = strlen(copy);
-    while (n > 1 && copy[n - 1] == '/') copy[--n] = '\0';
+    while (n > 1 && copy[n - 1] == '/')
+        copy[--n] = '\0';
     snprintf(out, len, "%s", basename(copy));
     free(copy);
     cJSON_Delete(root);
@@ -371,8 +373,8 @@ int qid_import_safetensors(const qid_import_opts *o, qid_error *err)
         }
         const qid_st_tensor *t = found[i];
         if (!t) {
-            rc = qid_error_set(err, QID_E_FORMAT, "tensor '%s' missing in '%s' (config.json implies a %s model with %" PRId64
-                               " layers)",
+            rc = qid_error_set(err, QID_E_FORMAT,
+                               "tensor '%s' missing in '%s' (config.json implies a %s model with %" PRId64 " layers)",
                                specs[i].hf_name, o->dir, qid_arch_name(cfg.arch), cfg.n_layers);
             goto done;
         }
@@ -408,11 +410,13 @@ int qid_import_safetensors(const qid_import_opts *o, qid_error *err)
         for (size_t k = 0; k < shards.files[s].n; k++) {
             const qid_st_tensor *t = &shards.files[s].tensors[k];
             int known = 0;
-            for (size_t i = 0; i < n_specs && !known; i++) known = found[i] == t;
-            int tied_head = cfg.tie_embeddings && (strcmp(t->name, "lm_head.weight") == 0 ||
-                                                   strcmp(t->name, "embed_out.weight") == 0);
+            for (size_t i = 0; i < n_specs && !known; i++)
+                known = found[i] == t;
+            int tied_head = cfg.tie_embeddings &&
+                            (strcmp(t->name, "lm_head.weight") == 0 || strcmp(t->name, "embed_out.weight") == 0);
             if (!known && !ignorable(t->name) && !tied_head) {
-                rc = qid_error_set(err, QID_E_FORMAT, "unexpected tensor '%s' in '%s' (not part of a %s model as config.json "
+                rc = qid_error_set(err, QID_E_FORMAT,
+                                   "unexpected tensor '%s' in '%s' (not part of a %s model as config.json "
                                    "describes it)",
                                    t->name, shards.names[s], qid_arch_name(cfg.arch));
                 goto done;
@@ -487,28 +491,27 @@ done:
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: qid import --from safetensors DIR -o OUT.h5 [options]\n"
-            "\n"
-            "Imports a Hugging Face checkpoint directory (config.json and model.safetensors,\n"
-            "or shards with model.safetensors.index.json) into one qid checkpoint file.\n"
-            "Architectures: gpt_neox (Pythia), llama, mistral, qwen2. Tensors keep their\n"
-            "precision (F32, F16, BF16) bit for bit.\n"
-            "\n"
-            "options:\n"
-            "  --from FORMAT          source format; only 'safetensors'\n"
-            "  -o, --output OUT       checkpoint file to write (appears only when complete)\n"
-            "  --step S               training step of this checkpoint\n"
-            "  --tokens D             training tokens seen (D)\n"
-            "  --tokens-per-step T    D = S * T (Pythia: 2097152)\n"
-            "  --model NAME           model name used to group checkpoints (default: config\n"
-            "                         _name_or_path, else the directory name)\n"
-            "  --force                replace OUT if it exists\n"
-            "  -h, --help             this help\n"
-            "\n"
-            "example (Pythia-160M at step 143000):\n"
-            "  qid import --from safetensors pythia-160m-step143000/ --step 143000 \\\n"
-            "             --tokens-per-step 2097152 --model pythia-160m -o pythia-160m-143000.h5\n");
+    fprintf(out, "usage: qid import --from safetensors DIR -o OUT.h5 [options]\n"
+                 "\n"
+                 "Imports a Hugging Face checkpoint directory (config.json and model.safetensors,\n"
+                 "or shards with model.safetensors.index.json) into one qid checkpoint file.\n"
+                 "Architectures: gpt_neox (Pythia), llama, mistral, qwen2. Tensors keep their\n"
+                 "precision (F32, F16, BF16) bit for bit.\n"
+                 "\n"
+                 "options:\n"
+                 "  --from FORMAT          source format; only 'safetensors'\n"
+                 "  -o, --output OUT       checkpoint file to write (appears only when complete)\n"
+                 "  --step S               training step of this checkpoint\n"
+                 "  --tokens D             training tokens seen (D)\n"
+                 "  --tokens-per-step T    D = S * T (Pythia: 2097152)\n"
+                 "  --model NAME           model name used to group checkpoints (default: config\n"
+                 "                         _name_or_path, else the directory name)\n"
+                 "  --force                replace OUT if it exists\n"
+                 "  -h, --help             this help\n"
+                 "\n"
+                 "example (Pythia-160M at step 143000):\n"
+                 "  qid import --from safetensors pythia-160m-step143000/ --step 143000 \\\n"
+                 "             --tokens-per-step 2097152 --model pythia-160m -o pythia-160m-143000.h5\n");
 }
 
 static int parse_i64(const char *s, int64_t *out)
@@ -523,10 +526,14 @@ static int parse_i64(const char *s, int64_t *out)
 int qid_import_main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"from", required_argument, 0, 'f'},   {"output", required_argument, 0, 'o'},
-        {"step", required_argument, 0, 's'},   {"tokens", required_argument, 0, 't'},
-        {"tokens-per-step", required_argument, 0, 'p'}, {"model", required_argument, 0, 'm'},
-        {"force", no_argument, 0, 'F'},        {"help", no_argument, 0, 'h'},
+        {"from", required_argument, 0, 'f'},
+        {"output", required_argument, 0, 'o'},
+        {"step", required_argument, 0, 's'},
+        {"tokens", required_argument, 0, 't'},
+        {"tokens-per-step", required_argument, 0, 'p'},
+        {"model", required_argument, 0, 'm'},
+        {"force", no_argument, 0, 'F'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     qid_import_opts o = {.step = -1, .tokens = -1};
@@ -555,11 +562,11 @@ int qid_import_main(int argc, char **argv)
     if (optind < argc) o.dir = argv[optind++];
     if (!from || strcmp(from, "safetensors") != 0 || !o.dir || !o.out || optind < argc) {
         fprintf(stderr, "qid import: error: %s\n",
-                !from ? "--from safetensors is required"
+                !from                              ? "--from safetensors is required"
                 : strcmp(from, "safetensors") != 0 ? "only --from safetensors is supported"
-                : !o.dir ? "no checkpoint directory given"
-                : !o.out ? "no output given (-o OUT.h5)"
-                         : "too many arguments");
+                : !o.dir                           ? "no checkpoint directory given"
+                : !o.out                           ? "no output given (-o OUT.h5)"
+                                                   : "too many arguments");
         usage(stderr);
         return 2;
     }

@@ -51,7 +51,8 @@ int qid_inspect_main(int argc, char **argv)
     int tensors = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "th", longopts, NULL)) != -1) {
-        if (c == 't') tensors = 1;
+        if (c == 't')
+            tensors = 1;
         else if (c == 'h') {
             usage(stdout);
             return 0;

@@ -36,9 +36,11 @@ static void usage(FILE *out)
                  "across checkpoints and bit widths, and fits scaling laws to the results.\n"
                  "\n"
                  "commands:\n");
-    for (size_t i = 0; i < N_COMMANDS; i++) fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nnot yet available:");
-    for (size_t i = 0; i < sizeof planned / sizeof planned[0]; i++) fprintf(out, " %s", planned[i]);
+    for (size_t i = 0; i < sizeof planned / sizeof planned[0]; i++)
+        fprintf(out, " %s", planned[i]);
     fprintf(out, "\n\n'qid <command> --help' describes a command; 'qid --version' the build.\n");
 }
 
@@ -46,8 +48,8 @@ static void version(void)
 {
     char libs[1024];
     qid_library_versions(libs, sizeof libs);
-    printf("qid %s (git %s)\ncompiler: %s\nflags: %s\nlibraries: %s\n", qid_version(), qid_git_rev(),
-           qid_compiler(), qid_build_flags(), libs);
+    printf("qid %s (git %s)\ncompiler: %s\nflags: %s\nlibraries: %s\n", qid_version(), qid_git_rev(), qid_compiler(),
+           qid_build_flags(), libs);
 }
 
 int main(int argc, char **argv)

@@ -15,11 +15,11 @@ static const struct {
     const char *name;
     size_t size;
 } dtypes[] = {
-    [QID_ST_BOOL] = {"BOOL", 1}, [QID_ST_U8] = {"U8", 1},     [QID_ST_I8] = {"I8", 1},
+    [QID_ST_BOOL] = {"BOOL", 1},       [QID_ST_U8] = {"U8", 1},           [QID_ST_I8] = {"I8", 1},
     [QID_ST_F8_E5M2] = {"F8_E5M2", 1}, [QID_ST_F8_E4M3] = {"F8_E4M3", 1}, [QID_ST_I16] = {"I16", 2},
-    [QID_ST_U16] = {"U16", 2}, [QID_ST_F16] = {"F16", 2},     [QID_ST_BF16] = {"BF16", 2},
-    [QID_ST_I32] = {"I32", 4}, [QID_ST_U32] = {"U32", 4},     [QID_ST_F32] = {"F32", 4},
-    [QID_ST_F64] = {"F64", 8}, [QID_ST_I64] = {"I64", 8},     [QID_ST_U64] = {"U64", 8},
+    [QID_ST_U16] = {"U16", 2},         [QID_ST_F16] = {"F16", 2},         [QID_ST_BF16] = {"BF16", 2},
+    [QID_ST_I32] = {"I32", 4},         [QID_ST_U32] = {"U32", 4},         [QID_ST_F32] = {"F32", 4},
+    [QID_ST_F64] = {"F64", 8},         [QID_ST_I64] = {"I64", 8},         [QID_ST_U64] = {"U64", 8},
 };
 #define N_DTYPES (sizeof dtypes / sizeof dtypes[0])
 
@@ -29,7 +29,8 @@ size_t qid_st_dtype_size(qid_st_dtype dt) { return (size_t)dt < N_DTYPES ? dtype
 void qid_st_free(qid_st_file *f)
 {
     if (!f) return;
-    for (size_t i = 0; i < f->n; i++) free(f->tensors[i].name);
+    for (size_t i = 0; i < f->n; i++)
+        free(f->tensors[i].name);
     free(f->tensors);
     free(f->path);
     memset(f, 0, sizeof *f);
@@ -71,7 +72,8 @@ static int parse_entry(const cJSON *e, qid_st_tensor *t, qid_error *err)
     if (!cJSON_IsString(dt) || !dt->valuestring)
         return qid_error_set(err, QID_E_FORMAT, "tensor '%s' has no string 'dtype'", t->name);
     size_t k = 0;
-    while (k < N_DTYPES && strcmp(dtypes[k].name, dt->valuestring) != 0) k++;
+    while (k < N_DTYPES && strcmp(dtypes[k].name, dt->valuestring) != 0)
+        k++;
     if (k == N_DTYPES)
         return qid_error_set(err, QID_E_FORMAT, "tensor '%s' has unknown dtype '%.32s'", t->name, dt->valuestring);
     t->dtype = (qid_st_dtype)k;
@@ -85,46 +87,42 @@ static int parse_entry(const cJSON *e, qid_st_tensor *t, qid_error *err)
     int overflow = 0;
     for (int i = 0; i < nd; i++) {
         if (!json_u64(cJSON_GetArrayItem(shape, i), &t->shape[i]))
-            return qid_error_set(err, QID_E_FORMAT, "tensor '%s' shape[%d] is not a non-negative integer", t->name,
-                                 i);
+            return qid_error_set(err, QID_E_FORMAT, "tensor '%s' shape[%d] is not a non-negative integer", t->name, i);
         if (t->shape[i] && numel > UINT64_MAX / t->shape[i]) overflow = 1;
         numel *= t->shape[i];
     }
     if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2 || !json_u64(cJSON_GetArrayItem(off, 0), &t->begin) ||
         !json_u64(cJSON_GetArrayItem(off, 1), &t->end))
-        return qid_error_set(err, QID_E_FORMAT, "tensor '%s' 'data_offsets' is not two non-negative integers",
-                             t->name);
+        return qid_error_set(err, QID_E_FORMAT, "tensor '%s' 'data_offsets' is not two non-negative integers", t->name);
     if (t->begin > t->end)
         return qid_error_set(err, QID_E_FORMAT, "tensor '%s' data_offsets [%" PRIu64 ", %" PRIu64 ") are reversed",
                              t->name, t->begin, t->end);
     size_t es = dtypes[t->dtype].size;
     if (overflow || numel > UINT64_MAX / es || numel * es != t->end - t->begin)
-        return qid_error_set(err, QID_E_FORMAT,
-                             "tensor '%s' shape needs %s%" PRIu64 " bytes of %s but data_offsets span %" PRIu64
-                             " bytes",
-                             t->name, overflow || numel > UINT64_MAX / es ? "more than " : "",
-                             overflow || numel > UINT64_MAX / es ? UINT64_MAX : numel * es, dtypes[t->dtype].name,
-                             t->end - t->begin);
+        return qid_error_set(
+            err, QID_E_FORMAT,
+            "tensor '%s' shape needs %s%" PRIu64 " bytes of %s but data_offsets span %" PRIu64 " bytes", t->name,
+            overflow || numel > UINT64_MAX / es ? "more than " : "",
+            overflow || numel > UINT64_MAX / es ? UINT64_MAX : numel * es, dtypes[t->dtype].name, t->end - t->begin);
     return QID_OK;
 }
 
-int qid_st_parse(const uint8_t *buf, size_t len, uint64_t file_size, const char *name, qid_st_file *out,
-                 qid_error *err)
+int qid_st_parse(const uint8_t *buf, size_t len, uint64_t file_size, const char *name, qid_st_file *out, qid_error *err)
 {
     memset(out, 0, sizeof *out);
     cJSON *root = NULL;
     qid_st_tensor **order = NULL;
     qid_error_clear(err);
     if (file_size < 8 || len < 8) {
-        qid_error_set(err, QID_E_FORMAT, "file is %" PRIu64 " bytes, shorter than the 8-byte header length",
-                      file_size);
+        qid_error_set(err, QID_E_FORMAT, "file is %" PRIu64 " bytes, shorter than the 8-byte header length", file_size);
         goto fail;
     }
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | buf[i];
+    for (int i = 7; i >= 0; i--)
+        hlen = hlen << 8 | buf[i];
     if (hlen > file_size - 8) {
-        qid_error_set(err, QID_E_FORMAT, "header length %" PRIu64 " is larger than the file (%" PRIu64 " bytes)",
-                      hlen, file_size);
+        qid_error_set(err, QID_E_FORMAT, "header length %" PRIu64 " is larger than the file (%" PRIu64 " bytes)", hlen,
+                      file_size);
         goto fail;
     }
     if (hlen > QID_ST_MAX_HEADER || hlen < 2) {
@@ -189,7 +187,8 @@ int qid_st_parse(const uint8_t *buf, size_t len, uint64_t file_size, const char 
     /* The tensors must tile [0, data_len) without gaps or overlaps. */
     uint64_t data_len = file_size - 8 - hlen, pos = 0;
     order = qid_calloc(out->n, sizeof *order, "safetensors order");
-    for (size_t i = 0; i < out->n; i++) order[i] = &out->tensors[i];
+    for (size_t i = 0; i < out->n; i++)
+        order[i] = &out->tensors[i];
     qsort(order, out->n, sizeof *order, by_begin);
     /* Checked in order of diagnostic value: out of bounds, overlap, gap. */
     for (size_t i = 0; i < out->n; i++) {
@@ -255,7 +254,8 @@ int qid_st_open(const char *path, qid_st_file *out, qid_error *err)
         goto done;
     }
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | head[i];
+    for (int i = 7; i >= 0; i--)
+        hlen = hlen << 8 | head[i];
     if (hlen > size - 8 || hlen > QID_ST_MAX_HEADER) { /* let the parser word the error */
         rc = qid_st_parse(head, 8, size, path, out, err);
         goto done;

@@ -73,7 +73,8 @@ void qid_sha256_update(qid_sha256 *h, const void *data, size_t len)
         compress(h->state, h->block);
         h->fill = 0;
     }
-    for (; len >= 64; p += 64, len -= 64) compress(h->state, p);
+    for (; len >= 64; p += 64, len -= 64)
+        compress(h->state, p);
     memcpy(h->block, p, len);
     h->fill = len;
 }
@@ -84,9 +85,11 @@ void qid_sha256_final(qid_sha256 *h, uint8_t out[32])
     uint8_t pad = 0x80;
     qid_sha256_update(h, &pad, 1);
     uint8_t zero = 0;
-    while (h->fill != 56) qid_sha256_update(h, &zero, 1);
+    while (h->fill != 56)
+        qid_sha256_update(h, &zero, 1);
     uint8_t len[8];
-    for (int i = 0; i < 8; i++) len[i] = (uint8_t)(bits >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        len[i] = (uint8_t)(bits >> (56 - 8 * i));
     qid_sha256_update(h, len, 8);
     for (int i = 0; i < 8; i++) {
         out[4 * i] = (uint8_t)(h->state[i] >> 24);

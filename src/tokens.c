@@ -29,7 +29,7 @@
 #endif
 
 /* HDF5 chunks hold whole windows: at most this many, and about this many bytes. */
-#define CHUNK_MAX_WINDOWS 64
+#define CHUNK_MAX_WINDOWS  64
 #define CHUNK_TARGET_BYTES ((size_t)1 << 20)
 
 /* ---- .npy header --------------------------------------------------------- */
@@ -200,7 +200,8 @@ static int npy_dict(const uint8_t *h, size_t n, const char *name, qid_tokens_npy
                 rc = parse_uint(&c, &v);
                 if (rc == -2) return npy_error(err, name, "shape dimension overflows 64 bits");
                 if (rc) return npy_error(err, name, "shape is not a tuple of non-negative integers");
-                if (ndim >= 2) return npy_error(err, name, "shape has more than 2 dimensions; qid reads 1-D or 2-D arrays");
+                if (ndim >= 2)
+                    return npy_error(err, name, "shape has more than 2 dimensions; qid reads 1-D or 2-D arrays");
                 npy->shape[ndim++] = v;
                 trailing_comma = accept(&c, ',');
                 if (!trailing_comma && peek(&c) != ')') return npy_error(err, name, "shape tuple is malformed");
@@ -217,10 +218,13 @@ static int npy_dict(const uint8_t *h, size_t n, const char *name, qid_tokens_npy
     if (peek(&c) != -1) return npy_error(err, name, "unexpected text after the header dict at byte %zu", c.i);
     if (!have_descr || !have_fortran || !have_shape)
         return npy_error(err, name, "header has no '%s' key",
-                         !have_descr ? "descr" : !have_fortran ? "fortran_order" : "shape");
+                         !have_descr     ? "descr"
+                         : !have_fortran ? "fortran_order"
+                                         : "shape");
     if (fortran)
-        return npy_error(err, name, "fortran_order is True; qid reads C-order arrays only "
-                                    "(save np.ascontiguousarray(a))");
+        return npy_error(err, name,
+                         "fortran_order is True; qid reads C-order arrays only "
+                         "(save np.ascontiguousarray(a))");
     return npy_descr(descr, name, npy, err);
 }
 
@@ -230,8 +234,7 @@ int qid_tokens_npy_parse(const void *buf, size_t len, uint64_t file_size, const 
     const uint8_t *b = buf;
     QID_CHECK(len <= file_size, "the buffer of %zu bytes is longer than the file (%" PRIu64 ")", len, file_size);
     memset(npy, 0, sizeof *npy);
-    if (memcmp(b, npy_magic, len < 6 ? len : 6) != 0)
-        return npy_error(err, name, "bad magic (expected \\x93NUMPY)");
+    if (memcmp(b, npy_magic, len < 6 ? len : 6) != 0) return npy_error(err, name, "bad magic (expected \\x93NUMPY)");
     if (len < 8) return npy_error(err, name, "truncated header (file has %zu bytes)", len);
     npy->major = b[6];
     npy->minor = b[7];
@@ -240,9 +243,9 @@ int qid_tokens_npy_parse(const void *buf, size_t len, uint64_t file_size, const 
                          npy->minor);
     size_t start = npy->major == 1 ? 10 : 12;
     if (len < start) return npy_error(err, name, "truncated header (file has %zu bytes)", len);
-    uint64_t hlen = npy->major == 1 ? (uint64_t)b[8] | (uint64_t)b[9] << 8
-                                    : (uint64_t)b[8] | (uint64_t)b[9] << 8 | (uint64_t)b[10] << 16 |
-                                          (uint64_t)b[11] << 24;
+    uint64_t hlen = npy->major == 1
+                        ? (uint64_t)b[8] | (uint64_t)b[9] << 8
+                        : (uint64_t)b[8] | (uint64_t)b[9] << 8 | (uint64_t)b[10] << 16 | (uint64_t)b[11] << 24;
     if (hlen > QID_TOKENS_NPY_MAX_HEADER)
         return npy_error(err, name, "header length %" PRIu64 " exceeds the limit of %zu bytes", hlen,
                          QID_TOKENS_NPY_MAX_HEADER);
@@ -253,11 +256,9 @@ int qid_tokens_npy_parse(const void *buf, size_t len, uint64_t file_size, const 
     int rc = npy_dict(b + start, (size_t)hlen, name, npy, err);
     if (rc) return rc;
     uint64_t n = npy->shape[0];
-    if (npy->shape[1] && n > UINT64_MAX / npy->shape[1])
-        return npy_error(err, name, "shape overflows 64 bits");
+    if (npy->shape[1] && n > UINT64_MAX / npy->shape[1]) return npy_error(err, name, "shape overflows 64 bits");
     n *= npy->shape[1];
-    if (n > (UINT64_MAX - npy->data_offset) / npy->elem_size)
-        return npy_error(err, name, "shape overflows 64 bits");
+    if (n > (UINT64_MAX - npy->data_offset) / npy->elem_size) return npy_error(err, name, "shape overflows 64 bits");
     npy->n_elements = n;
     uint64_t want = n * npy->elem_size, have = file_size - npy->data_offset;
     if (want != have) {
@@ -279,7 +280,7 @@ int qid_tokens_npy_parse(const void *buf, size_t len, uint64_t file_size, const 
 typedef struct source {
     FILE *f;
     const char *path;
-    size_t elem_size;  /* bytes per id in the source */
+    size_t elem_size; /* bytes per id in the source */
     int is_signed;
     uint64_t n_tokens; /* ids in the source */
     uint64_t pos;      /* ids consumed so far */
@@ -304,10 +305,8 @@ static const char *source_kind_name(qid_tokens_source s)
 static int read_exact(source *s, void *buf, size_t n, qid_error *err)
 {
     if (n && fread(buf, 1, n, s->f) != n) {
-        if (ferror(s->f))
-            return qid_error_set(err, QID_E_IO, "cannot read '%s': %s", s->path, strerror(errno));
-        return qid_error_set(err, QID_E_IO, "unexpected end of '%s' (did the file change while it was read?)",
-                             s->path);
+        if (ferror(s->f)) return qid_error_set(err, QID_E_IO, "cannot read '%s': %s", s->path, strerror(errno));
+        return qid_error_set(err, QID_E_IO, "unexpected end of '%s' (did the file change while it was read?)", s->path);
     }
     return QID_OK;
 }
@@ -382,7 +381,8 @@ static uint64_t load_le(const uint8_t *p, size_t size)
     case 4: return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24;
     default: {
         uint64_t v = 0;
-        for (size_t k = 8; k-- > 0;) v = v << 8 | p[k];
+        for (size_t k = 8; k-- > 0;)
+            v = v << 8 | p[k];
         return v;
     }
     }
@@ -410,8 +410,8 @@ static int source_read(source *s, uint32_t *ids, size_t n, int64_t vocab, qid_er
         }
         if (v >= limit)
             return qid_error_set(err, QID_E_INVALID,
-                                 "token id %" PRIu64 " at position %" PRIu64
-                                 " is outside the vocabulary (size %" PRId64 ") in '%s'",
+                                 "token id %" PRIu64 " at position %" PRIu64 " is outside the vocabulary (size %" PRId64
+                                 ") in '%s'",
                                  v, s->pos + i, vocab, s->path);
         ids[i] = (uint32_t)v;
     }
@@ -431,7 +431,8 @@ static int check_opts(const qid_tokens_import_opts *o, int64_t *vocab, int64_t *
                       qid_error *err)
 {
     int text = o->source == QID_TOKENS_SRC_TEXT;
-    if (!o->input || !o->output) return qid_error_set(err, QID_E_INVALID, "no %s given", !o->input ? "input" : "output");
+    if (!o->input || !o->output)
+        return qid_error_set(err, QID_E_INVALID, "no %s given", !o->input ? "input" : "output");
     *vocab = text && o->vocab_size == 0 ? 256 : o->vocab_size;
     *seq_len = o->seq_len ? o->seq_len : QID_TOKENS_DEFAULT_SEQ_LEN;
     *tokenizer = o->tokenizer ? o->tokenizer : text ? "bytes" : "unknown";
@@ -447,9 +448,9 @@ static int check_opts(const qid_tokens_import_opts *o, int64_t *vocab, int64_t *
                              QID_TOKENS_MAX_SEQ_LEN);
     if (o->max_windows < 0) return qid_error_set(err, QID_E_INVALID, "negative --max-windows");
     size_t tl = strlen(*tokenizer);
-    if (tl == 0 || tl >= sizeof ((qid_tokens_meta *)0)->tokenizer)
+    if (tl == 0 || tl >= sizeof((qid_tokens_meta *)0)->tokenizer)
         return qid_error_set(err, QID_E_INVALID, "tokenizer name must have 1..%zu characters",
-                             sizeof ((qid_tokens_meta *)0)->tokenizer - 1);
+                             sizeof((qid_tokens_meta *)0)->tokenizer - 1);
     if (!o->force && access(o->output, F_OK) == 0)
         return qid_error_set(err, QID_E_INVALID, "output '%s' exists (use --force to replace it)", o->output);
     return QID_OK;
@@ -581,8 +582,9 @@ static void add_open_hint(qid_error *err)
 {
     if (!err || err->code != QID_E_FORMAT || strstr(err->msg, "hint:")) return;
     size_t n = strlen(err->msg);
-    snprintf(err->msg + n, sizeof err->msg - n, " (hint: token sets are written by 'qid tokens'; 'qid inspect FILE' "
-                                                "says what a file holds)");
+    snprintf(err->msg + n, sizeof err->msg - n,
+             " (hint: token sets are written by 'qid tokens'; 'qid inspect FILE' "
+             "says what a file holds)");
 }
 
 int qid_tokens_open(const char *path, qid_tokens *t, qid_error *err)
@@ -655,8 +657,8 @@ int qid_tokens_read(const qid_tokens *t, size_t first, size_t count, uint32_t *o
     size_t n_windows = (size_t)t->meta.n_windows, seq_len = (size_t)t->meta.seq_len;
     if (count == 0) return QID_OK;
     if (first > n_windows || count > n_windows - first)
-        return qid_error_set(err, QID_E_INVALID, "windows [%zu, %zu) are outside [0, %zu) of '/tokens' in '%s'",
-                             first, first + count, n_windows, t->path);
+        return qid_error_set(err, QID_E_INVALID, "windows [%zu, %zu) are outside [0, %zu) of '/tokens' in '%s'", first,
+                             first + count, n_windows, t->path);
     hsize_t start[2] = {(hsize_t)first, 0}, cnt[2] = {(hsize_t)count, (hsize_t)seq_len};
     QID_H5_TRY(err, fspace = H5Dget_space(t->dset), "cannot get the dataspace of '/tokens' in '%s'", t->path);
     QID_H5_TRY(err, H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, cnt, NULL),
@@ -697,11 +699,11 @@ int qid_tokens_summary(const char *path, FILE *out, qid_error *err)
     fprintf(out, "%s: qid token set, schema version %" PRId64 "\n", path, m->schema_version);
     fprintf(out, "  %-22s %s\n", "tokenizer", m->tokenizer);
     fprintf(out, "  %-22s %" PRId64 "\n", "vocab size", m->vocab_size);
-    fprintf(out, "  %-22s %" PRId64 " x %" PRId64 " tokens (%" PRId64 " tokens)\n", "windows", m->n_windows,
-            m->seq_len, m->n_windows * m->seq_len);
+    fprintf(out, "  %-22s %" PRId64 " x %" PRId64 " tokens (%" PRId64 " tokens)\n", "windows", m->n_windows, m->seq_len,
+            m->n_windows * m->seq_len);
     fprintf(out, "  %-22s uint%d\n", "dtype", m->id_bits);
-    fprintf(out, "  %-22s %s (%" PRId64 " tokens, %" PRId64 " dropped)\n", "source", m->source_file,
-            m->source_tokens, m->tokens_dropped);
+    fprintf(out, "  %-22s %s (%" PRId64 " tokens, %" PRId64 " dropped)\n", "source", m->source_file, m->source_tokens,
+            m->tokens_dropped);
     fprintf(out, "  %-22s %s\n", "source sha256", m->source_sha256);
     fprintf(out, "  %-22s %s\n", "created by", m->created_by);
     qid_tokens_close(&t);
@@ -757,12 +759,17 @@ int qid_tokens_main(int argc, char **argv)
 {
     enum { OPT_SEQ = 256, OPT_VOCAB, OPT_TOKENIZER, OPT_DTYPE, OPT_TEXT, OPT_MAXW, OPT_FORCE, OPT_FROM };
     static const struct option longopts[] = {
-        {"seq-len", required_argument, 0, OPT_SEQ},     {"vocab", required_argument, 0, OPT_VOCAB},
-        {"tokenizer", required_argument, 0, OPT_TOKENIZER}, {"dtype", required_argument, 0, OPT_DTYPE},
-        {"text", no_argument, 0, OPT_TEXT},             {"max-windows", required_argument, 0, OPT_MAXW},
-        {"output", required_argument, 0, 'o'},          {"force", no_argument, 0, OPT_FORCE},
+        {"seq-len", required_argument, 0, OPT_SEQ},
+        {"vocab", required_argument, 0, OPT_VOCAB},
+        {"tokenizer", required_argument, 0, OPT_TOKENIZER},
+        {"dtype", required_argument, 0, OPT_DTYPE},
+        {"text", no_argument, 0, OPT_TEXT},
+        {"max-windows", required_argument, 0, OPT_MAXW},
+        {"output", required_argument, 0, 'o'},
+        {"force", no_argument, 0, OPT_FORCE},
         {"from", required_argument, 0, OPT_FROM},
-        {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     qid_tokens_import_opts o = {.source = QID_TOKENS_SRC_AUTO};
     const char *dtype = NULL, *bad = NULL;
@@ -796,18 +803,19 @@ int qid_tokens_main(int argc, char **argv)
     if (optind < argc && !o.input) o.input = argv[optind++];
     int u16 = dtype && strcmp(dtype, "uint16") == 0, u32 = dtype && strcmp(dtype, "uint32") == 0;
     o.source = text ? QID_TOKENS_SRC_TEXT : u16 ? QID_TOKENS_SRC_U16 : u32 ? QID_TOKENS_SRC_U32 : QID_TOKENS_SRC_AUTO;
-    const char *why =
-        !o.input                 ? "no input file given (--from INPUT)"
-        : optind < argc          ? "too many arguments (give one input: --from INPUT or INPUT)"
-        : !o.output              ? "no output given (-o OUT.h5)"
-        : text && dtype          ? "--text and --dtype exclude each other"
-        : dtype && !u16 && !u32  ? "--dtype must be uint16 or uint32"
-        : text && o.vocab_size && o.vocab_size != 256 ? "--text uses the byte vocabulary of 256; drop --vocab"
-        : text && o.tokenizer && strcmp(o.tokenizer, "bytes") != 0
-            ? "--text uses the tokenizer 'bytes'; drop --tokenizer"
-        : !text && !o.vocab_size ? "--vocab V is required (the model's vocabulary size)"
-        : o.tokenizer && (!o.tokenizer[0] || strlen(o.tokenizer) > 127) ? "--tokenizer wants a name of 1..127 characters"
-                                                                        : NULL;
+    const char *why = !o.input                ? "no input file given (--from INPUT)"
+                      : optind < argc         ? "too many arguments (give one input: --from INPUT or INPUT)"
+                      : !o.output             ? "no output given (-o OUT.h5)"
+                      : text && dtype         ? "--text and --dtype exclude each other"
+                      : dtype && !u16 && !u32 ? "--dtype must be uint16 or uint32"
+                      : text && o.vocab_size && o.vocab_size != 256
+                          ? "--text uses the byte vocabulary of 256; drop --vocab"
+                      : text && o.tokenizer && strcmp(o.tokenizer, "bytes") != 0
+                          ? "--text uses the tokenizer 'bytes'; drop --tokenizer"
+                      : !text && !o.vocab_size ? "--vocab V is required (the model's vocabulary size)"
+                      : o.tokenizer && (!o.tokenizer[0] || strlen(o.tokenizer) > 127)
+                          ? "--tokenizer wants a name of 1..127 characters"
+                          : NULL;
     if (why) {
         fprintf(stderr, "qid tokens: error: %s\n", why);
         usage(stderr);
@@ -823,7 +831,6 @@ int qid_tokens_main(int argc, char **argv)
     }
     printf("wrote %s: %" PRId64 " windows x %" PRId64 " tokens (uint%d, vocab %" PRId64 ", tokenizer %s); "
            "%" PRId64 " of %" PRId64 " source tokens dropped\n",
-           o.output, m.n_windows, m.seq_len, m.id_bits, m.vocab_size, m.tokenizer, m.tokens_dropped,
-           m.source_tokens);
+           o.output, m.n_windows, m.seq_len, m.id_bits, m.vocab_size, m.tokenizer, m.tokens_dropped, m.source_tokens);
     return 0;
 }

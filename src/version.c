@@ -43,6 +43,5 @@ void qid_library_versions(char *buf, size_t len)
     MPI_Get_library_version(mpi, &mlen);
     char *nl = strchr(mpi, ',');
     if (nl) *nl = '\0';
-    snprintf(buf, len, "HDF5 %u.%u.%u; %s; %s; cJSON %s", maj, min, rel, mpi, openblas_get_config(),
-             cJSON_Version());
+    snprintf(buf, len, "HDF5 %u.%u.%u; %s; %s; cJSON %s", maj, min, rel, mpi, openblas_get_config(), cJSON_Version());
 }

@@ -54,11 +54,12 @@ static size_t write_checkpoint(const char *dir, const qid_model_config *cfg)
     for (size_t i = 0; i < n; i++) {
         size_t bytes = 2 * (size_t)qid_tensor_numel(&t[i]);
         if (t[i].ndim == 2)
-            len += (size_t)snprintf(hdr + len, cap - len, "%s\"%s\":{\"dtype\":\"F16\",\"shape\":[%lld,%lld],\"data_offsets\":[%zu,%zu]}",
-                                    i ? "," : "", t[i].hf_name, (long long)t[i].shape[0], (long long)t[i].shape[1], offset,
-                                    offset + bytes);
+            len += (size_t)snprintf(
+                hdr + len, cap - len, "%s\"%s\":{\"dtype\":\"F16\",\"shape\":[%lld,%lld],\"data_offsets\":[%zu,%zu]}",
+                i ? "," : "", t[i].hf_name, (long long)t[i].shape[0], (long long)t[i].shape[1], offset, offset + bytes);
         else
-            len += (size_t)snprintf(hdr + len, cap - len, "%s\"%s\":{\"dtype\":\"F16\",\"shape\":[%lld],\"data_offsets\":[%zu,%zu]}",
+            len += (size_t)snprintf(hdr + len, cap - len,
+                                    "%s\"%s\":{\"dtype\":\"F16\",\"shape\":[%lld],\"data_offsets\":[%zu,%zu]}",
                                     i ? "," : "", t[i].hf_name, (long long)t[i].shape[0], offset, offset + bytes);
         offset += bytes;
     }
@@ -92,10 +93,23 @@ static size_t write_checkpoint(const char *dir, const qid_model_config *cfg)
 int main(void)
 {
     qid_h5_silence();
-    qid_model_config cfg = {.arch = QID_ARCH_GPT_NEOX, .vocab_size = 50304, .d_model = 768, .n_layers = 12,
-                            .n_heads = 12, .n_kv_heads = 12, .head_dim = 64, .d_ff = 3072, .max_seq_len = 2048,
-                            .rotary_dim = 16, .rotary_pct = 0.25, .rope_theta = 10000, .norm_eps = 1e-5,
-                            .parallel_residual = 1, .qkv_bias = 1, .o_bias = 1, .mlp_bias = 1};
+    qid_model_config cfg = {.arch = QID_ARCH_GPT_NEOX,
+                            .vocab_size = 50304,
+                            .d_model = 768,
+                            .n_layers = 12,
+                            .n_heads = 12,
+                            .n_kv_heads = 12,
+                            .head_dim = 64,
+                            .d_ff = 3072,
+                            .max_seq_len = 2048,
+                            .rotary_dim = 16,
+                            .rotary_pct = 0.25,
+                            .rope_theta = 10000,
+                            .norm_eps = 1e-5,
+                            .parallel_residual = 1,
+                            .qkv_bias = 1,
+                            .o_bias = 1,
+                            .mlp_bias = 1};
     char dir[] = "/tmp/qid-bench-XXXXXX";
     if (!mkdtemp(dir)) return 1;
     printf("qid bench: import of a Pythia-160M-shaped checkpoint (fp16, random weights)\n");
@@ -110,7 +124,8 @@ int main(void)
     FILE *in = fopen(src, "rb"), *o = fopen(copy, "wb");
     char *buf = malloc(1 << 20);
     size_t got;
-    while ((got = fread(buf, 1, 1 << 20, in)) > 0) fwrite(buf, 1, got, o);
+    while ((got = fread(buf, 1, 1 << 20, in)) > 0)
+        fwrite(buf, 1, got, o);
     fclose(in);
     fclose(o);
     double t_copy = now() - t0;

@@ -86,9 +86,11 @@ int main(void)
     /* tier 1 and 2 die with context, in a child */
     char text[4096];
     is_int(1, in_child(failing_check, text, sizeof text), "a failed check exits 1");
-    like(text, "fatal: check 'layers == 4' failed: model has 3 layers (at test/test_error.c:", "check: message and place");
+    like(text,
+         "fatal: check 'layers == 4' failed: model has 3 layers (at test/test_error.c:", "check: message and place");
     is_int(1, in_child(huge_alloc, text, sizeof text), "failed allocation exits 1");
-    like(text, "out of memory allocating 4611686018427387904 bytes for the test's giant buffer", "allocation: bytes and label");
+    like(text, "out of memory allocating 4611686018427387904 bytes for the test's giant buffer",
+         "allocation: bytes and label");
 
     /* HDF5 failures become one line with context, HDF5's reason and the call */
     const char *dir = tap_tmpdir();
@@ -167,6 +169,7 @@ int main(void)
     like(err.msg, "attribute 'nope' missing on '/' in '", "missing attribute: message");
     H5Fclose(g);
     g = qid_h5_open_format(path, "qid-test", 1, &v, &err);
-    like(err.msg, "has qid-test schema_version 2, this qid reads versions 1..1 (hint: upgrade qid", "newer version hint");
+    like(err.msg, "has qid-test schema_version 2, this qid reads versions 1..1 (hint: upgrade qid",
+         "newer version hint");
     return 0;
 }

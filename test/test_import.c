@@ -63,7 +63,8 @@ static int shard_paths(const char *dir, char paths[][512], int max)
     struct dirent *e;
     while (d && (e = readdir(d)) && n < max) {
         size_t l = strlen(e->d_name);
-        if (l > 12 && strcmp(e->d_name + l - 12, ".safetensors") == 0) snprintf(paths[n++], 512, "%s/%s", dir, e->d_name);
+        if (l > 12 && strcmp(e->d_name + l - 12, ".safetensors") == 0)
+            snprintf(paths[n++], 512, "%s/%s", dir, e->d_name);
     }
     if (d) closedir(d);
     return n;
@@ -126,7 +127,8 @@ static void check_fixture(const char *name, const char *arch, const char *dtype,
             if (strcmp(e->string, "__metadata__") == 0) continue;
             int64_t numel = 1;
             const cJSON *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
-            for (int i = 0; i < cJSON_GetArraySize(shape); i++) numel *= (int64_t)cJSON_GetArrayItem(shape, i)->valuedouble;
+            for (int i = 0; i < cJSON_GetArraySize(shape); i++)
+                numel *= (int64_t)cJSON_GetArrayItem(shape, i)->valuedouble;
             total_src += numel;
             if (!is_embedding_name(e->string)) n_src += numel;
         }
@@ -137,7 +139,8 @@ static void check_fixture(const char *name, const char *arch, const char *dtype,
     for (size_t i = 0; i < nt; i++) {
         size_t len = 0;
         const char *src = NULL;
-        for (int s = 0; s < ns && !src; s++) src = raw_tensor(&raw[s], specs[i].hf_name, &len);
+        for (int s = 0; s < ns && !src; s++)
+            src = raw_tensor(&raw[s], specs[i].hf_name, &len);
         if (!src) {
             present = 0;
             diag("no source for %s", specs[i].hf_name);
@@ -160,7 +163,8 @@ static void check_fixture(const char *name, const char *arch, const char *dtype,
     else
         is_int(total_src, ck.meta.params_total, "%s: total equals the count from the source files", name);
     free(specs);
-    for (int s = 0; s < ns; s++) raw_close(&raw[s]);
+    for (int s = 0; s < ns; s++)
+        raw_close(&raw[s]);
     qid_ckpt_close(&ck);
 }
 
@@ -344,7 +348,8 @@ int main(void)
 {
     qid_h5_silence();
     plan(139);
-    check_fixture("gpt-neox-tiny", "gpt-neox", "float32", (int64_t)reference_number(FIX "/gpt-neox-tiny", "params_nonembedding"),
+    check_fixture("gpt-neox-tiny", "gpt-neox", "float32",
+                  (int64_t)reference_number(FIX "/gpt-neox-tiny", "params_nonembedding"),
                   (int64_t)reference_number(FIX "/gpt-neox-tiny", "params_total"));
     check_fixture("gpt-neox-tiny-fp16", "gpt-neox", "float16", 17152, 23296);
     check_fixture("llama-tiny", "llama", "float32", (int64_t)reference_number(FIX "/llama-tiny", "params_nonembedding"),

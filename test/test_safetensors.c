@@ -15,7 +15,8 @@ static uint8_t buf[1 << 16];
 static size_t make(const char *json, size_t data_len)
 {
     size_t n = strlen(json);
-    for (int i = 0; i < 8; i++) buf[i] = (uint8_t)((uint64_t)n >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        buf[i] = (uint8_t)((uint64_t)n >> (8 * i));
     memcpy(buf + 8, json, n);
     memset(buf + 8 + n, 0, data_len);
     return 8 + n + data_len;
@@ -38,7 +39,8 @@ static void sha_is(const char *input, size_t reps, const char *want, const char 
     uint8_t d[32];
     char hex[65];
     qid_sha256_init(&h);
-    for (size_t i = 0; i < reps; i++) qid_sha256_update(&h, input, strlen(input));
+    for (size_t i = 0; i < reps; i++)
+        qid_sha256_update(&h, input, strlen(input));
     qid_sha256_final(&h, d);
     qid_sha256_hex(d, hex);
     is_string(want, hex, "sha256 %s", what);
@@ -51,8 +53,9 @@ int main(void)
     qid_error err;
 
     /* a valid file: two tensors tiling 40 bytes, with space padding */
-    const char *good = "{\"__metadata__\":{\"format\":\"pt\"},\"b\":{\"dtype\":\"F32\",\"shape\":[4],"
-                       "\"data_offsets\":[24,40]},\"a\":{\"dtype\":\"BF16\",\"shape\":[3,4],\"data_offsets\":[0,24]}}   ";
+    const char *good =
+        "{\"__metadata__\":{\"format\":\"pt\"},\"b\":{\"dtype\":\"F32\",\"shape\":[4],"
+        "\"data_offsets\":[24,40]},\"a\":{\"dtype\":\"BF16\",\"shape\":[3,4],\"data_offsets\":[0,24]}}   ";
     size_t size = make(good, 40);
     is_int(QID_OK, qid_st_parse(buf, size, size, "good", &f, &err), "valid header parses");
     is_int(2, (long long)f.n, "two tensors, metadata skipped");
@@ -97,8 +100,8 @@ int main(void)
 
     rejects("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}", 4, "header is not valid JSON",
             "unterminated JSON");
-    rejects("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}xyz", 4, "trailing bytes after the header JSON",
-            "trailing garbage");
+    rejects("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}xyz", 4,
+            "trailing bytes after the header JSON", "trailing garbage");
     rejects("[1,2]", 0, "header does not start with '{'", "non-object header");
     rejects("{\"a\":{\"dtype\":\"F13\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "unknown dtype 'F13'",
             "unknown dtype");
@@ -114,8 +117,8 @@ int main(void)
             "offsets outside the data");
     rejects("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 12,
             "4 bytes after the last tensor are not described", "undescribed trailing data");
-    rejects("{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8, "shape[0] is not a non-negative integer",
-            "negative dimension");
+    rejects("{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8,
+            "shape[0] is not a non-negative integer", "negative dimension");
     rejects("{\"a\":{\"dtype\":\"F32\",\"shape\":[2.5],\"data_offsets\":[0,8]}}", 8, "shape[0] is not a non-negative",
             "fractional dimension");
     rejects("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,8]}}", 8,
@@ -135,7 +138,8 @@ int main(void)
     char path[4200];
     snprintf(path, sizeof path, "%s/t.safetensors", dir);
     size = make(good, 40);
-    for (int i = 0; i < 40; i++) buf[8 + strlen(good) + (size_t)i] = (uint8_t)i;
+    for (int i = 0; i < 40; i++)
+        buf[8 + strlen(good) + (size_t)i] = (uint8_t)i;
     tap_write_file(path, buf, size);
     is_int(QID_OK, qid_st_open(path, &f, &err), "qid_st_open reads a file");
     uint8_t got[16] = {0};

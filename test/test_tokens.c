@@ -24,7 +24,8 @@ static char dir[512];
 
 static void put_le(uint8_t *p, uint64_t v, size_t size)
 {
-    for (size_t k = 0; k < size; k++) p[k] = (uint8_t)(v >> (8 * k));
+    for (size_t k = 0; k < size; k++)
+        p[k] = (uint8_t)(v >> (8 * k));
 }
 
 /* n ids of size bytes each, little-endian, into a malloc'd buffer. */
@@ -32,7 +33,8 @@ static uint8_t *encode(const uint64_t *ids, size_t n, size_t size)
 {
     uint8_t *b = malloc(n * size + 1);
     if (!b) bail("out of memory");
-    for (size_t i = 0; i < n; i++) put_le(b + i * size, ids[i], size);
+    for (size_t i = 0; i < n; i++)
+        put_le(b + i * size, ids[i], size);
     return b;
 }
 
@@ -65,7 +67,8 @@ static void write_npy(const char *path, int major, const char *dict, const uint6
     uint8_t *b = malloc(256 + strlen(dict) + n * size);
     if (!b) bail("out of memory");
     size_t h = npy_header(b, major, dict);
-    for (size_t i = 0; i < n; i++) put_le(b + h + i * size, ids[i], size);
+    for (size_t i = 0; i < n; i++)
+        put_le(b + h + i * size, ids[i], size);
     tap_write_file(path, b, h + n * size);
     free(b);
 }
@@ -111,8 +114,12 @@ static void sha_hex(const void *data, size_t n, char hex[65])
 static int do_import(const char *in, const char *out, qid_tokens_source src, int64_t vocab, int64_t seq_len,
                      qid_tokens_meta *m, qid_error *err)
 {
-    qid_tokens_import_opts o = {.input = in, .output = out, .source = src, .vocab_size = vocab,
-                                .tokenizer = src == QID_TOKENS_SRC_TEXT ? NULL : "test-tok", .seq_len = seq_len};
+    qid_tokens_import_opts o = {.input = in,
+                                .output = out,
+                                .source = src,
+                                .vocab_size = vocab,
+                                .tokenizer = src == QID_TOKENS_SRC_TEXT ? NULL : "test-tok",
+                                .seq_len = seq_len};
     qid_error_clear(err);
     return qid_tokens_import(&o, m, err);
 }
@@ -157,7 +164,8 @@ static void test_u16(void)
 {
     enum { N = 1000 };
     uint64_t ids[N];
-    for (size_t i = 0; i < N; i++) ids[i] = next_id(50304);
+    for (size_t i = 0; i < N; i++)
+        ids[i] = next_id(50304);
     ids[0] = 0;
     ids[1] = 50303;
     char *src = path_in("data.u16"), *out = path_in("u16.h5");
@@ -194,7 +202,8 @@ static void test_u16(void)
     is_int(QID_OK, rc, "u16: open");
     rc = qid_tokens_read(&t, 7, 2, buf, &err);
     int same = rc == QID_OK;
-    for (size_t i = 0; same && i < 2 * 64; i++) same = buf[i] == ids[7 * 64 + i];
+    for (size_t i = 0; same && i < 2 * 64; i++)
+        same = buf[i] == ids[7 * 64 + i];
     ok(same, "u16: windows [7, 9) equal source tokens 448..575");
     rc = qid_tokens_read(&t, 14, 2, buf, &err);
     is_int(QID_E_INVALID, rc, "u16: reading windows [14, 16) of 15 fails");
@@ -209,7 +218,8 @@ static void test_u32(void)
 {
     enum { N = 700 };
     uint64_t ids[N];
-    for (size_t i = 0; i < N; i++) ids[i] = next_id(100000);
+    for (size_t i = 0; i < N; i++)
+        ids[i] = next_id(100000);
     ids[5] = 99999;
     ids[6] = 65536;
     char *src = path_in("data.u32"), *out = path_in("u32.h5");
@@ -248,7 +258,8 @@ static void test_npy(void)
     uint64_t ids[N];
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         uint64_t vocab = cases[c].size == 1 ? 100 : 30000;
-        for (size_t i = 0; i < N; i++) ids[i] = next_id(vocab);
+        for (size_t i = 0; i < N; i++)
+            ids[i] = next_id(vocab);
         char dict[128], name[64];
         snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (%d,), }", cases[c].descr, N);
         snprintf(name, sizeof name, "a%zu.npy", c);
@@ -256,8 +267,8 @@ static void test_npy(void)
         write_npy(src, cases[c].major, dict, ids, N, cases[c].size);
         qid_tokens_meta m;
         qid_error err;
-        qid_tokens_import_opts o = {.input = src, .output = out, .vocab_size = (int64_t)vocab, .tokenizer = "t",
-                                    .seq_len = 16, .force = 1};
+        qid_tokens_import_opts o = {
+            .input = src, .output = out, .vocab_size = (int64_t)vocab, .tokenizer = "t", .seq_len = 16, .force = 1};
         int rc = qid_tokens_import(&o, &m, &err); /* QID_TOKENS_SRC_AUTO: recognised by magic */
         if (!is_int(QID_OK, rc, "npy %s v%d.0: import", cases[c].descr, cases[c].major)) diag("%s", err.msg);
         ok(m.n_windows == 8 && m.tokens_dropped == 2 && read_back_equal(out, ids, NULL),
@@ -267,7 +278,8 @@ static void test_npy(void)
     /* 2-D, version 2.0: rows flattened in C order, windows across row ends */
     enum { R = 3, C = 50 };
     uint64_t m2[R * C];
-    for (size_t i = 0; i < R * C; i++) m2[i] = (i * 7919) % 50000;
+    for (size_t i = 0; i < R * C; i++)
+        m2[i] = (i * 7919) % 50000;
     char *src = path_in("two-d.npy"), *out = path_in("two-d.h5");
     write_npy(src, 2, "{'descr': '<i8', 'fortran_order': False, 'shape': (3, 50), }", m2, R * C, 8);
     qid_tokens_meta m;
@@ -294,7 +306,8 @@ static void test_text(void)
     is_int(7, m.n_windows, "text: 56 bytes / 8 = 7 windows");
     is_int(0, m.tokens_dropped, "text: nothing dropped");
     uint64_t ids[64];
-    for (size_t i = 0; i < n; i++) ids[i] = (uint8_t)text[i];
+    for (size_t i = 0; i < n; i++)
+        ids[i] = (uint8_t)text[i];
     ok(read_back_equal(out, ids, NULL), "text: ids are the bytes (0xff and 0x00 included)");
 
     /* "abc" in windows of 1: sha256 is the FIPS vector */
@@ -309,8 +322,11 @@ static void test_text(void)
     ok(read_back_equal(out, abc, NULL), "text abc: 3 windows of 1");
 
     /* max windows: the rest counts as dropped */
-    qid_tokens_import_opts o = {.input = path_in("story.txt"), .output = path_in("max.h5"),
-                                .source = QID_TOKENS_SRC_TEXT, .seq_len = 8, .max_windows = 3};
+    qid_tokens_import_opts o = {.input = path_in("story.txt"),
+                                .output = path_in("max.h5"),
+                                .source = QID_TOKENS_SRC_TEXT,
+                                .seq_len = 8,
+                                .max_windows = 3};
     rc = qid_tokens_import(&o, &m, &err);
     is_int(QID_OK, rc, "max-windows: import");
     ok(m.n_windows == 3 && m.tokens_dropped == 32 && m.source_tokens == 56,
@@ -321,7 +337,8 @@ static void test_out_of_range(void)
 {
     enum { N = 20000 };
     static uint64_t ids[N];
-    for (size_t i = 0; i < N; i++) ids[i] = next_id(50304);
+    for (size_t i = 0; i < N; i++)
+        ids[i] = next_id(50304);
     ids[12345] = 70000;
     char outdir[600];
     snprintf(outdir, sizeof outdir, "%s/range-out", dir);
@@ -358,8 +375,13 @@ static void test_out_of_range(void)
     like(err.msg, "exists (use --force to replace it)", "existing output: message");
     ids[3] = 99999;
     write_ids(src, ids, N, 4);
-    qid_tokens_import_opts o = {.input = src, .output = out, .source = QID_TOKENS_SRC_U32, .vocab_size = 50304,
-                                .tokenizer = "t", .seq_len = 64, .force = 1};
+    qid_tokens_import_opts o = {.input = src,
+                                .output = out,
+                                .source = QID_TOKENS_SRC_U32,
+                                .vocab_size = 50304,
+                                .tokenizer = "t",
+                                .seq_len = 64,
+                                .force = 1};
     rc = qid_tokens_import(&o, &m, &err);
     like(err.msg, "token id 99999 at position 3 is outside", "forced import of bad ids fails");
     qid_tokens t;
@@ -373,7 +395,8 @@ static void test_out_of_range(void)
 static void test_bad_npy(void)
 {
     uint64_t ids[64];
-    for (size_t i = 0; i < 64; i++) ids[i] = i;
+    for (size_t i = 0; i < 64; i++)
+        ids[i] = i;
     char outdir[600], cmd[700], out[700];
     snprintf(outdir, sizeof outdir, "%s/npy-out", dir);
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", outdir);
@@ -424,7 +447,8 @@ static void test_bad_npy(void)
     /* byte-level damage */
     uint8_t b[256];
     size_t h = npy_header(b, 1, "{'descr': '<u2', 'fortran_order': False, 'shape': (64,), }");
-    for (size_t i = 0; i < 64; i++) put_le(b + h + 2 * i, i, 2);
+    for (size_t i = 0; i < 64; i++)
+        put_le(b + h + 2 * i, i, 2);
     qid_error err;
     qid_tokens_meta m;
 
@@ -456,7 +480,8 @@ static void test_bad_npy(void)
 
     /* a negative id in a signed array */
     uint64_t neg[16];
-    for (size_t i = 0; i < 16; i++) neg[i] = i;
+    for (size_t i = 0; i < 16; i++)
+        neg[i] = i;
     neg[9] = (uint64_t)-5;
     write_npy(bad, 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (16,), }", neg, 16, 4);
     rc = do_import(bad, out, QID_TOKENS_SRC_AUTO, 50304, 4, &m, &err);
