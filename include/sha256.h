@@ -24,4 +24,9 @@ void qid_sha256_final(qid_sha256 *h, uint8_t out[32]);
 /* 64 lower-case hex digits and a NUL. */
 void qid_sha256_hex(const uint8_t digest[32], char hex[65]);
 
+/* Chooses the portable compression function (on = 1) or the CPU's SHA
+ * instructions where present (on = 0; the default unless QID_NO_SHA_NI is
+ * set). Returns 1 when the SHA instructions are now in use. For tests. */
+int qid_sha256_use_portable(int on);
+
 #endif

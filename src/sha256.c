@@ -1,8 +1,18 @@
-/* sha256.c - straightforward FIPS 180-4 SHA-256. Not constant-time (nothing
- * secret is hashed). */
+/* sha256.c - FIPS 180-4 SHA-256: a portable scalar compression function and,
+ * on x86-64 CPUs with the SHA extensions, the same function with the SHA-NI
+ * instructions (chosen at run time; test_safetensors.c checks both against
+ * FIPS vectors and each other). Hashing is most of `qid import`'s CPU time.
+ * Not constant-time (nothing secret is hashed). */
 #include "sha256.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#include <immintrin.h>
+#define QID_SHA_NI 1
+#endif
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -17,7 +27,7 @@ static const uint32_t K[64] = {
 
 static uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
-static void compress(uint32_t st[8], const uint8_t b[64])
+static void compress_ref(uint32_t st[8], const uint8_t b[64])
 {
     uint32_t w[64];
     for (int i = 0; i < 16; i++)
@@ -50,6 +60,83 @@ static void compress(uint32_t st[8], const uint8_t b[64])
     st[7] += h;
 }
 
+#ifdef QID_SHA_NI
+/* SHA-NI: the state lives as (A,B,E,F) and (C,D,G,H) in two registers; each
+ * group of four rounds adds K to four schedule words and runs two
+ * sha256rnds2. The schedule for group r uses groups r-4..r-1 (kept in m[4]). */
+__attribute__((target("sha,sse4.1,ssse3"))) static void compress_blocks_shani(uint32_t st[8], const uint8_t *p,
+                                                                              size_t nblocks)
+{
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+    __m128i dcba = _mm_loadu_si128((const __m128i *)&st[0]);
+    __m128i hgfe = _mm_loadu_si128((const __m128i *)&st[4]);
+    __m128i cdab = _mm_shuffle_epi32(dcba, 0xB1);
+    __m128i efgh = _mm_shuffle_epi32(hgfe, 0x1B);
+    __m128i abef = _mm_alignr_epi8(cdab, efgh, 8);
+    __m128i cdgh = _mm_blend_epi16(efgh, cdab, 0xF0);
+    for (; nblocks > 0; nblocks--, p += 64) {
+        __m128i abef0 = abef, cdgh0 = cdgh, m[4];
+        for (int r = 0; r < 16; r++) {
+            __m128i w;
+            if (r < 4) {
+                w = m[r] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * r)), bswap);
+            } else {
+                w = _mm_sha256msg1_epu32(m[r & 3], m[(r + 1) & 3]);
+                w = _mm_add_epi32(w, _mm_alignr_epi8(m[(r + 3) & 3], m[(r + 2) & 3], 4));
+                w = m[r & 3] = _mm_sha256msg2_epu32(w, m[(r + 3) & 3]);
+            }
+            __m128i msg = _mm_add_epi32(w, _mm_loadu_si128((const __m128i *)&K[4 * r]));
+            cdgh = _mm_sha256rnds2_epu32(cdgh, abef, msg);
+            abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(msg, 0x0E));
+        }
+        abef = _mm_add_epi32(abef, abef0);
+        cdgh = _mm_add_epi32(cdgh, cdgh0);
+    }
+    __m128i feba = _mm_shuffle_epi32(abef, 0x1B);
+    __m128i dchg = _mm_shuffle_epi32(cdgh, 0xB1);
+    _mm_storeu_si128((__m128i *)&st[0], _mm_blend_epi16(feba, dchg, 0xF0));
+    _mm_storeu_si128((__m128i *)&st[4], _mm_alignr_epi8(dchg, feba, 8));
+}
+
+static int force_portable = -1;
+
+static int have_shani(void)
+{
+    static int known = -1;
+    if (force_portable < 0) force_portable = getenv("QID_NO_SHA_NI") != NULL;
+    if (force_portable) return 0;
+    if (known < 0) {
+        unsigned a, b, c, d;
+        known = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29)) && __get_cpuid(1, &a, &b, &c, &d) &&
+                (c & (1u << 19)) && (c & (1u << 9));
+    }
+    return known;
+}
+#endif
+
+int qid_sha256_use_portable(int on)
+{
+#ifdef QID_SHA_NI
+    force_portable = on;
+    return !on && have_shani();
+#else
+    (void)on;
+    return 0;
+#endif
+}
+
+static void compress_blocks(uint32_t st[8], const uint8_t *p, size_t nblocks)
+{
+#ifdef QID_SHA_NI
+    if (have_shani()) {
+        compress_blocks_shani(st, p, nblocks);
+        return;
+    }
+#endif
+    for (; nblocks > 0; nblocks--, p += 64)
+        compress_ref(st, p);
+}
+
 void qid_sha256_init(qid_sha256 *h)
 {
     static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
@@ -70,11 +157,12 @@ void qid_sha256_update(qid_sha256 *h, const void *data, size_t len)
         p += take;
         len -= take;
         if (h->fill < 64) return;
-        compress(h->state, h->block);
+        compress_blocks(h->state, h->block, 1);
         h->fill = 0;
     }
-    for (; len >= 64; p += 64, len -= 64)
-        compress(h->state, p);
+    compress_blocks(h->state, p, len / 64);
+    p += len / 64 * 64;
+    len %= 64;
     memcpy(h->block, p, len);
     h->fill = len;
 }
