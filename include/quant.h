@@ -1,0 +1,294 @@
+/* quant.h - in-memory weight quantizers: formats, kernels, packed codes, SQNR.
+ *
+ * Every quantizer works on a row-major weight matrix W[rows][cols] (rows =
+ * output channels, cols = input features); groups and blocks run along a row.
+ * A format is named by a string (`int4-g128-sym`, `mxfp4`, `nf4-b64`, ...)
+ * that qid_quant_parse turns into a qid_quant_spec; one traits table
+ * (qid_quant_traits_of) holds, per format family, the element width, the
+ * default block, the packed bytes per block and the kernels, and is the single
+ * source of every size.
+ *
+ * Families:
+ *   INT   round-to-nearest integers with min-max scales exactly as the
+ *         reference GPTQ quantizer (IST-DASLab/gptq quant.py), symmetric or
+ *         asymmetric, per output channel or per group of G columns, optional
+ *         MSE clipping search (grid 100, max shrink 0.8, norm 2.4).
+ *   MX    OCP Microscaling Formats v1.0: E8M0 shared scale per block of 32
+ *         (overridable), FP elements E2M1/E3M2/E2M3/E4M3/E5M2 or two's
+ *         complement integers (MXINT8, and MXINTd-b block floating point).
+ *   BNB   NF4 and FP4 as bitsandbytes' CUDA kernels define them (absmax per
+ *         block of 64, overridable).
+ *
+ * Each family has a scalar `*_ref` kernel, which is the specification, and a
+ * `*_fast` kernel (AVX2 when the CPU has it, chosen at run time) that gives
+ * bit-identical results. Kernels never allocate and never fail: shapes and
+ * non-finite inputs are checked by qid_quant_matrix (tier-3 errors).
+ *
+ * Not here: GPTQ (it builds on qid_rtn_find_params / qid_rtn_quantize1 and the
+ * row kernels), the `qid quantize` command, benchmarks.
+ *
+ * All functions are reentrant; none is collective over MPI.
+ */
+#ifndef QID_QUANT_H
+#define QID_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/* ---- formats ---------------------------------------------------------- */
+
+enum qid_quant_kind {
+    QID_QUANT_KIND_INT = 0, /* RTN integer with float scale and zero point */
+    QID_QUANT_KIND_MX = 1,  /* OCP MX: E8M0 shared scale + FP or INT elements */
+    QID_QUANT_KIND_BNB = 2, /* bitsandbytes 4-bit: float absmax + 16-entry code book */
+};
+
+/* One row of the traits table per format family. */
+enum qid_qtype {
+    QID_QTYPE_INT = 0,   /* intB-gG[-sym|-asym][-mse], intB-channel[...] */
+    QID_QTYPE_MXFP4 = 1, /* mxfp4 (E2M1) */
+    QID_QTYPE_MXFP6_E3M2 = 2,
+    QID_QTYPE_MXFP6_E2M3 = 3,
+    QID_QTYPE_MXFP8_E4M3 = 4,
+    QID_QTYPE_MXFP8_E5M2 = 5,
+    QID_QTYPE_MXINT = 6, /* mxint8 (OCP MXINT8) and mxintD[-bB] */
+    QID_QTYPE_NF4 = 7,
+    QID_QTYPE_FP4 = 8,
+    QID_QTYPE_COUNT = 9,
+};
+
+/* A parsed format: everything a kernel needs. Fill it with qid_quant_parse;
+ * a spec built by hand must satisfy qid_quant_spec_valid. */
+typedef struct qid_quant_spec {
+    enum qid_qtype type;
+    int bits;     /* element bits: INT and MXINT 2..8, fixed by the table otherwise */
+    size_t block; /* elements per group/block along a row; 0 = the whole row (INT per channel) */
+    int sym;      /* INT: 1 symmetric (default), 0 asymmetric; 1 for the other families */
+    int mse;      /* INT: 1 = MSE clipping search; 0 otherwise */
+} qid_quant_spec;
+
+/* Largest block or group size a name may ask for. */
+#define QID_QUANT_BLOCK_MAX ((size_t)1 << 20)
+
+/* Fused quantize-dequantize of one row x[n] into y[n] (x, y do not overlap).
+ * The row is cut into blocks of spec->block elements (the whole row when 0);
+ * a last block shorter than spec->block is quantized on its own.
+ * Preconditions (not checked): spec valid; finite x for INT and BNB. */
+typedef void (*qid_quant_row_fn)(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n);
+/* Packed encoding of one row x[n] into out[qid_quant_row_bytes(spec, n)]. */
+typedef void (*qid_quant_encode_fn)(const qid_quant_spec *spec, const float *restrict x, size_t n,
+                                    uint8_t *restrict out);
+/* Decoding of a packed row in[qid_quant_row_bytes(spec, n)] into y[n]. */
+typedef void (*qid_quant_decode_fn)(const qid_quant_spec *spec, const uint8_t *restrict in, size_t n,
+                                    float *restrict y);
+
+/* An MX element data type (OCP MX v1.0 element types). For FP elements, values
+ * are (-1)^s 2^(E-bias) 1.M (normal) or (-1)^s 2^(1-bias) 0.M (subnormal).
+ * For INT elements (ebits 0), values are the two's complement code times
+ * 2^-(bits-2): MXINT8 is 8-bit with implicit scale 2^-6. */
+typedef struct qid_mx_elem {
+    const char *name; /* "e2m1", "e3m2", "e2m3", "e4m3", "e5m2", "int" */
+    int bits;         /* total bits including the sign; 0 = given by the spec (INT) */
+    int ebits, mbits; /* exponent and mantissa field widths; ebits 0 = integer */
+    int bias;         /* exponent bias (FP) */
+    int emin;         /* exponent of the smallest normal, 1 - bias (FP) */
+    int emax;         /* emax_elem: exponent of the largest normal (0 for INT) */
+    float max_norm;   /* largest finite magnitude; 0 in the INT entry (it depends on d) */
+    int has_inf;      /* E5M2 only */
+    int has_nan;      /* E5M2, E4M3 */
+} qid_mx_elem;
+
+typedef struct qid_quant_traits {
+    const char *name; /* base name: "int", "mxfp4", "mxfp6-e3m2", "mxint", "nf4", ... */
+    enum qid_quant_kind kind;
+    int bits;                /* element bits; 0 = from the name (2..8) */
+    size_t block;            /* default elements per block; 0 = from the name */
+    size_t scale_bytes;      /* packed per-block header: INT 5 (f32 scale, u8 zero),
+                                MX 1 (E8M0), BNB 4 (f32 absmax) */
+    size_t block_bytes;      /* packed bytes of one default block; 0 = depends on the name */
+    const qid_mx_elem *elem; /* MX element type; NULL for INT and BNB */
+    int rejects_nonfinite;   /* 1: NaN/Inf input is an error (INT, BNB); 0: MX spec semantics */
+    qid_quant_row_fn quantize_ref;
+    qid_quant_row_fn quantize_fast;
+    qid_quant_encode_fn encode;
+    qid_quant_decode_fn decode;
+} qid_quant_traits;
+
+/* The traits of a family; type must be < QID_QTYPE_COUNT (checked, tier 1). */
+const qid_quant_traits *qid_quant_traits_of(enum qid_qtype type);
+
+/* Parses a format name into spec. Names (case-sensitive, lower case):
+ *   intB-gG[-sym|-asym][-mse]        B in 2..8, G in 1..QID_QUANT_BLOCK_MAX
+ *   intB-channel[-sym|-asym][-mse]   per output channel
+ *   mxfp4 (= mxfp4-e2m1), mxfp6-e3m2, mxfp6-e2m3, mxfp8-e4m3, mxfp8-e5m2,
+ *   mxint8, mxintD (D in 2..8), nf4, fp4
+ *   and for MX/NF4/FP4 an optional block override `-bB` (mxfp4-b16,
+ *   mxint3-b128, nf4-b64), B in 1..QID_QUANT_BLOCK_MAX.
+ * Symmetric is the default for INT. On failure returns QID_E_INVALID with a
+ * one-line message naming the name and what was expected, e.g.
+ *   unknown format 'int9-g128': integer bits must be 2..8
+ * and leaves spec untouched. */
+int qid_quant_parse(const char *name, qid_quant_spec *spec, qid_error *err);
+
+/* 1 if spec is one qid_quant_parse can produce. */
+int qid_quant_spec_valid(const qid_quant_spec *spec);
+
+/* Writes the canonical name of spec (parse(name(s)) == s) into buf, always
+ * NUL-terminated when len > 0; returns the length it needed, as snprintf. */
+int qid_quant_name(const qid_quant_spec *spec, char *buf, size_t len);
+
+/* Bytes of one packed block of `len` elements (len <= block; the header plus
+ * ceil(len * bits / 8) code bytes). */
+size_t qid_quant_block_bytes(const qid_quant_spec *spec, size_t len);
+/* Bytes of a packed row of n elements (full blocks plus a shorter last one). */
+size_t qid_quant_row_bytes(const qid_quant_spec *spec, size_t n);
+/* Storage bits per weight of a row of n elements, headers included
+ * (e.g. mxfp4: 17 * 8 / 32 = 4.25). */
+double qid_quant_bits_per_weight(const qid_quant_spec *spec, size_t n);
+
+/* ---- matrix level (tier-3 errors) ------------------------------------ */
+
+/* QID_OK when a row of `cols` elements can be quantized with spec; otherwise
+ * QID_E_INVALID with e.g.
+ *   group size 128 does not divide row length 100 of 'layers.0.mlp.fc1.weight'
+ * `what` names the tensor in messages (may be NULL). */
+int qid_quant_check_shape(const qid_quant_spec *spec, size_t cols, const char *what, qid_error *err);
+
+/* Index of the first NaN or Inf in x[n], or n when all are finite. */
+size_t qid_quant_find_nonfinite(const float *x, size_t n);
+
+/* Quantizes and dequantizes w[rows][cols] into q[rows][cols] (no overlap)
+ * with the fast kernel. Checks the shape, and for INT and BNB formats that
+ * every weight is finite (QID_E_NUMERIC naming the element index, row and
+ * column); MX formats follow the spec instead (a block holding NaN or Inf
+ * dequantizes to NaN). On error q is left partly written. */
+int qid_quant_matrix(const qid_quant_spec *spec, const float *restrict w, float *restrict q, size_t rows, size_t cols,
+                     const char *what, qid_error *err);
+
+/* In-place form: w[rows][cols] is replaced by its quantized values; scratch
+ * holds `cols` floats owned by the caller. On error w is unchanged. */
+int qid_quant_matrix_inplace(const qid_quant_spec *spec, float *restrict w, size_t rows, size_t cols,
+                             float *restrict scratch, const char *what, qid_error *err);
+
+/* Packed encoding of w[rows][cols] into out[rows * qid_quant_row_bytes(spec,
+ * cols)], rows one after the other; same checks as qid_quant_matrix. */
+int qid_quant_encode_matrix(const qid_quant_spec *spec, const float *restrict w, size_t rows, size_t cols,
+                            uint8_t *restrict out, const char *what, qid_error *err);
+/* Decoding of what qid_quant_encode_matrix wrote. Never fails. */
+void qid_quant_decode_matrix(const qid_quant_spec *spec, const uint8_t *restrict in, size_t rows, size_t cols,
+                             float *restrict q);
+
+/* Active vector path: "avx2" or "scalar". */
+const char *qid_quant_simd(void);
+/* 1 when the *_fast kernels take their AVX2 path (x86-64 with AVX2 and FMA,
+ * not forced off). */
+int qid_quant_use_avx2(void);
+/* force != 0 makes every *_fast kernel use the scalar reference (for
+ * benchmarks); not thread-safe against running kernels. */
+void qid_quant_force_scalar(int force);
+
+/* Bit streams of the INT and MX packed layouts: code i occupies bits
+ * [i*bits, i*bits + bits) of out, least significant bit first. Packing
+ * overwrites exactly those bits. bits is 1..32. */
+void qid_quant_pack_bits(uint8_t *restrict out, size_t i, int bits, uint32_t code);
+uint32_t qid_quant_unpack_bits(const uint8_t *restrict in, size_t i, int bits);
+
+/* ---- INT: RTN with reference-GPTQ min-max scales ---------------------- */
+
+/* Computes scale and zero of one group x[n] (n >= 1, finite) for `bits`
+ * (2..8) exactly as quant.py's Quantizer.find_params on a weight row:
+ * xmin = min(min x, 0), xmax = max(max x, 0); symmetric: xmax = max(|xmin|,
+ * xmax) and, when xmin < 0, xmin = -xmax; an all-zero group uses [-1, 1];
+ * scale = (xmax - xmin) / maxq with maxq = 2^bits - 1; zero = (maxq + 1) / 2
+ * (sym) or round(-xmin / scale) (asym). With mse, the search over
+ * p = 1 - i/100, i = 0..79, keeps the candidate with the least
+ * sum |Q(x) - x|^2.4 (first wins on ties). Float32 arithmetic throughout as
+ * torch does; the MSE error sum is accumulated in double. */
+void qid_rtn_find_params(const float *x, size_t n, int bits, int sym, int mse, float *scale, float *zero);
+
+/* One value: scale * (clamp(round_half_even(x / scale) + zero, 0, maxq) - zero). */
+float qid_rtn_quantize1(float x, float scale, float zero, float maxq);
+
+/* Row kernels of the INT family (see qid_quant_row_fn). */
+void qid_rtn_quantize_ref(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n);
+void qid_rtn_quantize_fast(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n);
+/* Packed block: f32 scale (little-endian), u8 zero point, then the codes
+ * q in 0..maxq as a bit stream, element i at bits [i*B, i*B+B), LSB first. */
+void qid_rtn_encode(const qid_quant_spec *spec, const float *restrict x, size_t n, uint8_t *restrict out);
+void qid_rtn_decode(const qid_quant_spec *spec, const uint8_t *restrict in, size_t n, float *restrict y);
+
+/* ---- MX: OCP Microscaling Formats v1.0 --------------------------------- */
+
+/* E8M0 code of the scale X = 2^127 .. 2^-127 (codes 254 .. 0); 255 is NaN. */
+#define QID_MX_E8M0_NAN 0xFF
+
+/* The element type of an MX spec (NULL for other families). */
+const qid_mx_elem *qid_mx_elem_of(const qid_quant_spec *spec);
+
+/* Shared exponent of a block with largest magnitude amax (finite, >= 0):
+ * floor(log2 amax) - emax_elem clamped to [-127, 127]; -127 when amax == 0.
+ * The E8M0 code is the result + 127. */
+int qid_mx_shared_exp(float amax, const qid_mx_elem *e);
+
+/* Rounds v (an already scaled value V_i / X) to the element type `e` with
+ * `bits` element bits: round to nearest, ties to even, saturating to
+ * +-max_norm, subnormals kept; for INT elements to the nearest multiple of
+ * 2^-(bits-2) in [-2, 2 - 2^-(bits-2)], -0 becomes +0 (no such code). */
+float qid_mx_elem_round(const qid_mx_elem *e, int bits, float v);
+/* The code of an element value returned by qid_mx_elem_round, and back.
+ * Decoding maps E4M3 S.1111.111 to NaN and E5M2 exponent 31 to Inf/NaN. */
+uint32_t qid_mx_elem_encode(const qid_mx_elem *e, int bits, float v);
+float qid_mx_elem_decode(const qid_mx_elem *e, int bits, uint32_t code);
+
+void qid_mx_quantize_ref(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n);
+void qid_mx_quantize_fast(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n);
+/* Packed block: the E8M0 byte, then the element codes as a bit stream,
+ * element i at bits [i*d, i*d+d), LSB first (MXFP4: element 2j in the low
+ * nibble of byte j). A block with NaN or Inf gets scale 0xFF and codes 0. */
+void qid_mx_encode(const qid_quant_spec *spec, const float *restrict x, size_t n, uint8_t *restrict out);
+void qid_mx_decode(const qid_quant_spec *spec, const uint8_t *restrict in, size_t n, float *restrict y);
+
+/* ---- NF4 / FP4 as bitsandbytes --------------------------------------- */
+
+/* bitsandbytes' dequantization tables (csrc/kernels.cu), indexed by code.
+ * NF4 is sorted ascending; FP4 bit 3 is the sign and bits 0-2 index
+ * {0, 0.0625, 8, 12, 4, 6, 2, 3} / 12. */
+extern const float qid_nf4_code[16];
+extern const float qid_fp4_code[16];
+
+/* Codes of a normalized value x = w * (1 / absmax) chosen by bitsandbytes'
+ * decision trees (dQuantizeNF4 / dQuantizeFP4): x > threshold goes up, so a
+ * value exactly on a threshold takes the lower code; NaN gives code 0. */
+uint8_t qid_nf4_encode1(float x);
+uint8_t qid_fp4_encode1(float x);
+
+void qid_bnb_quantize_ref(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n);
+void qid_bnb_quantize_fast(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n);
+/* Packed block: f32 absmax (little-endian), then two codes per byte with the
+ * first element in the high nibble, as bitsandbytes stores them. */
+void qid_bnb_encode(const qid_quant_spec *spec, const float *restrict x, size_t n, uint8_t *restrict out);
+void qid_bnb_decode(const qid_quant_spec *spec, const uint8_t *restrict in, size_t n, float *restrict y);
+
+/* ---- SQNR -------------------------------------------------------------- */
+
+/* Signal and noise energies, summed in double over any number of tensors. */
+typedef struct qid_sqnr_acc {
+    double signal; /* sum of w^2 */
+    double noise;  /* sum of (w - q)^2 */
+    size_t count;  /* elements added */
+} qid_sqnr_acc;
+
+void qid_sqnr_acc_init(qid_sqnr_acc *acc);
+/* Adds w[n] and its quantized q[n]. */
+void qid_sqnr_acc_add(qid_sqnr_acc *acc, const float *restrict w, const float *restrict q, size_t n);
+/* Adds the sums of another accumulator (e.g. one reduced from other ranks). */
+void qid_sqnr_acc_merge(qid_sqnr_acc *acc, const qid_sqnr_acc *other);
+/* 10 log10(signal / noise) in dB; +inf when noise == 0 (exact, including an
+ * empty or all-zero input), -inf when signal == 0 < noise. */
+double qid_sqnr_acc_db(const qid_sqnr_acc *acc);
+/* SQNR of one tensor, same conventions. */
+double qid_sqnr_db(const float *restrict w, const float *restrict q, size_t n);
+
+#endif
