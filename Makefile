@@ -43,7 +43,7 @@ ifneq ($(CI),)
 WARN += -Werror
 endif
 QID_VERSION := 0.1.0
-GIT_REV := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+GIT_REV := $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 BASE_CFLAGS := -std=c17 -O2 -g -fno-fast-math -fopenmp $(WARN) -D_POSIX_C_SOURCE=200809L \
                -DQID_VERSION='"$(QID_VERSION)"' -DQID_GIT_REV='"$(GIT_REV)"' -Iinclude
 DEP_CFLAGS := $(HDF5_CFLAGS) $(MPI_CFLAGS) $(LAPACKE_CFLAGS) $(BLAS_CFLAGS) $(CJSON_CFLAGS)
@@ -60,7 +60,7 @@ TEST_BIN := $(TEST_SRC:test/test_%.c=$(BUILD)/test/%.t)
 TEST_SCRIPTS := $(wildcard test/*.t)
 TAP_OBJ := $(BUILD)/test/tap.o
 
-.PHONY: all check deps demo bench benches fuzz install clean tests format-check
+.PHONY: FORCE all check deps demo bench benches fuzz install clean tests format-check
 .DEFAULT_GOAL := all
 # keep test objects between runs
 .SECONDARY:
@@ -69,6 +69,12 @@ all: $(QID)
 
 $(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+# version.o records the git revision: rebuild it when the revision changes.
+$(BUILD)/gitrev: FORCE | $(BUILD)/obj
+	@echo '$(GIT_REV)' | cmp -s - $@ || echo '$(GIT_REV)' > $@
+$(BUILD)/obj/version.o: $(BUILD)/gitrev
+FORCE:
 
 $(LIB): $(LIB_OBJ)
 	rm -f $@

@@ -21,7 +21,7 @@ char *openblas_get_config(void);
 
 const char *qid_version(void) { return QID_VERSION; }
 const char *qid_git_rev(void) { return QID_GIT_REV; }
-const char *qid_build_flags(void) { return "-O2 " QID_CFLAGS; }
+const char *qid_build_flags(void) { return "-std=c17 -O2 -fno-fast-math -fopenmp " QID_CFLAGS; }
 
 const char *qid_compiler(void)
 {
