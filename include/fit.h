@@ -20,7 +20,7 @@
  *
  * Every linear solve goes through LAPACKE (dgels for least squares and
  * Levenberg-Marquardt steps, dtrcon for rank checks, dgelsd for the linear
- * baseline). Randomness comes from qid_fit_rng (xoshiro256**), seeded by the
+ * baseline). Randomness comes from qid_rng (xoshiro256**), seeded by the
  * caller; nothing here calls rand().
  *
  * Errors are tier 3 (error.h): a degenerate input (one model size, fewer
@@ -38,24 +38,9 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "rng.h"
 
 /* ---- seeded generator ------------------------------------------------- */
-
-/* xoshiro256** state. Seed with qid_fit_rng_seed; (seed, stream) pairs give
- * independent, reproducible sequences (the bootstrap uses one stream per
- * draw, the forest one per tree, so results do not depend on threading). */
-typedef struct qid_fit_rng {
-    uint64_t s[4];
-} qid_fit_rng;
-
-void qid_fit_rng_seed(qid_fit_rng *rng, uint64_t seed, uint64_t stream);
-uint64_t qid_fit_rng_next(qid_fit_rng *rng);
-/* Uniform in [0, 1) with 53 random bits. */
-double qid_fit_rng_uniform(qid_fit_rng *rng);
-/* Uniform integer in [0, n); n > 0 (unbiased). */
-uint64_t qid_fit_rng_below(qid_fit_rng *rng, uint64_t n);
-/* Standard normal (Box-Muller; one value per call, no cached state). */
-double qid_fit_rng_normal(qid_fit_rng *rng);
 
 /* ---- observations and laws -------------------------------------------- */
 

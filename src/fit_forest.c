@@ -155,10 +155,10 @@ static int best_split_on(const double *restrict x, const double *restrict y, siz
 static void build_tree(const double *x, const double *y, size_t n_rows, size_t n_feat, const qid_fit_forest_opts *o,
                        size_t mtry, uint64_t stream, tree *t, double *imp, tree_scratch *s)
 {
-    qid_fit_rng rng;
-    qid_fit_rng_seed(&rng, o->seed, stream);
+    qid_rng rng;
+    qid_rng_seed(&rng, o->seed, stream);
     for (size_t i = 0; i < n_rows; i++)
-        s->idx[i] = o->bootstrap ? (size_t)qid_fit_rng_below(&rng, n_rows) : i;
+        s->idx[i] = o->bootstrap ? (size_t)qid_rng_below(&rng, n_rows) : i;
     for (size_t j = 0; j < n_feat; j++)
         imp[j] = 0;
     memset(t, 0, sizeof *t);
@@ -183,7 +183,7 @@ static void build_tree(const double *x, const double *y, size_t n_rows, size_t n
         split best = {-1, 0, 0};
         size_t tried = 0;
         for (size_t k = 0; k < n_feat && tried < mtry; k++) {
-            size_t r = k + (size_t)qid_fit_rng_below(&rng, n_feat - k);
+            size_t r = k + (size_t)qid_rng_below(&rng, n_feat - k);
             size_t f = s->perm[r];
             s->perm[r] = s->perm[k];
             s->perm[k] = f;

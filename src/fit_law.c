@@ -541,11 +541,11 @@ int qid_fit_law_bootstrap(const qid_fit_obs *obs, size_t n, const qid_fit_opts *
     qid_error first;
     qid_error_clear(&first);
     for (size_t b = 0; b < o.n_boot; b++) {
-        qid_fit_rng rng;
-        qid_fit_rng_seed(&rng, o.seed, b);
+        qid_rng rng;
+        qid_rng_seed(&rng, o.seed, b);
         size_t m = 0;
         for (size_t j = 0; j < n_ck; j++) {
-            size_t c = (size_t)qid_fit_rng_below(&rng, n_ck);
+            size_t c = (size_t)qid_rng_below(&rng, n_ck);
             for (size_t t = start[c]; t < start[c + 1]; t++)
                 sample[m++] = obs[order[t]];
         }

@@ -27,14 +27,14 @@ static double now(void)
 static void gen(qid_fit_obs *o, size_t n, uint64_t seed, double rel, double abs_se)
 {
     const qid_fit_law *law = &QID_FIT_LAW_OUYANG;
-    qid_fit_rng r;
-    qid_fit_rng_seed(&r, seed, 0);
+    qid_rng r;
+    qid_rng_seed(&r, seed, 0);
     size_t k = 0;
     for (int c = 0; k < n; c++) {
-        double N = sizes[c % 8], D = exp(log(2e9) + qid_fit_rng_uniform(&r) * (log(3e11) - log(2e9)));
+        double N = sizes[c % 8], D = exp(log(2e9) + qid_rng_uniform(&r) * (log(3e11) - log(2e9)));
         for (int P = 2; P <= 4 && k < n; P++) {
             double q = qid_fit_law_eval(law, N, D, P), se = sqrt(rel * rel * q * q + abs_se * abs_se);
-            o[k++] = (qid_fit_obs){c, c % 8, N, D, P, q + se * qid_fit_rng_normal(&r), se, NAN};
+            o[k++] = (qid_fit_obs){c, c % 8, N, D, P, q + se * qid_rng_normal(&r), se, NAN};
         }
     }
 }
@@ -77,12 +77,12 @@ int main(int argc, char **argv)
 
     size_t rows = 2000, feat = 8;
     double *x = malloc(rows * feat * sizeof *x), *y = malloc(rows * sizeof *y);
-    qid_fit_rng g;
-    qid_fit_rng_seed(&g, 4, 0);
+    qid_rng g;
+    qid_rng_seed(&g, 4, 0);
     for (size_t i = 0; i < rows; i++) {
         for (size_t j = 0; j < feat; j++)
-            x[i * feat + j] = qid_fit_rng_uniform(&g);
-        y[i] = sin(6 * x[i * feat]) + x[i * feat + 1] * x[i * feat + 2] + 0.1 * qid_fit_rng_normal(&g);
+            x[i * feat + j] = qid_rng_uniform(&g);
+        y[i] = sin(6 * x[i * feat]) + x[i * feat + 1] * x[i * feat + 2] + 0.1 * qid_rng_normal(&g);
     }
     qid_fit_forest_opts fo;
     qid_fit_forest_opts_init(&fo);

@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "tap.h"
 
+#include "rng.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -190,4 +192,41 @@ const char *tap_tmpdir(void)
     snprintf(tap_dir, sizeof tap_dir, "%s/qid-test-XXXXXX", base && base[0] ? base : "/tmp");
     if (!mkdtemp(tap_dir)) bail("cannot create a temporary directory");
     return tap_dir;
+}
+
+static qid_rng tap_rng;
+static int tap_rng_ready;
+
+void tap_seed(uint64_t seed)
+{
+    qid_rng_seed(&tap_rng, seed, 0);
+    tap_rng_ready = 1;
+}
+
+uint64_t tap_rand(void)
+{
+    if (!tap_rng_ready) tap_seed(0x243F6A8885A308D3ull);
+    return qid_rng_next(&tap_rng);
+}
+
+double tap_uniform(void) { return (double)(tap_rand() >> 11) * 0x1.0p-53; }
+
+float tap_gauss(void)
+{
+    if (!tap_rng_ready) tap_seed(0x243F6A8885A308D3ull);
+    return (float)qid_rng_normal(&tap_rng);
+}
+
+uint32_t tap_f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+float tap_bits_f32(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
 }

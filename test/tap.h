@@ -7,6 +7,7 @@
 #define QID_TAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define TAP_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
@@ -43,5 +44,15 @@ int tap_exists(const char *path);
 /* A fresh temporary directory (mkdtemp under $TMPDIR or /tmp), removed with
  * its contents at exit. The returned string is static storage. */
 const char *tap_tmpdir(void);
+
+/* Seeded test data from qid's generator (rng.h): the same sequence every
+ * run unless tap_seed is called. */
+void tap_seed(uint64_t seed);
+uint64_t tap_rand(void);
+double tap_uniform(void); /* [0, 1) */
+float tap_gauss(void);    /* standard normal */
+/* Bit patterns of floats, for bit-exact comparisons. */
+uint32_t tap_f32_bits(float f);
+float tap_bits_f32(uint32_t u);
 
 #endif

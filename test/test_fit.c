@@ -8,7 +8,7 @@
  * finds for the same objectives (test/fixtures/fit/reference.txt, written by
  * tools/make_fit_fixtures.py).
  *
- * Synthetic data come from qid_fit_rng with fixed seeds, so every number
+ * Synthetic data come from qid_rng with fixed seeds, so every number
  * below is deterministic; each tolerance is stated next to its comparison. */
 #include "fit.h"
 #include "tap.h"
@@ -31,15 +31,15 @@ static double rel_err(double want, double got) { return fabs(got - want) / fabs(
  * with se = sqrt((rel * law)^2 + abs^2): multiplicative noise with a floor. */
 static void gen(qid_fit_obs *o, size_t n, uint64_t seed, double rel, double abs_se, int grid, const qid_fit_law *law)
 {
-    qid_fit_rng r;
-    qid_fit_rng_seed(&r, seed, 0);
+    qid_rng r;
+    qid_rng_seed(&r, seed, 0);
     size_t k = 0;
     for (int c = 0; k < n; c++) {
-        double u = grid ? (double)((c / 8) % 10) / 9.0 : qid_fit_rng_uniform(&r);
+        double u = grid ? (double)((c / 8) % 10) / 9.0 : qid_rng_uniform(&r);
         double N = sizes[c % 8], D = exp(log(d_lo) + u * (log(d_hi) - log(d_lo)));
         for (int P = 2; P <= 4 && k < n; P++) {
             double q = qid_fit_law_eval(law, N, D, P), se = sqrt(rel * rel * q * q + abs_se * abs_se);
-            o[k++] = (qid_fit_obs){c, c % 8, N, D, P, q + se * qid_fit_rng_normal(&r), se, NAN};
+            o[k++] = (qid_fit_obs){c, c % 8, N, D, P, q + se * qid_rng_normal(&r), se, NAN};
         }
     }
 }
@@ -402,13 +402,13 @@ static void test_loss16(void)
               "published 16-bit law at N=1e9 D=1e11 (abs 1e-12)");
     size_t m = 80;
     double n[80], d[80], y[80];
-    qid_fit_rng r;
-    qid_fit_rng_seed(&r, 61, 0);
+    qid_rng r;
+    qid_rng_seed(&r, 61, 0);
     for (int noisy = 0; noisy < 2; noisy++) {
         for (size_t i = 0; i < m; i++) {
             n[i] = sizes[i % 8];
             d[i] = exp(log(d_lo) + (double)(i / 8) / 9.0 * (log(d_hi) - log(d_lo)));
-            y[i] = qid_fit_loss16_eval(L, n[i], d[i]) * (noisy ? exp(0.002 * qid_fit_rng_normal(&r)) : 1.0);
+            y[i] = qid_fit_loss16_eval(L, n[i], d[i]) * (noisy ? exp(0.002 * qid_rng_normal(&r)) : 1.0);
         }
         qid_fit_opts op;
         qid_fit_opts_init(&op);
@@ -454,12 +454,12 @@ static double target(const double *x) { return sin(3 * x[0]) + 2.0 * (x[1] > 0.5
 
 static void make_rows(double *x, double *y, size_t n, uint64_t seed, double shift)
 {
-    qid_fit_rng r;
-    qid_fit_rng_seed(&r, seed, 0);
+    qid_rng r;
+    qid_rng_seed(&r, seed, 0);
     for (size_t i = 0; i < n; i++) {
         for (int j = 0; j < 4; j++)
-            x[i * 4 + j] = qid_fit_rng_uniform(&r) * 2 - 1 + (j == 0 ? shift : 0);
-        y[i] = target(x + i * 4) + 0.1 * qid_fit_rng_normal(&r);
+            x[i * 4 + j] = qid_rng_uniform(&r) * 2 - 1 + (j == 0 ? shift : 0);
+        y[i] = target(x + i * 4) + 0.1 * qid_rng_normal(&r);
     }
 }
 
@@ -585,15 +585,15 @@ static void test_pareto(void)
     k = qid_fit_pareto(c, 7, 1e8, idx);
     ok(k == 0, "a budget nothing fits gives an empty set");
 
-    qid_fit_rng a, b;
-    qid_fit_rng_seed(&a, 9, 3);
-    qid_fit_rng_seed(&b, 9, 4);
+    qid_rng a, b;
+    qid_rng_seed(&a, 9, 3);
+    qid_rng_seed(&b, 9, 4);
     int differ = 0, inrange = 1;
     double s = 0, s2 = 0;
     for (int i = 0; i < 20000; i++) {
-        differ |= qid_fit_rng_next(&a) != qid_fit_rng_next(&b);
-        inrange &= qid_fit_rng_below(&a, 7) < 7;
-        double z = qid_fit_rng_normal(&b);
+        differ |= qid_rng_next(&a) != qid_rng_next(&b);
+        inrange &= qid_rng_below(&a, 7) < 7;
+        double z = qid_rng_normal(&b);
         s += z;
         s2 += z * z;
     }

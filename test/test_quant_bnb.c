@@ -14,31 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rng_state = 0x13198A2E03707344ull;
-
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double rng_uniform(void) { return (double)(rng_next() >> 11) * 0x1.0p-53; }
-
-static float rng_gauss(void)
-{
-    double u = rng_uniform(), v = rng_uniform();
-    return (float)(sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v));
-}
-
-static uint32_t bits_of(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
 static qid_quant_spec spec_of(const char *name)
 {
     qid_quant_spec s;
@@ -194,7 +169,7 @@ static void test_blocks(void)
     /* absmax per block: block 0 spans +-10, block 1 +-0.01; the extremes of
      * each block come back exactly, block 1 is unaffected by block 0. */
     for (int i = 0; i < 128; i++)
-        x[i] = (i < 64 ? 2.0f : 0.002f) * rng_gauss(); /* 5 sigma below the extremes */
+        x[i] = (i < 64 ? 2.0f : 0.002f) * tap_gauss(); /* 5 sigma below the extremes */
     x[3] = 10.0f;
     x[70] = -0.01f;
     x[71] = 0.0f;
@@ -222,7 +197,7 @@ static void test_blocks(void)
         enum { N = 64 * 200 };
         static float w[N], q[N];
         for (int i = 0; i < N; i++)
-            w[i] = rng_gauss() * ldexpf(1.0f, (int)(i / 64 % 9) - 4);
+            w[i] = tap_gauss() * ldexpf(1.0f, (int)(i / 64 % 9) - 4);
         qid_bnb_quantize_ref(&s, w, q, N);
         int bad = 0, skipped = 0;
         for (size_t b = 0; b < N; b += s.block) {
@@ -238,7 +213,7 @@ static void test_blocks(void)
                 }
                 float want = book[c] * absmax;
                 if (want == 0.0f) want = q[b + j]; /* the sign of a zero is the tree's business */
-                if (bits_of(want) != bits_of(q[b + j]) && bad++ == 0)
+                if (tap_f32_bits(want) != tap_f32_bits(q[b + j]) && bad++ == 0)
                     diag("%s [%zu]: got %a want %a (code %d)", names[f], b + j, (double)q[b + j], (double)want, c);
             }
         }
@@ -267,21 +242,21 @@ static void test_fast_vs_ref(void)
             for (int rep = 0; rep < 3; rep++) {
                 size_t n = lengths[li];
                 for (size_t i = 0; i < n; i++) {
-                    uint64_t r = rng_next() % 20;
-                    x[i] = r == 0 ? 0.0f : (r == 1 ? -0.0f : rng_gauss() * ldexpf(1.0f, (int)(rng_next() % 60) - 30));
+                    uint64_t r = tap_rand() % 20;
+                    x[i] = r == 0 ? 0.0f : (r == 1 ? -0.0f : tap_gauss() * ldexpf(1.0f, (int)(tap_rand() % 60) - 30));
                     if (rep == 1 && i % 64 < 32) x[i] = 0.0f; /* zero blocks and half-zero blocks */
                     if (rep == 2 && r == 2) x[i] = 1e-40f;    /* float32 subnormals */
                 }
                 qid_bnb_quantize_ref(&s, x, yr, n);
                 qid_bnb_quantize_fast(&s, x, yf, n);
                 for (size_t i = 0; i < n; i++)
-                    if (bits_of(yr[i]) != bits_of(yf[i]) && bad++ == 0)
+                    if (tap_f32_bits(yr[i]) != tap_f32_bits(yf[i]) && bad++ == 0)
                         diag("%s n=%zu [%zu]: ref %a fast %a", formats[k], n, i, (double)yr[i], (double)yf[i]);
                 if (qid_quant_row_bytes(&s, n) > sizeof packed) bail("packed buffer too small");
                 qid_bnb_encode(&s, x, n, packed);
                 qid_bnb_decode(&s, packed, n, yd);
                 for (size_t i = 0; i < n; i++)
-                    if (bits_of(yr[i]) != bits_of(yd[i]) && rt_bad++ == 0)
+                    if (tap_f32_bits(yr[i]) != tap_f32_bits(yd[i]) && rt_bad++ == 0)
                         diag("%s n=%zu [%zu]: decode %a fused %a", formats[k], n, i, (double)yd[i], (double)yr[i]);
             }
         ok(bad == 0, "%s: fast == ref bitwise on %zu lengths x 3 rows (zeros, zero blocks, subnormals)", formats[k],

@@ -14,38 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double rng_uniform(void) { return (double)(rng_next() >> 11) * 0x1.0p-53; }
-
-static float rng_gauss(void)
-{
-    double u = rng_uniform(), v = rng_uniform();
-    return (float)(sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v));
-}
-
-static uint32_t bits_of(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-static float float_of(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
 static qid_quant_spec spec_of(const char *name)
 {
     qid_quant_spec s;
@@ -58,7 +26,7 @@ static qid_quant_spec spec_of(const char *name)
 static size_t first_diff(const float *a, const float *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (bits_of(a[i]) != bits_of(b[i])) return i;
+        if (tap_f32_bits(a[i]) != tap_f32_bits(b[i])) return i;
     return n;
 }
 
@@ -86,7 +54,7 @@ static void test_elements(void)
             float v = qid_mx_elem_decode(e, bits, c);
             if (!isfinite(v)) continue;
             if (fabsf(v) > largest) largest = fabsf(v);
-            if (qid_mx_elem_encode(e, bits, v) != c || bits_of(qid_mx_elem_round(e, bits, v)) != bits_of(v)) {
+            if (qid_mx_elem_encode(e, bits, v) != c || tap_f32_bits(qid_mx_elem_round(e, bits, v)) != tap_f32_bits(v)) {
                 roundtrip = 0;
                 diag("%s code 0x%02x -> %g -> 0x%02x", t[k].fmt, c, (double)v, qid_mx_elem_encode(e, bits, v));
             }
@@ -246,9 +214,9 @@ static void test_fixture(void)
             if (!tok) bail("short fixture line for %s", fmt);
             uint32_t u = (uint32_t)strtoul(tok, NULL, 16);
             if (i < n)
-                x[i] = float_of(u);
+                x[i] = tap_bits_f32(u);
             else
-                y[i - n] = float_of(u);
+                y[i - n] = tap_bits_f32(u);
         }
         char *hex = strtok_r(NULL, " ", &tsave);
         if (!hex || strlen(hex) != 2 * nbytes)
@@ -263,13 +231,13 @@ static void test_fixture(void)
         qid_mx_quantize_ref(&s, x, got, n);
         size_t d = first_diff(got, y, n);
         if (d < n && f->ref_bad++ == 0)
-            diag("%s case %d ref [%zu]: in %08x got %08x want %08x", fmt, f->cases, d, bits_of(x[d]), bits_of(got[d]),
-                 bits_of(y[d]));
+            diag("%s case %d ref [%zu]: in %08x got %08x want %08x", fmt, f->cases, d, tap_f32_bits(x[d]),
+                 tap_f32_bits(got[d]), tap_f32_bits(y[d]));
         qid_mx_quantize_fast(&s, x, got, n);
         d = first_diff(got, y, n);
         if (d < n && f->fast_bad++ == 0)
-            diag("%s case %d fast [%zu]: in %08x got %08x want %08x", fmt, f->cases, d, bits_of(x[d]), bits_of(got[d]),
-                 bits_of(y[d]));
+            diag("%s case %d fast [%zu]: in %08x got %08x want %08x", fmt, f->cases, d, tap_f32_bits(x[d]),
+                 tap_f32_bits(got[d]), tap_f32_bits(y[d]));
         memset(enc, 0xA5, nbytes);
         qid_mx_encode(&s, x, n, enc);
         if (memcmp(enc, packed, nbytes) != 0 && f->enc_bad++ == 0) {
@@ -281,7 +249,8 @@ static void test_fixture(void)
         qid_mx_decode(&s, packed, n, got);
         d = first_diff(got, y, n);
         if (d < n && f->dec_bad++ == 0)
-            diag("%s case %d decode [%zu]: got %08x want %08x", fmt, f->cases, d, bits_of(got[d]), bits_of(y[d]));
+            diag("%s case %d decode [%zu]: got %08x want %08x", fmt, f->cases, d, tap_f32_bits(got[d]),
+                 tap_f32_bits(y[d]));
         free(x);
         free(y);
         free(got);
@@ -318,18 +287,18 @@ static void fill_row(float *x, size_t n, int specials)
 {
     float mag = 1.0f;
     for (size_t i = 0; i < n; i++) {
-        if (i % 32 == 0) mag = ldexpf(1.0f, (int)(rng_next() % 81) - 40);
-        uint64_t r = rng_next() % 100;
+        if (i % 32 == 0) mag = ldexpf(1.0f, (int)(tap_rand() % 81) - 40);
+        uint64_t r = tap_rand() % 100;
         if (r < 5)
             x[i] = 0.0f;
         else if (r < 15)
-            x[i] = mag * (float)((int)(rng_next() % 33) - 16) * 0.0625f; /* grid points, many ties */
+            x[i] = mag * (float)((int)(tap_rand() % 33) - 16) * 0.0625f; /* grid points, many ties */
         else
-            x[i] = mag * rng_gauss();
+            x[i] = mag * tap_gauss();
     }
     if (specials && n > 40) {
-        x[rng_next() % n] = NAN;
-        x[rng_next() % n] = (rng_next() & 1) ? INFINITY : -INFINITY;
+        x[tap_rand() % n] = NAN;
+        x[tap_rand() % n] = (tap_rand() & 1) ? INFINITY : -INFINITY;
     }
 }
 

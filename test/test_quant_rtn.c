@@ -13,38 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rng_state = 0x243F6A8885A308D3ull;
-
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double rng_uniform(void) { return (double)(rng_next() >> 11) * 0x1.0p-53; }
-
-static float rng_gauss(void)
-{
-    double u = rng_uniform(), v = rng_uniform();
-    return (float)(sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v));
-}
-
-static uint32_t bits_of(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-static float float_of(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
 static qid_quant_spec spec_of(const char *name)
 {
     qid_quant_spec s;
@@ -142,14 +110,14 @@ static void test_fixture(void)
             got = malloc(rows * cols * sizeof *got);
             if (!w || !want || !got) bail("out of memory");
             for (size_t i = 0; i < rows * cols; i++)
-                w[i] = float_of((uint32_t)strtoul(strtok_r(NULL, " ", &ts), NULL, 16));
+                w[i] = tap_bits_f32((uint32_t)strtoul(strtok_r(NULL, " ", &ts), NULL, 16));
             continue;
         }
         if (!w) bail("rtn fixture: format line before the matrix");
         for (size_t i = 0; i < rows * cols; i++) {
             char *tok = strtok_r(NULL, " ", &ts);
             if (!tok) bail("rtn fixture: short line for %s", name);
-            want[i] = float_of((uint32_t)strtoul(tok, NULL, 16));
+            want[i] = tap_bits_f32((uint32_t)strtoul(tok, NULL, 16));
         }
         qid_quant_spec s = spec_of(name);
         qid_error err;
@@ -189,7 +157,7 @@ static void test_ceilings(void)
     enum { R = 64, C = 1024 };
     static float w[R * C], q[R * C];
     for (size_t i = 0; i < (size_t)R * C; i++)
-        w[i] = rng_gauss();
+        w[i] = tap_gauss();
     static const struct {
         const char *fmt;
         double min_db;
@@ -237,7 +205,7 @@ static void test_mse(void)
     int shrunk = 0, worse = 0, zero_moved = 0;
     for (int rep = 0; rep < 50; rep++) {
         for (int i = 0; i < 128; i++)
-            x[i] = rng_gauss();
+            x[i] = tap_gauss();
         float s0, z0, s1, z1;
         qid_rtn_find_params(x, 128, 3, 1, 0, &s0, &z0);
         qid_rtn_find_params(x, 128, 3, 1, 1, &s1, &z1);
@@ -253,7 +221,7 @@ static void test_mse(void)
     worse = 0;
     for (int rep = 0; rep < 50; rep++) {
         for (int i = 0; i < 128; i++)
-            x[i] = rng_gauss() + (rep % 5 == 0 ? 2.0f : 0.0f);
+            x[i] = tap_gauss() + (rep % 5 == 0 ? 2.0f : 0.0f);
         qid_quant_spec c = spec_of("int4-g128-asym"), d = spec_of("int4-g128-asym-mse");
         qid_rtn_quantize_ref(&c, x, y0, 128);
         qid_rtn_quantize_ref(&d, x, y1, 128);
@@ -280,25 +248,25 @@ static void test_fast_vs_ref(void)
         for (size_t li = 0; li < N_LENGTHS; li++)
             for (int rep = 0; rep < 3; rep++) {
                 size_t n = lengths[li];
-                float mag = ldexpf(1.0f, (int)(rng_next() % 41) - 20);
+                float mag = ldexpf(1.0f, (int)(tap_rand() % 41) - 20);
                 for (size_t i = 0; i < n; i++) {
-                    uint64_t r = rng_next() % 10;
+                    uint64_t r = tap_rand() % 10;
                     /* rep 1: all non-negative (the sym quirk), rep 2: exact zeros and grid values */
                     x[i] = r == 0 && rep == 2 ? 0.0f
-                                              : (r == 1 && rep == 2 ? mag * 0.125f * (float)(int)(rng_next() % 17)
-                                                                    : mag * rng_gauss());
+                                              : (r == 1 && rep == 2 ? mag * 0.125f * (float)(int)(tap_rand() % 17)
+                                                                    : mag * tap_gauss());
                     if (rep == 1) x[i] = fabsf(x[i]);
                 }
                 qid_rtn_quantize_ref(&s, x, yr, n);
                 qid_rtn_quantize_fast(&s, x, yf, n);
                 for (size_t i = 0; i < n; i++)
-                    if (bits_of(yr[i]) != bits_of(yf[i]) && bad++ == 0)
+                    if (tap_f32_bits(yr[i]) != tap_f32_bits(yf[i]) && bad++ == 0)
                         diag("%s n=%zu [%zu]: ref %a fast %a", formats[k], n, i, (double)yr[i], (double)yf[i]);
                 if (qid_quant_row_bytes(&s, n) > sizeof packed) bail("packed buffer too small");
                 qid_rtn_encode(&s, x, n, packed);
                 qid_rtn_decode(&s, packed, n, yd);
                 for (size_t i = 0; i < n; i++)
-                    if (bits_of(yr[i]) != bits_of(yd[i]) && rt_bad++ == 0)
+                    if (tap_f32_bits(yr[i]) != tap_f32_bits(yd[i]) && rt_bad++ == 0)
                         diag("%s n=%zu [%zu]: decode %a fused %a", formats[k], n, i, (double)yd[i], (double)yr[i]);
             }
         ok(bad == 0, "%s: fast == ref bitwise on %zu lengths x 3 rows (1..1000, partial groups)", formats[k],
