@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "eval.h"
 #include "import.h"
 #include "inspect.h"
 #include "tokens.h"
@@ -22,11 +23,12 @@ static const command commands[] = {
     {"import", qid_import_main, "Hugging Face safetensors checkpoint -> qid checkpoint (HDF5)"},
     {"tokens", qid_tokens_main, "token ids (raw, .npy or text bytes) -> qid token set (HDF5)"},
     {"inspect", qid_inspect_main, "summarise any qid HDF5 file"},
+    {"eval", qid_eval_main, "evaluate a checkpoint on a token set: loss, perplexity, tokens/s"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 /* Commands of later milestones: named in --help so users see the plan. */
-static const char *const planned[] = {"eval", "quantize", "run", "results", "fit", "predict", "report", "train"};
+static const char *const planned[] = {"quantize", "run", "results", "fit", "predict", "report", "train"};
 
 static void usage(FILE *out)
 {

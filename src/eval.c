@@ -1,0 +1,318 @@
+/* eval.c - evaluation metrics over many windows (eval.h): batching the
+ * windows into streamed passes, per-window NLL and counts, loss and
+ * perplexity, the paired difference and its standard error, reading and
+ * re-cutting token sets, and `qid eval`.
+ *
+ * Does not: run the network itself (model.c), quantize (the hooks), write
+ * results files (the sweep does). */
+#include "eval.h"
+
+#include <cblas.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "checkpoint.h"
+#include "kernels.h"
+#include "tokens.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static long peak_rss_kb(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
+}
+
+void qid_eval_result_free(qid_eval_result *r)
+{
+    if (!r) return;
+    free(r->window_nll);
+    free(r->window_tokens);
+    free(r->ref_window_nll);
+    free(r->window_kl);
+    r->window_nll = r->ref_window_nll = r->window_kl = NULL;
+    r->window_tokens = NULL;
+}
+
+/* Windows per pass: o->batch_windows, or as many as fit the default budget. */
+static size_t batch_size(const qid_model_config *c, size_t n_windows, size_t seq_len, const qid_eval_opts *o)
+{
+    size_t bw = o->batch_windows;
+    if (bw == 0) {
+        size_t per = qid_model_batch_bytes(c, 1, seq_len) * (o->kl ? 2 : 1);
+        bw = per ? QID_EVAL_DEFAULT_BATCH_BYTES / per : n_windows;
+    }
+    if (bw < 1) bw = 1;
+    return bw < n_windows ? bw : n_windows;
+}
+
+int qid_eval_windows(qid_model *m, const uint32_t *tokens, size_t n_windows, size_t seq_len, const qid_eval_opts *o,
+                     qid_eval_result *r, qid_error *err)
+{
+    memset(r, 0, sizeof *r);
+    r->ref_loss = r->kl = NAN;
+    r->n_windows = n_windows;
+    r->seq_len = seq_len;
+    r->score_from = o->second_half ? seq_len / 2 : 0;
+    const size_t per_window = qid_scored_per_window(seq_len, r->score_from);
+    if (n_windows == 0 || per_window == 0)
+        return qid_error_set(err, QID_E_INVALID, "nothing to score: %zu windows of %zu tokens%s", n_windows, seq_len,
+                             o->second_half ? " (second half only)" : "");
+    if (o->threads > 0) {
+        omp_set_num_threads(o->threads);
+#ifdef OPENBLAS_VERSION
+        openblas_set_num_threads(o->threads);
+#endif
+    }
+    r->window_nll = qid_calloc(n_windows, sizeof *r->window_nll, "per-window NLL");
+    r->window_tokens = qid_calloc(n_windows, sizeof *r->window_tokens, "per-window token counts");
+    if (o->kl) {
+        r->ref_window_nll = qid_calloc(n_windows, sizeof *r->ref_window_nll, "per-window reference NLL");
+        r->window_kl = qid_calloc(n_windows, sizeof *r->window_kl, "per-window KL");
+    }
+    const size_t bw = batch_size(qid_model_cfg(m), n_windows, seq_len, o);
+    r->batch_windows = bw;
+    double t0 = now();
+    for (size_t w0 = 0; w0 < n_windows; w0 += bw) {
+        size_t nb = n_windows - w0 < bw ? n_windows - w0 : bw;
+        qid_forward_opts f = {.weight_hook = o->weight_hook,
+                              .weight_ctx = o->weight_ctx,
+                              .act_hook = o->act_hook,
+                              .act_ctx = o->act_ctx,
+                              .calib_tokens = o->calib_tokens,
+                              .calib_windows = o->calib_windows,
+                              .calib_seq_len = o->calib_seq_len,
+                              .kl = o->kl,
+                              .score_from = r->score_from,
+                              .window_nll = r->window_nll + w0,
+                              .ref_window_nll = o->kl ? r->ref_window_nll + w0 : NULL,
+                              .window_kl = o->kl ? r->window_kl + w0 : NULL};
+        int rc = qid_model_forward(m, tokens + w0 * seq_len, nb, seq_len, &f, err);
+        if (rc) {
+            if (n_windows > nb) qid_error_wrap(err, rc, "windows %zu..%zu of %zu", w0, w0 + nb - 1, n_windows);
+            return rc;
+        }
+    }
+    r->seconds = now() - t0;
+    double sum = 0.0, ref_sum = 0.0, kl_sum = 0.0;
+    for (size_t w = 0; w < n_windows; w++) {
+        r->window_tokens[w] = (int64_t)per_window;
+        sum += r->window_nll[w];
+        if (o->kl) {
+            ref_sum += r->ref_window_nll[w];
+            kl_sum += r->window_kl[w];
+        }
+    }
+    r->tokens_scored = (int64_t)(per_window * n_windows);
+    r->tokens_processed = (int64_t)(seq_len * n_windows);
+    r->loss = sum / (double)r->tokens_scored;
+    r->perplexity = exp(r->loss);
+    if (o->kl) {
+        r->ref_loss = ref_sum / (double)r->tokens_scored;
+        r->kl = kl_sum / (double)r->tokens_scored;
+    }
+    r->tokens_per_s = r->seconds > 0 ? (double)r->tokens_processed / r->seconds : 0.0;
+    r->peak_rss_kb = peak_rss_kb();
+    r->stats = *qid_model_get_stats(m);
+    return QID_OK;
+}
+
+int qid_eval_file(const char *ckpt, const char *tokens_path, const qid_eval_opts *o, qid_eval_result *r, qid_error *err)
+{
+    memset(r, 0, sizeof *r);
+    qid_tokens tk;
+    qid_model *m = NULL;
+    uint32_t *ids = NULL;
+    int rc = qid_tokens_open(tokens_path, &tk, err);
+    if (rc) return rc;
+    if ((rc = qid_model_open(ckpt, &m, err))) goto done;
+    const qid_model_config *c = qid_model_cfg(m);
+    if (tk.meta.vocab_size > c->vocab_size) {
+        rc =
+            qid_error_set(err, QID_E_INVALID,
+                          "token set '%s' has a vocabulary of %" PRId64 " ids, more than the %" PRId64 " of model '%s'",
+                          tokens_path, tk.meta.vocab_size, c->vocab_size, ckpt);
+        goto done;
+    }
+    const size_t L0 = (size_t)tk.meta.seq_len, W0 = (size_t)tk.meta.n_windows;
+    const size_t L = o->seq_len ? o->seq_len : L0;
+    if ((int64_t)L > c->max_seq_len) {
+        rc = qid_error_set(err, QID_E_INVALID,
+                           "windows of %zu tokens are longer than the context (max_seq_len %" PRId64 ") of model '%s'",
+                           L, c->max_seq_len, ckpt);
+        goto done;
+    }
+    size_t n = qid_mul_size(W0, L0) / L;
+    if (o->max_windows && o->max_windows < n) n = o->max_windows;
+    if (n == 0) {
+        rc = qid_error_set(err, QID_E_INVALID, "token set '%s' holds %zu tokens, fewer than one window of %zu",
+                           tokens_path, W0 * L0, L);
+        goto done;
+    }
+    const size_t need = qid_mul_size(n, L), stored = (need + L0 - 1) / L0;
+    ids = qid_malloc(qid_mul_size(qid_mul_size(stored, L0), sizeof *ids), "evaluation tokens");
+    if ((rc = qid_tokens_read(&tk, 0, stored, ids, err))) goto done;
+    rc = qid_eval_windows(m, ids, n, L, o, r, err);
+done:
+    if (rc && m) qid_error_wrap(err, rc, "cannot evaluate '%s' on '%s'", ckpt, tokens_path);
+    free(ids);
+    qid_model_free(m);
+    qid_tokens_close(&tk);
+    return rc;
+}
+
+int qid_eval_paired_diff(const double *nll_a, const double *nll_b, const int64_t *counts, size_t n,
+                         qid_eval_paired *out, qid_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (n == 0) return qid_error_set(err, QID_E_INVALID, "paired comparison of no windows");
+    double sa = 0.0, sb = 0.0, sn = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (counts[i] <= 0 || !isfinite(nll_a[i]) || !isfinite(nll_b[i]))
+            return qid_error_set(err, QID_E_INVALID, "window %zu: count %" PRId64 ", NLL %g and %g", i, counts[i],
+                                 nll_a[i], nll_b[i]);
+        sa += nll_a[i];
+        sb += nll_b[i];
+        sn += (double)counts[i];
+    }
+    out->n_windows = n;
+    out->tokens = (int64_t)sn;
+    out->loss_a = sa / sn;
+    out->loss_b = sb / sn;
+    double diff = 0.0;
+    for (size_t i = 0; i < n; i++)
+        diff += nll_b[i] - nll_a[i];
+    diff /= sn;
+    out->diff = diff;
+    if (n < 2) {
+        out->se = NAN;
+        return QID_OK;
+    }
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double e = (nll_b[i] - nll_a[i]) - diff * (double)counts[i];
+        ss += e * e;
+    }
+    out->se = sqrt((double)n / (double)(n - 1) * ss) / sn;
+    return QID_OK;
+}
+
+/* ---- qid eval ----------------------------------------------------------- */
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: qid eval CKPT TOKENS [--windows N] [--seq-len L] [--batch B] [--threads T]\n"
+                 "                [--second-half] [--per-window]\n"
+                 "\n"
+                 "Evaluates checkpoint CKPT (qid import) on token set TOKENS (qid tokens): the mean\n"
+                 "cross-entropy of every predicted token (nats/token), perplexity, speed and peak memory.\n"
+                 "The model is streamed layer by layer over each batch of windows.\n"
+                 "\n"
+                 "  --windows N    evaluate the first N windows (default: all)\n"
+                 "  --seq-len L    re-cut the token stream into windows of L tokens (default: the set's)\n"
+                 "  --batch B      windows per streamed pass (default: about 1 GiB of activations)\n"
+                 "  --threads T    OpenMP and OpenBLAS threads (default: the libraries' defaults)\n"
+                 "  --second-half  score only the second half of each window (llama.cpp's convention)\n"
+                 "  --per-window   also print each window's NLL sum and scored tokens\n");
+}
+
+/* Parses a positive integer up to max; 0 on success. */
+static int parse_count(const char *s, size_t max, size_t *out)
+{
+    char *end = NULL;
+    if (!s || !*s || *s == '-') return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || v == 0 || v > max) return -1;
+    *out = (size_t)v;
+    return 0;
+}
+
+int qid_eval_main(int argc, char **argv)
+{
+    enum { OPT_WINDOWS = 256, OPT_SEQ, OPT_BATCH, OPT_THREADS, OPT_HALF, OPT_PER };
+    static const struct option longopts[] = {
+        {"windows", required_argument, 0, OPT_WINDOWS},
+        {"seq-len", required_argument, 0, OPT_SEQ},
+        {"batch", required_argument, 0, OPT_BATCH},
+        {"threads", required_argument, 0, OPT_THREADS},
+        {"second-half", no_argument, 0, OPT_HALF},
+        {"per-window", no_argument, 0, OPT_PER},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    qid_eval_opts o = {0};
+    int per_window = 0, c;
+    size_t threads = 0;
+    const char *bad = NULL;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_WINDOWS:
+            if (parse_count(optarg, SIZE_MAX, &o.max_windows)) bad = "--windows wants a positive integer";
+            break;
+        case OPT_SEQ:
+            if (parse_count(optarg, (size_t)QID_TOKENS_MAX_SEQ_LEN, &o.seq_len)) bad = "--seq-len wants 1..16777216";
+            break;
+        case OPT_BATCH:
+            if (parse_count(optarg, SIZE_MAX, &o.batch_windows)) bad = "--batch wants a positive integer";
+            break;
+        case OPT_THREADS:
+            if (parse_count(optarg, 4096, &threads)) bad = "--threads wants 1..4096";
+            break;
+        case OPT_HALF: o.second_half = 1; break;
+        case OPT_PER: per_window = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "qid eval: error: %s, got '%s'\n", bad, optarg);
+            return 2;
+        }
+    }
+    if (argc - optind != 2) {
+        fprintf(stderr, "qid eval: error: %s\n",
+                argc - optind < 2 ? "give a checkpoint and a token set" : "too many arguments");
+        usage(stderr);
+        return 2;
+    }
+    o.threads = (int)threads;
+    const char *ckpt = argv[optind], *tokens = argv[optind + 1];
+    qid_h5_silence();
+    qid_error err;
+    qid_error_clear(&err);
+    qid_eval_result r;
+    if (qid_eval_file(ckpt, tokens, &o, &r, &err)) {
+        fprintf(stderr, "qid eval: error: %s\n", err.msg);
+        qid_eval_result_free(&r);
+        return 1;
+    }
+    const size_t per = qid_scored_per_window(r.seq_len, r.score_from);
+    printf("checkpoint   %s\n", ckpt);
+    printf("token set    %s\n", tokens);
+    printf("windows      %zu x %zu tokens, %zu per pass\n", r.n_windows, r.seq_len, r.batch_windows);
+    printf("scoring      %s: %zu predictions a window\n", o.second_half ? "second half" : "every predicted token", per);
+    printf("loss         %.6f nats/token\n", r.loss);
+    printf("perplexity   %.4f\n", r.perplexity);
+    printf("tokens       %" PRId64 " scored, %" PRId64 " processed\n", r.tokens_scored, r.tokens_processed);
+    printf("seconds      %.3f (reading %.3f)\n", r.seconds, r.stats.read_s);
+    printf("tokens/s     %.1f\n", r.tokens_per_s);
+    printf("threads      %d OpenMP, kernels %s\n", omp_get_max_threads(), qid_k_impl_name());
+    printf("peak memory  %.1f MiB (maximum resident set)\n", (double)r.peak_rss_kb / 1024.0);
+    if (per_window)
+        for (size_t w = 0; w < r.n_windows; w++)
+            printf("window %zu nll %.9f tokens %" PRId64 "\n", w, r.window_nll[w], r.window_tokens[w]);
+    qid_eval_result_free(&r);
+    return 0;
+}

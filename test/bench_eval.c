@@ -1,0 +1,320 @@
+/* bench_eval.c - `make bench`: evaluation throughput of the streamed forward
+ * pass on a Pythia-160M-shaped model (gpt-neox, 12 layers, d 768, 12 heads,
+ * d_ff 3072, vocab 50304, rotary 0.25, parallel residual; random float16
+ * weights) over 2048-token windows, side by side with
+ *   - this machine's cblas_sgemm peak, measured in the same run (the best of
+ *     a square 2048^3 product, before and after every run, and of the
+ *     model's own largest product shape);
+ *   - PyTorch (transformers GPTNeoXForCausalLM, float32) on the same weights,
+ *     tokens and thread count, via tools/bench_torch_eval.py when
+ *     `python3 -c 'import torch'` works (the column is skipped otherwise);
+ *   - the model size, for peak memory.
+ * Achieved GFLOP/s counts the useful work of the whole forward pass: every
+ * linear product (2 * rows * in * out), causal attention (4 * hd * H * T(T+1)/2
+ * per window) and the output projection of the scored rows; time includes
+ * reading and converting the checkpoint.
+ *
+ * Both sides run QID_BENCH_REPEAT times (default 2) and report the best
+ * time, which damps the noise of a shared machine.
+ *
+ * Environment: QID_BENCH_WINDOWS (default 2), QID_BENCH_SEQ (2048),
+ * QID_BENCH_THREADS (default: all cores), QID_BENCH_PYTHON (python3),
+ * QID_BENCH_KEEP (set: keep the checkpoint and tokens, and print where).
+ * Not a test: prints numbers, asserts nothing about speed. */
+#define _GNU_SOURCE
+#include <cJSON.h>
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "eval.h"
+#include "h5io.h"
+#include "kernels.h"
+#include "model.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static long status_kb(const char *key)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long v = -1;
+    size_t kl = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, key, kl) == 0 && line[kl] == ':') v = strtol(line + kl + 1, NULL, 10);
+    fclose(f);
+    return v;
+}
+
+/* Resets VmHWM to the current RSS (Linux >= 4.0); 1 when it worked. */
+static int reset_peak(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return 0;
+    int ok = fputs("5", f) >= 0;
+    return fclose(f) == 0 && ok;
+}
+
+static size_t env_size(const char *name, size_t dflt)
+{
+    const char *s = getenv(name);
+    return s && atol(s) > 0 ? (size_t)atol(s) : dflt;
+}
+
+/* Best GFLOP/s of C (m, n) = A (m, k) B^T (n, k) over reps runs. */
+static double sgemm_gflops(size_t m, size_t n, size_t k, int reps)
+{
+    float *A = malloc(m * k * sizeof *A), *B = malloc(n * k * sizeof *B), *C = malloc(m * n * sizeof *C);
+    for (size_t i = 0; i < m * k; i++)
+        A[i] = (float)((i * 37) % 101) * 0.01f - 0.5f;
+    for (size_t i = 0; i < n * k; i++)
+        B[i] = (float)((i * 53) % 103) * 0.01f - 0.5f;
+    double best = 0.0;
+    for (int r = 0; r < reps + 1; r++) { /* the first run warms up */
+        double t0 = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f, A, (int)k, B, (int)k, 0.0f,
+                    C, (int)n);
+        double g = 2.0 * (double)m * (double)n * (double)k / (now() - t0) / 1e9;
+        if (r > 0 && g > best) best = g;
+    }
+    free(A);
+    free(B);
+    free(C);
+    return best;
+}
+
+/* Writes a float16 checkpoint of cfg with random weights: matrices uniform
+ * with standard deviation 0.02, norm weights 1 + small noise, biases small. */
+static int write_model(const char *path, const qid_model_config *cfg)
+{
+    qid_ckpt_meta meta = {.step = -1, .tokens_seen = -1, .dtype = QID_DTYPE_F16};
+    snprintf(meta.model, sizeof meta.model, "bench-pythia-160m-shape");
+    snprintf(meta.source_format, sizeof meta.source_format, "bench");
+    qid_ckpt_source src = {0};
+    qid_error err;
+    qid_ckpt_writer *w = qid_ckpt_create(path, cfg, &meta, &src, &err);
+    if (!w) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    size_t n = 0;
+    qid_tensor_spec *t = qid_ckpt_tensors(cfg, &n);
+    uint64_t s = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < n; i++) {
+        size_t numel = (size_t)qid_tensor_numel(&t[i]);
+        uint16_t *h = malloc(numel * sizeof *h);
+        int is_norm_w = t[i].kind == QID_TENSOR_NORM && strstr(t[i].name, "weight") != NULL;
+        float scale = t[i].ndim == 2 ? 0.0346f : (is_norm_w ? 0.1f : 0.02f); /* 0.0346 = 0.02 * sqrt(3) */
+        for (size_t j = 0; j < numel; j++) {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            float u = (float)((s >> 40) * 0x1p-23) - 1.0f; /* [-1, 1) */
+            h[j] = qid_f32_to_f16((is_norm_w ? 1.0f : 0.0f) + scale * u);
+        }
+        if (qid_ckpt_write_tensor(w, &t[i], h, &err)) {
+            fprintf(stderr, "bench: %s\n", err.msg);
+            qid_ckpt_abort(w);
+            free(h);
+            free(t);
+            return 1;
+        }
+        free(h);
+    }
+    free(t);
+    if (qid_ckpt_finish(w, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* Runs the PyTorch side once; fills *secs, *tps, *loss, *rss_mib; 0 on success. */
+static int run_torch(const char *python, const char *ckpt, const char *tokens, size_t B, size_t T, int threads,
+                     int repeat, double *secs, double *tps, double *loss, double *rss_mib, char *versions, size_t vlen)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "OMP_NUM_THREADS=%d %s tools/bench_torch_eval.py '%s' '%s' --windows %zu --seq-len %zu --threads %d "
+             "--repeat %d",
+             threads, python, ckpt, tokens, B, T, threads, repeat);
+    FILE *p = popen(cmd, "r");
+    if (!p) return 1;
+    char line[4096] = "";
+    char *got = fgets(line, sizeof line, p);
+    int rc = pclose(p);
+    if (!got || rc != 0) return 1;
+    cJSON *j = cJSON_Parse(line);
+    if (!j) return 1;
+    *secs = cJSON_GetObjectItem(j, "seconds")->valuedouble;
+    *tps = cJSON_GetObjectItem(j, "tokens_per_s")->valuedouble;
+    *loss = cJSON_GetObjectItem(j, "loss")->valuedouble;
+    *rss_mib = cJSON_GetObjectItem(j, "peak_rss_mib")->valuedouble;
+    snprintf(versions, vlen, "torch %s, transformers %s, attention %s", cJSON_GetObjectItem(j, "torch")->valuestring,
+             cJSON_GetObjectItem(j, "transformers")->valuestring,
+             cJSON_GetObjectItem(j, "attn_implementation")->valuestring);
+    cJSON_Delete(j);
+    return 0;
+}
+
+int main(void)
+{
+    qid_h5_silence();
+    const size_t B = env_size("QID_BENCH_WINDOWS", 2), T = env_size("QID_BENCH_SEQ", 2048);
+    const int threads = (int)env_size("QID_BENCH_THREADS", (size_t)omp_get_num_procs());
+    const int repeat = (int)env_size("QID_BENCH_REPEAT", 2);
+    const char *python = getenv("QID_BENCH_PYTHON") ? getenv("QID_BENCH_PYTHON") : "python3";
+    omp_set_num_threads(threads);
+    openblas_set_num_threads(threads);
+    qid_model_config cfg = {.arch = QID_ARCH_GPT_NEOX,
+                            .vocab_size = 50304,
+                            .d_model = 768,
+                            .n_layers = 12,
+                            .n_heads = 12,
+                            .n_kv_heads = 12,
+                            .head_dim = 64,
+                            .d_ff = 3072,
+                            .max_seq_len = 2048,
+                            .rotary_dim = 16,
+                            .rotary_pct = 0.25,
+                            .rope_theta = 10000,
+                            .norm_eps = 1e-5,
+                            .parallel_residual = 1,
+                            .qkv_bias = 1,
+                            .o_bias = 1,
+                            .mlp_bias = 1};
+    printf("qid bench: evaluation of a Pythia-160M-shaped model (fp16 storage, fp32 compute, random weights)\n");
+    printf("  %zu windows x %zu tokens, %d threads, kernels %s, best of %d runs\n", B, T, threads, qid_k_impl_name(),
+           repeat);
+
+    /* 1. the machine's sgemm peak */
+    const double g_sq = sgemm_gflops(2048, 2048, 2048, 3), g_model = sgemm_gflops(B * T, 3072, 768, 2);
+    double peak = g_sq > g_model ? g_sq : g_model;
+    printf("  cblas_sgemm: %.1f GFLOP/s (2048^3), %.1f GFLOP/s (%zu x 3072 x 768): peak %.1f GFLOP/s\n", g_sq, g_model,
+           B * T, peak);
+
+    /* 2. the model and the tokens */
+    char dir[] = "/tmp/qid-bench-eval-XXXXXX";
+    if (!mkdtemp(dir)) return 1;
+    char ckpt[256], tokpath[256];
+    snprintf(ckpt, sizeof ckpt, "%s/model.h5", dir);
+    snprintf(tokpath, sizeof tokpath, "%s/tokens.u32", dir);
+    double t0 = now();
+    if (write_model(ckpt, &cfg)) return 1;
+    double model_mb = (double)qid_params_total(&cfg) * 4 / 1048576.0;
+    printf("  wrote the checkpoint in %.1f s: %.1f MiB as float32 (N = %lld)\n", now() - t0, model_mb,
+           (long long)qid_params_nonembedding(&cfg));
+    uint32_t *tok = malloc(B * T * sizeof *tok);
+    uint64_t s = 42;
+    for (size_t i = 0; i < B * T; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        tok[i] = (uint32_t)((s >> 33) % 50277);
+    }
+    FILE *f = fopen(tokpath, "wb");
+    fwrite(tok, sizeof *tok, B * T, f);
+    fclose(f);
+
+    /* 3. qid */
+    qid_model *m = NULL;
+    qid_error err;
+    if (qid_model_open(ckpt, &m, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    long rss0 = status_kb("VmRSS");
+    int reset = reset_peak();
+    qid_eval_opts o = {.batch_windows = B, .threads = threads};
+    qid_eval_result r;
+    double best = INFINITY, loss = NAN;
+    qid_model_stats st = {0};
+    /* torch, best of the same number of runs, interleaved with qid's so both see the same machine load */
+    double ts = INFINITY, ttps = 0, tloss = NAN, trss = 0;
+    char versions[256] = "";
+    int trc = -1;
+    char probe[512];
+    snprintf(probe, sizeof probe, "%s -c 'import torch, transformers, h5py' >/dev/null 2>&1", python);
+    const int have_torch = system(probe) == 0;
+    long hwm = 0;
+    for (int k = 0; k < repeat; k++) {
+        qid_model_stats before = *qid_model_get_stats(m);
+        if (qid_eval_windows(m, tok, B, T, &o, &r, &err)) {
+            fprintf(stderr, "bench: %s\n", err.msg);
+            return 1;
+        }
+        if (k == 0) hwm = status_kb("VmHWM");
+        if (r.seconds < best) { /* this pass's own counters */
+            best = r.seconds;
+            st = r.stats;
+            st.read_s -= before.read_s;
+            st.gemm_s -= before.gemm_s;
+            st.attn_s -= before.attn_s;
+            st.other_s -= before.other_s;
+            st.head_s -= before.head_s;
+            st.flops -= before.flops;
+        }
+        loss = r.loss;
+        qid_eval_result_free(&r);
+        double g = sgemm_gflops(2048, 2048, 2048, 3); /* the peak again: the machine may be shared */
+        if (g > peak) peak = g;
+        if (have_torch) {
+            double s1, tps1, l1, rss1;
+            int rc =
+                run_torch(python, ckpt, tokpath, B, T, threads, 1, &s1, &tps1, &l1, &rss1, versions, sizeof versions);
+            if (rc == 0 && s1 < ts) {
+                ts = s1;
+                ttps = tps1;
+                tloss = l1;
+                trss = rss1;
+            }
+            trc = rc == 0 || trc == 0 ? 0 : rc;
+        }
+    }
+    qid_model_free(m);
+    printf("  cblas_sgemm peak, the best of measurements before and after each run: %.1f GFLOP/s\n", peak);
+
+    const double qid_tps = (double)(B * T) / best, gflops = st.flops / best / 1e9;
+    printf("\n  qid eval          %8.1f tokens/s  %6.2f s  loss %.6f\n", qid_tps, best, loss);
+    printf("    achieved        %8.1f GFLOP/s = %.0f%% of sgemm peak (%.1f GFLOP of work)\n", gflops,
+           100.0 * gflops / peak, st.flops / 1e9);
+    printf(
+        "    time            read %.2f s, products %.2f s, attention %.2f s, norms/activations %.2f s, head %.2f s\n",
+        st.read_s, st.gemm_s, st.attn_s, st.other_s, st.head_s);
+    printf("    memory          peak RSS %.0f MiB during the pass%s (%.0f MiB before); model %.0f MiB fp32; "
+           "one layer %.0f MiB; batch activations %.0f MiB; head %.0f MiB\n",
+           (double)hwm / 1024, reset ? "" : " (process peak: no reset)", (double)rss0 / 1024, model_mb,
+           (double)qid_model_layer_bytes(&cfg) / 1048576, (double)qid_model_batch_bytes(&cfg, B, T) / 1048576,
+           (double)(cfg.vocab_size * cfg.d_model) * 4 / 1048576);
+
+    /* 4. PyTorch */
+    if (!have_torch) {
+        printf("  pytorch           skipped: '%s -c \"import torch, transformers, h5py\"' failed\n", python);
+    } else if (trc != 0) {
+        printf("  pytorch           failed (run tools/bench_torch_eval.py by hand to see why)\n");
+    } else {
+        printf("  pytorch           %8.1f tokens/s  %6.2f s  loss %.6f  (%s)\n", ttps, ts, tloss, versions);
+        printf("    qid / pytorch   %.2fx throughput; |loss difference| %.2g\n", qid_tps / ttps, fabs(tloss - loss));
+        printf("    memory          peak RSS %.0f MiB (whole model and full logits resident)\n", trss);
+    }
+    free(tok);
+    if (getenv("QID_BENCH_KEEP")) {
+        printf("  kept %s and %s\n", ckpt, tokpath);
+        return 0;
+    }
+    unlink(ckpt);
+    unlink(tokpath);
+    rmdir(dir);
+    return 0;
+}
