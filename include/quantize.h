@@ -1,0 +1,155 @@
+/* quantize.h - quantizing a whole model: the weight and activation hooks that
+ * replace every LINEAR tensor (qid_tensor_kind) of a streamed model by its
+ * quantized-dequantized values, with RTN (any quant.h format) or GPTQ
+ * (gptq.h, layer by layer on calibration windows), and `qid quantize`, which
+ * writes the result as a float32 checkpoint.
+ *
+ * Two ways to use it:
+ *   - in memory (the sweep): qid_quantizer_create, then qid_quantizer_hooks
+ *     fills the hook fields of a qid_forward_opts / qid_eval_opts. RTN is a
+ *     weight hook (no forward pass needed); GPTQ is an activation hook that
+ *     needs a calibration batch in the same pass (calib_tokens of the
+ *     options, e.g. from qid_quantize_read_calib). Each linear layer's
+ *     Hessian comes from its inputs after every earlier linear layer was
+ *     quantized ("true sequential"); layers that read the same input (llama
+ *     attn.q/k/v, mlp.gate/up) share one Hessian and its factorization.
+ *   - to a file: qid_quantize_checkpoint. RTN streams one tensor at a time
+ *     (read, quantize if LINEAR, write); GPTQ runs the calibration batch
+ *     through the model stage by stage (model.h) with the activation hook and
+ *     writes each stage's tensors once the stage is done. Embeddings, norms
+ *     and biases are written exactly as stored (converted to float32, which is
+ *     exact). The output is float32 (dequantized values need not fit the
+ *     source precision), keeps config, model, step and tokens_seen, has
+ *     source_format "qid-quantize", and records the input file and its tensor
+ *     hash in /source. It is written under a temporary name and renamed at the
+ *     end: on any error nothing is left at the output path.
+ *
+ * Both give the same weights: the file written by qid_quantize_checkpoint
+ * evaluates exactly as the original model with the hooks, for the same
+ * calibration windows and the same thread count (test/test_quantize.c).
+ *
+ * Memory: RTN, one tensor twice. GPTQ: one layer's weights (model.h), the
+ * calibration batch's activations (all windows in one batch: samples x seq_len
+ * rows of the widest activation), one Hessian per distinct input width and
+ * a copy of the largest linear weight (for SQNR against the original).
+ *
+ * Errors are tier 3 (a returned status with one line in err). Nothing here is
+ * collective over MPI; a quantizer is used by one thread at a time.
+ *
+ * Not here: packed storage of codes (quant.h encodes), the quantizers
+ * themselves (quant.h, gptq.h), evaluation metrics (eval.h). */
+#ifndef QID_QUANTIZE_H
+#define QID_QUANTIZE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "checkpoint.h"
+#include "error.h"
+#include "gptq.h"
+#include "model.h"
+#include "quant.h"
+
+/* Default number of calibration windows for GPTQ (or as many as the set has). */
+#define QID_QUANTIZE_DEFAULT_SAMPLES 128
+
+typedef enum qid_quantize_method {
+    QID_QUANTIZE_RTN = 0,  /* round to nearest with the format's kernels (qid_quant_matrix) */
+    QID_QUANTIZE_GPTQ = 1, /* GPTQ on calibration activations (qid_gptq_quantize) */
+} qid_quantize_method;
+
+/* What to do. Fill with qid_quantize_opts_default, then set spec (e.g. with
+ * qid_quant_parse) and the rest. */
+typedef struct qid_quantize_opts {
+    qid_quant_spec spec;        /* the format */
+    qid_quantize_method method; /* default RTN */
+    qid_gptq_opts gptq;         /* GPTQ options (qid_gptq_opts_default) */
+    const char *calib;          /* GPTQ, file API: calibration token set path */
+    size_t samples;             /* GPTQ, file API: windows to use; 0 = min(128, windows in the set) */
+} qid_quantize_opts;
+
+/* What was done, accumulated over every hook call since create or reset. */
+typedef struct qid_quantize_stats {
+    qid_sqnr_acc sqnr;    /* over the LINEAR tensors, quantized against original */
+    size_t tensors;       /* LINEAR tensors quantized */
+    size_t params;        /* their elements */
+    double percdamp_min;  /* GPTQ: smallest and largest damping fraction used */
+    double percdamp_max;  /*       (after retries); NaN when no GPTQ call ran */
+    int retries;          /* GPTQ: failed factorizations retried at a higher damping */
+    size_t dead;          /* GPTQ: dead input columns, summed over tensors */
+    double gptq_loss;     /* GPTQ: sum of the per-tensor reference 'error' */
+    double seconds;       /* wall time inside the quantizers (file API: of the whole run) */
+    size_t calib_windows; /* file API, GPTQ: windows x tokens of calibration used */
+    size_t calib_seq_len;
+} qid_quantize_stats;
+
+void qid_quantize_opts_default(qid_quantize_opts *o);
+
+/* "rtn" / "gptq"; parse returns -1 when unknown. */
+const char *qid_quantize_method_name(qid_quantize_method m);
+int qid_quantize_method_parse(const char *name);
+
+/* QID_OK when every LINEAR tensor of a model with config cfg has rows the
+ * format can cut (qid_quant_check_shape), else QID_E_INVALID naming the
+ * first tensor that does not fit, e.g.
+ *   group size 128 does not divide row length 32 of '/layers/0/attn.qkv.weight'
+ * Also rejects an invalid spec or method. */
+int qid_quantize_check(const qid_model_config *cfg, const qid_quantize_opts *o, qid_error *err);
+
+/* ---- in memory: hooks -------------------------------------------------- */
+
+typedef struct qid_quantizer qid_quantizer;
+
+/* A quantizer for o (copied; o->calib and o->samples are not used). The spec
+ * must be valid (checked, tier 1). Dies only when out of memory. */
+qid_quantizer *qid_quantizer_create(const qid_quantize_opts *o);
+void qid_quantizer_free(qid_quantizer *q);
+
+/* Sets the hooks of a forward pass for this quantizer: RTN sets *weight_hook
+ * (and NULLs *act_hook), GPTQ sets *act_hook (and NULLs *weight_hook); both
+ * contexts are q. The caller gives GPTQ its calibration batch (calib_tokens
+ * of qid_forward_opts or qid_eval_opts); without one, the activation hook
+ * sees the evaluated batch itself. Every pass recomputes the same weights
+ * for the same calibration windows (GPTQ re-runs on each evaluation pass). */
+void qid_quantizer_hooks(qid_quantizer *q, qid_weight_hook *weight_hook, void **weight_ctx, qid_act_hook *act_hook,
+                         void **act_ctx);
+
+/* The hooks themselves (ctx is a qid_quantizer). Both leave non-LINEAR
+ * tensors alone; the weight hook does nothing for GPTQ. Errors: a shape the
+ * format cannot cut, a non-finite weight (INT, NF4/FP4) or activation, a
+ * GPTQ factorization that fails after every retry. */
+int qid_quantizer_weight_hook(void *ctx, const qid_tensor_spec *t, float *w, qid_error *err);
+int qid_quantizer_act_hook(void *ctx, const qid_tensor_spec *t, const float *x, size_t rows, size_t ldx, float *w,
+                           qid_error *err);
+
+const qid_quantize_stats *qid_quantizer_stats(const qid_quantizer *q);
+/* Zeroes the statistics and forgets the cached shared input (call between
+ * passes to get one pass's numbers). */
+void qid_quantizer_reset(qid_quantizer *q);
+
+/* Reads the calibration windows of token set path for a model with config
+ * cfg: the first `samples` windows (0: min(QID_QUANTIZE_DEFAULT_SAMPLES,
+ * windows in the set); more than the set has is an error). Checks the set's
+ * vocabulary against the model's and its window length against max_seq_len.
+ * On success *tokens (malloc'd, free()) holds (*n_windows, *seq_len) ids. */
+int qid_quantize_read_calib(const char *path, const qid_model_config *cfg, size_t samples, uint32_t **tokens,
+                            size_t *n_windows, size_t *seq_len, qid_error *err);
+
+/* ---- to a file ------------------------------------------------------------ */
+
+/* Quantizes checkpoint `in` with o and writes the float32 checkpoint `out`
+ * (see the top of this file). An existing out is an error unless force.
+ * GPTQ needs o->calib. Fills *stats (may be NULL). On error nothing is left
+ * at out (an existing file there is untouched) and err says what and where. */
+int qid_quantize_checkpoint(const char *in, const char *out, int force, const qid_quantize_opts *o,
+                            qid_quantize_stats *stats, qid_error *err);
+
+/* `qid quantize CKPT --format F --method rtn|gptq [--calib TOKENS]
+ * [--samples N] [--damp X] [--block B] [--micro-block M] [--act-order]
+ * [--static-groups] -o OUT [--force]`: prints model SQNR, tensors quantized,
+ * seconds and, for GPTQ, the damping used, one "key value" per line. Returns
+ * 0, 1 on a failed run (one "qid quantize: error: ..." line on stderr), 2 on
+ * bad usage. */
+int qid_quantize_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,536 @@
+/* quantize.c - whole-model quantization (quantize.h): the RTN weight hook,
+ * the GPTQ activation hook with Hessians shared by layers that read the same
+ * input, calibration windows, writing a float32 checkpoint of the
+ * quantized-dequantized weights, and `qid quantize`.
+ *
+ * Does not: implement quantizers (quant_*.c, gptq.c) or the forward pass
+ * (model.c); it strings them together. */
+#include "quantize.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fsutil.h"
+#include "tokens.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Distinct input widths a model has: d_model, attention width, d_ff. */
+#define MAX_WIDTHS 8
+
+struct qid_quantizer {
+    qid_quantize_opts o;
+    qid_quantize_stats st;
+    float *scratch; /* RTN output / GPTQ copy of the original weight */
+    size_t scratch_n;
+    struct {
+        size_t cols;
+        qid_gptq_hessian *h;
+    } hs[MAX_WIDTHS];
+    int n_hs;
+    /* the previous activation-hook call, to share H between q/k/v and gate/up */
+    const float *last_x;
+    size_t last_rows, last_ldx, last_cols;
+    int last_layer;
+    char last_name[48];
+};
+
+void qid_quantize_opts_default(qid_quantize_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->spec.type = QID_QTYPE_INT;
+    o->spec.bits = 4;
+    o->spec.block = 128;
+    o->spec.sym = 1;
+    o->method = QID_QUANTIZE_RTN;
+    qid_gptq_opts_default(&o->gptq);
+}
+
+const char *qid_quantize_method_name(qid_quantize_method m) { return m == QID_QUANTIZE_GPTQ ? "gptq" : "rtn"; }
+
+int qid_quantize_method_parse(const char *name)
+{
+    if (!name) return -1;
+    if (strcmp(name, "rtn") == 0) return QID_QUANTIZE_RTN;
+    if (strcmp(name, "gptq") == 0) return QID_QUANTIZE_GPTQ;
+    return -1;
+}
+
+int qid_quantize_check(const qid_model_config *cfg, const qid_quantize_opts *o, qid_error *err)
+{
+    if (!qid_quant_spec_valid(&o->spec)) return qid_error_set(err, QID_E_INVALID, "invalid quantization format");
+    if (o->method != QID_QUANTIZE_RTN && o->method != QID_QUANTIZE_GPTQ)
+        return qid_error_set(err, QID_E_INVALID, "unknown quantization method %d", (int)o->method);
+    size_t n = 0;
+    qid_tensor_spec *t = qid_ckpt_tensors(cfg, &n);
+    int rc = QID_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (t[i].kind != QID_TENSOR_LINEAR) continue;
+        char path[160];
+        qid_tensor_path(&t[i], path, sizeof path);
+        rc = qid_quant_check_shape(&o->spec, (size_t)t[i].shape[1], path, err);
+    }
+    free(t);
+    return rc;
+}
+
+/* ---- hooks ----------------------------------------------------------------- */
+
+qid_quantizer *qid_quantizer_create(const qid_quantize_opts *o)
+{
+    QID_CHECK(qid_quant_spec_valid(&o->spec), "quantizer created with an invalid spec");
+    QID_CHECK(o->method == QID_QUANTIZE_RTN || o->method == QID_QUANTIZE_GPTQ, "unknown method %d", (int)o->method);
+    qid_quantizer *q = qid_calloc(1, sizeof *q, "a quantizer");
+    q->o = *o;
+    q->o.calib = NULL;
+    qid_quantizer_reset(q);
+    return q;
+}
+
+void qid_quantizer_free(qid_quantizer *q)
+{
+    if (!q) return;
+    for (int i = 0; i < q->n_hs; i++)
+        qid_gptq_hessian_free(q->hs[i].h);
+    free(q->scratch);
+    free(q);
+}
+
+void qid_quantizer_reset(qid_quantizer *q)
+{
+    memset(&q->st, 0, sizeof q->st);
+    qid_sqnr_acc_init(&q->st.sqnr);
+    q->st.percdamp_min = q->st.percdamp_max = NAN;
+    q->last_x = NULL;
+}
+
+const qid_quantize_stats *qid_quantizer_stats(const qid_quantizer *q) { return &q->st; }
+
+void qid_quantizer_hooks(qid_quantizer *q, qid_weight_hook *weight_hook, void **weight_ctx, qid_act_hook *act_hook,
+                         void **act_ctx)
+{
+    int gptq = q->o.method == QID_QUANTIZE_GPTQ;
+    *weight_hook = gptq ? NULL : qid_quantizer_weight_hook;
+    *act_hook = gptq ? qid_quantizer_act_hook : NULL;
+    *weight_ctx = *act_ctx = q;
+}
+
+static float *scratch_of(qid_quantizer *q, size_t n)
+{
+    if (q->scratch_n < n) {
+        free(q->scratch);
+        q->scratch = qid_malloc(qid_mul_size(n, sizeof(float)), "a quantizer's weight copy");
+        q->scratch_n = n;
+    }
+    return q->scratch;
+}
+
+int qid_quantizer_weight_hook(void *ctx, const qid_tensor_spec *t, float *w, qid_error *err)
+{
+    qid_quantizer *q = ctx;
+    if (q->o.method != QID_QUANTIZE_RTN || t->kind != QID_TENSOR_LINEAR) return QID_OK;
+    double t0 = now();
+    const size_t rows = (size_t)t->shape[0], cols = (size_t)t->shape[1], n = rows * cols;
+    float *y = scratch_of(q, n);
+    char path[160];
+    qid_tensor_path(t, path, sizeof path);
+    int rc = qid_quant_matrix(&q->o.spec, w, y, rows, cols, path, err);
+    if (rc) return rc;
+    qid_sqnr_acc_add(&q->st.sqnr, w, y, n);
+    memcpy(w, y, n * sizeof *w);
+    q->st.tensors++;
+    q->st.params += n;
+    q->st.seconds += now() - t0;
+    return QID_OK;
+}
+
+/* 1 when tensor `name` reads the same input as `prev`, the call just before
+ * it (llama: attn.q/k/v, mlp.gate/up). */
+static int shares_input(const char *prev, const char *name)
+{
+    return (strcmp(name, "attn.k.weight") == 0 && strcmp(prev, "attn.q.weight") == 0) ||
+           (strcmp(name, "attn.v.weight") == 0 && strcmp(prev, "attn.k.weight") == 0) ||
+           (strcmp(name, "mlp.up.weight") == 0 && strcmp(prev, "mlp.gate.weight") == 0);
+}
+
+static qid_gptq_hessian *hessian_for(qid_quantizer *q, size_t cols)
+{
+    for (int i = 0; i < q->n_hs; i++)
+        if (q->hs[i].cols == cols) return q->hs[i].h;
+    QID_CHECK(q->n_hs < MAX_WIDTHS, "more than %d input widths", MAX_WIDTHS);
+    q->hs[q->n_hs].cols = cols;
+    q->hs[q->n_hs].h = qid_gptq_hessian_create(cols);
+    return q->hs[q->n_hs++].h;
+}
+
+int qid_quantizer_act_hook(void *ctx, const qid_tensor_spec *t, const float *x, size_t rows, size_t ldx, float *w,
+                           qid_error *err)
+{
+    qid_quantizer *q = ctx;
+    if (q->o.method != QID_QUANTIZE_GPTQ || t->kind != QID_TENSOR_LINEAR) return QID_OK;
+    double t0 = now();
+    const size_t out = (size_t)t->shape[0], cols = (size_t)t->shape[1], n = out * cols;
+    char path[160];
+    qid_tensor_path(t, path, sizeof path);
+    const int shared = q->last_x == x && q->last_rows == rows && q->last_ldx == ldx && q->last_cols == cols &&
+                       q->last_layer == t->layer && shares_input(q->last_name, t->name);
+    qid_gptq_hessian *h = hessian_for(q, cols);
+    q->last_x = NULL;
+    int rc;
+    if (!shared) {
+        /* every calibration row is in this one call: H is complete before quantizing */
+        qid_gptq_hessian_reset(h);
+        if ((rc = qid_gptq_hessian_add(h, x, rows, ldx, 0, path, err))) return rc;
+    }
+    float *orig = scratch_of(q, n);
+    memcpy(orig, w, n * sizeof *w);
+    qid_gptq_stats gs;
+    if ((rc = qid_gptq_quantize(h, &q->o.spec, &q->o.gptq, w, out, cols, path, &gs, err))) {
+        memcpy(w, orig, n * sizeof *w);
+        return rc;
+    }
+    q->last_x = x;
+    q->last_rows = rows;
+    q->last_ldx = ldx;
+    q->last_cols = cols;
+    q->last_layer = t->layer;
+    snprintf(q->last_name, sizeof q->last_name, "%s", t->name);
+    qid_sqnr_acc_add(&q->st.sqnr, orig, w, n);
+    q->st.tensors++;
+    q->st.params += n;
+    q->st.percdamp_min = isnan(q->st.percdamp_min) ? gs.percdamp : fmin(q->st.percdamp_min, gs.percdamp);
+    q->st.percdamp_max = isnan(q->st.percdamp_max) ? gs.percdamp : fmax(q->st.percdamp_max, gs.percdamp);
+    q->st.retries += gs.retries;
+    q->st.dead += gs.dead;
+    q->st.gptq_loss += gs.loss;
+    q->st.seconds += now() - t0;
+    return QID_OK;
+}
+
+/* ---- calibration ------------------------------------------------------------- */
+
+int qid_quantize_read_calib(const char *path, const qid_model_config *cfg, size_t samples, uint32_t **tokens,
+                            size_t *n_windows, size_t *seq_len, qid_error *err)
+{
+    *tokens = NULL;
+    qid_tokens tk;
+    int rc = qid_tokens_open(path, &tk, err);
+    if (rc) return rc;
+    const size_t have = (size_t)tk.meta.n_windows, L = (size_t)tk.meta.seq_len;
+    size_t n = samples ? samples : (have < QID_QUANTIZE_DEFAULT_SAMPLES ? have : QID_QUANTIZE_DEFAULT_SAMPLES);
+    if (tk.meta.vocab_size > cfg->vocab_size)
+        rc = qid_error_set(err, QID_E_INVALID,
+                           "calibration set '%s' has a vocabulary of %" PRId64 " ids, more than the model's %" PRId64,
+                           path, tk.meta.vocab_size, cfg->vocab_size);
+    else if (n > have)
+        rc = qid_error_set(err, QID_E_INVALID, "calibration set '%s' has %zu windows, fewer than the %zu asked for",
+                           path, have, n);
+    else if ((int64_t)L > cfg->max_seq_len)
+        rc = qid_error_set(err, QID_E_INVALID,
+                           "calibration windows of '%s' have %zu tokens, more than the model's context of %" PRId64,
+                           path, L, cfg->max_seq_len);
+    if (!rc) {
+        *tokens = qid_malloc(qid_mul_size(qid_mul_size(n, L), sizeof **tokens), "calibration windows");
+        rc = qid_tokens_read(&tk, 0, n, *tokens, err);
+    }
+    qid_tokens_close(&tk);
+    if (rc) {
+        free(*tokens);
+        *tokens = NULL;
+        return rc;
+    }
+    *n_windows = n;
+    *seq_len = L;
+    return QID_OK;
+}
+
+/* ---- to a file ------------------------------------------------------------------ */
+
+static qid_ckpt_writer *create_writer(const char *in, const char *out, const qid_ckpt *ck, qid_error *err)
+{
+    qid_ckpt_meta meta = ck->meta;
+    meta.dtype = QID_DTYPE_F32;
+    snprintf(meta.source_format, sizeof meta.source_format, "%s", "qid-quantize");
+    qid_ckpt_source src = {.files = in, .sha256 = ck->meta.tensor_sha256, .config_json = NULL, .directory = NULL};
+    return qid_ckpt_create(out, &ck->cfg, &meta, &src, err);
+}
+
+/* RTN and the other formats without calibration: one tensor at a time. */
+static int quantize_stream(const char *in, const char *out, qid_quantizer *q, qid_error *err)
+{
+    qid_ckpt ck;
+    qid_ckpt_writer *wr = NULL;
+    qid_tensor_spec *t = NULL;
+    float *buf = NULL;
+    size_t nt = 0;
+    int rc = qid_ckpt_open(in, &ck, err);
+    if (rc) return rc;
+    if ((rc = qid_quantize_check(&ck.cfg, &q->o, err))) goto done;
+    if (!(wr = create_writer(in, out, &ck, err))) {
+        rc = err ? err->code : QID_E_IO;
+        goto done;
+    }
+    t = qid_ckpt_tensors(&ck.cfg, &nt);
+    size_t max = 0;
+    for (size_t i = 0; i < nt; i++)
+        if ((size_t)qid_tensor_numel(&t[i]) > max) max = (size_t)qid_tensor_numel(&t[i]);
+    buf = qid_malloc(qid_mul_size(max, sizeof *buf), "a tensor being quantized");
+    for (size_t i = 0; i < nt && !rc; i++) {
+        rc = qid_ckpt_read_f32(&ck, &t[i], buf, err);
+        if (!rc) rc = qid_quantizer_weight_hook(q, &t[i], buf, err);
+        if (!rc) rc = qid_ckpt_write_tensor(wr, &t[i], buf, err);
+    }
+    if (rc)
+        qid_ckpt_abort(wr);
+    else
+        rc = qid_ckpt_finish(wr, err);
+    wr = NULL;
+done:
+    free(buf);
+    free(t);
+    qid_ckpt_close(&ck);
+    return rc;
+}
+
+/* GPTQ: the calibration batch through every stage with the activation hook;
+ * each stage's tensors are written when the stage is done. */
+static int quantize_calibrated(const char *in, const char *out, qid_quantizer *q, const char *calib, size_t samples,
+                               qid_error *err)
+{
+    qid_model *m = NULL;
+    qid_batch *b = NULL;
+    qid_ckpt_writer *wr = NULL;
+    qid_tensor_spec *t = NULL;
+    uint32_t *tokens = NULL;
+    size_t nt = 0, nw = 0, L = 0;
+    int rc = qid_model_open(in, &m, err);
+    if (rc) return rc;
+    const qid_model_config *cfg = qid_model_cfg(m);
+    if ((rc = qid_quantize_check(cfg, &q->o, err))) goto done;
+    if ((rc = qid_quantize_read_calib(calib, cfg, samples, &tokens, &nw, &L, err))) goto done;
+    if (!(b = qid_batch_create(m, tokens, nw, L, err))) {
+        rc = err ? err->code : QID_E_INVALID;
+        goto done;
+    }
+    q->st.calib_windows = nw;
+    q->st.calib_seq_len = L;
+    if (!(wr = create_writer(in, out, qid_model_ckpt(m), err))) {
+        rc = err ? err->code : QID_E_IO;
+        goto done;
+    }
+    t = qid_ckpt_tensors(cfg, &nt);
+    const int n_layers = (int)cfg->n_layers;
+    size_t next = 0;
+    int seen_layer = 0;
+    for (int stage = QID_STAGE_EMBED; stage <= n_layers && !rc; stage++) {
+        if ((rc = qid_model_load(m, stage, err))) break;
+        if (stage < n_layers && (rc = qid_batch_step(m, b, stage >= 0 ? qid_quantizer_act_hook : NULL, q, err))) break;
+        for (; next < nt && !rc; next++) {
+            int s = t[next].layer >= 0 ? t[next].layer : seen_layer ? n_layers : QID_STAGE_EMBED;
+            if (s != stage) break;
+            if (t[next].layer >= 0) seen_layer = 1;
+            const float *w = qid_model_tensor(m, t[next].name, NULL);
+            QID_CHECK(w != NULL, "tensor '%s' of stage %d not loaded", t[next].name, stage);
+            rc = qid_ckpt_write_tensor(wr, &t[next], w, err);
+        }
+    }
+    if (rc)
+        qid_ckpt_abort(wr);
+    else
+        rc = qid_ckpt_finish(wr, err);
+    wr = NULL;
+done:
+    free(t);
+    free(tokens);
+    qid_batch_free(b);
+    qid_model_free(m);
+    return rc;
+}
+
+int qid_quantize_checkpoint(const char *in, const char *out, int force, const qid_quantize_opts *o,
+                            qid_quantize_stats *stats, qid_error *err)
+{
+    double t0 = now();
+    if (stats) memset(stats, 0, sizeof *stats);
+    if (!qid_quant_spec_valid(&o->spec)) return qid_error_set(err, QID_E_INVALID, "invalid quantization format");
+    if (o->method != QID_QUANTIZE_RTN && o->method != QID_QUANTIZE_GPTQ)
+        return qid_error_set(err, QID_E_INVALID, "unknown quantization method %d", (int)o->method);
+    if (o->method == QID_QUANTIZE_GPTQ && !o->calib)
+        return qid_error_set(err, QID_E_INVALID, "GPTQ needs a calibration token set (--calib TOKENS)");
+    if (!force && qid_path_exists(out))
+        return qid_error_set(err, QID_E_INVALID, "output '%s' exists (use --force to replace it)", out);
+    if (!qid_path_exists(in)) return qid_error_set(err, QID_E_IO, "cannot open checkpoint '%s': no such file", in);
+    qid_quantizer *q = qid_quantizer_create(o);
+    int rc = o->method == QID_QUANTIZE_GPTQ ? quantize_calibrated(in, out, q, o->calib, o->samples, err)
+                                            : quantize_stream(in, out, q, err);
+    if (stats) {
+        *stats = q->st;
+        stats->seconds = now() - t0;
+    }
+    qid_quantizer_free(q);
+    return rc;
+}
+
+/* ---- command line ------------------------------------------------------------------ */
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: qid quantize CKPT --format F --method rtn|gptq [--calib TOKENS] -o OUT.h5 [options]\n"
+                 "\n"
+                 "Quantizes every linear layer of a checkpoint and writes the quantized-dequantized\n"
+                 "weights as a float32 checkpoint (embeddings, norms and biases as stored).\n"
+                 "\n"
+                 "options:\n"
+                 "  --format F             int4-g128-sym, int3-g128-asym, int8-channel, mxfp4,\n"
+                 "                         mxfp6-e3m2, mxfp8-e4m3, mxint8, mxint3-b128, nf4, fp4-b64, ...\n"
+                 "  --method M             rtn (default) or gptq\n"
+                 "  --calib TOKENS         GPTQ: calibration token set (qid tokens)\n"
+                 "  --samples N            GPTQ: calibration windows (default 128, or all the set has)\n"
+                 "  --damp X               GPTQ: damping, fraction of mean(diag H) (default 0.01)\n"
+                 "  --block B              GPTQ: lazy-update block in columns (default 128)\n"
+                 "  --micro-block M        GPTQ: micro-block (default: 1 for int, the format block for MX)\n"
+                 "  --act-order            GPTQ: columns in order of descending diag H\n"
+                 "  --static-groups        GPTQ: group parameters from the original weights\n"
+                 "  -o, --output OUT       checkpoint to write (appears only when complete)\n"
+                 "  --force                replace OUT if it exists\n"
+                 "  -h, --help             this help\n"
+                 "\n"
+                 "example:\n"
+                 "  qid quantize pythia-160m.h5 --format int4-g128 --method gptq --calib c4.h5 -o q.h5\n");
+}
+
+static int parse_size(const char *s, size_t *out)
+{
+    char *end = NULL;
+    if (!s || !*s || *s == '-') return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || v == 0 || v > (unsigned long long)QID_QUANT_BLOCK_MAX * 1024) return -1;
+    *out = (size_t)v;
+    return 0;
+}
+
+int qid_quantize_main(int argc, char **argv)
+{
+    enum {
+        OPT_FORMAT = 256,
+        OPT_METHOD,
+        OPT_CALIB,
+        OPT_SAMPLES,
+        OPT_DAMP,
+        OPT_BLOCK,
+        OPT_MICRO,
+        OPT_ACT,
+        OPT_STATIC,
+        OPT_FORCE
+    };
+    static const struct option longopts[] = {
+        {"format", required_argument, 0, OPT_FORMAT},
+        {"method", required_argument, 0, OPT_METHOD},
+        {"calib", required_argument, 0, OPT_CALIB},
+        {"samples", required_argument, 0, OPT_SAMPLES},
+        {"damp", required_argument, 0, OPT_DAMP},
+        {"block", required_argument, 0, OPT_BLOCK},
+        {"micro-block", required_argument, 0, OPT_MICRO},
+        {"act-order", no_argument, 0, OPT_ACT},
+        {"static-groups", no_argument, 0, OPT_STATIC},
+        {"output", required_argument, 0, 'o'},
+        {"force", no_argument, 0, OPT_FORCE},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    qid_quantize_opts o;
+    qid_quantize_opts_default(&o);
+    const char *format = NULL, *out = NULL;
+    int force = 0, c;
+    qid_error err;
+    qid_error_clear(&err);
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
+        const char *bad = NULL;
+        char *end = NULL;
+        switch (c) {
+        case OPT_FORMAT: format = optarg; break;
+        case OPT_METHOD: {
+            int m = qid_quantize_method_parse(optarg);
+            if (m < 0)
+                bad = "--method wants rtn or gptq";
+            else
+                o.method = (qid_quantize_method)m;
+            break;
+        }
+        case OPT_CALIB: o.calib = optarg; break;
+        case OPT_SAMPLES:
+            if (parse_size(optarg, &o.samples)) bad = "--samples wants a positive integer";
+            break;
+        case OPT_DAMP:
+            o.gptq.percdamp = strtod(optarg, &end);
+            if (!*optarg || *end || !(o.gptq.percdamp >= 0) || !isfinite(o.gptq.percdamp))
+                bad = "--damp wants a non-negative number";
+            break;
+        case OPT_BLOCK:
+            if (parse_size(optarg, &o.gptq.block)) bad = "--block wants a positive integer";
+            break;
+        case OPT_MICRO:
+            if (parse_size(optarg, &o.gptq.micro_block)) bad = "--micro-block wants a positive integer";
+            break;
+        case OPT_ACT: o.gptq.act_order = 1; break;
+        case OPT_STATIC: o.gptq.static_groups = 1; break;
+        case 'o': out = optarg; break;
+        case OPT_FORCE: force = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "qid quantize: error: %s, got '%s'\n", bad, optarg);
+            return 2;
+        }
+    }
+    const char *problem = optind >= argc      ? "no checkpoint given"
+                          : optind + 1 < argc ? "too many arguments"
+                          : !format           ? "no format given (--format F)"
+                          : !out              ? "no output given (-o OUT.h5)"
+                          : o.method == QID_QUANTIZE_GPTQ && !o.calib
+                              ? "--method gptq needs a calibration token set (--calib TOKENS)"
+                              : NULL;
+    if (problem) {
+        fprintf(stderr, "qid quantize: error: %s\n", problem);
+        usage(stderr);
+        return 2;
+    }
+    if (qid_quant_parse(format, &o.spec, &err)) {
+        fprintf(stderr, "qid quantize: error: %s\n", err.msg);
+        return 2;
+    }
+    const char *in = argv[optind];
+    qid_h5_silence();
+    qid_quantize_stats st;
+    if (qid_quantize_checkpoint(in, out, force, &o, &st, &err)) {
+        fprintf(stderr, "qid quantize: error: %s\n", err.msg);
+        return 1;
+    }
+    char name[64];
+    qid_quant_name(&o.spec, name, sizeof name);
+    printf("checkpoint   %s\n", in);
+    printf("output       %s (float32)\n", out);
+    printf("format       %s\n", name);
+    printf("method       %s\n", qid_quantize_method_name(o.method));
+    if (o.method == QID_QUANTIZE_GPTQ) {
+        printf("calibration  %zu windows x %zu tokens from %s\n", st.calib_windows, st.calib_seq_len, o.calib);
+        printf("damping      %g requested, %g..%g used, %d retries\n", o.gptq.percdamp, st.percdamp_min,
+               st.percdamp_max, st.retries);
+    }
+    printf("tensors      %zu linear quantized (%zu weights)\n", st.tensors, st.params);
+    printf("sqnr         %.3f dB\n", qid_sqnr_acc_db(&st.sqnr));
+    printf("seconds      %.3f\n", st.seconds);
+    return 0;
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# quantize.t - `qid quantize` end to end: help, one RTN run on the GPT-NeoX
+# fixture with its summary, `qid inspect` of the output, one GPTQ run on the
+# llama fixture, and errors that print one line and leave no output behind.
+set -u
+. "$(dirname "$0")/taplib.sh"
+if $QID quantize --help 2>&1 | grep -q "not available"; then skip_all "qid quantize is not in src/main.c's commands yet"; fi
+plan 17
+tap_tmpdir
+T=$TAP_TMP
+FIX=test/fixtures/hf
+
+out=$($QID quantize --help); ok $? "qid quantize --help exits 0"
+like "$out" "--method M" "--help describes --method"
+
+$QID import --from safetensors "$FIX/gpt-neox-tiny" --step 1000 --tokens-per-step 2097152 -o "$T/neox.h5" \
+    >/dev/null 2>&1 || echo "# import of gpt-neox-tiny failed"
+$QID import --from safetensors "$FIX/llama-tiny" -o "$T/llama.h5" >/dev/null 2>&1 || echo "# import of llama-tiny failed"
+$QID tokens --from "$FIX/tokens.u16" --dtype uint16 --vocab 96 --seq-len 16 -o "$T/calib.h5" >/dev/null 2>&1 ||
+    echo "# tokens import failed"
+
+out=$($QID quantize "$T/neox.h5" --format int4-g16-sym --method rtn -o "$T/q.h5")
+ok $? "RTN int4-g16-sym run exits 0"
+like "$out" "tensors      8 linear quantized (16384 weights)" "summary: tensors quantized"
+like "$out" "sqnr         21.206 dB" "summary: model SQNR in dB"
+like "$out" "seconds" "summary: seconds"
+
+out=$($QID inspect "$T/q.h5"); ok $? "inspect of the output exits 0"
+like "$out" "qid checkpoint, schema version 1" "inspect: a qid checkpoint"
+like "$out" "tokens seen (D)        2097152000" "inspect: tokens seen kept"
+like "$out" "float32" "inspect: stored as float32"
+like "$out" "qid-quantize" "inspect: source format qid-quantize"
+
+out=$($QID quantize "$T/llama.h5" --format int4-g16 --method gptq --calib "$T/calib.h5" --damp 0.01 -o "$T/g.h5")
+ok $? "GPTQ int4-g16 run exits 0"
+like "$out" "damping      0.01 requested, 0.01..0.01 used, 0 retries" "summary: damping used"
+
+mkdir -p "$T/err"
+$QID quantize "$T/neox.h5" --format int4-g128 --method rtn -o "$T/err/x.h5" 2>"$T/msg"; is 1 $? "group not dividing the row exits 1"
+like "$(cat "$T/msg")" "qid quantize: error: group size 128 does not divide row length 32" "group: one-line message"
+is 0 "$(ls -A "$T/err" | wc -l)" "group: no output or temporary file left"
+$QID quantize "$T/neox.h5" --format int4-g16 --method gptq -o "$T/err/x.h5" 2>"$T/msg"; is 2 $? "gptq without --calib exits 2"
