@@ -1,0 +1,1122 @@
+/* results.c - the qid results store (hdf5-schema/results.md): creation with
+ * /provenance, appending rows durably under SWMR, resuming (the set of
+ * finished keys), the store's lock, the repair after a killed writer, and
+ * reading every row back with its window vectors.
+ *
+ * How a row becomes durable (qid_results_append):
+ *   1. its window vectors are appended to /window_nll and /window_tokens and
+ *      the file is flushed, so they are on disk before any row points at them;
+ *   2. the row is appended to /tasks, the file is flushed and fsync'd.
+ * A kill -9 therefore leaves every earlier row intact; at worst the row being
+ * written is half there (its extent written but not its data, or a string
+ * not yet), or lies past the extent with strings that never reached the
+ * file, or there are window entries no row points at. In SWMR mode HDF5
+ * orders its metadata writes so that the file stays readable; the kill also
+ * leaves the superblock's "open for writing" flags. qid_results_open,
+ * holding the lock, clears them as `h5clear -s` does (HDF5's private
+ * file-access property "clear_status_flags", or the h5clear program when
+ * that property is missing), moves the end-of-allocation mark past
+ * everything the killed writer may have allocated, drops an unfinished last
+ * row, zeroes the slots past the last row (clean_tail), drops unreferenced
+ * window entries, and only then starts SWMR writing again. test/results_kill.t
+ * and the --writer mode of test/test_results.c kill writers at every write.
+ *
+ * Does not: evaluate, schedule, join baselines (callers fill qid/qid_se), or
+ * write /fits (qid fit does). Nothing here is collective or thread-safe. */
+#include "results.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <libgen.h>
+#include <spawn.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "h5io.h"
+#include "version.h"
+
+extern char **environ;
+
+/* Rows per chunk of /tasks, entries per chunk of the window datasets. */
+#define TASKS_CHUNK  64
+#define WINDOW_CHUNK 4096
+
+/* HDF5's private file-access property that h5clear sets to clear the
+ * superblock status flags on open (H5Fprivate.h, HDF5 1.10 and later). */
+#define CLEAR_STATUS_FLAGS_PROP "clear_status_flags"
+
+_Static_assert(sizeof(qid_result_status) == sizeof(int), "qid_result_status is stored through an int enum type");
+
+/* ---- the /tasks columns: one table, the single source of the row layout ---- */
+
+typedef enum column_kind { COL_STR, COL_I64, COL_I32, COL_F64, COL_STATUS } column_kind;
+
+typedef struct column {
+    const char *name;
+    column_kind kind;
+    size_t offset; /* in qid_result */
+} column;
+
+#define COL(member, kind)                                                                                              \
+    {                                                                                                                  \
+#member, kind, offsetof(qid_result, member)                                                                    \
+    }
+static const column columns[] = {
+    COL(key, COL_STR),          COL(checkpoint, COL_STR),  COL(model, COL_STR),         COL(ckpt_sha256, COL_STR),
+    COL(params, COL_I64),       COL(tokens_seen, COL_I64), COL(step, COL_I64),          COL(method, COL_STR),
+    COL(format, COL_STR),       COL(bits, COL_F64),        COL(elem_bits, COL_I32),     COL(block, COL_I64),
+    COL(options, COL_STR),      COL(calib, COL_STR),       COL(eval_protocol, COL_STR), COL(eval_sha256, COL_STR),
+    COL(loss, COL_F64),         COL(loss16, COL_F64),      COL(qid, COL_F64),           COL(qid_se, COL_F64),
+    COL(sqnr_db, COL_F64),      COL(kl, COL_F64),          COL(tokens, COL_I64),        COL(windows, COL_I64),
+    COL(seconds, COL_F64),      COL(rank, COL_I32),        COL(status, COL_STATUS),     COL(error, COL_STR),
+    COL(finished_utc, COL_STR), COL(nll_offset, COL_I64),
+};
+#undef COL
+#define N_COLUMNS (sizeof columns / sizeof columns[0])
+
+static const char **str_field(qid_result *row, const column *c) { return (const char **)((char *)row + c->offset); }
+
+static hid_t str_type(void)
+{
+    hid_t t = H5I_INVALID_HID;
+    QID_H5_CHECK(t = H5Tcopy(H5T_C_S1));
+    QID_H5_CHECK(H5Tset_size(t, H5T_VARIABLE));
+    QID_H5_CHECK(H5Tset_cset(t, H5T_CSET_UTF8));
+    return t;
+}
+
+/* The status enum over a file (int8) or memory (int) base type. */
+static hid_t status_type(int in_file)
+{
+    hid_t t = H5I_INVALID_HID;
+    if (in_file) {
+        int8_t ok = QID_RESULT_OK, failed = QID_RESULT_FAILED;
+        QID_H5_CHECK(t = H5Tenum_create(H5T_STD_I8LE));
+        QID_H5_CHECK(H5Tenum_insert(t, "OK", &ok));
+        QID_H5_CHECK(H5Tenum_insert(t, "FAILED", &failed));
+    } else {
+        int ok = QID_RESULT_OK, failed = QID_RESULT_FAILED;
+        QID_H5_CHECK(t = H5Tenum_create(H5T_NATIVE_INT));
+        QID_H5_CHECK(H5Tenum_insert(t, "OK", &ok));
+        QID_H5_CHECK(H5Tenum_insert(t, "FAILED", &failed));
+    }
+    return t;
+}
+
+static hid_t column_type(column_kind k, int in_file)
+{
+    hid_t t = H5I_INVALID_HID;
+    switch (k) {
+    case COL_STR: return str_type();
+    case COL_I64: QID_H5_CHECK(t = H5Tcopy(in_file ? H5T_STD_I64LE : H5T_NATIVE_INT64)); return t;
+    case COL_I32: QID_H5_CHECK(t = H5Tcopy(in_file ? H5T_STD_I32LE : H5T_NATIVE_INT32)); return t;
+    case COL_F64: QID_H5_CHECK(t = H5Tcopy(in_file ? H5T_IEEE_F64LE : H5T_NATIVE_DOUBLE)); return t;
+    case COL_STATUS: return status_type(in_file);
+    }
+    qid_die("unknown column kind %d", (int)k);
+}
+
+/* The packed compound type of /tasks rows in the file. */
+static hid_t row_file_type(void)
+{
+    size_t size = 0;
+    for (size_t i = 0; i < N_COLUMNS; i++) {
+        hid_t t = column_type(columns[i].kind, 1);
+        size += H5Tget_size(t);
+        H5Tclose(t);
+    }
+    hid_t row = H5I_INVALID_HID;
+    QID_H5_CHECK(row = H5Tcreate(H5T_COMPOUND, size));
+    size_t off = 0;
+    for (size_t i = 0; i < N_COLUMNS; i++) {
+        hid_t t = column_type(columns[i].kind, 1);
+        QID_H5_CHECK(H5Tinsert(row, columns[i].name, off, t));
+        off += H5Tget_size(t);
+        H5Tclose(t);
+    }
+    return row;
+}
+
+/* The memory type: qid_result itself (the window pointers are not columns). */
+static hid_t row_mem_type(void)
+{
+    hid_t row = H5I_INVALID_HID;
+    QID_H5_CHECK(row = H5Tcreate(H5T_COMPOUND, sizeof(qid_result)));
+    for (size_t i = 0; i < N_COLUMNS; i++) {
+        hid_t t = column_type(columns[i].kind, 0);
+        QID_H5_CHECK(H5Tinsert(row, columns[i].name, columns[i].offset, t));
+        H5Tclose(t);
+    }
+    return row;
+}
+
+/* The columns read when a store is opened for appending. */
+typedef struct key_row {
+    char *key;
+    int status;
+    int64_t windows;
+    int64_t nll_offset;
+} key_row;
+
+static hid_t key_row_type(void)
+{
+    hid_t row = H5I_INVALID_HID, s = str_type(), st = status_type(0);
+    QID_H5_CHECK(row = H5Tcreate(H5T_COMPOUND, sizeof(key_row)));
+    QID_H5_CHECK(H5Tinsert(row, "key", offsetof(key_row, key), s));
+    QID_H5_CHECK(H5Tinsert(row, "status", offsetof(key_row, status), st));
+    QID_H5_CHECK(H5Tinsert(row, "windows", offsetof(key_row, windows), H5T_NATIVE_INT64));
+    QID_H5_CHECK(H5Tinsert(row, "nll_offset", offsetof(key_row, nll_offset), H5T_NATIVE_INT64));
+    H5Tclose(s);
+    H5Tclose(st);
+    return row;
+}
+
+/* ---- a set of strings (the OK keys) ------------------------------------------ */
+
+typedef struct keyset {
+    char **slot; /* open addressing, linear probing; NULL = empty */
+    size_t cap;  /* a power of two, or 0 */
+    size_t n;
+} keyset;
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static size_t keyset_find(const keyset *ks, const char *key)
+{
+    size_t i = (size_t)fnv1a(key) & (ks->cap - 1);
+    while (ks->slot[i] && strcmp(ks->slot[i], key) != 0)
+        i = (i + 1) & (ks->cap - 1);
+    return i;
+}
+
+static int keyset_has(const keyset *ks, const char *key) { return ks->cap && ks->slot[keyset_find(ks, key)] != NULL; }
+
+static void keyset_add(keyset *ks, const char *key)
+{
+    if (2 * (ks->n + 1) > ks->cap) {
+        keyset bigger = {NULL, ks->cap ? 2 * ks->cap : 256, 0};
+        bigger.slot = qid_calloc(bigger.cap, sizeof(char *), "the set of finished task keys");
+        for (size_t i = 0; i < ks->cap; i++)
+            if (ks->slot[i]) {
+                bigger.slot[keyset_find(&bigger, ks->slot[i])] = ks->slot[i];
+                bigger.n++;
+            }
+        free(ks->slot);
+        *ks = bigger;
+    }
+    size_t i = keyset_find(ks, key);
+    if (ks->slot[i]) return;
+    ks->slot[i] = qid_strdup(key);
+    ks->n++;
+}
+
+static void keyset_free(keyset *ks)
+{
+    for (size_t i = 0; i < ks->cap; i++)
+        free(ks->slot[i]);
+    free(ks->slot);
+    *ks = (keyset){0};
+}
+
+/* ---- small helpers -------------------------------------------------------------- */
+
+struct qid_results {
+    char *path;
+    int lock_fd;
+    hid_t fid, tasks, wnll, wtok; /* the file and its three datasets */
+    hid_t mtype;                  /* row_mem_type() */
+    int fd;                       /* the file's descriptor (sec2 driver), for fsync */
+    hsize_t n_rows;               /* extent of /tasks */
+    hsize_t n_windows;            /* where the next window vectors go */
+    keyset ok_keys;
+    int broken; /* a write failed half-way: refuse further appends */
+};
+
+static char *str_cat(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = qid_malloc(la + lb + 1, "a file name");
+    memcpy(s, a, la);
+    memcpy(s + la, b, lb + 1);
+    return s;
+}
+
+static void utc_now(char *buf, size_t len)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void host_name(char *buf, size_t len)
+{
+    if (gethostname(buf, len) != 0) snprintf(buf, len, "unknown-host");
+    buf[len - 1] = '\0';
+}
+
+static void fsync_dir_of(const char *path)
+{
+    char *copy = qid_strdup(path);
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+    free(copy);
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *s)
+{
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (!n) return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    if (c == 0xe0 && s[1] < 0xa0) return 0; /* overlong */
+    if (c == 0xed && s[1] > 0x9f) return 0; /* surrogate */
+    if (c == 0xf0 && s[1] < 0x90) return 0; /* overlong */
+    if (c == 0xf4 && s[1] > 0x8f) return 0; /* above U+10FFFF */
+    return n;
+}
+
+/* NULL when s is valid UTF-8, else a malloc'd copy with each invalid byte
+ * replaced by '?' (the columns are declared UTF-8). */
+static char *utf8_repair(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, n;
+    while (u[i] && (n = utf8_seq(u + i)) != 0)
+        i += n;
+    if (!u[i]) return NULL;
+    char *out = qid_strdup(s);
+    for (i = 0; u[i];) {
+        n = utf8_seq(u + i);
+        if (n) {
+            i += n;
+        } else {
+            out[i] = '?';
+            i++;
+        }
+    }
+    return out;
+}
+
+/* ---- the lock ------------------------------------------------------------------ */
+
+/* Takes PATH.lock (flock, exclusive, non-blocking) and writes "pid host" into
+ * it. Returns the descriptor or -1 with err set. */
+static int lock_take(const char *path, qid_error *err)
+{
+    char *lock_path = str_cat(path, ".lock");
+    int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        qid_error_set(err, QID_E_IO, "cannot create lock file '%s' for results store '%s': %s", lock_path, path,
+                      strerror(errno));
+        free(lock_path);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        if (e == EWOULDBLOCK) {
+            char text[300] = "", host[256] = "";
+            long pid = 0;
+            ssize_t got = pread(fd, text, sizeof text - 1, 0);
+            text[got > 0 ? got : 0] = '\0';
+            if (sscanf(text, "%ld %255s", &pid, host) == 2)
+                qid_error_set(err, QID_E_INVALID,
+                              "results store '%s' is locked by pid %ld on %s (another qid run is writing it)", path,
+                              pid, host);
+            else
+                qid_error_set(err, QID_E_INVALID,
+                              "results store '%s' is locked by another process (another qid run is writing it; see "
+                              "'%s')",
+                              path, lock_path);
+        } else {
+            qid_error_set(err, QID_E_IO, "cannot lock '%s': %s", lock_path, strerror(e));
+        }
+        close(fd);
+        free(lock_path);
+        return -1;
+    }
+    char host[256], text[320];
+    host_name(host, sizeof host);
+    int len = snprintf(text, sizeof text, "%ld %s\n", (long)getpid(), host);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)len, 0) != len)
+        qid_warn("cannot write the holder into lock file '%s': %s", lock_path, strerror(errno));
+    free(lock_path);
+    return fd;
+}
+
+static void lock_release(int fd)
+{
+    if (fd < 0) return;
+    (void)ftruncate(fd, 0); /* no holder; the file itself stays (removing it would race) */
+    close(fd);              /* releases the flock */
+}
+
+/* ---- opening, checking ----------------------------------------------------------- */
+
+static hid_t fapl_latest(void)
+{
+    hid_t fapl = H5I_INVALID_HID;
+    QID_H5_CHECK(fapl = H5Pcreate(H5P_FILE_ACCESS));
+    QID_H5_CHECK(H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST));
+    return fapl;
+}
+
+/* The superblock's file-consistency flags (nonzero: a writer had the file
+ * open and did not close it), or -1 when they cannot be read (not an HDF5
+ * file at offset 0, or a superblock version without them). */
+static int status_flags(const char *path)
+{
+    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    unsigned char sb[12];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t got = pread(fd, sb, sizeof sb, 0);
+    close(fd);
+    if (got != (ssize_t)sizeof sb || memcmp(sb, sig, 8) != 0 || sb[8] < 2) return -1;
+    return sb[11];
+}
+
+/* Checks the root attributes format and schema_version of an open file. */
+static int check_format(hid_t fid, const char *path, qid_error *err)
+{
+    char got[64];
+    int64_t v = 0;
+    if (qid_h5_read_format(fid, got, sizeof got, err)) return err ? err->code : QID_E_FORMAT;
+    if (!got[0])
+        return qid_error_set(err, QID_E_FORMAT, "'%s' has no 'format' attribute: not a qid file (expected %s)", path,
+                             QID_RESULTS_FORMAT);
+    if (strcmp(got, QID_RESULTS_FORMAT) != 0)
+        return qid_error_set(err, QID_E_FORMAT, "'%s' is a %s file, expected %s", path, got, QID_RESULTS_FORMAT);
+    if (qid_h5_attr_read_i64(fid, "/", "schema_version", &v, err)) return err ? err->code : QID_E_FORMAT;
+    if (v < 1 || v > QID_RESULTS_SCHEMA_VERSION)
+        return qid_error_set(err, QID_E_FORMAT,
+                             "'%s' has %s schema_version %lld, this qid reads versions 1..%d (hint: %s)", path,
+                             QID_RESULTS_FORMAT, (long long)v, QID_RESULTS_SCHEMA_VERSION,
+                             v > QID_RESULTS_SCHEMA_VERSION ? "upgrade qid, or re-create the file with this version"
+                                                            : "the file is corrupt");
+    return QID_OK;
+}
+
+/* Opens path read-only, as a SWMR reader when HDF5 allows it (the file has
+ * SWMR-capable metadata and no writer, or a SWMR writer, alive or killed),
+ * otherwise plainly; quietly returns H5I_INVALID_HID when neither works. */
+static hid_t open_ro(const char *path)
+{
+    hid_t fid = H5I_INVALID_HID;
+    H5E_BEGIN_TRY
+    {
+        fid = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
+        if (fid < 0) fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    }
+    H5E_END_TRY;
+    return fid;
+}
+
+/* open_ro and the format and schema-version checks, with a one-line error
+ * when the file cannot be opened or is not a store this qid reads. */
+static hid_t open_read(const char *path, qid_error *err)
+{
+    hid_t fid = H5I_INVALID_HID;
+    if (access(path, R_OK) != 0) {
+        qid_error_set(err, QID_E_IO, "cannot open '%s': %s", path, strerror(errno));
+        return H5I_INVALID_HID;
+    }
+    if (H5Fis_hdf5(path) <= 0) {
+        qid_error_set(err, QID_E_FORMAT, "'%s' is not an HDF5 file (truncated or another format?)", path);
+        return H5I_INVALID_HID;
+    }
+    if ((fid = open_ro(path)) < 0) /* for HDF5's own message */
+        return qid_h5_open_format(path, QID_RESULTS_FORMAT, QID_RESULTS_SCHEMA_VERSION, NULL, err);
+    if (check_format(fid, path, err)) {
+        H5Fclose(fid);
+        return H5I_INVALID_HID;
+    }
+    return fid;
+}
+
+static int write_provenance(hid_t fid, const qid_results_provenance *prov, const char *path, qid_error *err)
+{
+    hid_t g = H5I_INVALID_HID;
+    char libs[1024], host[256], now[32];
+    qid_results_provenance none = {"", "", "", 0, -1};
+    if (!prov) prov = &none;
+    if (prov->seed > (uint64_t)INT64_MAX)
+        return qid_error_set(err, QID_E_INVALID, "seed %llu of results store '%s' is above 2^63-1",
+                             (unsigned long long)prov->seed, path);
+    qid_library_versions(libs, sizeof libs);
+    host_name(host, sizeof host);
+    utc_now(now, sizeof now);
+    QID_H5_TRY(err, g = H5Gcreate2(fid, "provenance", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+               "cannot create '/provenance' in '%s'", path);
+    const struct {
+        const char *name, *value;
+    } strs[] = {
+        {"qid_version", qid_version()},
+        {"git_revision", qid_git_rev()},
+        {"compiler", qid_compiler()},
+        {"build_flags", qid_build_flags()},
+        {"library_versions", libs},
+        {"job_name", prov->job_name ? prov->job_name : ""},
+        {"job_file", prov->job_file ? prov->job_file : ""},
+        {"job_text", prov->job_text ? prov->job_text : ""},
+        {"hostname", host},
+        {"start_utc", now},
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        char *fixed = utf8_repair(strs[i].value);
+        int rc = qid_h5_attr_write_str(g, strs[i].name, fixed ? fixed : strs[i].value, err);
+        free(fixed);
+        if (rc) goto fail;
+    }
+    if (qid_h5_attr_write_i64(g, "seed", (int64_t)prov->seed, err)) goto fail;
+    if (qid_h5_attr_write_i64(g, "mpi_ranks", prov->mpi_ranks, err)) goto fail;
+    H5Gclose(g);
+    return QID_OK;
+fail:
+    if (g >= 0) H5Gclose(g);
+    return err ? err->code : QID_E_HDF5;
+}
+
+static int create_dataset(hid_t fid, const char *name, hid_t type, hsize_t chunk, const char *path, qid_error *err)
+{
+    hid_t space = H5I_INVALID_HID, dcpl = H5I_INVALID_HID, d = H5I_INVALID_HID;
+    hsize_t dims = 0, maxdims = H5S_UNLIMITED;
+    QID_H5_TRY(err, space = H5Screate_simple(1, &dims, &maxdims), "cannot create a dataspace");
+    QID_H5_TRY(err, dcpl = H5Pcreate(H5P_DATASET_CREATE), "cannot create a property list");
+    QID_H5_TRY(err, H5Pset_chunk(dcpl, 1, &chunk), "cannot set the chunk size of '%s'", name);
+    QID_H5_TRY(err, d = H5Dcreate2(fid, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+               "cannot create '%s' in '%s'", name, path);
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    return QID_OK;
+fail:
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (space >= 0) H5Sclose(space);
+    return err ? err->code : QID_E_HDF5;
+}
+
+/* Creates the empty store at PATH.tmp (we hold the lock, so a stale one is a
+ * killed creator's), then renames it to path: a kill during creation leaves
+ * no half-made store. */
+static int create_store(const char *path, const qid_results_provenance *prov, qid_error *err)
+{
+    char *tmp = str_cat(path, ".tmp");
+    hid_t fapl = fapl_latest(), fid = H5I_INVALID_HID, g = H5I_INVALID_HID, t = H5I_INVALID_HID;
+    char created_by[64];
+    int rc;
+    unlink(tmp);
+    QID_H5_TRY(err, fid = H5Fcreate(tmp, H5F_ACC_EXCL, H5P_DEFAULT, fapl), "cannot create results store '%s'", tmp);
+    if (qid_h5_write_format(fid, QID_RESULTS_FORMAT, QID_RESULTS_SCHEMA_VERSION, err)) goto fail;
+    snprintf(created_by, sizeof created_by, "qid %s", qid_version());
+    if (qid_h5_attr_write_str(fid, "created_by", created_by, err)) goto fail;
+    if (write_provenance(fid, prov, path, err)) goto fail;
+    t = row_file_type();
+    rc = create_dataset(fid, "tasks", t, TASKS_CHUNK, path, err);
+    H5Tclose(t);
+    if (rc) goto fail;
+    if (create_dataset(fid, "window_nll", H5T_IEEE_F64LE, WINDOW_CHUNK, path, err)) goto fail;
+    if (create_dataset(fid, "window_tokens", H5T_STD_I32LE, WINDOW_CHUNK, path, err)) goto fail;
+    QID_H5_TRY(err, g = H5Gcreate2(fid, "fits", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "cannot create '/fits' in '%s'",
+               path);
+    H5Gclose(g);
+    g = H5I_INVALID_HID;
+    QID_H5_TRY(err, H5Fflush(fid, H5F_SCOPE_GLOBAL), "cannot flush '%s'", tmp);
+    hid_t f = fid;
+    fid = H5I_INVALID_HID;
+    QID_H5_TRY(err, H5Fclose(f), "cannot close '%s'", tmp);
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+    if (rename(tmp, path) != 0) {
+        qid_error_set(err, QID_E_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+        goto fail;
+    }
+    fsync_dir_of(path);
+    H5Pclose(fapl);
+    free(tmp);
+    return QID_OK;
+fail:
+    if (g >= 0) H5Gclose(g);
+    if (fid >= 0) {
+        H5E_BEGIN_TRY { H5Fclose(fid); }
+        H5E_END_TRY;
+    }
+    H5Pclose(fapl);
+    unlink(tmp);
+    free(tmp);
+    return err ? err->code : QID_E_HDF5;
+}
+
+/* The fallback repair: runs `h5clear -s path` (hdf5-tools). */
+static int run_h5clear(const char *path, qid_error *err)
+{
+    char *argv[] = {"h5clear", "-s", (char *)path, NULL};
+    pid_t pid;
+    int rc = posix_spawnp(&pid, "h5clear", NULL, NULL, argv, environ), status = 0;
+    if (rc != 0)
+        return qid_error_set(err, QID_E_IO,
+                             "cannot run 'h5clear -s %s' to clear the flags a killed writer left: %s (install "
+                             "hdf5-tools)",
+                             path, strerror(rc));
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return qid_error_set(err, QID_E_IO, "'h5clear -s %s' failed (status %d)", path, status);
+    return QID_OK;
+}
+
+/* Opens an existing store read-write. flags: its superblock status flags;
+ * when nonzero (a writer was killed; we hold the lock, so it is not alive),
+ * clears them on open and sets *repaired. */
+static hid_t open_rdwr(const char *path, int flags, int *repaired, qid_error *err)
+{
+    hid_t fapl = fapl_latest(), fid = H5I_INVALID_HID;
+    *repaired = 0;
+    if (flags > 0) {
+        hbool_t clear = 1;
+        herr_t set;
+        H5E_BEGIN_TRY { set = H5Pset(fapl, CLEAR_STATUS_FLAGS_PROP, &clear); }
+        H5E_END_TRY;
+        if (set < 0) {
+            qid_warn("this HDF5 has no '%s' file-access property; clearing the flags of '%s' with h5clear -s",
+                     CLEAR_STATUS_FLAGS_PROP, path);
+            if (run_h5clear(path, err)) goto fail;
+        }
+        *repaired = 1;
+    }
+    QID_H5_TRY(err, fid = H5Fopen(path, H5F_ACC_RDWR, fapl), "cannot open results store '%s' for appending", path);
+    H5Pclose(fapl);
+    return fid;
+fail:
+    H5Pclose(fapl);
+    return H5I_INVALID_HID;
+}
+
+static hsize_t extent_of(hid_t d)
+{
+    hsize_t n = 0;
+    hid_t s = H5Dget_space(d);
+    if (s >= 0) {
+        if (H5Sget_simple_extent_dims(s, &n, NULL) != 1) n = 0;
+        H5Sclose(s);
+    }
+    return n;
+}
+
+/* Why a row read back is not a finished row, or NULL when it is one. */
+static const char *row_problem(const char *key, int status, int64_t windows, int64_t nll_offset, hsize_t n_nll,
+                               hsize_t n_tok)
+{
+    if (!key || !key[0]) return "it has no key";
+    if (status != QID_RESULT_OK && status != QID_RESULT_FAILED) return "its status is neither OK nor FAILED";
+    if (nll_offset < -1) return "its nll_offset is negative";
+    if (nll_offset >= 0) {
+        hsize_t end = (hsize_t)nll_offset + (hsize_t)(windows > 0 ? windows : 0);
+        if (windows <= 0 || end > n_nll || end > n_tok) return "its window vectors lie beyond /window_nll";
+    }
+    return NULL;
+}
+
+/* 1 if row i of /tasks reads back as a finished row (all its strings too). */
+static int row_is_finished(hid_t tasks, hid_t mtype, hsize_t i, hsize_t n_nll, hsize_t n_tok, const char **why)
+{
+    qid_result row;
+    memset(&row, 0, sizeof row);
+    hid_t fs = H5Dget_space(tasks), ms = H5I_INVALID_HID;
+    hsize_t one = 1;
+    herr_t rc = -1;
+    if (fs >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, &i, NULL, &one, NULL) >= 0 &&
+        (ms = H5Screate_simple(1, &one, NULL)) >= 0) {
+        H5E_BEGIN_TRY { rc = H5Dread(tasks, mtype, ms, fs, H5P_DEFAULT, &row); }
+        H5E_END_TRY;
+    }
+    *why = rc < 0 ? "it cannot be read (a string was not written)" : NULL;
+    if (rc >= 0) {
+        *why = row_problem(row.key, (int)row.status, row.windows, row.nll_offset, n_nll, n_tok);
+        if (!*why)
+            for (size_t c = 0; c < N_COLUMNS; c++)
+                if (columns[c].kind == COL_STR && !*str_field(&row, &columns[c])) *why = "a string is missing";
+        H5Dvlen_reclaim(mtype, ms, H5P_DEFAULT, &row);
+    }
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    return *why == NULL;
+}
+
+static int set_extent(hid_t d, hsize_t n, const char *name, const char *path, qid_error *err)
+{
+    QID_H5_TRY(err, H5Dset_extent(d, &n), "cannot resize '%s' in '%s'", name, path);
+    return QID_OK;
+fail:
+    return err ? err->code : QID_E_HDF5;
+}
+
+/* After a kill: clears the slots of /tasks past its last row, n, in n's
+ * chunk. A writer killed in the middle of an append can leave its row there,
+ * beyond the extent, with strings that never reached the file; when the next
+ * append overwrites that slot HDF5 first frees the old strings, and fails.
+ * Zero bytes are the fill value (null strings, zero numbers). A chunk wholly
+ * beyond the extent is removed instead (extend to n+1, shrink back). Uses
+ * direct chunk I/O, so no string in the slots is ever looked at. */
+static int clean_tail(hid_t tasks, hsize_t n, const char *path, qid_error *err)
+{
+    hsize_t start = n / TASKS_CHUNK * TASKS_CHUNK, bytes = 0;
+    unsigned char *buf = NULL;
+    uint32_t filters = 0;
+    herr_t rc = -1;
+    if (start == n) {
+        if (set_extent(tasks, n + 1, "/tasks", path, err)) return err ? err->code : QID_E_HDF5;
+        return set_extent(tasks, n, "/tasks", path, err);
+    }
+    H5E_BEGIN_TRY { rc = H5Dget_chunk_storage_size(tasks, &start, &bytes); }
+    H5E_END_TRY;
+    if (rc < 0 || bytes == 0) return QID_OK; /* not allocated: nothing there */
+    if (bytes % TASKS_CHUNK)
+        return qid_error_set(err, QID_E_FORMAT, "a chunk of '/tasks' in '%s' has %llu bytes, not a multiple of %d rows",
+                             path, (unsigned long long)bytes, TASKS_CHUNK);
+    size_t row_bytes = (size_t)(bytes / TASKS_CHUNK), first = (size_t)(n - start);
+    buf = qid_malloc((size_t)bytes, "a chunk of /tasks");
+    QID_H5_TRY(err, H5Dread_chunk(tasks, H5P_DEFAULT, &start, &filters, buf), "cannot read a chunk of '/tasks' in '%s'",
+               path);
+    memset(buf + first * row_bytes, 0, (TASKS_CHUNK - first) * row_bytes);
+    QID_H5_TRY(err, H5Dwrite_chunk(tasks, H5P_DEFAULT, filters, &start, (size_t)bytes, buf),
+               "cannot write a chunk of '/tasks' in '%s'", path);
+    free(buf);
+    return QID_OK;
+fail:
+    free(buf);
+    return err ? err->code : QID_E_HDF5;
+}
+
+/* With the file open read-write and not yet in SWMR mode: drops an
+ * unfinished last row; after a kill (repaired) or such a drop, also clears
+ * the slots past the last row and drops window entries no row points at;
+ * loads the OK keys; sets n_rows and n_windows. */
+static int load_store(qid_results *r, int repaired, qid_error *err)
+{
+    hid_t tasks = H5I_INVALID_HID, wnll = H5I_INVALID_HID, wtok = H5I_INVALID_HID, ktype = key_row_type();
+    key_row *kr = NULL;
+    hsize_t n = 0;
+    const char *why = NULL;
+    QID_H5_TRY(err, tasks = H5Dopen2(r->fid, "tasks", H5P_DEFAULT), "cannot open '/tasks' in '%s'", r->path);
+    QID_H5_TRY(err, wnll = H5Dopen2(r->fid, "window_nll", H5P_DEFAULT), "cannot open '/window_nll' in '%s'", r->path);
+    QID_H5_TRY(err, wtok = H5Dopen2(r->fid, "window_tokens", H5P_DEFAULT), "cannot open '/window_tokens' in '%s'",
+               r->path);
+    n = extent_of(tasks);
+    hsize_t n_nll = extent_of(wnll), n_tok = extent_of(wtok);
+
+    if (n > 0 && !row_is_finished(tasks, r->mtype, n - 1, n_nll, n_tok, &why)) {
+        /* only the row being appended can be unfinished: a writer killed in
+         * the middle of it, or one whose write failed part-way */
+        const char *why_prev = NULL;
+        if (n > 1 && !row_is_finished(tasks, r->mtype, n - 2, n_nll, n_tok, &why_prev)) {
+            qid_error_set(err, QID_E_FORMAT,
+                          "row %llu of '/tasks' in '%s' is damaged (%s), which a killed writer cannot cause: restore "
+                          "the store from a copy",
+                          (unsigned long long)(n - 2), r->path, why_prev);
+            goto fail;
+        }
+        if (set_extent(tasks, n - 1, "/tasks", r->path, err)) goto fail;
+        n--;
+        repaired = 1;
+        qid_warn("dropped the last row of '/tasks' in '%s': its writer had not finished it (%s); its task will run "
+                 "again",
+                 r->path, why);
+    }
+    if (repaired) {
+        /* a fresh handle (no cached chunks) for the direct chunk I/O, and
+         * another one after it for reading */
+        H5Dclose(tasks);
+        QID_H5_TRY(err, tasks = H5Dopen2(r->fid, "tasks", H5P_DEFAULT), "cannot open '/tasks' in '%s'", r->path);
+        if (clean_tail(tasks, n, r->path, err)) goto fail;
+        H5Dclose(tasks);
+        QID_H5_TRY(err, tasks = H5Dopen2(r->fid, "tasks", H5P_DEFAULT), "cannot open '/tasks' in '%s'", r->path);
+    }
+
+    kr = qid_calloc(n ? n : 1, sizeof *kr, "the keys of a results store");
+    if (n > 0) {
+        hsize_t end = 0;
+        const char *bad = NULL;
+        size_t bad_row = 0;
+        QID_H5_TRY(err, H5Dread(tasks, ktype, H5S_ALL, H5S_ALL, H5P_DEFAULT, kr),
+                   "cannot read the keys in '/tasks' of '%s'", r->path);
+        for (hsize_t i = 0; i < n; i++) {
+            const char *w = row_problem(kr[i].key, kr[i].status, kr[i].windows, kr[i].nll_offset, n_nll, n_tok);
+            if (w && !bad) {
+                bad = w;
+                bad_row = (size_t)i;
+            }
+            if (w) continue;
+            if (kr[i].status == QID_RESULT_OK) keyset_add(&r->ok_keys, kr[i].key);
+            if (kr[i].nll_offset >= 0 && (hsize_t)(kr[i].nll_offset + kr[i].windows) > end)
+                end = (hsize_t)(kr[i].nll_offset + kr[i].windows);
+        }
+        hid_t all = H5Dget_space(tasks);
+        if (all >= 0) {
+            H5Dvlen_reclaim(ktype, all, H5P_DEFAULT, kr);
+            H5Sclose(all);
+        }
+        if (bad) {
+            qid_error_set(err, QID_E_FORMAT,
+                          "row %zu of '/tasks' in '%s' is damaged (%s): restore the store from a copy", bad_row,
+                          r->path, bad);
+            goto fail;
+        }
+        if (repaired && (n_nll > end || n_tok > end)) {
+            if (set_extent(wnll, end, "/window_nll", r->path, err)) goto fail;
+            if (set_extent(wtok, end, "/window_tokens", r->path, err)) goto fail;
+            n_nll = n_tok = end;
+        }
+    } else if (repaired && (n_nll > 0 || n_tok > 0)) {
+        if (set_extent(wnll, 0, "/window_nll", r->path, err)) goto fail;
+        if (set_extent(wtok, 0, "/window_tokens", r->path, err)) goto fail;
+        n_nll = n_tok = 0;
+    }
+    r->n_rows = n;
+    r->n_windows = n_nll > n_tok ? n_nll : n_tok;
+    free(kr);
+    H5Dclose(wtok);
+    H5Dclose(wnll);
+    H5Dclose(tasks);
+    H5Tclose(ktype);
+    return QID_OK;
+fail:
+    free(kr);
+    if (wtok >= 0) H5Dclose(wtok);
+    if (wnll >= 0) H5Dclose(wnll);
+    if (tasks >= 0) H5Dclose(tasks);
+    H5Tclose(ktype);
+    return err ? err->code : QID_E_HDF5;
+}
+
+static void results_free(qid_results *r)
+{
+    if (!r) return;
+    if (r->wtok >= 0) H5Dclose(r->wtok);
+    if (r->wnll >= 0) H5Dclose(r->wnll);
+    if (r->tasks >= 0) H5Dclose(r->tasks);
+    if (r->fid >= 0) {
+        H5E_BEGIN_TRY { H5Fclose(r->fid); }
+        H5E_END_TRY;
+    }
+    if (r->mtype >= 0) H5Tclose(r->mtype);
+    lock_release(r->lock_fd);
+    keyset_free(&r->ok_keys);
+    free(r->path);
+    free(r);
+}
+
+qid_results *qid_results_open(const char *path, const qid_results_provenance *prov, qid_error *err)
+{
+    qid_results *r = qid_calloc(1, sizeof *r, "a results store handle");
+    r->path = qid_strdup(path);
+    r->fid = r->tasks = r->wnll = r->wtok = H5I_INVALID_HID;
+    r->mtype = row_mem_type();
+    r->fd = -1;
+    int repaired = 0, created = 0;
+    void *handle = NULL;
+    hid_t fapl = H5I_INVALID_HID;
+
+    if ((r->lock_fd = lock_take(path, err)) < 0) goto fail;
+
+    if (access(path, F_OK) != 0) {
+        if (errno != ENOENT) {
+            qid_error_set(err, QID_E_IO, "cannot open results store '%s': %s", path, strerror(errno));
+            goto fail;
+        }
+        if (create_store(path, prov, err)) goto fail;
+        created = 1;
+    }
+
+    int flags = created ? 0 : status_flags(path);
+    if (!created) {
+        /* Check what the file is before changing anything in it. A file a
+         * killed SWMR writer left opens as a SWMR reader; one whose writer
+         * was killed before it started SWMR (status flags set, but not as a
+         * SWMR writer sets them) does not, and is checked after the repair. */
+        hid_t ro = flags > 0 ? open_ro(path) : open_read(path, err);
+        if (ro < 0 && flags <= 0) goto fail;
+        if (ro >= 0) {
+            int rc = check_format(ro, path, err);
+            H5Fclose(ro);
+            if (rc) goto fail;
+        }
+    }
+    if ((r->fid = open_rdwr(path, flags, &repaired, err)) < 0) goto fail;
+    if (check_format(r->fid, path, err)) goto fail;
+    if (repaired) {
+        /* Nothing the killed writer allocated past the recorded end of the
+         * file may be handed out again (h5clear --increment=0). */
+        QID_H5_TRY(err, H5Fincrement_filesize(r->fid, 0), "cannot update the end of file of '%s'", path);
+        qid_warn("results store '%s' was not closed by its last writer (killed?): cleared its open-for-writing flags "
+                 "(as h5clear -s does)",
+                 path);
+    } else if (prov && !created && prov->job_text) {
+        char *old = NULL;
+        hid_t g = H5I_INVALID_HID;
+        H5E_BEGIN_TRY { g = H5Gopen2(r->fid, "provenance", H5P_DEFAULT); }
+        H5E_END_TRY;
+        if (g >= 0 && qid_h5_attr_read_strdup(g, "/provenance", "job_text", &old, NULL) == QID_OK &&
+            strcmp(old, prov->job_text) != 0)
+            qid_warn("the job text differs from the one that created '%s' (/provenance keeps the first)", path);
+        free(old);
+        if (g >= 0) H5Gclose(g);
+    }
+    if (load_store(r, repaired, err)) goto fail;
+
+    QID_H5_TRY(err, H5Fstart_swmr_write(r->fid), "cannot start SWMR writing of '%s'", path);
+    QID_H5_TRY(err, r->tasks = H5Dopen2(r->fid, "tasks", H5P_DEFAULT), "cannot open '/tasks' in '%s'", path);
+    QID_H5_TRY(err, r->wnll = H5Dopen2(r->fid, "window_nll", H5P_DEFAULT), "cannot open '/window_nll' in '%s'", path);
+    QID_H5_TRY(err, r->wtok = H5Dopen2(r->fid, "window_tokens", H5P_DEFAULT), "cannot open '/window_tokens' in '%s'",
+               path);
+    QID_H5_TRY(err, fapl = H5Fget_access_plist(r->fid), "cannot get the access properties of '%s'", path);
+    QID_H5_TRY(err, H5Fget_vfd_handle(r->fid, fapl, &handle), "cannot get the file descriptor of '%s'", path);
+    r->fd = *(int *)handle;
+    H5Pclose(fapl);
+    return r;
+fail:
+    if (fapl >= 0) H5Pclose(fapl);
+    results_free(r);
+    return NULL;
+}
+
+int qid_results_has(const qid_results *r, const char *key) { return r && key && keyset_has(&r->ok_keys, key); }
+
+/* Appends count entries of buf (memory type mtype) at offset first of d. */
+static int append_vec(hid_t d, hid_t mtype, hsize_t first, hsize_t count, const void *buf, const char *name,
+                      const char *path, qid_error *err)
+{
+    hid_t fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
+    hsize_t n = first + count;
+    QID_H5_TRY(err, H5Dset_extent(d, &n), "cannot extend '%s' in '%s'", name, path);
+    QID_H5_TRY(err, fs = H5Dget_space(d), "cannot get the dataspace of '%s'", name);
+    QID_H5_TRY(err, H5Sselect_hyperslab(fs, H5S_SELECT_SET, &first, NULL, &count, NULL), "cannot select in '%s'", name);
+    QID_H5_TRY(err, ms = H5Screate_simple(1, &count, NULL), "cannot create a dataspace");
+    QID_H5_TRY(err, H5Dwrite(d, mtype, ms, fs, H5P_DEFAULT, buf), "cannot write to '%s' in '%s'", name, path);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    return QID_OK;
+fail:
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    return err ? err->code : QID_E_HDF5;
+}
+
+int qid_results_append(qid_results *r, const qid_result *row, qid_error *err)
+{
+    if (r->broken)
+        return qid_error_set(err, QID_E_IO, "results store '%s' refuses appends after an earlier write error", r->path);
+    if (!row->key || !row->key[0])
+        return qid_error_set(err, QID_E_INVALID, "a row for results store '%s' has no key", r->path);
+    if (row->status != QID_RESULT_OK && row->status != QID_RESULT_FAILED)
+        return qid_error_set(err, QID_E_INVALID, "row '%s' has status %d, neither OK nor FAILED", row->key,
+                             (int)row->status);
+    hsize_t entries = row->window_nll && row->windows > 0 ? (hsize_t)row->windows : 0;
+    if (entries && !row->window_tokens)
+        return qid_error_set(err, QID_E_INVALID, "row '%s' has window NLLs but no window token counts", row->key);
+
+    qid_result w = *row;
+    char *owned[N_COLUMNS] = {0};
+    for (size_t c = 0; c < N_COLUMNS; c++) {
+        if (columns[c].kind != COL_STR) continue;
+        const char **s = str_field(&w, &columns[c]);
+        if (!*s) *s = "";
+        if ((owned[c] = utf8_repair(*s)) != NULL) *s = owned[c];
+    }
+    w.nll_offset = entries ? (int64_t)r->n_windows : -1;
+    w.window_nll = NULL;
+    w.window_tokens = NULL;
+
+    int rc = QID_OK;
+    r->broken = 1; /* until the row is durable */
+    if (entries) {
+        if ((rc = append_vec(r->wnll, H5T_NATIVE_DOUBLE, r->n_windows, entries, row->window_nll, "/window_nll", r->path,
+                             err)))
+            goto done;
+        if ((rc = append_vec(r->wtok, H5T_NATIVE_INT32, r->n_windows, entries, row->window_tokens, "/window_tokens",
+                             r->path, err)))
+            goto done;
+        /* the vectors reach the file before the row that points at them */
+        QID_H5_TRY(err, H5Fflush(r->fid, H5F_SCOPE_LOCAL), "cannot flush '%s'", r->path);
+        r->n_windows += entries;
+    }
+    if ((rc = append_vec(r->tasks, r->mtype, r->n_rows, 1, &w, "/tasks", r->path, err))) goto done;
+    QID_H5_TRY(err, H5Fflush(r->fid, H5F_SCOPE_LOCAL), "cannot flush '%s'", r->path);
+    if (fsync(r->fd) != 0) {
+        rc = qid_error_set(err, QID_E_IO, "cannot fsync results store '%s': %s", r->path, strerror(errno));
+        goto done;
+    }
+    r->n_rows++;
+    r->broken = 0;
+    if (row->status == QID_RESULT_OK) keyset_add(&r->ok_keys, row->key);
+    goto done;
+fail:
+    rc = err ? err->code : QID_E_HDF5;
+done:
+    for (size_t c = 0; c < N_COLUMNS; c++)
+        free(owned[c]);
+    return rc;
+}
+
+int qid_results_close(qid_results *r, qid_error *err)
+{
+    int rc = QID_OK;
+    if (!r) return QID_OK;
+    if (H5Fflush(r->fid, H5F_SCOPE_LOCAL) < 0)
+        rc = qid_h5_error_set(err, qid_h5_take_stack(), "H5Fflush", __FILE__, __LINE__, "cannot flush '%s'", r->path);
+    H5Dclose(r->wtok);
+    H5Dclose(r->wnll);
+    H5Dclose(r->tasks);
+    r->tasks = r->wnll = r->wtok = H5I_INVALID_HID;
+    hid_t f = r->fid;
+    r->fid = H5I_INVALID_HID;
+    if (H5Fclose(f) < 0 && !rc)
+        rc = qid_h5_error_set(err, qid_h5_take_stack(), "H5Fclose", __FILE__, __LINE__, "cannot close '%s'", r->path);
+    int fd = open(r->path, O_RDONLY | O_CLOEXEC); /* the cleared status flags, durably */
+    if (fd >= 0) {
+        if (fsync(fd) != 0 && !rc)
+            rc = qid_error_set(err, QID_E_IO, "cannot fsync results store '%s': %s", r->path, strerror(errno));
+        close(fd);
+    }
+    results_free(r);
+    return rc;
+}
+
+/* ---- reading ---------------------------------------------------------------------- */
+
+static herr_t read_vec(hid_t d, hid_t mtype, hsize_t first, hsize_t count, void *buf)
+{
+    herr_t rc = -1;
+    hid_t fs = H5Dget_space(d), ms = H5I_INVALID_HID;
+    if (fs >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, &first, NULL, &count, NULL) >= 0 &&
+        (ms = H5Screate_simple(1, &count, NULL)) >= 0)
+        rc = H5Dread(d, mtype, ms, fs, H5P_DEFAULT, buf);
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    return rc;
+}
+
+int qid_results_read(const char *path, qid_result **rows_out, size_t *n_out, qid_error *err)
+{
+    hid_t fid = H5I_INVALID_HID, tasks = H5I_INVALID_HID, wnll = H5I_INVALID_HID, wtok = H5I_INVALID_HID;
+    hid_t mtype = row_mem_type(), ms = H5I_INVALID_HID, fs = H5I_INVALID_HID;
+    qid_result *raw = NULL, *rows = NULL;
+    hsize_t n = 0, got = 0;
+    size_t done = 0;
+    *rows_out = NULL;
+    *n_out = 0;
+
+    if ((fid = open_read(path, err)) < 0) goto fail;
+    QID_H5_TRY(err, tasks = H5Dopen2(fid, "tasks", H5P_DEFAULT), "cannot open '/tasks' in '%s'", path);
+    QID_H5_TRY(err, wnll = H5Dopen2(fid, "window_nll", H5P_DEFAULT), "cannot open '/window_nll' in '%s'", path);
+    QID_H5_TRY(err, wtok = H5Dopen2(fid, "window_tokens", H5P_DEFAULT), "cannot open '/window_tokens' in '%s'", path);
+    n = extent_of(tasks);
+    hsize_t n_nll = extent_of(wnll), n_tok = extent_of(wtok);
+    int writing = status_flags(path) > 0;
+
+    /* While a writer is appending, or after it was killed, the last row may
+     * be unfinished: skip it then (and only then). */
+    const char *why = NULL;
+    if (n > 0 && writing && !row_is_finished(tasks, mtype, n - 1, n_nll, n_tok, &why)) {
+        qid_log(QID_LOG_DEBUG, "'%s': skipping the unfinished last row of '/tasks' (%s)", path, why);
+        n--;
+    }
+    raw = qid_calloc(n ? n : 1, sizeof *raw, "the rows of a results store");
+    if (n > 0) {
+        QID_H5_TRY(err, fs = H5Dget_space(tasks), "cannot get the dataspace of '/tasks'");
+        QID_H5_TRY(err, H5Sselect_hyperslab(fs, H5S_SELECT_SET, (hsize_t[]){0}, NULL, &n, NULL),
+                   "cannot select in '/tasks'");
+        QID_H5_TRY(err, ms = H5Screate_simple(1, &n, NULL), "cannot create a dataspace");
+        QID_H5_TRY(err, H5Dread(tasks, mtype, ms, fs, H5P_DEFAULT, raw), "cannot read '/tasks' in '%s'", path);
+        got = n;
+    }
+    rows = qid_calloc(n ? n : 1, sizeof *rows, "the rows of a results store");
+    for (size_t i = 0; i < (size_t)n; i++) {
+        qid_result *o = &rows[i];
+        *o = raw[i];
+        for (size_t c = 0; c < N_COLUMNS; c++)
+            if (columns[c].kind == COL_STR) {
+                const char **s = str_field(o, &columns[c]);
+                *s = qid_strdup(*s ? *s : "");
+            }
+        o->window_nll = NULL;
+        o->window_tokens = NULL;
+        done = i + 1; /* rows[0..done) own their memory */
+        const char *w = row_problem(o->key, (int)o->status, o->windows, o->nll_offset, n_nll, n_tok);
+        if (w) {
+            qid_error_set(err, QID_E_FORMAT, "row %zu of '/tasks' in '%s' is damaged (%s)", i, path, w);
+            goto fail;
+        }
+        if (o->nll_offset >= 0) {
+            size_t k = (size_t)o->windows;
+            double *nll = qid_malloc(qid_mul_size(k, sizeof *nll), "a row's window NLLs");
+            int32_t *tok = qid_malloc(qid_mul_size(k, sizeof *tok), "a row's window token counts");
+            o->window_nll = nll;
+            o->window_tokens = tok;
+            QID_H5_TRY(err, read_vec(wnll, H5T_NATIVE_DOUBLE, (hsize_t)o->nll_offset, k, nll),
+                       "cannot read '/window_nll' in '%s'", path);
+            QID_H5_TRY(err, read_vec(wtok, H5T_NATIVE_INT32, (hsize_t)o->nll_offset, k, tok),
+                       "cannot read '/window_tokens' in '%s'", path);
+        }
+    }
+    if (got) H5Dvlen_reclaim(mtype, ms, H5P_DEFAULT, raw);
+    free(raw);
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    H5Dclose(wtok);
+    H5Dclose(wnll);
+    H5Dclose(tasks);
+    H5Fclose(fid);
+    H5Tclose(mtype);
+    *rows_out = rows;
+    *n_out = (size_t)n;
+    return QID_OK;
+fail:
+    if (raw && got) H5Dvlen_reclaim(mtype, ms, H5P_DEFAULT, raw);
+    free(raw);
+    qid_results_rows_free(rows, done);
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    if (wtok >= 0) H5Dclose(wtok);
+    if (wnll >= 0) H5Dclose(wnll);
+    if (tasks >= 0) H5Dclose(tasks);
+    if (fid >= 0) H5Fclose(fid);
+    H5Tclose(mtype);
+    return err ? err->code : QID_E_HDF5;
+}
+
+void qid_results_rows_free(qid_result *rows, size_t n)
+{
+    if (!rows) return;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t c = 0; c < N_COLUMNS; c++)
+            if (columns[c].kind == COL_STR) free((void *)*str_field(&rows[i], &columns[c]));
+        free((void *)rows[i].window_nll);
+        free((void *)rows[i].window_tokens);
+    }
+    free(rows);
+}
