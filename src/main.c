@@ -1,5 +1,5 @@
 /* main.c - the qid command line: dispatches `qid <command>` to the module
- * that owns the command. Only `qid run` initialises MPI (later issue); every
+ * that owns the command. Only `qid run` initialises MPI; every
  * other command is a plain serial program.
  *
  * Does not: parse command options (each command does its own). */
@@ -11,6 +11,7 @@
 #include "import.h"
 #include "inspect.h"
 #include "quantize.h"
+#include "sweep.h"
 #include "tokens.h"
 #include "version.h"
 
@@ -25,12 +26,13 @@ static const command commands[] = {
     {"tokens", qid_tokens_main, "token ids (raw, .npy or text bytes) -> qid token set (HDF5)"},
     {"inspect", qid_inspect_main, "summarise any qid HDF5 file"},
     {"eval", qid_eval_main, "evaluate a checkpoint on a token set: loss, perplexity, tokens/s"},
+    {"run", qid_run_main, "run a job: every checkpoint x quantizer setting under MPI -> results store"},
     {"quantize", qid_quantize_main, "quantize a checkpoint's linear layers (RTN or GPTQ) -> float32 checkpoint"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 /* Commands of later milestones: named in --help so users see the plan. */
-static const char *const planned[] = {"run", "results", "fit", "predict", "report", "train"};
+static const char *const planned[] = {"results", "fit", "predict", "report", "train"};
 
 static void usage(FILE *out)
 {

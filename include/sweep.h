@@ -1,0 +1,48 @@
+/* sweep.h - `qid run`: the MPI sweep over checkpoints x quantizer settings
+ * of a job file (jobfile.h), with rank 0 scheduling and writing the results
+ * store (results.h) and the other ranks evaluating (eval.h, quantize.h).
+ *
+ * Protocol (all messages on MPI_COMM_WORLD, MPI_BYTE payloads of structs
+ * defined in sweep.c; ranks of one job are assumed to share one ABI):
+ *   start-up (collective): rank 0 loads the job, expands it, opens the store
+ *     (lock + crash repair), drops the tasks already OK in it, and broadcasts
+ *     a go / stop flag, then the job's text. Workers parse that text with
+ *     qid_job_parse (same file name, so relative paths resolve the same way);
+ *     only rank 0 expands globs and lists and opens checkpoints at expansion.
+ *   worker -> 0, tag REQUEST: the checkpoint index it holds (-1 at first).
+ *   0 -> worker, tag TASK: task id (position in rank 0's task list),
+ *     checkpoint index, method, index into job->quant (-1 for the baseline)
+ *     and the checkpoint path (the form to open).
+ *   worker -> 0, tag RESULT: scalars, the one-line error of a failed task and
+ *     the per-window NLL sums and token counts. A result is also the worker's
+ *     next request (it holds that task's checkpoint).
+ *   0 -> worker, tag STOP: nothing left; the worker returns.
+ * Rank 0 answers a request with the next eligible task, or later when none
+ * is eligible yet: a quantized task is eligible only once its checkpoint's
+ * baseline is OK (in the store from an earlier run, or just appended),
+ * because QiD is joined against the baseline's per-window NLL. Among
+ * eligible tasks it prefers the worker's checkpoint (affinity), else the
+ * largest (qid_task_cmp_cost). Every result is appended (durable) before
+ * that worker gets its next task. With one rank, rank 0 runs the tasks
+ * itself in the same order.
+ *
+ * Results do not depend on the rank count: each task is evaluated by one
+ * rank with the eval's default batch size (a function of the model and the
+ * window length only) and a fixed thread count (--threads, default 1).
+ *
+ * Does not: fit laws, print result tables (`qid results`), or compute
+ * radial probes yet (probe tasks are recorded as failed). GPTQ calibration
+ * uses the first `samples` windows of the calibration set. */
+#ifndef QID_SWEEP_H
+#define QID_SWEEP_H
+
+/* `qid run [--dry-run] [--progress-every S] [--threads T] JOB`. The only
+ * command that calls MPI_Init (and MPI_Finalize); collective over
+ * MPI_COMM_WORLD. Returns 0 when every task of this run finished OK (or
+ * nothing was left to do), 1 when some task failed (the rest still ran and
+ * the failures are in the store) or the run could not start (a bad job, a
+ * store locked by another run: one "qid run: error: ..." line on rank 0),
+ * 2 on bad usage. */
+int qid_run_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# sweep.t - `qid run` end to end under mpirun: a job over four tiny imported
+# checkpoints (gpt-neox-tiny and llama-tiny, two steps each) x RTN and GPTQ
+# int4/int3 with groups of 16, run with 1, 2 and 3 ranks: every task OK, the
+# same loss and QiD per key whatever the rank count, QiD joined against the
+# baseline; a rerun skips everything; corrupt, missing and NaN checkpoints
+# fail with their error while the rest finish; --dry-run; the store's lock
+# against a second run; kill -9 of a run and its resume.
+# build/test/sweep.t (test/test_sweep.c) reads the store: `dump` and `check`.
+set -u
+. "$(dirname "$0")/taplib.sh"
+if $QID run --help 2>&1 | grep -q "not available"; then skip_all "qid run is not in src/main.c's commands yet"; fi
+command -v mpirun >/dev/null || skip_all "no mpirun"
+HELPER=${HELPER:-build/test/sweep.t}
+[ -x "$HELPER" ] || skip_all "$HELPER not built (make tests)"
+plan 33
+tap_tmpdir
+T=$TAP_TMP
+FIX=test/fixtures/hf
+ROOT=$(pwd)
+QIDA=$ROOT/$QID
+case "$QID" in /*) QIDA=$QID ;; esac
+HELPERA=$ROOT/$HELPER
+case "$HELPER" in /*) HELPERA=$HELPER ;; esac
+MPIRUN="mpirun --oversubscribe"
+[ "$(id -u)" -eq 0 ] && MPIRUN="$MPIRUN --allow-run-as-root"
+
+mkdir -p "$T/ck" "$T/bad"
+for s in 1000 2000; do
+    $QID import --from safetensors "$FIX/gpt-neox-tiny" --step $s --tokens-per-step 2097152 -o "$T/ck/neox-$s.h5" \
+        >/dev/null 2>&1 || echo "# import of gpt-neox-tiny step $s failed"
+    $QID import --from safetensors "$FIX/llama-tiny" --step $s --tokens-per-step 2097152 -o "$T/ck/llama-$s.h5" \
+        >/dev/null 2>&1 || echo "# import of llama-tiny step $s failed"
+done
+$QID tokens --from "$FIX/tokens.u16" --dtype uint16 --vocab 96 --seq-len 16 -o "$T/tok.h5" >/dev/null 2>&1 ||
+    echo "# tokens import failed"
+
+job() { # job NAME RESULTS EXTRA-CHECKPOINT-LINES
+    cat >"$T/$1.job" <<EOF
+# test job: 4 checkpoints x (baseline + rtn/gptq x int4/int3, groups of 16)
+[job]
+results = $2
+[checkpoints]
+glob = ck/*.h5
+$3
+[eval]
+tokens = tok.h5
+[calibration]
+tokens = tok.h5
+samples = 3
+[quantize]
+methods = rtn, gptq
+formats = int4-g16-sym, int3-g16-sym
+EOF
+}
+job a a.h5 ""
+cd "$T" || exit 1
+
+# --dry-run
+out=$($QIDA run --dry-run a.job 2>/dev/null); ok $? "--dry-run exits 0"
+like "$out" "grid         20 tasks over 4 checkpoints" "--dry-run prints the grid"
+[ ! -e a.h5 ]; ok $? "--dry-run creates no store"
+
+# 1, 2, 3 ranks: same numbers
+for np in 1 2 3; do
+    rm -f a.h5 a.h5.lock
+    $MPIRUN -np $np "$QIDA" run a.job >"out$np" 2>"err$np"; ok $? "-np $np: run exits 0"
+    "$HELPERA" dump a.h5 >"dump$np"
+    is 20 "$(grep -c "	ok	" "dump$np")" "-np $np: 20 tasks OK"
+    "$HELPERA" check a.h5 >"check$np"; ok $? "-np $np: baselines present, qid = loss - loss16 for every row"
+    [ -s "check$np" ] && sed 's/^/# /' "check$np" | head -5
+done
+cmp -s dump1 dump2; ok $? "-np 2 gives the same loss and qid per key as -np 1"
+cmp -s dump1 dump3; ok $? "-np 3 gives the same loss and qid per key as -np 1"
+is 4 "$(grep -c '|baseline|' dump1)" "one baseline row per checkpoint"
+like "$(cat err1)" "20 to run on 1 rank" "-np 1: log line with the task count"
+
+# rerun: nothing recomputed
+$MPIRUN -np 2 "$QIDA" run a.job >/dev/null 2>err; ok $? "rerun exits 0"
+like "$(cat err)" "0 tasks run, 0 failed, 20 skipped" "rerun: every task skipped"
+"$HELPERA" dump a.h5 >dump_re; cmp -s dump3 dump_re; ok $? "rerun: store unchanged"
+
+# bad checkpoints: missing, truncated, NaN weights
+head -c 4000 ck/neox-1000.h5 >bad/corrupt.h5
+cp ck/neox-2000.h5 bad/nan.h5 && "$HELPERA" poison bad/nan.h5 || echo "# poison failed"
+job b a.h5 "file = bad/corrupt.h5
+file = bad/missing.h5
+file = bad/nan.h5"
+$MPIRUN -np 3 "$QIDA" run --progress-every 0.001 b.job >/dev/null 2>err; is 1 $? "run with bad checkpoints exits 1"
+"$HELPERA" dump a.h5 >dump_bad
+is 15 "$(grep -c "	failed	" dump_bad)" "15 tasks of the 3 bad checkpoints recorded as failed"
+is 20 "$(grep -c "	ok	" dump_bad)" "the 20 good tasks are still OK (not recomputed)"
+like "$(grep 'bad/missing.h5|baseline' dump_bad)" "cannot open 'bad/missing.h5'" "missing: its error recorded"
+like "$(grep 'bad/corrupt.h5|baseline' dump_bad)" "truncated file" "truncated: its error recorded"
+like "$(grep 'bad/nan.h5|baseline' dump_bad)" "non-finite weight nan" "NaN weights: its error recorded"
+like "$(grep 'bad/nan.h5|rtn|int4' dump_bad)" "baseline failed: " "quantized task of a failed baseline: failed with its cause"
+like "$(cat err)" "tasks/min, ETA" "progress lines in a log"
+
+# a second run on a store being written fails with the lock message; kill -9 and resume
+perl -e 'srand(1); print pack("v*", map { int(rand(96)) } 1 .. 64000)' >big.u16
+$QIDA tokens --from big.u16 --dtype uint16 --vocab 96 --seq-len 16 -o big.h5 >/dev/null 2>&1 || echo "# big tokens failed"
+sed -e 's/results = a.h5/results = s.h5/' -e 's/tokens = tok.h5/tokens = big.h5/' -e '/^\[calibration\]/,/^samples/d' \
+    -e 's/methods = rtn, gptq/methods = rtn/' a.job >s.job
+$QIDA run s.job >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 200); do [ "$("$HELPERA" dump s.h5 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.05; done
+$QIDA run s.job >/dev/null 2>lockerr; rc=$?
+echo "# killing the first run with $("$HELPERA" dump s.h5 2>/dev/null | wc -l) of 12 rows in the store"
+kill -9 $pid 2>/dev/null || echo "# the run finished before it could be killed"
+wait $pid 2>/dev/null
+is 1 $rc "a second run on a locked store exits 1"
+like "$(cat lockerr)" "qid run: error: results store 's.h5' is locked" "a second run: the lock message"
+$QIDA run s.job >/dev/null 2>err; ok $? "after kill -9 the same command finishes the job"
+"$HELPERA" dump s.h5 >dump_kill
+is "" "$(cut -f1 dump_kill | sort | uniq -d)" "after resume: every task exactly once"
+is 12 "$(grep -c "	ok	" dump_kill)" "after resume: all 12 tasks OK"
+sed 's/results = s.h5/results = s2.h5/' s.job >s2.job
+$QIDA run s2.job >/dev/null 2>&1 || echo "# uninterrupted run failed"
+"$HELPERA" dump s2.h5 >dump_s2
+cmp -s dump_s2 dump_kill; ok $? "after resume: the same values as an uninterrupted run"
