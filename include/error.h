@@ -68,6 +68,9 @@ void qid_log_set_level(int level);
 /* Seconds since the process started logging (first call to any log function). */
 double qid_elapsed(void);
 
+/* The current UTC time as ISO 8601 ("2026-11-22T23:41:52Z") into buf. */
+void qid_utc_now(char *buf, size_t len);
+
 /* Prints one line to stderr: "qid: [rank R 12.3s] warning: text". */
 void qid_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define qid_warn(...) qid_log(QID_LOG_WARN, __VA_ARGS__)

@@ -32,6 +32,14 @@ double qid_elapsed(void)
     return now_seconds(&t) - now_seconds(&log_start);
 }
 
+void qid_utc_now(char *buf, size_t len)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 void qid_log_set_rank(int rank) { log_rank = rank; }
 void qid_log_set_level(int level) { log_level = level; }
 

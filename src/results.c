@@ -256,14 +256,6 @@ static char *str_cat(const char *a, const char *b)
     return s;
 }
 
-static void utc_now(char *buf, size_t len)
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static void host_name(char *buf, size_t len)
 {
     if (gethostname(buf, len) != 0) snprintf(buf, len, "unknown-host");
@@ -466,7 +458,7 @@ static int write_provenance(hid_t fid, const qid_results_provenance *prov, const
                              (unsigned long long)prov->seed, path);
     qid_library_versions(libs, sizeof libs);
     host_name(host, sizeof host);
-    utc_now(now, sizeof now);
+    qid_utc_now(now, sizeof now);
     QID_H5_TRY(err, g = H5Gcreate2(fid, "provenance", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                "cannot create '/provenance' in '%s'", path);
     const struct {

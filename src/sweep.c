@@ -264,14 +264,6 @@ static void key_field(const char *key, int field, char *out, size_t len)
     out[k] = 0;
 }
 
-static void utc_now(char *buf, size_t len)
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static void progress(sched *s, int force)
 {
     double now = MPI_Wtime();
@@ -304,7 +296,7 @@ static void record(sched *s, size_t t, const task_out *o)
     char calib[QID_JOB_MAX_LINE], evalp[QID_JOB_MAX_LINE], fin[32], errtxt[QID_ERROR_MAX];
     key_field(task->key, 4, calib, sizeof calib);
     key_field(task->key, 5, evalp, sizeof evalp);
-    utc_now(fin, sizeof fin);
+    qid_utc_now(fin, sizeof fin);
     snprintf(errtxt, sizeof errtxt, "%s", o->r.error);
     int status = o->r.status;
     double loss16 = NAN, qid = NAN, se = NAN;
