@@ -11,6 +11,7 @@
 #include "import.h"
 #include "inspect.h"
 #include "quantize.h"
+#include "results_cmd.h"
 #include "sweep.h"
 #include "tokens.h"
 #include "version.h"
@@ -27,12 +28,13 @@ static const command commands[] = {
     {"inspect", qid_inspect_main, "summarise any qid HDF5 file"},
     {"eval", qid_eval_main, "evaluate a checkpoint on a token set: loss, perplexity, tokens/s"},
     {"run", qid_run_main, "run a job: every checkpoint x quantizer setting under MPI -> results store"},
+    {"results", qid_results_main, "a results store as a table or CSV, filtered by model, method, bits, ..."},
     {"quantize", qid_quantize_main, "quantize a checkpoint's linear layers (RTN or GPTQ) -> float32 checkpoint"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 /* Commands of later milestones: named in --help so users see the plan. */
-static const char *const planned[] = {"results", "fit", "predict", "report", "train"};
+static const char *const planned[] = {"fit", "predict", "report", "train"};
 
 static void usage(FILE *out)
 {
