@@ -106,9 +106,12 @@ fi
 cmp -s tab_vals csv_vals; ok $? "CSV parsed back ($how) equals the table values at table precision"
 [ -s csv_vals ] || echo "# no CSV values parsed"
 
-# an outside reader: h5py (and pandas when installed)
-if python3 -c 'import h5py, numpy' 2>/dev/null; then
-    python3 - a.h5 a.csv >pycheck 2>&1 <<'EOF'
+# an outside reader: Debian's python3-h5py (installed by make deps) or any
+# python3 with h5py (and pandas when installed)
+PYH5=python3
+/usr/bin/python3 -c 'import h5py, numpy' 2>/dev/null && PYH5=/usr/bin/python3
+if $PYH5 -c 'import h5py, numpy' 2>/dev/null; then
+    $PYH5 - a.h5 a.csv >pycheck 2>&1 <<'EOF'
 import csv, math, sys
 import h5py, numpy as np
 t = h5py.File(sys.argv[1], "r", swmr=True)["tasks"][...]
@@ -133,7 +136,7 @@ for (ka, qa), (kb, qb) in zip(h5, cs):
 print(via)
 EOF
     rc=$?
-    ok $rc "CSV's columns and qid per key equal $(tail -1 pycheck) reading the store"
+    ok $rc "CSV's columns and qid per key equal $(tail -1 pycheck) ($PYH5) reading the store"
     [ $rc -eq 0 ] || sed 's/^/# /' pycheck
 else
     ok 0 "# SKIP h5py not importable: no outside reader to compare with"

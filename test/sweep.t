@@ -13,7 +13,7 @@ if $QID run --help 2>&1 | grep -q "not available"; then skip_all "qid run is not
 command -v mpirun >/dev/null || skip_all "no mpirun"
 HELPER=${HELPER:-build/test/sweep.t}
 [ -x "$HELPER" ] || skip_all "$HELPER not built (make tests)"
-plan 33
+plan 37
 tap_tmpdir
 T=$TAP_TMP
 FIX=test/fixtures/hf
@@ -62,7 +62,7 @@ like "$out" "grid         20 tasks over 4 checkpoints" "--dry-run prints the gri
 [ ! -e a.h5 ]; ok $? "--dry-run creates no store"
 
 # 1, 2, 3 ranks: same numbers
-for np in 1 2 3; do
+for np in 1 2 3 4; do
     rm -f a.h5 a.h5.lock
     $MPIRUN -np $np "$QIDA" run a.job >"out$np" 2>"err$np"; ok $? "-np $np: run exits 0"
     "$HELPERA" dump a.h5 >"dump$np"
@@ -72,6 +72,7 @@ for np in 1 2 3; do
 done
 cmp -s dump1 dump2; ok $? "-np 2 gives the same loss and qid per key as -np 1"
 cmp -s dump1 dump3; ok $? "-np 3 gives the same loss and qid per key as -np 1"
+cmp -s dump1 dump4; ok $? "-np 4 gives the same loss and qid per key as -np 1"
 is 4 "$(grep -c '|baseline|' dump1)" "one baseline row per checkpoint"
 like "$(cat err1)" "20 to run on 1 rank" "-np 1: log line with the task count"
 

@@ -28,6 +28,8 @@ for pair in "cc:gcc" "mpirun:openmpi-bin" "h5dump:hdf5-tools" "prove:perl" "gnup
     command -v "$cmd" >/dev/null 2>&1 || need "$cmd" "$pkg"
 done
 [ -e /usr/include/stdio.h ] || need "C headers" libc6-dev
+# Debian's h5py: the outside reader the results-store tests compare against
+/usr/bin/python3 -c 'import h5py' >/dev/null 2>&1 || need "python3-h5py" python3-h5py
 
 if [ -z "$missing_pkgs" ]; then
     exit 0
