@@ -122,4 +122,17 @@ int qid_results_close(qid_results *r, qid_error *err);
 int qid_results_read(const char *path, qid_result **rows, size_t *n, qid_error *err);
 void qid_results_rows_free(qid_result *rows, size_t n);
 
+/* Writes one entry of /fits (hdf5-schema/results.md § /fits): takes the
+ * store's lock (PATH.lock, as qid_results_open; if a run holds it, fails
+ * with QID_E_INVALID and the same "is locked by pid ..." message), opens
+ * the store read-write without SWMR, checks its format, deletes
+ * /fits/<name> if present, creates it as a group and calls
+ * write(group, ctx, err) to fill it (group is an HDF5 hid_t), then flushes,
+ * closes and releases the lock. A store a killed writer left open is
+ * refused (QID_E_INVALID: the next `qid run` repairs it). When write
+ * returns nonzero the entry is deleted again and its status returned.
+ * name must be non-empty without '/'. */
+typedef int (*qid_results_fit_writer)(int64_t group, void *ctx, qid_error *err);
+int qid_results_write_fit(const char *path, const char *name, qid_results_fit_writer write, void *ctx, qid_error *err);
+
 #endif

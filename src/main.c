@@ -8,6 +8,7 @@
 
 #include "error.h"
 #include "eval.h"
+#include "fit_cmd.h"
 #include "import.h"
 #include "inspect.h"
 #include "quantize.h"
@@ -30,11 +31,13 @@ static const command commands[] = {
     {"run", qid_run_main, "run a job: every checkpoint x quantizer setting under MPI -> results store"},
     {"results", qid_results_main, "a results store as a table or CSV, filtered by model, method, bits, ..."},
     {"quantize", qid_quantize_main, "quantize a checkpoint's linear layers (RTN or GPTQ) -> float32 checkpoint"},
+    {"fit", qid_fit_main, "fit the scaling laws of QiD to a results store -> its /fits"},
+    {"predict", qid_predict_main, "QiD, tokens-for or training level from a stored fit or given coefficients"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 /* Commands of later milestones: named in --help so users see the plan. */
-static const char *const planned[] = {"fit", "predict", "report", "train"};
+static const char *const planned[] = {"report", "train"};
 
 static void usage(FILE *out)
 {

@@ -22,7 +22,8 @@
  * and the --writer mode of test/test_results.c kill writers at every write.
  *
  * Does not: evaluate, schedule, join baselines (callers fill qid/qid_se), or
- * write /fits (qid fit does). Nothing here is collective or thread-safe. */
+ * fit laws; /fits entries are written by qid_results_write_fit for `qid fit`.
+ * Nothing here is collective or thread-safe. */
 #include "results.h"
 
 #include <errno.h>
@@ -1111,4 +1112,60 @@ void qid_results_rows_free(qid_result *rows, size_t n)
         free((void *)rows[i].window_tokens);
     }
     free(rows);
+}
+
+/* ---- /fits ------------------------------------------------------------------------ */
+
+_Static_assert(sizeof(hid_t) == sizeof(int64_t), "qid_results_fit_writer passes hid_t as int64_t");
+
+int qid_results_write_fit(const char *path, const char *name, qid_results_fit_writer write, void *ctx, qid_error *err)
+{
+    hid_t fapl = H5I_INVALID_HID, fid = H5I_INVALID_HID, fits = H5I_INVALID_HID, g = H5I_INVALID_HID;
+    int lock_fd = -1, rc = QID_OK;
+    if (!name || !name[0] || strchr(name, '/') || strcmp(name, ".") == 0)
+        return qid_error_set(err, QID_E_INVALID, "bad fit name '%s' (non-empty, no '/')", name ? name : "");
+    if ((lock_fd = lock_take(path, err)) < 0) return err ? err->code : QID_E_INVALID;
+    if (access(path, F_OK) != 0) {
+        rc = qid_error_set(err, QID_E_IO, "cannot open results store '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    if (status_flags(path) > 0) {
+        rc = qid_error_set(err, QID_E_INVALID,
+                           "results store '%s' was not closed by its last writer (killed?); the next 'qid run' on it "
+                           "repairs it (or run 'h5clear -s')",
+                           path);
+        goto out;
+    }
+    fapl = fapl_latest();
+    QID_H5_TRY(err, fid = H5Fopen(path, H5F_ACC_RDWR, fapl), "cannot open results store '%s' for writing /fits", path);
+    if ((rc = check_format(fid, path, err))) goto out;
+    htri_t have = 0;
+    QID_H5_TRY(err, have = H5Lexists(fid, "fits", H5P_DEFAULT), "cannot look for '/fits' in '%s'", path);
+    if (have)
+        QID_H5_TRY(err, fits = H5Gopen2(fid, "fits", H5P_DEFAULT), "cannot open '/fits' in '%s'", path);
+    else
+        QID_H5_TRY(err, fits = H5Gcreate2(fid, "fits", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                   "cannot create '/fits' in '%s'", path);
+    QID_H5_TRY(err, have = H5Lexists(fits, name, H5P_DEFAULT), "cannot look for '/fits/%s' in '%s'", name, path);
+    if (have) QID_H5_TRY(err, H5Ldelete(fits, name, H5P_DEFAULT), "cannot replace '/fits/%s' in '%s'", name, path);
+    QID_H5_TRY(err, g = H5Gcreate2(fits, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+               "cannot create '/fits/%s' in '%s'", name, path);
+    if ((rc = write(g, ctx, err)) != QID_OK) {
+        H5Gclose(g);
+        g = H5I_INVALID_HID;
+        H5E_BEGIN_TRY { H5Ldelete(fits, name, H5P_DEFAULT); }
+        H5E_END_TRY;
+        goto out;
+    }
+    QID_H5_TRY(err, H5Fflush(fid, H5F_SCOPE_GLOBAL), "cannot flush '%s'", path);
+    goto out;
+fail:
+    rc = err ? err->code : QID_E_HDF5;
+out:
+    if (g >= 0) H5Gclose(g);
+    if (fits >= 0) H5Gclose(fits);
+    if (fid >= 0 && H5Fclose(fid) < 0 && rc == QID_OK) rc = qid_error_set(err, QID_E_HDF5, "cannot close '%s'", path);
+    if (fapl >= 0) H5Pclose(fapl);
+    lock_release(lock_fd);
+    return rc;
 }
