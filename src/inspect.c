@@ -10,6 +10,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "h5io.h"
+#include "results.h"
 #include "tokens.h"
 
 static void usage(FILE *out)
@@ -22,6 +23,34 @@ static void usage(FILE *out)
                  "options:\n"
                  "  -t, --tensors   list every tensor with its shape and dtype\n"
                  "  -h, --help      this help\n");
+}
+
+/* A results store: rows, their status, models and methods. */
+static int results_summary(const char *path, FILE *out, qid_error *err)
+{
+    qid_result *rows = NULL;
+    size_t n = 0, ok = 0, failed = 0, n_models = 0;
+    const char *models[64];
+    int rc = qid_results_read(path, &rows, &n, err);
+    if (rc) return rc;
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].status == QID_RESULT_OK)
+            ok++;
+        else
+            failed++;
+        size_t k = 0;
+        while (k < n_models && strcmp(models[k], rows[i].model) != 0)
+            k++;
+        if (k == n_models && n_models < 64) models[n_models++] = rows[i].model;
+    }
+    fprintf(out, "%s: qid results store, schema version %d\n", path, QID_RESULTS_SCHEMA_VERSION);
+    fprintf(out, "  %-22s %zu (%zu ok, %zu failed)\n", "rows", n, ok, failed);
+    fprintf(out, "  %-22s %zu%s\n", "models", n_models, n_models == 64 ? " or more" : "");
+    for (size_t k = 0; k < n_models; k++)
+        fprintf(out, "    %s\n", models[k]);
+    fprintf(out, "  (qid results %s prints the rows; qid fit %s fits the laws)\n", path, path);
+    qid_results_rows_free(rows, n);
+    return QID_OK;
 }
 
 static int inspect_one(const char *path, int tensors, qid_error *err)
@@ -37,6 +66,7 @@ static int inspect_one(const char *path, int tensors, qid_error *err)
     if (rc) return rc;
     if (strcmp(format, QID_CKPT_FORMAT) == 0) return qid_ckpt_summary(path, stdout, tensors, err);
     if (strcmp(format, QID_TOKENS_FORMAT) == 0) return qid_tokens_summary(path, stdout, err);
+    if (strcmp(format, QID_RESULTS_FORMAT) == 0) return results_summary(path, stdout, err);
     if (!format[0])
         return qid_error_set(err, QID_E_FORMAT, "'%s' is an HDF5 file without a qid 'format' attribute", path);
     return qid_error_set(err, QID_E_FORMAT, "'%s' has format '%s', which this qid does not know", path, format);

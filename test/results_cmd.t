@@ -12,7 +12,7 @@ set -u
 . "$(dirname "$0")/taplib.sh"
 if $QID results --help 2>&1 | grep -q "not available"; then skip_all "qid results is not in src/main.c's commands yet"; fi
 if $QID run --help 2>&1 | grep -q "not available"; then skip_all "qid run is not in src/main.c's commands yet"; fi
-plan 35
+plan 37
 tap_tmpdir
 T=$TAP_TMP
 FIX=test/fixtures/hf
@@ -76,6 +76,8 @@ is 0 "$(count --model no-such-model)" "--model of no row: header only"
 is "key,status" "$($QIDA results --csv --columns key,status a.h5 | head -1)" "--columns chooses CSV columns"
 
 # CSV
+out=$($QIDA inspect a.h5); ok $? "qid inspect of a results store exits 0"
+like "$out" "qid results store, schema version 1" "qid inspect names a results store and counts its rows"
 $QIDA results --csv a.h5 >a.csv; ok $? "--csv exits 0"
 is "key,checkpoint,model,ckpt_sha256,params,tokens_seen,step,method,format,bits,elem_bits,block,options,calib,eval_protocol,eval_sha256,loss,loss16,qid,qid_se,sqnr_db,kl,tokens,windows,seconds,rank,status,error,finished_utc,nll_offset" \
     "$(head -1 a.csv)" "CSV header: every /tasks field in schema order"
