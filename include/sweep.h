@@ -22,16 +22,27 @@
  * baseline is OK (in the store from an earlier run, or just appended),
  * because QiD is joined against the baseline's per-window NLL. Among
  * eligible tasks it prefers the worker's checkpoint (affinity), else the
- * largest (qid_task_cmp_cost). Every result is appended (durable) before
- * that worker gets its next task. With one rank, rank 0 runs the tasks
- * itself in the same order.
+ * largest (qid_task_cmp_cost). Probe tasks do not wait for the baseline.
+ * Rank 0 sends a worker its next task, then appends (flush + fsync) the
+ * result it just received; the next message is received only after the
+ * append, so every result is durable before the next one is accepted. With
+ * one rank, rank 0 runs the tasks itself in the same order.
+ *
+ * Radial loss probes (jobs/README.md [probes]): for each radius r and
+ * direction d, the loss on the probe windows with every LINEAR weight W
+ * replaced by W + r*|W|*u, u = z/|z| of W's shape, z i.i.d. normals from
+ * qid_rng stream (bit 63 | d << 32 | tensor index) of the job seed, made
+ * per tensor by a weight hook (never the whole model in memory; the same
+ * direction for every radius). The probe row has no window vectors; its
+ * `loss` is the mean over radii x directions and its `options` is the
+ * key's options followed by ";losses=" and every loss, radius-major,
+ * comma-separated (%.17g): ...,seed=0;losses=L(r0,d0),L(r0,d1),...,L(r1,d0),...
  *
  * Results do not depend on the rank count: each task is evaluated by one
  * rank with the eval's default batch size (a function of the model and the
  * window length only) and a fixed thread count (--threads, default 1).
  *
- * Does not: fit laws, print result tables (`qid results`), or compute
- * radial probes yet (probe tasks are recorded as failed). GPTQ calibration
+ * Does not: fit laws, or print result tables (`qid results`). GPTQ calibration
  * uses the first `samples` windows of the calibration set. */
 #ifndef QID_SWEEP_H
 #define QID_SWEEP_H

@@ -25,6 +25,7 @@
 #include "quant.h"
 #include "quantize.h"
 #include "results.h"
+#include "rng.h"
 #include "tokens.h"
 
 enum { TAG_REQUEST = 1, TAG_TASK = 2, TAG_RESULT = 3, TAG_STOP = 4 };
@@ -42,14 +43,15 @@ typedef struct wire_task {
     int32_t pad;
 } wire_task;
 
-/* worker -> 0: a result. Followed by windows doubles (NLL sums) and windows
- * int64 (scored tokens). */
+/* worker -> 0: a result. Followed by windows doubles (NLL sums), windows
+ * int64 (scored tokens) and n_probe doubles (a probe task's losses). */
 typedef struct wire_result {
     int64_t id;
     int64_t ckpt;
     int32_t status; /* qid_result_status */
     int32_t rank;
     int64_t windows, tokens;
+    int64_t n_probe; /* probe losses, radius-major: [r * directions + d] */
     int64_t params, tokens_seen, step;
     double loss, kl, sqnr_db, seconds, bits;
     int32_t elem_bits;
@@ -65,6 +67,7 @@ typedef struct task_out {
     wire_result r;
     double *nll;    /* (windows) */
     int64_t *count; /* (windows) */
+    double *probe;  /* (n_probe) */
 } task_out;
 
 /* ---- one task ----------------------------------------------------------- */
@@ -92,9 +95,103 @@ static void task_fail(task_out *o, const qid_error *err)
     snprintf(o->r.error, sizeof o->r.error, "%s", err->msg[0] ? err->msg : "unknown error");
     free(o->nll);
     free(o->count);
+    free(o->probe);
     o->nll = NULL;
     o->count = NULL;
+    o->probe = NULL;
     o->r.windows = 0;
+    o->r.n_probe = 0;
+}
+
+/* ---- radial loss probes --------------------------------------------------- */
+
+/* Probe streams of qid_rng: bit 63 set (apart from any other use of the job
+ * seed), the direction in bits 32..62, the tensor's index in the model's
+ * tensor table (qid_ckpt_tensors) in bits 0..31. */
+#define PROBE_STREAM(d, idx) ((UINT64_C(1) << 63) | ((uint64_t)(d) << 32) | (uint64_t)(idx))
+
+typedef struct probe_ctx {
+    uint64_t seed;
+    uint64_t direction;
+    double radius;                  /* relative to each tensor's norm */
+    const qid_tensor_spec *tensors; /* the model's tensor table */
+    size_t n_tensors;
+} probe_ctx;
+
+/* Weight hook: W += r * |W| * u for a LINEAR tensor W, u = z / |z| with z
+ * i.i.d. standard normals of W's shape drawn from stream PROBE_STREAM(d,
+ * tensor index) of the job seed. z is drawn twice (once for |z|, once to
+ * add) so no copy of the tensor is needed; the direction of a tensor
+ * depends only on (seed, d, tensor), not on the radius, the batch or the
+ * rank. Other tensors (embedding, norms, biases, the head) are left alone. */
+static int probe_hook(void *vctx, const qid_tensor_spec *t, float *w, qid_error *err)
+{
+    const probe_ctx *c = vctx;
+    if (t->kind != QID_TENSOR_LINEAR) return QID_OK;
+    size_t idx = c->n_tensors;
+    for (size_t i = 0; i < c->n_tensors && idx == c->n_tensors; i++)
+        if (c->tensors[i].layer == t->layer && strcmp(c->tensors[i].name, t->name) == 0) idx = i;
+    if (idx == c->n_tensors)
+        return qid_error_set(err, QID_E_INVALID, "probe: tensor '%s' of layer %d is not in the model's table", t->name,
+                             t->layer);
+    size_t n = (size_t)qid_tensor_numel(t);
+    double w2 = 0, z2 = 0;
+    for (size_t i = 0; i < n; i++)
+        w2 += (double)w[i] * w[i];
+    qid_rng rng;
+    qid_rng_seed(&rng, c->seed, PROBE_STREAM(c->direction, idx));
+    for (size_t i = 0; i < n; i++) {
+        double z = qid_rng_normal(&rng);
+        z2 += z * z;
+    }
+    if (!(z2 > 0) || !(w2 > 0)) return QID_OK; /* an all-zero tensor has no scale to probe */
+    double scale = c->radius * sqrt(w2) / sqrt(z2);
+    qid_rng_seed(&rng, c->seed, PROBE_STREAM(c->direction, idx));
+    for (size_t i = 0; i < n; i++)
+        w[i] = (float)((double)w[i] + scale * qid_rng_normal(&rng));
+    return QID_OK;
+}
+
+/* The probe task: for each radius r and direction d, the loss on the probe
+ * windows with every linear weight moved to W + r*|W|*u_d (probe_hook).
+ * Fills o->probe (radius-major), o->r.loss (their mean) and o->r.tokens
+ * (scored tokens of one evaluation); no per-window vectors. */
+static int run_probes(const qid_job *job, const char *ckpt_path, const qid_model_config *cfg, qid_eval_opts *eo,
+                      task_out *o, qid_error *err)
+{
+    size_t nr = job->probes.n_radii, nd = (size_t)job->probes.directions;
+    probe_ctx c = {.seed = job->seed};
+    qid_tensor_spec *tensors = qid_ckpt_tensors(cfg, &c.n_tensors);
+    c.tensors = tensors;
+    o->probe = qid_malloc(qid_mul_size(nr, nd) * sizeof *o->probe + 1, "probe losses");
+    o->r.n_probe = (int64_t)(nr * nd);
+    if (job->probes.windows) eo->max_windows = (size_t)job->probes.windows;
+    eo->weight_hook = probe_hook;
+    eo->weight_ctx = &c;
+    int rc = QID_OK;
+    for (size_t d = 0; d < nd && rc == QID_OK; d++)
+        for (size_t r = 0; r < nr && rc == QID_OK; r++) {
+            c.direction = d;
+            c.radius = job->probes.radii[r];
+            qid_eval_result er;
+            memset(&er, 0, sizeof er);
+            rc = qid_eval_file(ckpt_path, job->eval.tokens.path, eo, &er, err);
+            if (rc == QID_OK && !isfinite(er.loss))
+                rc = qid_error_set(err, QID_E_NUMERIC, "non-finite loss probing '%s' at radius %g, direction %zu",
+                                   ckpt_path, c.radius, d);
+            if (rc == QID_OK) {
+                o->probe[r * nd + d] = er.loss;
+                o->r.tokens = er.tokens_scored;
+            }
+            qid_eval_result_free(&er);
+        }
+    free(tensors);
+    if (rc) return rc;
+    double sum = 0;
+    for (size_t i = 0; i < nr * nd; i++)
+        sum += o->probe[i];
+    o->r.loss = sum / (double)(nr * nd);
+    return QID_OK;
 }
 
 /* Evaluates one task: the baseline (no hook) or a quantizer setting
@@ -149,8 +246,8 @@ static void run_task(const qid_job *job, const char *ckpt_path, qid_job_method m
     eo.threads = threads;
 
     if (method == QID_JOB_METHOD_PROBES) {
-        qid_error_set(&err, QID_E_INVALID, "radial loss probes are not implemented in this version");
-        goto fail;
+        if (run_probes(job, ckpt_path, &cfg, &eo, o, &err)) goto fail;
+        goto done;
     }
     if (method == QID_JOB_METHOD_BASELINE) {
         o->r.bits = dtype_bits;
@@ -285,6 +382,24 @@ static void progress(sched *s, int force)
                  s->running, rate, eta);
 }
 
+/* The options column of a probe row: the key's options, then, for an OK
+ * task (o not NULL), ";losses=" and the loss of every (radius, direction)
+ * radius-major, comma-separated, %.17g:
+ *   radii=0.001,0.01,directions=2,seed=0;losses=3.51,3.52,3.60,3.58
+ * (radius 0.001 directions 0, 1, then radius 0.01). Returns malloc'd text. */
+static char *probe_options(const char *key, const task_out *o)
+{
+    char opts[QID_JOB_MAX_LINE];
+    key_field(key, 3, opts, sizeof opts);
+    size_t n = o ? (size_t)o->r.n_probe : 0;
+    size_t cap = strlen(opts) + 16 + 26 * n;
+    char *out = qid_malloc(cap, "probe options");
+    size_t k = (size_t)snprintf(out, cap, "%s", opts);
+    for (size_t i = 0; i < n; i++)
+        k += (size_t)snprintf(out + k, cap - k, "%s%.17g", i ? "," : ";losses=", o->probe[i]);
+    return out;
+}
+
 /* Appends the row of task t with result o (joined with the baseline), or
  * dies when the store cannot be written (tier 1: the run cannot go on). */
 static void record(sched *s, size_t t, const task_out *o)
@@ -302,10 +417,13 @@ static void record(sched *s, size_t t, const task_out *o)
     double loss16 = NAN, qid = NAN, se = NAN;
     int32_t *tok32 = NULL;
 
+    char *probe_opts = NULL;
     if (status == QID_RESULT_OK && task->method == QID_JOB_METHOD_BASELINE) {
         loss16 = o->r.loss;
         qid = 0;
         se = 0;
+    } else if (task->method == QID_JOB_METHOD_PROBES) {
+        probe_opts = probe_options(task->key, status == QID_RESULT_OK ? o : NULL);
     } else if (status == QID_RESULT_OK) {
         qid_error err;
         qid_error_clear(&err);
@@ -342,7 +460,9 @@ static void record(sched *s, size_t t, const task_out *o)
     row.block = task->method == QID_JOB_METHOD_RTN || task->method == QID_JOB_METHOD_GPTQ
                     ? (int64_t)task->quant.spec.block
                     : -1;
-    row.options = task->method == QID_JOB_METHOD_RTN || task->method == QID_JOB_METHOD_GPTQ ? task->quant.options : "-";
+    row.options = task->method == QID_JOB_METHOD_RTN || task->method == QID_JOB_METHOD_GPTQ ? task->quant.options
+                  : probe_opts                                                              ? probe_opts
+                                                                                            : "-";
     row.calib = calib;
     row.eval_protocol = evalp;
     row.eval_sha256 = o->r.eval_sha256;
@@ -370,35 +490,47 @@ static void record(sched *s, size_t t, const task_out *o)
     qid_error_clear(&err);
     if (qid_results_append(s->store, &row, &err)) qid_die("cannot append the result of '%s': %s", task->key, err.msg);
     free(tok32);
+    free(probe_opts);
 
     s->done++;
     if (status != QID_RESULT_OK) {
         s->failed++;
         qid_warn("task failed: %s: %s", task->key, row.error);
     }
-    if (task->method == QID_JOB_METHOD_BASELINE) {
-        if (status == QID_RESULT_OK) {
-            b->state = B_OK;
-            b->n = (size_t)o->r.windows;
-            b->nll = qid_malloc(b->n * sizeof *b->nll + 1, "baseline per-window NLL");
-            b->count = qid_malloc(b->n * sizeof *b->count + 1, "baseline per-window tokens");
-            memcpy(b->nll, o->nll, b->n * sizeof *b->nll);
-            memcpy(b->count, o->count, b->n * sizeof *b->count);
-            b->loss = o->r.loss;
-        } else {
-            b->state = B_FAILED;
-            snprintf(b->error, sizeof b->error, "%s", row.error);
-        }
-    }
     progress(s, 0);
 }
+
+/* Takes note of the result o of task t before it is recorded: a baseline's
+ * outcome makes its checkpoint's quantized tasks eligible (or orphans). */
+static void note_result(sched *s, size_t t, const task_out *o)
+{
+    const qid_task *task = &s->tasks[t];
+    base_info *b = &s->base[task->ckpt];
+    if (task->method != QID_JOB_METHOD_BASELINE) return;
+    if (o->r.status == QID_RESULT_OK) {
+        b->state = B_OK;
+        b->n = (size_t)o->r.windows;
+        b->nll = qid_malloc(b->n * sizeof *b->nll + 1, "baseline per-window NLL");
+        b->count = qid_malloc(b->n * sizeof *b->count + 1, "baseline per-window tokens");
+        memcpy(b->nll, o->nll, b->n * sizeof *b->nll);
+        memcpy(b->count, o->count, b->n * sizeof *b->count);
+        b->loss = o->r.loss;
+    } else {
+        b->state = B_FAILED;
+        snprintf(b->error, sizeof b->error, "%s", o->r.error[0] ? o->r.error : "unknown error");
+    }
+}
+
+/* Quantized tasks are joined against their checkpoint's baseline; the
+ * baseline and the probes stand alone. */
+static int needs_baseline(qid_job_method m) { return m == QID_JOB_METHOD_RTN || m == QID_JOB_METHOD_GPTQ; }
 
 /* Tasks of checkpoints whose baseline failed cannot be joined: record them
  * as failed (they are retried by a later run). */
 static void fail_orphans(sched *s)
 {
     for (size_t t = 0; t < s->n_tasks; t++) {
-        if (s->state[t] != T_PENDING || s->tasks[t].method == QID_JOB_METHOD_BASELINE) continue;
+        if (s->state[t] != T_PENDING || !needs_baseline(s->tasks[t].method)) continue;
         const base_info *b = &s->base[s->tasks[t].ckpt];
         if (b->state != B_FAILED) continue;
         task_out o;
@@ -422,7 +554,7 @@ static long pick(const sched *s, int64_t held)
     for (size_t t = 0; t < s->n_tasks; t++) {
         if (s->state[t] != T_PENDING) continue;
         const qid_task *k = &s->tasks[t];
-        if (k->method != QID_JOB_METHOD_BASELINE && s->base[k->ckpt].state != B_OK) continue;
+        if (needs_baseline(k->method) && s->base[k->ckpt].state != B_OK) continue;
         if ((int64_t)k->ckpt == held) return (long)t;
         if (any < 0) any = (long)t;
     }
@@ -473,8 +605,9 @@ static void unpack_result(const unsigned char *buf, int count, task_out *o)
     QID_CHECK((size_t)count >= sizeof(wire_result), "short result message (%d bytes)", count);
     memcpy(&o->r, buf, sizeof o->r);
     size_t n = o->r.windows > 0 ? (size_t)o->r.windows : 0;
-    QID_CHECK((size_t)count == sizeof(wire_result) + n * (sizeof(double) + sizeof(int64_t)),
-              "result message of %d bytes for %zu windows", count, n);
+    size_t np = o->r.n_probe > 0 ? (size_t)o->r.n_probe : 0;
+    QID_CHECK((size_t)count == sizeof(wire_result) + n * (sizeof(double) + sizeof(int64_t)) + np * sizeof(double),
+              "result message of %d bytes for %zu windows and %zu probes", count, n, np);
     o->r.error[sizeof o->r.error - 1] = 0;
     o->r.model[sizeof o->r.model - 1] = 0;
     o->r.ckpt_sha256[64] = o->r.eval_sha256[64] = 0;
@@ -482,18 +615,22 @@ static void unpack_result(const unsigned char *buf, int count, task_out *o)
     o->count = qid_malloc(n * sizeof *o->count + 1, "per-window tokens");
     memcpy(o->nll, buf + sizeof(wire_result), n * sizeof *o->nll);
     memcpy(o->count, buf + sizeof(wire_result) + n * sizeof *o->nll, n * sizeof *o->count);
+    o->probe = qid_malloc(np * sizeof *o->probe + 1, "probe losses");
+    memcpy(o->probe, buf + sizeof(wire_result) + n * (sizeof *o->nll + sizeof *o->count), np * sizeof *o->probe);
 }
 
 static void send_result(const task_out *o)
 {
     size_t n = o->r.windows > 0 ? (size_t)o->r.windows : 0;
-    size_t bytes = sizeof(wire_result) + n * (sizeof(double) + sizeof(int64_t));
+    size_t np = o->r.n_probe > 0 ? (size_t)o->r.n_probe : 0;
+    size_t bytes = sizeof(wire_result) + n * (sizeof(double) + sizeof(int64_t)) + np * sizeof(double);
     unsigned char *buf = qid_malloc(bytes, "result message");
     memcpy(buf, &o->r, sizeof o->r);
     if (n) {
         memcpy(buf + sizeof(wire_result), o->nll, n * sizeof(double));
         memcpy(buf + sizeof(wire_result) + n * sizeof(double), o->count, n * sizeof(int64_t));
     }
+    if (np) memcpy(buf + sizeof(wire_result) + n * (sizeof(double) + sizeof(int64_t)), o->probe, np * sizeof(double));
     QID_MPI(MPI_Send(buf, qid_mpi_count(bytes, "result message bytes"), MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD));
     free(buf);
 }
@@ -502,8 +639,10 @@ static void task_out_free(task_out *o)
 {
     free(o->nll);
     free(o->count);
+    free(o->probe);
     o->nll = NULL;
     o->count = NULL;
+    o->probe = NULL;
 }
 
 /* size == 1: rank 0 runs every task itself, in scheduling order. */
@@ -522,37 +661,71 @@ static void run_serial(sched *s, int threads)
                  threads, 0, &o);
         s->running = 0;
         s->state[t] = T_DONE;
+        note_result(s, (size_t)t, &o);
         record(s, (size_t)t, &o);
         task_out_free(&o);
         held = (int64_t)k->ckpt;
     }
 }
 
-/* size > 1: rank 0 only schedules. */
+/* Answers every waiting worker that can be answered now: its next task, or
+ * STOP once every task is recorded. Returns the number of STOPs sent. */
+static int dispatch(sched *s, int *waiting, const int64_t *held, long *assigned)
+{
+    int stopped = 0;
+    for (int w = 1; w < s->size; w++) {
+        if (!waiting[w]) continue;
+        long t = pick(s, held[w]);
+        if (t >= 0) {
+            s->state[t] = T_RUNNING;
+            s->running++;
+            assigned[w] = t;
+            send_task(s, (size_t)t, w);
+            waiting[w] = 0;
+        } else if (s->done == s->total && s->running == 0) {
+            QID_MPI(MPI_Send(NULL, 0, MPI_BYTE, w, TAG_STOP, MPI_COMM_WORLD));
+            waiting[w] = 0;
+            stopped++;
+        }
+    }
+    return stopped;
+}
+
+/* size > 1: rank 0 only schedules. A result is received, its worker (and
+ * any other waiting one) gets its next task, and only then is the result
+ * appended (flush + fsync), so the worker computes while rank 0 writes; the
+ * next message is received after the append, so every result is durable
+ * before the next one is accepted. Rank 0 polls with MPI_Iprobe and sleeps
+ * between polls (Open MPI's blocking receive would spin on a core the
+ * workers need), 20 us after a message, doubling to 2 ms when idle. */
 static void run_scheduler(sched *s)
 {
-    int nw = s->size - 1, alive = nw;
+    int alive = s->size - 1;
     int *waiting = qid_calloc((size_t)s->size, sizeof *waiting, "waiting workers");
     int64_t *held = qid_malloc((size_t)s->size * sizeof *held, "held checkpoints");
     long *assigned = qid_malloc((size_t)s->size * sizeof *assigned, "assigned tasks");
     for (int w = 0; w < s->size; w++)
         held[w] = -1, assigned[w] = -1;
+    long nap_ns = 20000;
     while (alive > 0) {
         int flag = 0;
         MPI_Status st;
         QID_MPI(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st));
         if (!flag) {
             progress(s, 0);
-            struct timespec ts = {0, 2000000};
+            struct timespec ts = {0, nap_ns};
             nanosleep(&ts, NULL);
+            if (nap_ns < 2000000) nap_ns *= 2;
             continue;
         }
+        nap_ns = 20000;
         int src = st.MPI_SOURCE, count = 0;
         QID_CHECK(src > 0 && src < s->size, "message from rank %d", src);
         if (st.MPI_TAG == TAG_REQUEST) {
             int64_t h = -1;
             QID_MPI(MPI_Recv(&h, 1, MPI_INT64_T, src, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
             held[src] = h;
+            waiting[src] = 1;
         } else if (st.MPI_TAG == TAG_RESULT) {
             unsigned char *buf = recv_bytes(src, TAG_RESULT, &st, &count);
             task_out o;
@@ -563,30 +736,17 @@ static void run_scheduler(sched *s)
             s->state[o.r.id] = T_DONE;
             s->running--;
             assigned[src] = -1;
-            record(s, (size_t)o.r.id, &o);
             held[src] = o.r.ckpt;
+            waiting[src] = 1;
+            note_result(s, (size_t)o.r.id, &o);
+            alive -= dispatch(s, waiting, held, assigned); /* the next task before the append */
+            record(s, (size_t)o.r.id, &o);
             task_out_free(&o);
         } else {
             qid_die("unexpected message tag %d from rank %d", st.MPI_TAG, src);
         }
-        waiting[src] = 1;
         fail_orphans(s);
-        /* answer every waiting worker that can be answered now */
-        for (int w = 1; w < s->size; w++) {
-            if (!waiting[w]) continue;
-            long t = pick(s, held[w]);
-            if (t >= 0) {
-                s->state[t] = T_RUNNING;
-                s->running++;
-                assigned[w] = t;
-                send_task(s, (size_t)t, w);
-                waiting[w] = 0;
-            } else if (s->done == s->total && s->running == 0) {
-                QID_MPI(MPI_Send(NULL, 0, MPI_BYTE, w, TAG_STOP, MPI_COMM_WORLD));
-                waiting[w] = 0;
-                alive--;
-            }
-        }
+        alive -= dispatch(s, waiting, held, assigned);
     }
     free(waiting);
     free(held);

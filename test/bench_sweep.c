@@ -1,20 +1,28 @@
 /* bench_sweep.c - `make bench`: overhead of the sweep's scheduling and
- * results store per task.
+ * results store per task, and the speed-up of a second worker.
  *
- * A job of 2C tiny tasks (C copies of the gpt-neox-tiny fixture, imported
- * once, each with its baseline and RTN int8-g16-sym, on 1 window of 16
- * tokens, so a task is about a millisecond of work) is run with
+ * (a) Tiny tasks. A job of 2C tasks (C copies of the gpt-neox-tiny fixture,
+ * imported once, each with its baseline and RTN int8-g16-sym, on 1 window
+ * of 16 tokens, so a task is about a millisecond of work) is run with
  * `mpirun -np 1/2/3 build/qid run` (through system()), next to a loop that
  * evaluates every task's checkpoint in this process with qid_eval_file (no
  * MPI, no store, no quantization: RTN of this model takes microseconds).
  * The per-task cost of a run is (T(2C tasks) - T(2 tasks)) / (2C - 2),
  * which removes the fixed start-up (mpirun, MPI_Init, opening the store);
  * minus the loop's per-task time it is the scheduler + store overhead per
- * task.
- * The store's append (flush + fsync of each row) is also timed alone on a
- * fresh store, since it is the part of the overhead rank 0 cannot overlap.
+ * task. The store's append (flush + fsync of each row) is also timed alone
+ * on a fresh store, and the overhead is printed without it too: with one
+ * rank it is serial; with workers rank 0 sends the next task before it
+ * appends, so only a worker that finishes during an append waits for it.
  *
- * Environment: QID_BENCH_CHECKPOINTS (C, default 32), QID_BENCH_QID (build/qid),
+ * (b) Real tasks. R copies of the same checkpoint x (baseline, RTN
+ * int8-g16-sym, RTN int4-g16-sym) on W windows of 64 tokens of a synthetic
+ * token set (W chosen so a task takes a few tenths of a second), run with
+ * 1 worker (-np 2) and 2 workers (-np 3); tasks/s = (3R - 3) / (T(3R tasks)
+ * - T(3 tasks)), and the speed-up of the second worker.
+ *
+ * Environment: QID_BENCH_CHECKPOINTS (C, default 32), QID_BENCH_REAL (R,
+ * default 6), QID_BENCH_WINDOWS (W, default 1500), QID_BENCH_QID (build/qid),
  * QID_BENCH_KEEP (set: keep the work directory and print where).
  * Skips (exit 0) when mpirun or the qid binary is absent. Not a test:
  * prints numbers, asserts nothing about speed. */
@@ -44,17 +52,20 @@ static void sh(const char *cmd)
     if (system(cmd) != 0) qid_die("bench_sweep: command failed: %s", cmd);
 }
 
-static void write_job(const char *dir, const char *name, const char *glob)
+/* NAME.job over the checkpoints of glob: baseline + RTN formats, windows
+ * windows of the token set tokens. */
+static void write_job(const char *dir, const char *name, const char *glob, const char *tokens, int windows,
+                      const char *formats)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s.job", dir, name);
     FILE *f = fopen(path, "w");
     if (!f) qid_die("bench_sweep: cannot write '%s'", path);
     fprintf(f,
-            "# bench_sweep: baseline + rtn int8-g16-sym, one 16-token window per checkpoint\n"
-            "[job]\nresults = %s.h5\n[checkpoints]\nglob = %s\n[eval]\ntokens = tok.h5\nwindows = 1\n"
-            "[quantize]\nmethods = rtn\nformats = int8-g16-sym\n",
-            name, glob);
+            "# bench_sweep: baseline + rtn %s, %d windows per checkpoint\n"
+            "[job]\nresults = %s.h5\n[checkpoints]\nglob = %s\n[eval]\ntokens = %s\nwindows = %d\n"
+            "[quantize]\nmethods = rtn\nformats = %s\n",
+            formats, windows, name, glob, tokens, windows, formats);
     fclose(f);
 }
 
@@ -145,8 +156,8 @@ int main(void)
         snprintf(cmd, sizeof cmd, "cp '%s/ck/c000.h5' '%s/ck/c%03d.h5'", dir, dir, i);
         sh(cmd);
     }
-    write_job(dir, "many", "ck/*.h5");
-    write_job(dir, "one", "one/*.h5");
+    write_job(dir, "many", "ck/*.h5", "tok.h5", 1, "int8-g16-sym");
+    write_job(dir, "one", "one/*.h5", "tok.h5", 1, "int8-g16-sym");
 
     /* the same tasks in this process: no MPI, no store */
     qid_eval_opts o = {.max_windows = 1, .threads = 1};
@@ -173,7 +184,8 @@ int main(void)
            2 * n, n);
     printf("  in-process loop (qid_eval_file, no MPI, no store): %8.3f ms/task\n", 1e3 * t_direct);
     printf("  results store append (flush + fsync, 1 window):    %8.3f ms/row\n", 1e3 * t_append);
-    printf("  %-6s %10s %10s %14s %14s %10s\n", "ranks", "T(1) s", "T(N) s", "per task ms", "overhead ms", "tasks/s");
+    printf("  %-6s %10s %10s %12s %12s %12s %10s\n", "ranks", "T(1) s", "T(N) s", "per task ms", "overhead ms",
+           "w/o fsync ms", "tasks/s");
     for (int np = 1; np <= 3; np++) {
         double t1 = INFINITY, tn = INFINITY;
         for (int rep = 0; rep < 2; rep++) { /* best of 2: a shared machine is noisy */
@@ -181,10 +193,45 @@ int main(void)
             tn = fmin(tn, time_run(dir, qid, mpirun, np, "many"));
         }
         double per = (tn - t1) / (2 * n - 2);
-        printf("  %-6d %10.3f %10.3f %14.3f %14.3f %10.1f\n", np, t1, tn, 1e3 * per, 1e3 * (per - t_direct), 1.0 / per);
+        printf("  %-6d %10.3f %10.3f %12.3f %12.3f %12.3f %10.1f\n", np, t1, tn, 1e3 * per, 1e3 * (per - t_direct),
+               1e3 * (per - t_direct - t_append), 1.0 / per);
     }
     printf("  (T(1), T(N): runs of 2 and of all tasks; per task = (T(N) - T(1)) / (N - 2); overhead = per task - "
-           "in-process loop)\n");
+           "in-process loop;\n   w/o fsync = overhead - one store append)\n");
+
+    /* (b) real tasks: 1 worker vs 2 workers */
+    int nr = getenv("QID_BENCH_REAL") ? atoi(getenv("QID_BENCH_REAL")) : 6;
+    int nwin = getenv("QID_BENCH_WINDOWS") ? atoi(getenv("QID_BENCH_WINDOWS")) : 1500;
+    if (nr < 2) nr = 2;
+    if (nwin < 1) nwin = 1;
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && mkdir rck rone && perl -e 'srand(1); print pack(\"v*\", map { int(rand(96)) } 1 .. %d)' "
+             ">big.u16 && '%s' tokens --from big.u16 --dtype uint16 --vocab 96 --seq-len 64 -o big.h5 >/dev/null 2>&1 "
+             "&& cp ck/c000.h5 rone/r000.h5",
+             dir, 64 * nwin, qid);
+    sh(cmd);
+    for (int i = 0; i < nr; i++) {
+        snprintf(cmd, sizeof cmd, "cp '%s/ck/c000.h5' '%s/rck/r%03d.h5'", dir, dir, i);
+        sh(cmd);
+    }
+    write_job(dir, "real", "rck/*.h5", "big.h5", nwin, "int8-g16-sym, int4-g16-sym");
+    write_job(dir, "realone", "rone/*.h5", "big.h5", nwin, "int8-g16-sym, int4-g16-sym");
+    double rate[4] = {0};
+    printf("bench sweep: %d real tasks (%d gpt-neox-tiny checkpoints x baseline, rtn int8, rtn int4; %d windows of "
+           "64 tokens)\n",
+           3 * nr, nr, nwin);
+    printf("  %-8s %10s %10s %14s %10s\n", "workers", "T(3) s", "T(N) s", "per task s", "tasks/s");
+    for (int np = 2; np <= 3; np++) {
+        double t1 = INFINITY, tn = INFINITY;
+        for (int rep = 0; rep < 2; rep++) {
+            t1 = fmin(t1, time_run(dir, qid, mpirun, np, "realone"));
+            tn = fmin(tn, time_run(dir, qid, mpirun, np, "real"));
+        }
+        double per = (tn - t1) / (3 * nr - 3);
+        rate[np] = 1.0 / per;
+        printf("  %-8d %10.3f %10.3f %14.3f %10.2f\n", np - 1, t1, tn, per, rate[np]);
+    }
+    printf("  speed-up of 2 workers over 1: %.2fx (target >= 1.8x on 2 cores)\n", rate[3] / rate[2]);
     if (getenv("QID_BENCH_KEEP"))
         printf("  kept %s\n", dir);
     else {

@@ -5,7 +5,9 @@
 # same loss and QiD per key whatever the rank count, QiD joined against the
 # baseline; a rerun skips everything; corrupt, missing and NaN checkpoints
 # fail with their error while the rest finish; --dry-run; the store's lock
-# against a second run; kill -9 of a run and its resume.
+# against a second run; kill -9 of a run and its resume; radial loss probes
+# (the same losses with 1 and 2 ranks, the smallest radius at the baseline
+# loss, the mean loss over directions growing with the radius).
 # build/test/sweep.t (test/test_sweep.c) reads the store: `dump` and `check`.
 set -u
 . "$(dirname "$0")/taplib.sh"
@@ -13,7 +15,7 @@ if $QID run --help 2>&1 | grep -q "not available"; then skip_all "qid run is not
 command -v mpirun >/dev/null || skip_all "no mpirun"
 HELPER=${HELPER:-build/test/sweep.t}
 [ -x "$HELPER" ] || skip_all "$HELPER not built (make tests)"
-plan 37
+plan 46
 tap_tmpdir
 T=$TAP_TMP
 FIX=test/fixtures/hf
@@ -96,6 +98,56 @@ like "$(grep 'bad/corrupt.h5|baseline' dump_bad)" "truncated file" "truncated: i
 like "$(grep 'bad/nan.h5|baseline' dump_bad)" "non-finite weight nan" "NaN weights: its error recorded"
 like "$(grep 'bad/nan.h5|rtn|int4' dump_bad)" "baseline failed: " "quantized task of a failed baseline: failed with its cause"
 like "$(cat err)" "tasks/min, ETA" "progress lines in a log"
+
+# radial loss probes: 3 radii x 4 directions on one gpt-neox and one llama
+# checkpoint. These fixtures are random models, not at a minimum, so the
+# growth of the loss with the radius is checked on the mean over directions
+# at this seed (deterministic), not claimed for every direction.
+cat >p.job <<EOF
+[job]
+results = p.h5
+seed = 3
+[checkpoints]
+file = ck/neox-1000.h5
+file = ck/llama-1000.h5
+[eval]
+tokens = tok.h5
+[quantize]
+methods = rtn
+formats = int4-g16-sym
+[probes]
+radii = 0.0001, 0.01, 0.1
+directions = 4
+EOF
+probe_means() { # per probe row: checkpoint, loss, |loss - mean of losses|, mean loss per radius
+    $QIDA results p.h5 --csv --method probes --columns checkpoint,loss,options | perl -ne '
+        next if $. == 1;
+        /^([^,]*),([^,]*),"?([^"]*)"?$/ or next;
+        my ($c, $l, $o) = ($1, $2, $3);
+        my ($r) = $o =~ /^radii=(.*?),directions=/;
+        my ($d) = $o =~ /directions=(\d+)/;
+        my @L = split /,/, (($o =~ /;losses=(.*)/)[0] // "");
+        my @r = split /,/, $r;
+        next unless @L == @r * $d;
+        my ($all, @m) = (0);
+        for my $i (0 .. $#r) { my $s = 0; $s += $L[$i * $d + $_] for 0 .. $d - 1; push @m, $s / $d; $all += $s }
+        printf "%s %.17g %.3g %s\n", $c, $l, abs($l - $all / @L), join(" ", map { sprintf "%.17g", $_ } @m)'
+}
+for np in 1 2; do
+    rm -f p.h5 p.h5.lock
+    $MPIRUN -np $np "$QIDA" run p.job >/dev/null 2>"perr$np"; ok $? "probes, -np $np: run exits 0"
+    $QIDA results p.h5 --csv --columns key,status,loss,options >"pcsv$np"
+    probe_means >"pmean$np"
+done
+is 6 "$(grep -c ',OK,' pcsv1)" "probes: 6 rows OK (2 baselines, 2 probes, 2 rtn)"
+cmp -s pcsv1 pcsv2; ok $? "probes: -np 2 gives the same losses per key as -np 1"
+is 2 "$(wc -l <pmean1)" "probes: 2 probe rows with 3 radii x 4 losses each"
+is "" "$(awk '$3 > 1e-12' pmean1)" "probes: loss is the mean of the 12 probe losses"
+base=$($QIDA results p.h5 --csv --method baseline --columns checkpoint,loss | tail -n +2 | tr ',' ' ' | sort)
+near=$(sort pmean1 | join - <(echo "$base") | awk '{ d = $4 - $7; if (d < 0) d = -d; if (!(d <= 1e-3)) print }')
+is "" "$near" "probes: loss at radius 1e-4 within 1e-3 of the baseline loss"
+is 2 "$(sort pmean1 | join - <(echo "$base") | wc -l)" "probes: a baseline row for each probe row"
+is "" "$(awk '!($4 < $5 && $5 < $6)' pmean1)" "probes: mean loss grows with radius (1e-4 < 1e-2 < 1e-1)"
 
 # a second run on a store being written fails with the lock message; kill -9 and resume
 perl -e 'srand(1); print pack("v*", map { int(rand(96)) } 1 .. 64000)' >big.u16
