@@ -66,6 +66,7 @@ typedef struct qid_quantize_opts {
     qid_gptq_opts gptq;         /* GPTQ options (qid_gptq_opts_default) */
     const char *calib;          /* GPTQ, file API: calibration token set path */
     size_t samples;             /* GPTQ, file API: windows to use; 0 = min(128, windows in the set) */
+    uint64_t seed;              /* GPTQ, file API: seed of the calibration sample (default 0) */
 } qid_quantize_opts;
 
 /* What was done, accumulated over every hook call since create or reset. */
@@ -127,13 +128,19 @@ const qid_quantize_stats *qid_quantizer_stats(const qid_quantizer *q);
  * passes to get one pass's numbers). */
 void qid_quantizer_reset(qid_quantizer *q);
 
+/* The rng stream of calibration sampling (independent of probe streams). */
+#define QID_QUANTIZE_CALIB_STREAM 0x43414c4942ull /* "CALIB" */
+
 /* Reads the calibration windows of token set path for a model with config
- * cfg: the first `samples` windows (0: min(QID_QUANTIZE_DEFAULT_SAMPLES,
- * windows in the set); more than the set has is an error). Checks the set's
- * vocabulary against the model's and its window length against max_seq_len.
- * On success *tokens (malloc'd, free()) holds (*n_windows, *seq_len) ids. */
-int qid_quantize_read_calib(const char *path, const qid_model_config *cfg, size_t samples, uint32_t **tokens,
-                            size_t *n_windows, size_t *seq_len, qid_error *err);
+ * cfg: `samples` windows (0: min(QID_QUANTIZE_DEFAULT_SAMPLES, windows in
+ * the set); more than the set has is an error), all of them when that is the
+ * whole set, otherwise a random sample without replacement drawn with seed
+ * (as the reference GPTQ draws its calibration segments), kept in file order.
+ * Checks the set's vocabulary against the model's and its window length
+ * against max_seq_len. On success *tokens (malloc'd, free()) holds
+ * (*n_windows, *seq_len) ids. */
+int qid_quantize_read_calib(const char *path, const qid_model_config *cfg, size_t samples, uint64_t seed,
+                            uint32_t **tokens, size_t *n_windows, size_t *seq_len, qid_error *err);
 
 /* ---- to a file ------------------------------------------------------------ */
 

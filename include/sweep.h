@@ -42,8 +42,10 @@
  * rank with the eval's default batch size (a function of the model and the
  * window length only) and a fixed thread count (--threads, default 1).
  *
- * Does not: fit laws, or print result tables (`qid results`). GPTQ calibration
- * uses the first `samples` windows of the calibration set. */
+ * GPTQ calibration uses `samples` windows of the calibration set drawn with
+ * the job seed (qid_quantize_read_calib), the same on every rank.
+ *
+ * Does not: fit laws, or print result tables (`qid results`). */
 #ifndef QID_SWEEP_H
 #define QID_SWEEP_H
 

@@ -7,6 +7,8 @@
  * (model.c); it strings them together. */
 #include "quantize.h"
 
+#include "rng.h"
+
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -219,8 +221,14 @@ int qid_quantizer_act_hook(void *ctx, const qid_tensor_spec *t, const float *x, 
 
 /* ---- calibration ------------------------------------------------------------- */
 
-int qid_quantize_read_calib(const char *path, const qid_model_config *cfg, size_t samples, uint32_t **tokens,
-                            size_t *n_windows, size_t *seq_len, qid_error *err)
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int qid_quantize_read_calib(const char *path, const qid_model_config *cfg, size_t samples, uint64_t seed,
+                            uint32_t **tokens, size_t *n_windows, size_t *seq_len, qid_error *err)
 {
     *tokens = NULL;
     qid_tokens tk;
@@ -241,7 +249,24 @@ int qid_quantize_read_calib(const char *path, const qid_model_config *cfg, size_
                            path, L, cfg->max_seq_len);
     if (!rc) {
         *tokens = qid_malloc(qid_mul_size(qid_mul_size(n, L), sizeof **tokens), "calibration windows");
-        rc = qid_tokens_read(&tk, 0, n, *tokens, err);
+        if (n == have) {
+            rc = qid_tokens_read(&tk, 0, n, *tokens, err);
+        } else { /* a seeded sample without replacement, read in file order */
+            size_t *idx = qid_malloc(qid_mul_size(have, sizeof *idx), "calibration window indices");
+            for (size_t i = 0; i < have; i++)
+                idx[i] = i;
+            qid_rng rng;
+            qid_rng_seed(&rng, seed, QID_QUANTIZE_CALIB_STREAM);
+            for (size_t i = 0; i < n; i++) {
+                size_t j = i + (size_t)qid_rng_below(&rng, have - i), t = idx[i];
+                idx[i] = idx[j];
+                idx[j] = t;
+            }
+            qsort(idx, n, sizeof *idx, cmp_size);
+            for (size_t i = 0; i < n && !rc; i++)
+                rc = qid_tokens_read(&tk, idx[i], 1, *tokens + i * L, err);
+            free(idx);
+        }
     }
     qid_tokens_close(&tk);
     if (rc) {
@@ -305,7 +330,7 @@ done:
 /* GPTQ: the calibration batch through every stage with the activation hook;
  * each stage's tensors are written when the stage is done. */
 static int quantize_calibrated(const char *in, const char *out, qid_quantizer *q, const char *calib, size_t samples,
-                               qid_error *err)
+                               uint64_t seed, qid_error *err)
 {
     qid_model *m = NULL;
     qid_batch *b = NULL;
@@ -317,7 +342,7 @@ static int quantize_calibrated(const char *in, const char *out, qid_quantizer *q
     if (rc) return rc;
     const qid_model_config *cfg = qid_model_cfg(m);
     if ((rc = qid_quantize_check(cfg, &q->o, err))) goto done;
-    if ((rc = qid_quantize_read_calib(calib, cfg, samples, &tokens, &nw, &L, err))) goto done;
+    if ((rc = qid_quantize_read_calib(calib, cfg, samples, seed, &tokens, &nw, &L, err))) goto done;
     if (!(b = qid_batch_create(m, tokens, nw, L, err))) {
         rc = err ? err->code : QID_E_INVALID;
         goto done;
@@ -371,7 +396,7 @@ int qid_quantize_checkpoint(const char *in, const char *out, int force, const qi
         return qid_error_set(err, QID_E_INVALID, "output '%s' exists (use --force to replace it)", out);
     if (!qid_path_exists(in)) return qid_error_set(err, QID_E_IO, "cannot open checkpoint '%s': no such file", in);
     qid_quantizer *q = qid_quantizer_create(o);
-    int rc = o->method == QID_QUANTIZE_GPTQ ? quantize_calibrated(in, out, q, o->calib, o->samples, err)
+    int rc = o->method == QID_QUANTIZE_GPTQ ? quantize_calibrated(in, out, q, o->calib, o->samples, o->seed, err)
                                             : quantize_stream(in, out, q, err);
     if (stats) {
         *stats = q->st;
@@ -396,6 +421,7 @@ static void usage(FILE *out)
                  "  --method M             rtn (default) or gptq\n"
                  "  --calib TOKENS         GPTQ: calibration token set (qid tokens)\n"
                  "  --samples N            GPTQ: calibration windows (default 128, or all the set has)\n"
+                 "  --seed S               GPTQ: seed of the calibration sample when it is not the whole set (0)\n"
                  "  --damp X               GPTQ: damping, fraction of mean(diag H) (default 0.01)\n"
                  "  --block B              GPTQ: lazy-update block in columns (default 128)\n"
                  "  --micro-block M        GPTQ: micro-block (default: 1 for int, the format block for MX)\n"
@@ -431,13 +457,15 @@ int qid_quantize_main(int argc, char **argv)
         OPT_MICRO,
         OPT_ACT,
         OPT_STATIC,
-        OPT_FORCE
+        OPT_FORCE,
+        OPT_SEED
     };
     static const struct option longopts[] = {
         {"format", required_argument, 0, OPT_FORMAT},
         {"method", required_argument, 0, OPT_METHOD},
         {"calib", required_argument, 0, OPT_CALIB},
         {"samples", required_argument, 0, OPT_SAMPLES},
+        {"seed", required_argument, 0, OPT_SEED},
         {"damp", required_argument, 0, OPT_DAMP},
         {"block", required_argument, 0, OPT_BLOCK},
         {"micro-block", required_argument, 0, OPT_MICRO},
@@ -472,6 +500,14 @@ int qid_quantize_main(int argc, char **argv)
         case OPT_SAMPLES:
             if (parse_size(optarg, &o.samples)) bad = "--samples wants a positive integer";
             break;
+        case OPT_SEED: {
+            unsigned long long seed = strtoull(optarg, &end, 10);
+            if (!*optarg || *optarg == '-' || *end || seed > (unsigned long long)INT64_MAX)
+                bad = "--seed wants an integer in 0..2^63-1";
+            else
+                o.seed = (uint64_t)seed;
+            break;
+        }
         case OPT_DAMP:
             o.gptq.percdamp = strtod(optarg, &end);
             if (!*optarg || *end || !(o.gptq.percdamp >= 0) || !isfinite(o.gptq.percdamp))

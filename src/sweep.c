@@ -266,8 +266,8 @@ static void run_task(const qid_job *job, const char *ckpt_path, qid_job_method m
         o->r.bits = linear_bits(&cfg, &q->spec);
         o->r.elem_bits = q->spec.bits;
         if (method == QID_JOB_METHOD_GPTQ) {
-            if (qid_quantize_read_calib(job->calib.tokens.path, &cfg, (size_t)job->calib.samples, &calib, &calib_n,
-                                        &calib_len, &err))
+            if (qid_quantize_read_calib(job->calib.tokens.path, &cfg, (size_t)job->calib.samples, job->seed, &calib,
+                                        &calib_n, &calib_len, &err))
                 goto fail;
             if (job->calib.seq_len && (size_t)job->calib.seq_len != calib_len) {
                 qid_error_set(&err, QID_E_INVALID,

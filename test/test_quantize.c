@@ -277,9 +277,27 @@ static void check_gptq(const char *llama, const char *tok)
     size_t nw, L;
     qid_ckpt ck;
     if (qid_ckpt_open(llama, &ck, &err)) bail("open: %s", err.msg);
-    int rc = qid_quantize_read_calib(tok, &ck.cfg, 0, &tokens, &nw, &L, &err);
-    qid_ckpt_close(&ck);
+    int rc = qid_quantize_read_calib(tok, &ck.cfg, 0, 0, &tokens, &nw, &L, &err);
     ok(rc == QID_OK && nw == 3 && L == 16, "calibration: all 3 windows of 16 tokens (fewer than the default 128)");
+    /* a sample of 2 of the 3 windows: seeded, reproducible, in file order */
+    {
+        uint32_t *a = NULL, *b = NULL;
+        size_t na = 0, nb = 0, la = 0, lb = 0;
+        int ra = qid_quantize_read_calib(tok, &ck.cfg, 2, 11, &a, &na, &la, &err);
+        int rb = qid_quantize_read_calib(tok, &ck.cfg, 2, 11, &b, &nb, &lb, &err);
+        int same = !ra && !rb && na == 2 && nb == 2 && memcmp(a, b, 2 * 16 * sizeof *a) == 0;
+        int first = -1, second = -1;
+        for (int w = 0; w < 3 && same; w++) {
+            if (memcmp(a, tokens + w * 16, 16 * sizeof *a) == 0 && first < 0) first = w;
+            if (memcmp(a + 16, tokens + w * 16, 16 * sizeof *a) == 0) second = w;
+        }
+        ok(same && first >= 0 && second > first,
+           "calibration sample of 2 of 3 windows: same for the same seed, source windows %d < %d in file order", first,
+           second);
+        free(a);
+        free(b);
+    }
+    qid_ckpt_close(&ck);
     capture c = {0};
     layer0_input(llama, tokens, nw, L, &c);
     qid_eval_opts plain = {0};
@@ -388,7 +406,7 @@ static void check_errors(const char *neox, const char *tok)
 
 int main(void)
 {
-    plan(36);
+    plan(37);
     const char *neox = import_fixture("gpt-neox-tiny"), *llama = import_fixture("llama-tiny");
     const char *tok = make_tokens();
     check_rtn(neox, tok);
