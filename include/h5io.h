@@ -61,6 +61,13 @@ int qid_h5_write_format(hid_t fid, const char *format, int64_t version, qid_erro
  * attribute, another format, or a version newer than max_version fail with a
  * hint. Returns the file id or H5I_INVALID_HID. */
 hid_t qid_h5_open_format(const char *path, const char *format, int64_t max_version, int64_t *version, qid_error *err);
+/* QID_OK if path exists, is readable and is an HDF5 file; otherwise the
+ * one-line error ("cannot open ...", "... is not an HDF5 file ..."). */
+int qid_h5_check_readable(const char *path, qid_error *err);
+/* Checks the format and schema_version attributes of an open file (path for
+ * messages), with the same messages and hints as qid_h5_open_format. */
+int qid_h5_check_format(hid_t fid, const char *path, const char *format, int64_t max_version, int64_t *version,
+                        qid_error *err);
 /* Reads the root `format` attribute of any file into buf ("" when absent). */
 int qid_h5_read_format(hid_t fid, char *buf, size_t len, qid_error *err);
 

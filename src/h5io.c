@@ -367,37 +367,41 @@ int qid_h5_read_format(hid_t fid, char *buf, size_t len, qid_error *err)
     return qid_h5_attr_read_str(fid, "/", "format", buf, len, err);
 }
 
+int qid_h5_check_readable(const char *path, qid_error *err)
+{
+    if (access(path, R_OK) != 0) return qid_error_set(err, QID_E_IO, "cannot open '%s': %s", path, strerror(errno));
+    if (H5Fis_hdf5(path) <= 0)
+        return qid_error_set(err, QID_E_FORMAT, "'%s' is not an HDF5 file (truncated or another format?)", path);
+    return QID_OK;
+}
+
+int qid_h5_check_format(hid_t fid, const char *path, const char *format, int64_t max_version, int64_t *version,
+                        qid_error *err)
+{
+    char got[64];
+    int64_t v = 0;
+    if (qid_h5_read_format(fid, got, sizeof got, err)) return err ? err->code : QID_E_FORMAT;
+    if (!got[0])
+        return qid_error_set(err, QID_E_FORMAT, "'%s' has no 'format' attribute: not a qid file (expected %s)", path,
+                             format);
+    if (strcmp(got, format) != 0)
+        return qid_error_set(err, QID_E_FORMAT, "'%s' is a %s file, expected %s", path, got, format);
+    if (qid_h5_attr_read_i64(fid, "/", "schema_version", &v, err)) return err ? err->code : QID_E_FORMAT;
+    if (v < 1 || v > max_version)
+        return qid_error_set(
+            err, QID_E_FORMAT, "'%s' has %s schema_version %lld, this qid reads versions 1..%lld (hint: %s)", path,
+            format, (long long)v, (long long)max_version,
+            v > max_version ? "upgrade qid, or re-create the file with this version" : "the file is corrupt");
+    if (version) *version = v;
+    return QID_OK;
+}
+
 hid_t qid_h5_open_format(const char *path, const char *format, int64_t max_version, int64_t *version, qid_error *err)
 {
     hid_t fid = H5I_INVALID_HID;
-    char got[64];
-    int64_t v = 0;
-    if (access(path, R_OK) != 0) {
-        qid_error_set(err, QID_E_IO, "cannot open '%s': %s", path, strerror(errno));
-        return H5I_INVALID_HID;
-    }
-    if (H5Fis_hdf5(path) <= 0) {
-        qid_error_set(err, QID_E_FORMAT, "'%s' is not an HDF5 file (truncated or another format?)", path);
-        return H5I_INVALID_HID;
-    }
+    if (qid_h5_check_readable(path, err)) return H5I_INVALID_HID;
     QID_H5_TRY(err, fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), "cannot open '%s'", path);
-    if (qid_h5_read_format(fid, got, sizeof got, err)) goto fail;
-    if (!got[0]) {
-        qid_error_set(err, QID_E_FORMAT, "'%s' has no 'format' attribute: not a qid file (expected %s)", path, format);
-        goto fail;
-    }
-    if (strcmp(got, format) != 0) {
-        qid_error_set(err, QID_E_FORMAT, "'%s' is a %s file, expected %s", path, got, format);
-        goto fail;
-    }
-    if (qid_h5_attr_read_i64(fid, "/", "schema_version", &v, err)) goto fail;
-    if (v < 1 || v > max_version) {
-        qid_error_set(err, QID_E_FORMAT, "'%s' has %s schema_version %lld, this qid reads versions 1..%lld (hint: %s)",
-                      path, format, (long long)v, (long long)max_version,
-                      v > max_version ? "upgrade qid, or re-create the file with this version" : "the file is corrupt");
-        goto fail;
-    }
-    if (version) *version = v;
+    if (qid_h5_check_format(fid, path, format, max_version, version, err)) goto fail;
     return fid;
 fail:
     if (fid >= 0) H5Fclose(fid);

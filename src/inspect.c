@@ -8,7 +8,6 @@
 
 #include "checkpoint.h"
 #include "error.h"
-#include "fsutil.h"
 #include "h5io.h"
 #include "results.h"
 #include "tokens.h"
@@ -55,9 +54,7 @@ static int results_summary(const char *path, FILE *out, qid_error *err)
 
 static int inspect_one(const char *path, int tensors, qid_error *err)
 {
-    if (!qid_path_exists(path)) return qid_error_set(err, QID_E_IO, "cannot open '%s': no such file", path);
-    if (H5Fis_hdf5(path) <= 0)
-        return qid_error_set(err, QID_E_FORMAT, "'%s' is not an HDF5 file (truncated or another format?)", path);
+    if (qid_h5_check_readable(path, err)) return err ? err->code : QID_E_IO;
     hid_t fid = H5I_INVALID_HID;
     char format[64] = "";
     QID_H5_TRY(err, fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), "cannot open '%s'", path);

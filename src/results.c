@@ -393,22 +393,7 @@ static int status_flags(const char *path)
 /* Checks the root attributes format and schema_version of an open file. */
 static int check_format(hid_t fid, const char *path, qid_error *err)
 {
-    char got[64];
-    int64_t v = 0;
-    if (qid_h5_read_format(fid, got, sizeof got, err)) return err ? err->code : QID_E_FORMAT;
-    if (!got[0])
-        return qid_error_set(err, QID_E_FORMAT, "'%s' has no 'format' attribute: not a qid file (expected %s)", path,
-                             QID_RESULTS_FORMAT);
-    if (strcmp(got, QID_RESULTS_FORMAT) != 0)
-        return qid_error_set(err, QID_E_FORMAT, "'%s' is a %s file, expected %s", path, got, QID_RESULTS_FORMAT);
-    if (qid_h5_attr_read_i64(fid, "/", "schema_version", &v, err)) return err ? err->code : QID_E_FORMAT;
-    if (v < 1 || v > QID_RESULTS_SCHEMA_VERSION)
-        return qid_error_set(err, QID_E_FORMAT,
-                             "'%s' has %s schema_version %lld, this qid reads versions 1..%d (hint: %s)", path,
-                             QID_RESULTS_FORMAT, (long long)v, QID_RESULTS_SCHEMA_VERSION,
-                             v > QID_RESULTS_SCHEMA_VERSION ? "upgrade qid, or re-create the file with this version"
-                                                            : "the file is corrupt");
-    return QID_OK;
+    return qid_h5_check_format(fid, path, QID_RESULTS_FORMAT, QID_RESULTS_SCHEMA_VERSION, NULL, err);
 }
 
 /* Opens path read-only, as a SWMR reader when HDF5 allows it (the file has
@@ -431,14 +416,7 @@ static hid_t open_ro(const char *path)
 static hid_t open_read(const char *path, qid_error *err)
 {
     hid_t fid = H5I_INVALID_HID;
-    if (access(path, R_OK) != 0) {
-        qid_error_set(err, QID_E_IO, "cannot open '%s': %s", path, strerror(errno));
-        return H5I_INVALID_HID;
-    }
-    if (H5Fis_hdf5(path) <= 0) {
-        qid_error_set(err, QID_E_FORMAT, "'%s' is not an HDF5 file (truncated or another format?)", path);
-        return H5I_INVALID_HID;
-    }
+    if (qid_h5_check_readable(path, err)) return H5I_INVALID_HID;
     if ((fid = open_ro(path)) < 0) /* for HDF5's own message */
         return qid_h5_open_format(path, QID_RESULTS_FORMAT, QID_RESULTS_SCHEMA_VERSION, NULL, err);
     if (check_format(fid, path, err)) {
