@@ -12,6 +12,7 @@
 #include "import.h"
 #include "inspect.h"
 #include "quantize.h"
+#include "report.h"
 #include "results_cmd.h"
 #include "sweep.h"
 #include "tokens.h"
@@ -33,11 +34,12 @@ static const command commands[] = {
     {"quantize", qid_quantize_main, "quantize a checkpoint's linear layers (RTN or GPTQ) -> float32 checkpoint"},
     {"fit", qid_fit_main, "fit the scaling laws of QiD to a results store -> its /fits"},
     {"predict", qid_predict_main, "QiD, tokens-for or training level from a stored fit or given coefficients"},
+    {"report", qid_report_main, "summary, tables and gnuplot plots (PNG, SVG) of a results store's law"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 /* Commands of later milestones: named in --help so users see the plan. */
-static const char *const planned[] = {"report", "train"};
+static const char *const planned[] = {"train"};
 
 static void usage(FILE *out)
 {

@@ -1,0 +1,46 @@
+/* report.h - `qid report STORE -o DIR`: the tables and plots of a results
+ * store's scaling law, for people to read.
+ *
+ * Reads the store's rows (qid_results_read, SWMR, no lock) and its fit
+ * /fits/<name> (qid_fit_cmd_read; when that fit is absent the unified law is
+ * fitted in memory with a bootstrap and the report says so), and writes into
+ * DIR: summary.txt (the law with intervals, R^2, RMSE, counts, and explicit
+ * "POOR FIT" / "TOO FEW POINTS" lines), points.csv, predictions.csv (QiD at
+ * D = 1e14 for 7B/70B/405B at 2/3/4 bits, bootstrap intervals), the .dat
+ * files and the gnuplot script report.gp that draws them, and, when gnuplot
+ * is installed, the plots as PNG and SVG. Without gnuplot the tables and the
+ * script are still written and one warning line says the plots were skipped.
+ *
+ * Does not: write to the store, fit per-factor laws, plot the Pareto
+ * frontier of the Xu et al. predictor. Nothing here uses MPI. */
+#ifndef QID_REPORT_H
+#define QID_REPORT_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "error.h"
+
+typedef struct qid_report_opts {
+    const char *fit_name; /* /fits/<fit_name> (default "default") */
+    size_t n_boot;        /* bootstrap draws of an in-memory fit (default 200) */
+    const char *gnuplot;  /* gnuplot program (default "gnuplot"; NULL or "" skips the plots) */
+} qid_report_opts;
+
+void qid_report_opts_init(qid_report_opts *o);
+
+/* Writes the report of `store` into `dir` (created if absent; files there of
+ * the same names are replaced). Notes and the one-line gnuplot warning go to
+ * `log` (may be NULL). Returns QID_OK, or QID_E_IO for a directory or file
+ * that cannot be written, or the status of qid_results_read /
+ * qid_fit_cmd_read. A poor fit, too few points or a fit that cannot be made
+ * are not errors: the summary says so (and has no coefficients for the
+ * last). A gnuplot that fails is not an error either: the warning names
+ * DIR/gnuplot.log. */
+int qid_report_write(const char *store, const char *dir, const qid_report_opts *o, FILE *log, qid_error *err);
+
+/* `qid report ...` (see --help). Returns 0, 1 on a failure (one
+ * "qid report: error: ..." line), 2 on bad usage. */
+int qid_report_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# report.t - `qid report` on the synthetic results store of
+# build/test/fit_cmd.t --write-store (4 model sizes x 5 checkpoints x bits
+# 2/3/4 from Ouyang et al.'s law with 5% noise): every table, script and
+# plot is written and non-empty, PNGs are PNGs and SVGs SVGs, the summary
+# carries the coefficients and says "fit OK", predictions.csv has the 9
+# (N, P) rows; without a stored fit the law is fitted in memory with a
+# note; a fit on 12 points gets the TOO FEW POINTS line; without gnuplot the
+# tables are still written and one warning says the plots were skipped.
+set -u
+. "$(dirname "$0")/taplib.sh"
+if ! $QID report --help >/dev/null 2>&1; then skip_all "qid report is not in src/main.c's commands yet"; fi
+GEN=${BUILD:-build}/test/fit_cmd.t
+[ -x "$GEN" ] || skip_all "$GEN (the store generator) is not built"
+plan 20
+tap_tmpdir
+T=$TAP_TMP
+S=$T/r.h5
+"$GEN" --write-store "$S"
+ok $? "setup: synthetic store written"
+$QID fit "$S" --boot 100 --seed 3 >"$T/fit.out" 2>&1
+ok $? "setup: qid fit stores /fits/default"
+HAVE_GP=0
+command -v gnuplot >/dev/null 2>&1 && HAVE_GP=1
+skip_ok() { TAP_N=$((TAP_N + 1)); echo "ok $TAP_N # SKIP $1"; }
+
+# a full report from the stored fit
+R=$T/rep
+$QID report "$S" -o "$R" >"$T/out" 2>"$T/err"
+ok $? "report: exits 0"
+like "$(cat "$T/out")" "report written to $R" "report: says where"
+missing=""
+for f in summary.txt points.csv predictions.csv report.gp points.dat lines.dat predictions.dat; do
+    [ -s "$R/$f" ] || missing="$missing $f"
+done
+is "" "$missing" "tables, script and data: every file exists and is non-empty"
+PLOTS="qid_vs_d qid_vs_n qid_vs_p predictions actual_vs_predicted"
+if [ $HAVE_GP = 1 ]; then
+    missing=""
+    for p in $PLOTS; do for e in png svg; do [ -s "$R/$p.$e" ] || missing="$missing $p.$e"; done; done
+    is "" "$missing" "plots: 5 PNG + 5 SVG, non-empty"
+    bad=""
+    for p in $PLOTS; do
+        [ "$(head -c 8 "$R/$p.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || bad="$bad $p.png"
+    done
+    is "" "$bad" "plots: PNG signature"
+    bad=""
+    for p in $PLOTS; do grep -q '<svg' "$R/$p.svg" || bad="$bad $p.svg"; done
+    is "" "$bad" "plots: SVGs contain <svg"
+    is "" "$(cat "$T/err")" "plots: no warning"
+else
+    for i in 1 2 3 4; do skip_ok "gnuplot is not installed"; done
+fi
+is 4 "$(grep -cE '^(k|alpha|beta|gamma) +[0-9.e+-]+ +\[' "$R/summary.txt")" "summary: 4 coefficients with intervals"
+alpha=$(awk '$1 == "alpha" { print $2 }' "$R/summary.txt")
+is 1 "$(awk -v a="$alpha" 'BEGIN { print (a > 0.2 && a < 0.25) }')" "summary: alpha $alpha near 0.2261"
+like "$(cat "$R/summary.txt")" "fit OK: 60 points" "summary: fit OK on 60 points"
+is 0 "$(grep -cE 'POOR FIT|TOO FEW POINTS' "$R/summary.txt")" "summary: no POOR FIT / TOO FEW POINTS line"
+is 9 "$(tail -n +2 "$R/predictions.csv" | grep -c '^[47]')" "predictions.csv: 9 rows (7B/70B/405B x 2/3/4 bit)"
+is 61 "$(wc -l <"$R/points.csv" | tr -d ' ')" "points.csv: header + 60 points"
+
+# no stored fit of that name: fitted in memory, with a note
+$QID report "$S" --fit nope --boot 20 -o "$T/mem" --gnuplot /nonexistent/gnuplot >"$T/out" 2>&1
+like "$(cat "$T/out")" "has no /fits/nope; fitting the unified law in memory" "no stored fit: a note, fitted in memory"
+
+# too few points: a fit on 12 points, and no gnuplot
+$QID fit "$S" --models m1,m2,m3 --bits 3,4 --max-tokens 3e10 --boot 0 --name few >/dev/null 2>&1
+$QID report "$S" --fit few -o "$T/few" --gnuplot /nonexistent/gnuplot >"$T/out" 2>&1
+ok $? "few points, no gnuplot: exits 0"
+like "$(cat "$T/few/summary.txt")" "TOO FEW POINTS: 12 points" "few points: the TOO FEW POINTS line"
+is "1 1" "$(grep -c '^warning: plots skipped' "$T/out") $(ls "$T/few"/predictions.csv | wc -l)" \
+    "no gnuplot: one warning line, tables still written"
+
+$QID report "$S" >/dev/null 2>&1
+is 2 $? "no -o DIR: usage error"
