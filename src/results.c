@@ -991,7 +991,7 @@ static herr_t read_vec(hid_t d, hid_t mtype, hsize_t first, hsize_t count, void 
     return rc;
 }
 
-int qid_results_read(const char *path, qid_result **rows_out, size_t *n_out, qid_error *err)
+static int read_once(const char *path, qid_result **rows_out, size_t *n_out, qid_error *err)
 {
     hid_t fid = H5I_INVALID_HID, tasks = H5I_INVALID_HID, wnll = H5I_INVALID_HID, wtok = H5I_INVALID_HID;
     hid_t mtype = row_mem_type(), ms = H5I_INVALID_HID, fs = H5I_INVALID_HID;
@@ -1078,6 +1078,21 @@ fail:
     if (fid >= 0) H5Fclose(fid);
     H5Tclose(mtype);
     return err ? err->code : QID_E_HDF5;
+}
+
+/* A SWMR reader can see metadata a moment ahead of the data the writer is
+ * flushing ("actual len exceeds EOA"): such HDF5 errors are retried a few
+ * times on a fresh open before they are reported. */
+int qid_results_read(const char *path, qid_result **rows_out, size_t *n_out, qid_error *err)
+{
+    int rc = QID_OK;
+    for (int attempt = 0; attempt < 6; attempt++) {
+        rc = read_once(path, rows_out, n_out, err);
+        if (rc != QID_E_HDF5) break;
+        struct timespec pause = {0, 10000000L * (attempt + 1)};
+        nanosleep(&pause, NULL);
+    }
+    return rc;
 }
 
 void qid_results_rows_free(qid_result *rows, size_t n)
