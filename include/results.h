@@ -74,6 +74,26 @@ typedef struct qid_result {
     int64_t nll_offset;
 } qid_result;
 
+/* The /tasks columns in schema order: one table, the single source of the
+ * row layout (results.c builds the HDF5 compound type from it, `qid results`
+ * prints from it). */
+typedef enum qid_result_col_kind {
+    QID_COL_STR,
+    QID_COL_I64,
+    QID_COL_I32,
+    QID_COL_F64,
+    QID_COL_STATUS
+} qid_result_col_kind;
+
+typedef struct qid_result_column {
+    const char *name;
+    qid_result_col_kind kind;
+    size_t offset; /* in qid_result */
+} qid_result_column;
+
+#define QID_RESULT_N_COLUMNS 30
+extern const qid_result_column qid_result_columns[QID_RESULT_N_COLUMNS];
+
 /* What to record in /provenance when a store is created (NULL strings are
  * stored as ""). seed must be at most 2^63-1 (stored as int64). */
 typedef struct qid_results_provenance {

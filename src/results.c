@@ -57,32 +57,31 @@ _Static_assert(sizeof(qid_result_status) == sizeof(int), "qid_result_status is s
 
 /* ---- the /tasks columns: one table, the single source of the row layout ---- */
 
-typedef enum column_kind { COL_STR, COL_I64, COL_I32, COL_F64, COL_STATUS } column_kind;
-
-typedef struct column {
-    const char *name;
-    column_kind kind;
-    size_t offset; /* in qid_result */
-} column;
-
 #define COL(member, kind)                                                                                              \
     {                                                                                                                  \
 #member, kind, offsetof(qid_result, member)                                                                    \
     }
-static const column columns[] = {
-    COL(key, COL_STR),          COL(checkpoint, COL_STR),  COL(model, COL_STR),         COL(ckpt_sha256, COL_STR),
-    COL(params, COL_I64),       COL(tokens_seen, COL_I64), COL(step, COL_I64),          COL(method, COL_STR),
-    COL(format, COL_STR),       COL(bits, COL_F64),        COL(elem_bits, COL_I32),     COL(block, COL_I64),
-    COL(options, COL_STR),      COL(calib, COL_STR),       COL(eval_protocol, COL_STR), COL(eval_sha256, COL_STR),
-    COL(loss, COL_F64),         COL(loss16, COL_F64),      COL(qid, COL_F64),           COL(qid_se, COL_F64),
-    COL(sqnr_db, COL_F64),      COL(kl, COL_F64),          COL(tokens, COL_I64),        COL(windows, COL_I64),
-    COL(seconds, COL_F64),      COL(rank, COL_I32),        COL(status, COL_STATUS),     COL(error, COL_STR),
-    COL(finished_utc, COL_STR), COL(nll_offset, COL_I64),
+const qid_result_column qid_result_columns[QID_RESULT_N_COLUMNS] = {
+    COL(key, QID_COL_STR),         COL(checkpoint, QID_COL_STR),   COL(model, QID_COL_STR),
+    COL(ckpt_sha256, QID_COL_STR), COL(params, QID_COL_I64),       COL(tokens_seen, QID_COL_I64),
+    COL(step, QID_COL_I64),        COL(method, QID_COL_STR),       COL(format, QID_COL_STR),
+    COL(bits, QID_COL_F64),        COL(elem_bits, QID_COL_I32),    COL(block, QID_COL_I64),
+    COL(options, QID_COL_STR),     COL(calib, QID_COL_STR),        COL(eval_protocol, QID_COL_STR),
+    COL(eval_sha256, QID_COL_STR), COL(loss, QID_COL_F64),         COL(loss16, QID_COL_F64),
+    COL(qid, QID_COL_F64),         COL(qid_se, QID_COL_F64),       COL(sqnr_db, QID_COL_F64),
+    COL(kl, QID_COL_F64),          COL(tokens, QID_COL_I64),       COL(windows, QID_COL_I64),
+    COL(seconds, QID_COL_F64),     COL(rank, QID_COL_I32),         COL(status, QID_COL_STATUS),
+    COL(error, QID_COL_STR),       COL(finished_utc, QID_COL_STR), COL(nll_offset, QID_COL_I64),
 };
 #undef COL
-#define N_COLUMNS (sizeof columns / sizeof columns[0])
+#define N_COLUMNS QID_RESULT_N_COLUMNS
+_Static_assert(sizeof qid_result_columns / sizeof qid_result_columns[0] == QID_RESULT_N_COLUMNS,
+               "QID_RESULT_N_COLUMNS is the number of /tasks columns");
 
-static const char **str_field(qid_result *row, const column *c) { return (const char **)((char *)row + c->offset); }
+static const char **str_field(qid_result *row, const qid_result_column *c)
+{
+    return (const char **)((char *)row + c->offset);
+}
 
 static hid_t str_type(void)
 {
@@ -111,15 +110,15 @@ static hid_t status_type(int in_file)
     return t;
 }
 
-static hid_t column_type(column_kind k, int in_file)
+static hid_t column_type(qid_result_col_kind k, int in_file)
 {
     hid_t t = H5I_INVALID_HID;
     switch (k) {
-    case COL_STR: return str_type();
-    case COL_I64: QID_H5_CHECK(t = H5Tcopy(in_file ? H5T_STD_I64LE : H5T_NATIVE_INT64)); return t;
-    case COL_I32: QID_H5_CHECK(t = H5Tcopy(in_file ? H5T_STD_I32LE : H5T_NATIVE_INT32)); return t;
-    case COL_F64: QID_H5_CHECK(t = H5Tcopy(in_file ? H5T_IEEE_F64LE : H5T_NATIVE_DOUBLE)); return t;
-    case COL_STATUS: return status_type(in_file);
+    case QID_COL_STR: return str_type();
+    case QID_COL_I64: QID_H5_CHECK(t = H5Tcopy(in_file ? H5T_STD_I64LE : H5T_NATIVE_INT64)); return t;
+    case QID_COL_I32: QID_H5_CHECK(t = H5Tcopy(in_file ? H5T_STD_I32LE : H5T_NATIVE_INT32)); return t;
+    case QID_COL_F64: QID_H5_CHECK(t = H5Tcopy(in_file ? H5T_IEEE_F64LE : H5T_NATIVE_DOUBLE)); return t;
+    case QID_COL_STATUS: return status_type(in_file);
     }
     qid_die("unknown column kind %d", (int)k);
 }
@@ -128,17 +127,17 @@ static hid_t column_type(column_kind k, int in_file)
 static hid_t row_file_type(void)
 {
     size_t size = 0;
-    for (size_t i = 0; i < N_COLUMNS; i++) {
-        hid_t t = column_type(columns[i].kind, 1);
+    for (size_t i = 0; i < QID_RESULT_N_COLUMNS; i++) {
+        hid_t t = column_type(qid_result_columns[i].kind, 1);
         size += H5Tget_size(t);
         H5Tclose(t);
     }
     hid_t row = H5I_INVALID_HID;
     QID_H5_CHECK(row = H5Tcreate(H5T_COMPOUND, size));
     size_t off = 0;
-    for (size_t i = 0; i < N_COLUMNS; i++) {
-        hid_t t = column_type(columns[i].kind, 1);
-        QID_H5_CHECK(H5Tinsert(row, columns[i].name, off, t));
+    for (size_t i = 0; i < QID_RESULT_N_COLUMNS; i++) {
+        hid_t t = column_type(qid_result_columns[i].kind, 1);
+        QID_H5_CHECK(H5Tinsert(row, qid_result_columns[i].name, off, t));
         off += H5Tget_size(t);
         H5Tclose(t);
     }
@@ -150,9 +149,9 @@ static hid_t row_mem_type(void)
 {
     hid_t row = H5I_INVALID_HID;
     QID_H5_CHECK(row = H5Tcreate(H5T_COMPOUND, sizeof(qid_result)));
-    for (size_t i = 0; i < N_COLUMNS; i++) {
-        hid_t t = column_type(columns[i].kind, 0);
-        QID_H5_CHECK(H5Tinsert(row, columns[i].name, columns[i].offset, t));
+    for (size_t i = 0; i < QID_RESULT_N_COLUMNS; i++) {
+        hid_t t = column_type(qid_result_columns[i].kind, 0);
+        QID_H5_CHECK(H5Tinsert(row, qid_result_columns[i].name, qid_result_columns[i].offset, t));
         H5Tclose(t);
     }
     return row;
@@ -629,8 +628,9 @@ static int row_is_finished(hid_t tasks, hid_t mtype, hsize_t i, hsize_t n_nll, h
     if (rc >= 0) {
         *why = row_problem(row.key, (int)row.status, row.windows, row.nll_offset, n_nll, n_tok);
         if (!*why)
-            for (size_t c = 0; c < N_COLUMNS; c++)
-                if (columns[c].kind == COL_STR && !*str_field(&row, &columns[c])) *why = "a string is missing";
+            for (size_t c = 0; c < QID_RESULT_N_COLUMNS; c++)
+                if (qid_result_columns[c].kind == QID_COL_STR && !*str_field(&row, &qid_result_columns[c]))
+                    *why = "a string is missing";
         H5Dvlen_reclaim(mtype, ms, H5P_DEFAULT, &row);
     }
     if (ms >= 0) H5Sclose(ms);
@@ -912,9 +912,9 @@ int qid_results_append(qid_results *r, const qid_result *row, qid_error *err)
 
     qid_result w = *row;
     char *owned[N_COLUMNS] = {0};
-    for (size_t c = 0; c < N_COLUMNS; c++) {
-        if (columns[c].kind != COL_STR) continue;
-        const char **s = str_field(&w, &columns[c]);
+    for (size_t c = 0; c < QID_RESULT_N_COLUMNS; c++) {
+        if (qid_result_columns[c].kind != QID_COL_STR) continue;
+        const char **s = str_field(&w, &qid_result_columns[c]);
         if (!*s) *s = "";
         if ((owned[c] = utf8_repair(*s)) != NULL) *s = owned[c];
     }
@@ -948,7 +948,7 @@ int qid_results_append(qid_results *r, const qid_result *row, qid_error *err)
 fail:
     rc = err ? err->code : QID_E_HDF5;
 done:
-    for (size_t c = 0; c < N_COLUMNS; c++)
+    for (size_t c = 0; c < QID_RESULT_N_COLUMNS; c++)
         free(owned[c]);
     return rc;
 }
@@ -1029,9 +1029,9 @@ static int read_once(const char *path, qid_result **rows_out, size_t *n_out, qid
     for (size_t i = 0; i < (size_t)n; i++) {
         qid_result *o = &rows[i];
         *o = raw[i];
-        for (size_t c = 0; c < N_COLUMNS; c++)
-            if (columns[c].kind == COL_STR) {
-                const char **s = str_field(o, &columns[c]);
+        for (size_t c = 0; c < QID_RESULT_N_COLUMNS; c++)
+            if (qid_result_columns[c].kind == QID_COL_STR) {
+                const char **s = str_field(o, &qid_result_columns[c]);
                 *s = qid_strdup(*s ? *s : "");
             }
         o->window_nll = NULL;
@@ -1099,8 +1099,8 @@ void qid_results_rows_free(qid_result *rows, size_t n)
 {
     if (!rows) return;
     for (size_t i = 0; i < n; i++) {
-        for (size_t c = 0; c < N_COLUMNS; c++)
-            if (columns[c].kind == COL_STR) free((void *)*str_field(&rows[i], &columns[c]));
+        for (size_t c = 0; c < QID_RESULT_N_COLUMNS; c++)
+            if (qid_result_columns[c].kind == QID_COL_STR) free((void *)*str_field(&rows[i], &qid_result_columns[c]));
         free((void *)rows[i].window_nll);
         free((void *)rows[i].window_tokens);
     }

@@ -24,30 +24,6 @@
 #include "error.h"
 #include "results.h"
 
-typedef enum col_kind { COL_STR, COL_I64, COL_I32, COL_F64, COL_STATUS } col_kind;
-
-typedef struct column {
-    const char *name;
-    col_kind kind;
-    size_t offset; /* into qid_result */
-} column;
-
-/* clang-format off */
-#define COL(name, kind) {#name, kind, offsetof(qid_result, name)}
-/* clang-format on */
-static const column columns[] = {
-    COL(key, COL_STR),          COL(checkpoint, COL_STR),  COL(model, COL_STR),         COL(ckpt_sha256, COL_STR),
-    COL(params, COL_I64),       COL(tokens_seen, COL_I64), COL(step, COL_I64),          COL(method, COL_STR),
-    COL(format, COL_STR),       COL(bits, COL_F64),        COL(elem_bits, COL_I32),     COL(block, COL_I64),
-    COL(options, COL_STR),      COL(calib, COL_STR),       COL(eval_protocol, COL_STR), COL(eval_sha256, COL_STR),
-    COL(loss, COL_F64),         COL(loss16, COL_F64),      COL(qid, COL_F64),           COL(qid_se, COL_F64),
-    COL(sqnr_db, COL_F64),      COL(kl, COL_F64),          COL(tokens, COL_I64),        COL(windows, COL_I64),
-    COL(seconds, COL_F64),      COL(rank, COL_I32),        COL(status, COL_STATUS),     COL(error, COL_STR),
-    COL(finished_utc, COL_STR), COL(nll_offset, COL_I64),
-};
-#undef COL
-#define N_COLUMNS (sizeof columns / sizeof columns[0])
-
 static const char *const default_columns[] = {"model", "step",   "tokens_seen", "method", "format", "bits",
                                               "loss",  "loss16", "qid",         "qid_se", "status"};
 #define N_DEFAULT (sizeof default_columns / sizeof default_columns[0])
@@ -87,7 +63,7 @@ static void usage(FILE *out)
                  "the table and 'nan' in CSV. Losses are nats per token.\n");
 }
 
-static const char *col_str(const column *c, const qid_result *r)
+static const char *col_str(const qid_result_column *c, const qid_result *r)
 {
     const char *s = *(const char *const *)((const char *)r + c->offset);
     return s ? s : "";
@@ -96,46 +72,47 @@ static const char *col_str(const column *c, const qid_result *r)
 /* Text of one cell: a pointer to the row's string, or buf filled. The
  * table shows an empty string as "-" (print_table), so every cell is one
  * word except the error text. */
-static const char *cell(const column *c, const qid_result *r, int csv, char *buf, size_t len)
+static const char *cell(const qid_result_column *c, const qid_result *r, int csv, char *buf, size_t len)
 {
     const char *p = (const char *)r + c->offset;
     switch (c->kind) {
-    case COL_STR: return col_str(c, r);
-    case COL_I64: snprintf(buf, len, "%lld", (long long)*(const int64_t *)p); return buf;
-    case COL_I32: snprintf(buf, len, "%d", (int)*(const int32_t *)p); return buf;
-    case COL_F64: {
+    case QID_COL_STR: return col_str(c, r);
+    case QID_COL_I64: snprintf(buf, len, "%lld", (long long)*(const int64_t *)p); return buf;
+    case QID_COL_I32: snprintf(buf, len, "%d", (int)*(const int32_t *)p); return buf;
+    case QID_COL_F64: {
         double v = *(const double *)p;
         if (isnan(v)) return csv ? "nan" : "-";
         snprintf(buf, len, csv ? "%.17g" : "%.6g", v);
         return buf;
     }
-    case COL_STATUS: return r->status == QID_RESULT_OK ? "OK" : "FAILED";
+    case QID_COL_STATUS: return r->status == QID_RESULT_OK ? "OK" : "FAILED";
     }
     return "";
 }
 
-static const column *find_column(const char *name, size_t n)
+static const qid_result_column *find_column(const char *name, size_t n)
 {
-    for (size_t i = 0; i < N_COLUMNS; i++)
-        if (strlen(columns[i].name) == n && strncmp(columns[i].name, name, n) == 0) return &columns[i];
+    for (size_t i = 0; i < QID_RESULT_N_COLUMNS; i++)
+        if (strlen(qid_result_columns[i].name) == n && strncmp(qid_result_columns[i].name, name, n) == 0)
+            return &qid_result_columns[i];
     return NULL;
 }
 
 /* Parses "a,b,c" into out (room for max); returns the count, or 0 with a
  * message on stderr for an unknown or empty name. */
-static size_t parse_columns(const char *list, const column **out, size_t max)
+static size_t parse_columns(const char *list, const qid_result_column **out, size_t max)
 {
     size_t n = 0;
     const char *s = list;
     for (;;) {
         const char *e = strchr(s, ',');
         size_t len = e ? (size_t)(e - s) : strlen(s);
-        const column *c = find_column(s, len);
+        const qid_result_column *c = find_column(s, len);
         if (!c || n == max) {
             fprintf(stderr, "qid results: error: %s column '%.*s' in --columns (columns:", c ? "too many" : "no",
                     (int)len, s);
-            for (size_t i = 0; i < N_COLUMNS; i++)
-                fprintf(stderr, " %s", columns[i].name);
+            for (size_t i = 0; i < QID_RESULT_N_COLUMNS; i++)
+                fprintf(stderr, " %s", qid_result_columns[i].name);
             fprintf(stderr, ")\n");
             return 0;
         }
@@ -231,8 +208,8 @@ static void csv_field(FILE *out, const char *s)
     fputc('"', out);
 }
 
-static void print_csv(FILE *out, const qid_result *rows, const size_t *shown, size_t n_shown, const column **cols,
-                      size_t n_cols)
+static void print_csv(FILE *out, const qid_result *rows, const size_t *shown, size_t n_shown,
+                      const qid_result_column **cols, size_t n_cols)
 {
     char buf[64];
     for (size_t j = 0; j < n_cols; j++) {
@@ -249,8 +226,8 @@ static void print_csv(FILE *out, const qid_result *rows, const size_t *shown, si
     }
 }
 
-static void print_table(FILE *out, const qid_result *rows, const size_t *shown, size_t n_shown, const column **cols,
-                        size_t n_cols)
+static void print_table(FILE *out, const qid_result *rows, const size_t *shown, size_t n_shown,
+                        const qid_result_column **cols, size_t n_cols)
 {
     char buf[64];
     size_t *width = qid_calloc(n_cols, sizeof *width, "results: column widths");
@@ -267,7 +244,7 @@ static void print_table(FILE *out, const qid_result *rows, const size_t *shown, 
             const char *s = i == 0 ? cols[j]->name : cell(cols[j], &rows[shown[i - 1]], 0, buf, sizeof buf);
             if (!s[0]) s = "-";
             size_t w = strlen(s);
-            int right = cols[j]->kind != COL_STR && cols[j]->kind != COL_STATUS;
+            int right = cols[j]->kind != QID_COL_STR && cols[j]->kind != QID_COL_STATUS;
             if (j) pad += 2;
             if (right) pad += width[j] - w;
             fprintf(out, "%*s%s", (int)pad, "", s);
@@ -344,10 +321,10 @@ int qid_results_main(int argc, char **argv)
         fprintf(stderr, "qid results: error: one results store at a time ('%s' is extra)\n", argv[optind + 1]);
         return 2;
     }
-    const column *cols[N_COLUMNS + 1];
+    const qid_result_column *cols[QID_RESULT_N_COLUMNS + 1];
     size_t n_cols = 0;
     if (column_list) {
-        n_cols = parse_columns(column_list, cols, N_COLUMNS);
+        n_cols = parse_columns(column_list, cols, QID_RESULT_N_COLUMNS);
         if (n_cols == 0) return 2;
     }
 
@@ -375,8 +352,8 @@ int qid_results_main(int argc, char **argv)
 
     if (!column_list) {
         if (csv) {
-            for (size_t i = 0; i < N_COLUMNS; i++)
-                cols[n_cols++] = &columns[i];
+            for (size_t i = 0; i < QID_RESULT_N_COLUMNS; i++)
+                cols[n_cols++] = &qid_result_columns[i];
         } else {
             for (size_t i = 0; i < N_DEFAULT; i++)
                 cols[n_cols++] = find_column(default_columns[i], strlen(default_columns[i]));
