@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "tap.h"
 
+#include "import.h"
 #include "rng.h"
 
 #include <math.h>
@@ -229,4 +230,26 @@ float tap_bits_f32(uint32_t u)
     float f;
     memcpy(&f, &u, sizeof f);
     return f;
+}
+
+const char *tap_path(const char *name)
+{
+    static char buf[16][4352];
+    static int next = 0;
+    char *p = buf[next++ % 16];
+    snprintf(p, sizeof buf[0], "%s/%s", tap_tmpdir(), name);
+    return p;
+}
+
+const char *tap_import_fixture(const char *name, int64_t step, int64_t tokens)
+{
+    char dir[512], file[256];
+    snprintf(dir, sizeof dir, "test/fixtures/hf/%s", name);
+    snprintf(file, sizeof file, "%s.h5", name);
+    const char *out = tap_path(file);
+    qid_import_opts o = {.dir = dir, .out = out, .step = step, .tokens = tokens, .force = 1};
+    qid_error err;
+    qid_error_clear(&err);
+    if (qid_import_safetensors(&o, &err)) bail("cannot import fixture %s: %s", name, err.msg);
+    return out;
 }

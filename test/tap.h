@@ -45,6 +45,13 @@ int tap_exists(const char *path);
  * its contents at exit. The returned string is static storage. */
 const char *tap_tmpdir(void);
 
+/* tap_tmpdir()/name, in one of 16 rotating static buffers. */
+const char *tap_path(const char *name);
+/* Imports the transformers-written fixture test/fixtures/hf/<name> into
+ * tap_path("<name>.h5") (replacing it) with the given step and tokens seen
+ * (-1: unknown), or bails. Returns the checkpoint path. */
+const char *tap_import_fixture(const char *name, int64_t step, int64_t tokens);
+
 /* Seeded test data from qid's generator (rng.h): the same sequence every
  * run unless tap_seed is called. */
 void tap_seed(uint64_t seed);

@@ -20,31 +20,10 @@
 
 #define FIX "test/fixtures/hf"
 
-static const char *tmp_path(const char *name)
-{
-    static char buf[16][512];
-    static int next = 0;
-    char *p = buf[next++ % 16];
-    snprintf(p, 512, "%s/%s", tap_tmpdir(), name);
-    return p;
-}
-
-static const char *import_fixture(const char *name)
-{
-    char dir[256], file[128];
-    snprintf(dir, sizeof dir, FIX "/%s", name);
-    snprintf(file, sizeof file, "%s.h5", name);
-    const char *out = tmp_path(file);
-    qid_import_opts o = {.dir = dir, .out = out, .step = -1, .tokens = -1, .force = 1};
-    qid_error err;
-    if (qid_import_safetensors(&o, &err)) bail("import %s: %s", name, err.msg);
-    return out;
-}
-
 /* A token set from a raw uint16 file. */
 static const char *make_tokens(const char *name, const char *raw, int64_t vocab, int64_t seq_len)
 {
-    const char *out = tmp_path(name);
+    const char *out = tap_path(name);
     qid_tokens_import_opts o = {.input = raw,
                                 .output = out,
                                 .source = QID_TOKENS_SRC_U16,
@@ -117,8 +96,8 @@ static int round_hook(void *ctx, const qid_tensor_spec *t, float *w, qid_error *
 static void check_eval(void)
 {
     const char *tok = make_tokens("fixture.h5", FIX "/tokens.u16", 96, 16);
-    const char *llama = import_fixture("llama-tiny"), *neox = import_fixture("gpt-neox-tiny");
-    const char *neox16 = import_fixture("gpt-neox-tiny-fp16");
+    const char *llama = tap_import_fixture("llama-tiny", -1, -1), *neox = tap_import_fixture("gpt-neox-tiny", -1, -1);
+    const char *neox16 = tap_import_fixture("gpt-neox-tiny-fp16", -1, -1);
     double want, wwin[3];
     reference("llama-tiny", &want, wwin);
     qid_eval_opts o = {0};
@@ -215,7 +194,7 @@ static void check_eval(void)
 
 static void check_errors(void)
 {
-    const char *neox = import_fixture("gpt-neox-tiny");
+    const char *neox = tap_import_fixture("gpt-neox-tiny", -1, -1);
     qid_eval_opts o = {0};
     qid_eval_result r;
     qid_error err;
@@ -231,7 +210,7 @@ static void check_errors(void)
     uint16_t ids[160];
     for (int i = 0; i < 160; i++)
         ids[i] = (uint16_t)(i % 96);
-    const char *raw = tmp_path("long.u16");
+    const char *raw = tap_path("long.u16");
     tap_write_file(raw, ids, sizeof ids);
     const char *longset = make_tokens("long.h5", raw, 96, 80);
     rc = qid_eval_file(neox, longset, &o, &r, &err);
@@ -244,7 +223,7 @@ static void check_errors(void)
     qid_eval_result_free(&r);
 
     /* NaN weights */
-    const char *nan = tmp_path("nan.h5");
+    const char *nan = tap_path("nan.h5");
     qid_import_opts io = {.dir = FIX "/llama-tiny", .out = nan, .step = -1, .tokens = -1};
     if (qid_import_safetensors(&io, &err)) bail("import: %s", err.msg);
     hid_t f = H5Fopen(nan, H5F_ACC_RDWR, H5P_DEFAULT), d = H5Dopen2(f, "/layers/0/attn.v.weight", H5P_DEFAULT);
@@ -262,7 +241,7 @@ static void check_errors(void)
     qid_eval_result_free(&r);
 
     /* a missing token set */
-    rc = qid_eval_file(neox, tmp_path("missing.h5"), &o, &r, &err);
+    rc = qid_eval_file(neox, tap_path("missing.h5"), &o, &r, &err);
     ok(rc != QID_OK && strstr(err.msg, "missing.h5"), "a missing token set names the file: %s", err.msg);
     qid_eval_result_free(&r);
 }

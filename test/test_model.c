@@ -45,21 +45,6 @@ static void load_tokens(void)
 }
 
 /* Imports fixture dir into the temporary directory; returns the path (static). */
-static const char *import_fixture(const char *name)
-{
-    static char out[8][512];
-    static int next = 0;
-    char dir[256];
-    snprintf(dir, sizeof dir, FIX "/%s", name);
-    char *path = out[next++ % 8];
-    snprintf(path, 512, "%s/%s.h5", tap_tmpdir(), name);
-    qid_import_opts o = {.dir = dir, .out = path, .step = -1, .tokens = -1, .force = 1};
-    qid_error err;
-    qid_error_clear(&err);
-    if (qid_import_safetensors(&o, &err)) bail("cannot import %s: %s", name, err.msg);
-    return path;
-}
-
 static qid_model *open_model(const char *path)
 {
     qid_model *m = NULL;
@@ -132,7 +117,7 @@ static void check_fixture(const char *name)
 {
     reference *r = malloc(sizeof *r);
     load_reference(name, r);
-    const char *path = import_fixture(name);
+    const char *path = tap_import_fixture(name, -1, -1);
     qid_model *m = open_model(path);
     double win[NW];
     qid_forward_opts o = {.window_nll = win, .logits = got_logits};
@@ -221,7 +206,8 @@ static int act_hook(void *ctx, const qid_tensor_spec *t, const float *x, size_t 
 
 static void check_hooks(void)
 {
-    const char *p32 = import_fixture("gpt-neox-tiny"), *p16 = import_fixture("gpt-neox-tiny-fp16");
+    const char *p32 = tap_import_fixture("gpt-neox-tiny", -1, -1),
+               *p16 = tap_import_fixture("gpt-neox-tiny-fp16", -1, -1);
     qid_model *m = open_model(p32), *m16 = open_model(p16);
     static float l16[NW * SEQ * VOCAB], lh[NW * SEQ * VOCAB], la[NW * SEQ * VOCAB], lw[NW * SEQ * VOCAB];
     double w16[NW], wh[NW], wa[NW], ww[NW], base[NW], kl[NW], refn[NW];
@@ -354,8 +340,8 @@ static int bf16_hook(void *ctx, const qid_tensor_spec *t, float *w, qid_error *e
 /* bfloat16 storage, and the same logits whatever the thread count */
 static void check_precision_threads(void)
 {
-    qid_model *m = open_model(import_fixture("llama-tiny")),
-              *mb = open_model(import_fixture("llama-tiny-bf16-sharded"));
+    qid_model *m = open_model(tap_import_fixture("llama-tiny", -1, -1)),
+              *mb = open_model(tap_import_fixture("llama-tiny-bf16-sharded", -1, -1));
     static float lb[NW * SEQ * VOCAB], lh[NW * SEQ * VOCAB], l1[NW * SEQ * VOCAB], l2[NW * SEQ * VOCAB];
     double wb[NW], wh[NW];
     qid_error err;
@@ -383,7 +369,7 @@ static void check_precision_threads(void)
 
 static void check_steps(void)
 {
-    qid_model *m = open_model(import_fixture("llama-tiny"));
+    qid_model *m = open_model(tap_import_fixture("llama-tiny", -1, -1));
     qid_error err;
     qid_batch *b = qid_batch_create(m, tokens, NW, SEQ, &err);
     ok(b && qid_batch_next_stage(b) == QID_STAGE_EMBED, "a new batch starts at the embedding stage");
@@ -407,7 +393,7 @@ static void check_steps(void)
 
 static void check_errors(void)
 {
-    const char *path = import_fixture("gpt-neox-tiny");
+    const char *path = tap_import_fixture("gpt-neox-tiny", -1, -1);
     qid_model *m = open_model(path);
     qid_error err;
     double win[2];

@@ -20,30 +20,9 @@
 
 #define FIX "test/fixtures/hf"
 
-static const char *tmp_path(const char *name)
-{
-    static char buf[32][512];
-    static int next = 0;
-    char *p = buf[next++ % 32];
-    snprintf(p, 512, "%s/%s", tap_tmpdir(), name);
-    return p;
-}
-
-static const char *import_fixture(const char *name)
-{
-    char dir[256], file[128];
-    snprintf(dir, sizeof dir, FIX "/%s", name);
-    snprintf(file, sizeof file, "%s.h5", name);
-    const char *out = tmp_path(file);
-    qid_import_opts o = {.dir = dir, .out = out, .step = 1000, .tokens = 2097152000, .force = 1};
-    qid_error err;
-    if (qid_import_safetensors(&o, &err)) bail("import %s: %s", name, err.msg);
-    return out;
-}
-
 static const char *make_tokens(void)
 {
-    const char *out = tmp_path("calib.h5");
+    const char *out = tap_path("calib.h5");
     qid_tokens_import_opts o = {.input = FIX "/tokens.u16",
                                 .output = out,
                                 .source = QID_TOKENS_SRC_U16,
@@ -135,7 +114,7 @@ static void compare_ckpt(const char *p, const char *qpath, const qid_quant_spec 
 
 static void check_rtn(const char *neox, const char *tok)
 {
-    const char *out = tmp_path("neox-int4.h5");
+    const char *out = tap_path("neox-int4.h5");
     qid_quantize_opts o = opts_for("int4-g16-sym", QID_QUANTIZE_RTN, NULL);
     qid_quantize_stats st;
     qid_error err;
@@ -181,7 +160,7 @@ static void check_rtn(const char *neox, const char *tok)
     ok(isfinite(l_file) && l_file != l_orig, "RTN changes the loss: %.6f -> %.6f", l_orig, l_file);
 
     /* MXFP4: rows of 32 and 64 are whole blocks */
-    const char *mx = tmp_path("neox-mxfp4.h5");
+    const char *mx = tap_path("neox-mxfp4.h5");
     qid_quantize_opts om = opts_for("mxfp4", QID_QUANTIZE_RTN, NULL);
     rc = qid_quantize_checkpoint(neox, mx, 0, &om, &st, &err);
     ok(rc == QID_OK && st.tensors == 8, "RTN mxfp4 of gpt-neox-tiny%s%s (SQNR %.3f dB)", rc ? ": " : "",
@@ -307,7 +286,7 @@ static void check_gptq(const char *llama, const char *tok)
     for (int f = 0; f < 2; f++) {
         char name[64];
         snprintf(name, sizeof name, "llama-gptq-%s.h5", formats[f]);
-        const char *out = tmp_path(name);
+        const char *out = tap_path(name);
         qid_quantize_opts o = opts_for(formats[f], QID_QUANTIZE_GPTQ, tok);
         qid_quantize_stats st;
         rc = qid_quantize_checkpoint(llama, out, 0, &o, &st, &err);
@@ -356,7 +335,7 @@ static void check_errors(const char *neox, const char *tok)
 {
     qid_error err;
     qid_quant_spec spec;
-    const char *dir = tmp_path("errors");
+    const char *dir = tap_path("errors");
     char cmd[600];
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
     if (system(cmd) != 0) bail("mkdir %s", dir);
@@ -407,7 +386,8 @@ static void check_errors(const char *neox, const char *tok)
 int main(void)
 {
     plan(37);
-    const char *neox = import_fixture("gpt-neox-tiny"), *llama = import_fixture("llama-tiny");
+    const char *neox = tap_import_fixture("gpt-neox-tiny", 1000, 2097152000),
+               *llama = tap_import_fixture("llama-tiny", 1000, 2097152000);
     const char *tok = make_tokens();
     check_rtn(neox, tok);
     check_gptq(llama, tok);
