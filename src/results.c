@@ -49,6 +49,13 @@ extern char **environ;
 #define TASKS_CHUNK  64
 #define WINDOW_CHUNK 4096
 
+/* Bytes of each of the type-conversion and background buffers that appends
+ * hand HDF5 (H5Pset_buffer). Without them H5Dwrite allocates and zeroes its
+ * default 1 MiB buffers on every write of a /tasks row (the compound needs
+ * conversion), which was most of the cost of an append. A row is a few
+ * hundred bytes; HDF5 converts in strips when a write is larger. */
+#define XFER_BUF_BYTES 65536
+
 /* HDF5's private file-access property that h5clear sets to clear the
  * superblock status flags on open (H5Fprivate.h, HDF5 1.10 and later). */
 #define CLEAR_STATUS_FLAGS_PROP "clear_status_flags"
@@ -240,6 +247,8 @@ struct qid_results {
     int lock_fd;
     hid_t fid, tasks, wnll, wtok; /* the file and its three datasets */
     hid_t mtype;                  /* row_mem_type() */
+    hid_t dxpl;                   /* transfer property list with our conversion buffers */
+    void *tconv, *bkg;            /* XFER_BUF_BYTES each, owned by the handle */
     int fd;                       /* the file's descriptor (sec2 driver), for fsync */
     hsize_t n_rows;               /* extent of /tasks */
     hsize_t n_windows;            /* where the next window vectors go */
@@ -795,6 +804,9 @@ static void results_free(qid_results *r)
         H5E_END_TRY;
     }
     if (r->mtype >= 0) H5Tclose(r->mtype);
+    if (r->dxpl >= 0) H5Pclose(r->dxpl);
+    free(r->tconv);
+    free(r->bkg);
     lock_release(r->lock_fd);
     keyset_free(&r->ok_keys);
     free(r->path);
@@ -807,6 +819,11 @@ qid_results *qid_results_open(const char *path, const qid_results_provenance *pr
     r->path = qid_strdup(path);
     r->fid = r->tasks = r->wnll = r->wtok = H5I_INVALID_HID;
     r->mtype = row_mem_type();
+    r->tconv = qid_malloc(XFER_BUF_BYTES, "a results store's conversion buffer");
+    r->bkg = qid_malloc(XFER_BUF_BYTES, "a results store's background buffer");
+    r->dxpl = H5Pcreate(H5P_DATASET_XFER);
+    if (r->dxpl < 0 || H5Pset_buffer(r->dxpl, XFER_BUF_BYTES, r->tconv, r->bkg) < 0)
+        qid_die("cannot make an HDF5 transfer property list for '%s'", path);
     r->fd = -1;
     int repaired = 0, created = 0;
     void *handle = NULL;
@@ -878,7 +895,7 @@ fail:
 int qid_results_has(const qid_results *r, const char *key) { return r && key && keyset_has(&r->ok_keys, key); }
 
 /* Appends count entries of buf (memory type mtype) at offset first of d. */
-static int append_vec(hid_t d, hid_t mtype, hsize_t first, hsize_t count, const void *buf, const char *name,
+static int append_vec(hid_t d, hid_t mtype, hid_t dxpl, hsize_t first, hsize_t count, const void *buf, const char *name,
                       const char *path, qid_error *err)
 {
     hid_t fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
@@ -887,7 +904,7 @@ static int append_vec(hid_t d, hid_t mtype, hsize_t first, hsize_t count, const 
     QID_H5_TRY(err, fs = H5Dget_space(d), "cannot get the dataspace of '%s'", name);
     QID_H5_TRY(err, H5Sselect_hyperslab(fs, H5S_SELECT_SET, &first, NULL, &count, NULL), "cannot select in '%s'", name);
     QID_H5_TRY(err, ms = H5Screate_simple(1, &count, NULL), "cannot create a dataspace");
-    QID_H5_TRY(err, H5Dwrite(d, mtype, ms, fs, H5P_DEFAULT, buf), "cannot write to '%s' in '%s'", name, path);
+    QID_H5_TRY(err, H5Dwrite(d, mtype, ms, fs, dxpl, buf), "cannot write to '%s' in '%s'", name, path);
     H5Sclose(ms);
     H5Sclose(fs);
     return QID_OK;
@@ -925,17 +942,17 @@ int qid_results_append(qid_results *r, const qid_result *row, qid_error *err)
     int rc = QID_OK;
     r->broken = 1; /* until the row is durable */
     if (entries) {
-        if ((rc = append_vec(r->wnll, H5T_NATIVE_DOUBLE, r->n_windows, entries, row->window_nll, "/window_nll", r->path,
-                             err)))
-            goto done;
-        if ((rc = append_vec(r->wtok, H5T_NATIVE_INT32, r->n_windows, entries, row->window_tokens, "/window_tokens",
+        if ((rc = append_vec(r->wnll, H5T_NATIVE_DOUBLE, r->dxpl, r->n_windows, entries, row->window_nll, "/window_nll",
                              r->path, err)))
+            goto done;
+        if ((rc = append_vec(r->wtok, H5T_NATIVE_INT32, r->dxpl, r->n_windows, entries, row->window_tokens,
+                             "/window_tokens", r->path, err)))
             goto done;
         /* the vectors reach the file before the row that points at them */
         QID_H5_TRY(err, H5Fflush(r->fid, H5F_SCOPE_LOCAL), "cannot flush '%s'", r->path);
         r->n_windows += entries;
     }
-    if ((rc = append_vec(r->tasks, r->mtype, r->n_rows, 1, &w, "/tasks", r->path, err))) goto done;
+    if ((rc = append_vec(r->tasks, r->mtype, r->dxpl, r->n_rows, 1, &w, "/tasks", r->path, err))) goto done;
     QID_H5_TRY(err, H5Fflush(r->fid, H5F_SCOPE_LOCAL), "cannot flush '%s'", r->path);
     if (fsync(r->fd) != 0) {
         rc = qid_error_set(err, QID_E_IO, "cannot fsync results store '%s': %s", r->path, strerror(errno));

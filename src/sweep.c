@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -197,8 +200,50 @@ static int run_probes(const qid_job *job, const char *ckpt_path, const qid_model
 /* Evaluates one task: the baseline (no hook) or a quantizer setting
  * (RTN weight hook, GPTQ activation hook on the calibration windows). A
  * failure of any kind fills o as failed with its one-line error. */
+/* What a rank remembers between its tasks: the metadata of the checkpoint of
+ * its last task (its next tasks are usually other settings of the same
+ * checkpoint: affinity) and of the evaluation token set, so a task does not
+ * open them an extra time each (they are read again by the evaluation
+ * itself). Only successful reads are kept: a broken file fails every task. */
+typedef struct task_cache {
+    char ckpt_path[1024];
+    qid_model_config cfg;
+    qid_ckpt_meta meta;
+    char tokens_path[1024];
+    char eval_sha256[65];
+    int64_t seq_len;
+} task_cache;
+
+static int cached_ckpt(task_cache *c, const char *path, qid_error *err)
+{
+    if (c->ckpt_path[0] && strcmp(c->ckpt_path, path) == 0) return QID_OK;
+    c->ckpt_path[0] = '\0';
+    qid_ckpt ck;
+    int rc = qid_ckpt_open(path, &ck, err);
+    if (rc) return rc;
+    c->cfg = ck.cfg;
+    c->meta = ck.meta;
+    qid_ckpt_close(&ck);
+    if (strlen(path) < sizeof c->ckpt_path) snprintf(c->ckpt_path, sizeof c->ckpt_path, "%s", path);
+    return QID_OK;
+}
+
+static int cached_tokens(task_cache *c, const char *path, qid_error *err)
+{
+    if (c->tokens_path[0] && strcmp(c->tokens_path, path) == 0) return QID_OK;
+    c->tokens_path[0] = '\0';
+    qid_tokens tk;
+    int rc = qid_tokens_open(path, &tk, err);
+    if (rc) return rc;
+    snprintf(c->eval_sha256, sizeof c->eval_sha256, "%s", tk.meta.source_sha256);
+    c->seq_len = tk.meta.seq_len;
+    qid_tokens_close(&tk);
+    if (strlen(path) < sizeof c->tokens_path) snprintf(c->tokens_path, sizeof c->tokens_path, "%s", path);
+    return QID_OK;
+}
+
 static void run_task(const qid_job *job, const char *ckpt_path, qid_job_method method, const qid_job_quant *q,
-                     int threads, int rank, task_out *o)
+                     int threads, int rank, task_cache *cache, task_out *o)
 {
     double t0 = MPI_Wtime();
     qid_error err;
@@ -210,28 +255,24 @@ static void run_task(const qid_job *job, const char *ckpt_path, qid_job_method m
     o->r.loss = o->r.kl = o->r.sqnr_db = o->r.bits = NAN;
     o->r.elem_bits = -1;
 
-    qid_ckpt ck;
-    qid_tokens tk;
     qid_quantizer *qz = NULL;
     uint32_t *calib = NULL;
     size_t calib_n = 0, calib_len = 0;
     qid_eval_result er;
     memset(&er, 0, sizeof er);
 
-    if (qid_ckpt_open(ckpt_path, &ck, &err)) goto fail;
-    qid_model_config cfg = ck.cfg;
-    snprintf(o->r.model, sizeof o->r.model, "%s", ck.meta.model);
-    snprintf(o->r.ckpt_sha256, sizeof o->r.ckpt_sha256, "%s", ck.meta.tensor_sha256);
-    o->r.params = ck.meta.params_nonembedding;
-    o->r.tokens_seen = ck.meta.tokens_seen;
-    o->r.step = ck.meta.step;
-    int dtype_bits = (int)(8 * qid_dtype_size(ck.meta.dtype));
-    qid_ckpt_close(&ck);
+    if (cached_ckpt(cache, ckpt_path, &err)) goto fail;
+    qid_model_config cfg = cache->cfg;
+    snprintf(o->r.model, sizeof o->r.model, "%s", cache->meta.model);
+    snprintf(o->r.ckpt_sha256, sizeof o->r.ckpt_sha256, "%s", cache->meta.tensor_sha256);
+    o->r.params = cache->meta.params_nonembedding;
+    o->r.tokens_seen = cache->meta.tokens_seen;
+    o->r.step = cache->meta.step;
+    int dtype_bits = (int)(8 * qid_dtype_size(cache->meta.dtype));
 
-    if (qid_tokens_open(job->eval.tokens.path, &tk, &err)) goto fail;
-    snprintf(o->r.eval_sha256, sizeof o->r.eval_sha256, "%s", tk.meta.source_sha256);
-    int64_t set_len = tk.meta.seq_len;
-    qid_tokens_close(&tk);
+    if (cached_tokens(cache, job->eval.tokens.path, &err)) goto fail;
+    snprintf(o->r.eval_sha256, sizeof o->r.eval_sha256, "%s", cache->eval_sha256);
+    int64_t set_len = cache->seq_len;
     if (job->eval.seq_len && job->eval.seq_len != set_len) {
         qid_error_set(&err, QID_E_INVALID,
                       "token set '%s' has windows of %" PRId64 " tokens, the job asks for %" PRId64,
@@ -649,6 +690,7 @@ static void task_out_free(task_out *o)
 static void run_serial(sched *s, int threads)
 {
     int64_t held = -1;
+    task_cache cache = {0};
     for (;;) {
         fail_orphans(s);
         long t = pick(s, held);
@@ -658,7 +700,7 @@ static void run_serial(sched *s, int threads)
         s->running = 1;
         task_out o;
         run_task(s->job, k->ckpt_path.path, k->method, s->quant_idx[t] >= 0 ? &s->job->quant[s->quant_idx[t]] : NULL,
-                 threads, 0, &o);
+                 threads, 0, &cache, &o);
         s->running = 0;
         s->state[t] = T_DONE;
         note_result(s, (size_t)t, &o);
@@ -697,9 +739,17 @@ static int dispatch(sched *s, int *waiting, const int64_t *held, long *assigned)
  * next message is received after the append, so every result is durable
  * before the next one is accepted. Rank 0 polls with MPI_Iprobe and sleeps
  * between polls (Open MPI's blocking receive would spin on a core the
- * workers need), 20 us after a message, doubling to 2 ms when idle. */
+ * workers need), 20 us after a message, doubling to at most 200 us while
+ * idle: a result waits at most that long (the timer slack is set to 1 us
+ * so a nap is not stretched), and 5000 wake-ups a second cost rank 0 about
+ * 1% of a core. */
 static void run_scheduler(sched *s)
 {
+#ifdef __linux__
+    /* Linux lets a sleep overrun by its timer slack (50 us by default),
+     * which would add that much to every result's wait. */
+    (void)prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
+#endif
     int alive = s->size - 1;
     int *waiting = qid_calloc((size_t)s->size, sizeof *waiting, "waiting workers");
     int64_t *held = qid_malloc((size_t)s->size * sizeof *held, "held checkpoints");
@@ -715,7 +765,7 @@ static void run_scheduler(sched *s)
             progress(s, 0);
             struct timespec ts = {0, nap_ns};
             nanosleep(&ts, NULL);
-            if (nap_ns < 2000000) nap_ns *= 2;
+            if (nap_ns < 200000) nap_ns *= 2;
             continue;
         }
         nap_ns = 20000;
@@ -758,6 +808,7 @@ static void run_scheduler(sched *s)
 static void run_worker(const qid_job *job, int rank, int threads)
 {
     int64_t held = -1;
+    task_cache cache = {0};
     QID_MPI(MPI_Send(&held, 1, MPI_INT64_T, 0, TAG_REQUEST, MPI_COMM_WORLD));
     for (;;) {
         MPI_Status st;
@@ -776,7 +827,8 @@ static void run_worker(const qid_job *job, int rank, int threads)
         QID_CHECK(w.quant < (int32_t)job->n_quant, "task with quantizer %d of %zu", w.quant, job->n_quant);
         const char *path = (const char *)buf + sizeof w;
         task_out o;
-        run_task(job, path, (qid_job_method)w.method, w.quant >= 0 ? &job->quant[w.quant] : NULL, threads, rank, &o);
+        run_task(job, path, (qid_job_method)w.method, w.quant >= 0 ? &job->quant[w.quant] : NULL, threads, rank, &cache,
+                 &o);
         o.r.id = w.id;
         o.r.ckpt = w.ckpt;
         held = w.ckpt;
