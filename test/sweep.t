@@ -24,8 +24,6 @@ QIDA=$ROOT/$QID
 case "$QID" in /*) QIDA=$QID ;; esac
 HELPERA=$ROOT/$HELPER
 case "$HELPER" in /*) HELPERA=$HELPER ;; esac
-MPIRUN="mpirun --oversubscribe"
-[ "$(id -u)" -eq 0 ] && MPIRUN="$MPIRUN --allow-run-as-root"
 
 mkdir -p "$T/ck" "$T/bad"
 for s in 1000 2000; do

@@ -25,3 +25,7 @@ like() { # like SEEN SUBSTRING DESCRIPTION
 skip_all() { echo "1..0 # SKIP $*"; exit 0; }
 tap_tmpdir() { TAP_TMP=$(mktemp -d "${TMPDIR:-/tmp}/qid-test-XXXXXX"); }
 QID=${QID:-build/qid}
+# mpirun as the tests run it: --oversubscribe (more ranks than this machine's
+# cores), and --allow-run-as-root when root (Open MPI refuses root otherwise).
+MPIRUN="mpirun --oversubscribe"
+if [ "$(id -u)" -eq 0 ]; then MPIRUN="$MPIRUN --allow-run-as-root"; fi
