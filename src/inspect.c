@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "corpus.h"
 #include "error.h"
 #include "h5io.h"
 #include "results.h"
@@ -62,7 +63,10 @@ static int inspect_one(const char *path, int tensors, qid_error *err)
     H5Fclose(fid);
     if (rc) return rc;
     if (strcmp(format, QID_CKPT_FORMAT) == 0) return qid_ckpt_summary(path, stdout, tensors, err);
-    if (strcmp(format, QID_TOKENS_FORMAT) == 0) return qid_tokens_summary(path, stdout, err);
+    if (strcmp(format, QID_TOKENS_FORMAT) == 0) {
+        rc = qid_tokens_summary(path, stdout, err);
+        return rc ? rc : qid_corpus_summary(path, stdout, err);
+    }
     if (strcmp(format, QID_RESULTS_FORMAT) == 0) return results_summary(path, stdout, err);
     if (!format[0])
         return qid_error_set(err, QID_E_FORMAT, "'%s' is an HDF5 file without a qid 'format' attribute", path);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "corpus.h"
 #include "error.h"
 #include "eval.h"
 #include "fit_cmd.h"
@@ -27,6 +28,7 @@ typedef struct {
 static const command commands[] = {
     {"import", qid_import_main, "Hugging Face safetensors checkpoint -> qid checkpoint (HDF5)"},
     {"tokens", qid_tokens_main, "token ids (raw, .npy or text bytes) -> qid token set (HDF5)"},
+    {"corpus", qid_corpus_main, "synthetic language of known entropy rate, or a text file -> train/eval/calib sets"},
     {"inspect", qid_inspect_main, "summarise any qid HDF5 file"},
     {"eval", qid_eval_main, "evaluate a checkpoint on a token set: loss, perplexity, tokens/s"},
     {"run", qid_run_main, "run a job: every checkpoint x quantizer setting under MPI -> results store"},
