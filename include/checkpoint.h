@@ -137,6 +137,9 @@ int qid_ckpt_write_tensor(qid_ckpt_writer *w, const qid_tensor_spec *t, const vo
 int qid_ckpt_finish(qid_ckpt_writer *w, qid_error *err);
 /* Removes the temporary file and frees w. */
 void qid_ckpt_abort(qid_ckpt_writer *w);
+/* The writer's open (temporary) file, for a writer that adds a group of its
+ * own before qid_ckpt_finish (qid train's /train). Not to be closed. */
+hid_t qid_ckpt_writer_file(const qid_ckpt_writer *w);
 
 /* ---- reading ----------------------------------------------------------- */
 

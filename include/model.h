@@ -184,6 +184,15 @@ size_t qid_scored_per_window(size_t seq_len, size_t score_from);
  * not depend on the thread count). Non-finite logits are QID_E_NUMERIC. */
 int qid_batch_head(qid_model *m, qid_batch *b, const qid_head_opts *o, qid_error *err);
 
+/* ---- threads ------------------------------------------------------------- */
+
+/* Sets OpenBLAS to one thread, for callers that split products over their
+ * own OpenMP threads (one single-threaded cblas_sgemm each), and returns the
+ * previous count for qid_blas_single_end, which restores it. No-ops with
+ * another BLAS. */
+int qid_blas_single_begin(void);
+void qid_blas_single_end(int saved);
+
 /* ---- the whole pass -------------------------------------------------------- */
 
 typedef struct qid_forward_opts {

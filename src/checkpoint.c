@@ -516,6 +516,8 @@ int qid_ckpt_finish(qid_ckpt_writer *w, qid_error *err)
     return rc;
 }
 
+hid_t qid_ckpt_writer_file(const qid_ckpt_writer *w) { return w->file; }
+
 void qid_ckpt_abort(qid_ckpt_writer *w)
 {
     if (!w) return;

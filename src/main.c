@@ -17,6 +17,7 @@
 #include "results_cmd.h"
 #include "sweep.h"
 #include "tokens.h"
+#include "train.h"
 #include "version.h"
 
 typedef struct {
@@ -37,11 +38,9 @@ static const command commands[] = {
     {"fit", qid_fit_main, "fit the scaling laws of QiD to a results store -> its /fits"},
     {"predict", qid_predict_main, "QiD, tokens-for or training level from a stored fit or given coefficients"},
     {"report", qid_report_main, "summary, tables and gnuplot plots (PNG, SVG) of a results store's law"},
+    {"train", qid_train_main, "train a small gpt-neox model on a token set -> checkpoints at log-spaced steps"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
-
-/* Commands of later milestones: named in --help so users see the plan. */
-static const char *const planned[] = {"train"};
 
 static void usage(FILE *out)
 {
@@ -53,10 +52,7 @@ static void usage(FILE *out)
                  "commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\nnot yet available:");
-    for (size_t i = 0; i < sizeof planned / sizeof planned[0]; i++)
-        fprintf(out, " %s", planned[i]);
-    fprintf(out, "\n\n'qid <command> --help' describes a command; 'qid --version' the build.\n");
+    fprintf(out, "\n'qid <command> --help' describes a command; 'qid --version' the build.\n");
 }
 
 static void version(void)
@@ -85,11 +81,6 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (strcmp(cmd, commands[i].name) == 0) return commands[i].main(argc - 1, argv + 1);
-    for (size_t i = 0; i < sizeof planned / sizeof planned[0]; i++)
-        if (strcmp(cmd, planned[i]) == 0) {
-            fprintf(stderr, "qid: error: '%s' is not available in this version yet\n", cmd);
-            return 2;
-        }
     fprintf(stderr, "qid: error: unknown command '%s' (see 'qid --help')\n", cmd);
     return 2;
 }

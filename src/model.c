@@ -489,7 +489,7 @@ static void norm_rows(const qid_model_config *c, float *out, const float *x, con
 /* OpenBLAS runs single-threaded inside a step: the model splits products
  * across its own OpenMP threads (gemm_nt), so only one pool of threads
  * exists and none spins while the other works. */
-static int blas_single_begin(void)
+int qid_blas_single_begin(void)
 {
 #ifdef OPENBLAS_VERSION
     int saved = openblas_get_num_threads();
@@ -500,7 +500,7 @@ static int blas_single_begin(void)
 #endif
 }
 
-static void blas_single_end(int saved)
+void qid_blas_single_end(int saved)
 {
 #ifdef OPENBLAS_VERSION
     if (saved != 1) openblas_set_num_threads(saved);
@@ -708,7 +708,7 @@ int qid_batch_step(qid_model *m, qid_batch *b, qid_act_hook act_hook, void *act_
     if (b->next_stage != m->stage)
         return qid_error_set(err, QID_E_INVALID, "the batch is at stage %d but stage %d is loaded", b->next_stage,
                              m->stage);
-    int rc, saved = blas_single_begin();
+    int rc, saved = qid_blas_single_begin();
     if (m->stage == QID_STAGE_EMBED) {
         double t0 = now();
         rc = run_embed(m, b);
@@ -716,7 +716,7 @@ int qid_batch_step(qid_model *m, qid_batch *b, qid_act_hook act_hook, void *act_
     } else {
         rc = run_layer(m, b, act_hook, act_ctx, err);
     }
-    blas_single_end(saved);
+    qid_blas_single_end(saved);
     if (rc == QID_OK) b->next_stage++;
     return rc;
 }
@@ -778,7 +778,7 @@ int qid_batch_head(qid_model *m, qid_batch *b, const qid_head_opts *o, qid_error
     float *L = qid_malloc(qid_mul_size(R * V, sizeof(float)), "logits chunk");
     float *Ar = ref ? qid_malloc(qid_mul_size(R * d, sizeof(float)), "reference head inputs") : NULL;
     float *Lr = ref ? qid_malloc(qid_mul_size(R * V, sizeof(float)), "reference logits chunk") : NULL;
-    int rc = QID_OK, saved = blas_single_begin();
+    int rc = QID_OK, saved = qid_blas_single_begin();
     size_t bad_row = SIZE_MAX;
     for (size_t c0 = 0; c0 < nrows && rc == QID_OK; c0 += R) {
         const size_t n = nrows - c0 < R ? nrows - c0 : R;
@@ -831,7 +831,7 @@ int qid_batch_head(qid_model *m, qid_batch *b, const qid_head_opts *o, qid_error
         qid_error_set(err, QID_E_NUMERIC, "non-finite logits at window %zu position %zu of '%s'", bad_row / T,
                       bad_row % T, m->ck.path);
     }
-    blas_single_end(saved);
+    qid_blas_single_end(saved);
     free(rows);
     free(nll);
     free(nll_r);
