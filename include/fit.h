@@ -143,6 +143,15 @@ double qid_fit_law_eval(const qid_fit_law *law, double n, double d, double p);
  * NaN when qid <= 0, k <= 0 or beta == 0 (no such D). */
 double qid_fit_tokens_for(const qid_fit_law *law, double qid, double n, double p);
 
+/* The training level D that one checkpoint's QiD at several bit widths
+ * implies together: the D whose law values at (n, p[i]) best match qid[i],
+ * i < m, in weighted least squares with weights 1/se[i]^2. With
+ * c_i = k n^-alpha p_i^-gamma and u = D^beta the law is c_i u, so
+ *     u = sum(c_i qid_i / se_i^2) / sum(c_i^2 / se_i^2),  D = u^(1/beta).
+ * se may be NULL (all 1). NaN when m == 0, u <= 0, k <= 0 or beta == 0. */
+double qid_fit_training_level(const qid_fit_law *law, const double *qid, const double *se, double n, const double *p,
+                              size_t m);
+
 /* ---- bootstrap and validation ----------------------------------------- */
 
 /* Bootstrap of a law fit: draws resample whole checkpoints (obs[].ckpt) with
@@ -329,9 +338,17 @@ typedef struct qid_fit_logo {
     double rmse_forest, rmse_linear, rmse_mean; /* pooled over all held-out rows */
     double *importance;                         /* n_feat: forest importances on all rows */
     size_t n_feat;
+    size_t n_rows;
+    double *pred_forest; /* n_rows: each row predicted by the forest trained without its group */
+    double *pred_linear; /* n_rows: ... by the linear baseline trained without its group */
+    double *fit_forest;  /* n_rows: in-sample prediction of the forest trained on all rows */
 } qid_fit_logo;
 
-/* Errors: QID_E_INVALID when fewer than 2 groups, or as the trainers. */
+/* Trains the forest and the linear baseline once per group g on the rows of
+ * the other groups and predicts the rows of g (pred_forest, pred_linear; the
+ * mean predictor is the training rows' mean), then the forest on all rows
+ * (importance, fit_forest). Errors: QID_E_INVALID when fewer than 2 groups,
+ * or as the trainers. On error *out is zeroed and owns nothing. */
 int qid_fit_predictor_logo(const double *x, const double *y, const int *group, size_t n_rows, size_t n_feat,
                            const qid_fit_forest_opts *opts, qid_fit_logo *out, qid_error *err);
 void qid_fit_logo_free(qid_fit_logo *logo);

@@ -11,8 +11,17 @@
  * is installed, the plots as PNG and SVG. Without gnuplot the tables and the
  * script are still written and one warning line says the plots were skipped.
  *
- * Does not: write to the store, fit per-factor laws, plot the Pareto
- * frontier of the Xu et al. predictor. Nothing here uses MPI. */
+ * The Xu et al. predictor (fit_predictor.h) comes from
+ * /fits/<predictor_name> (or is trained in memory, with a note, when absent;
+ * when it cannot be trained, e.g. one model family, the summary says why):
+ * predictor.csv and predictor_actual_vs_predicted.{png,svg} (measured vs
+ * held-out predicted QiD of the forest and the linear baseline). The Pareto
+ * frontier of model size vs bits per weight (qid_predictor_candidates,
+ * measured losses, the stored predictor's budget) is always drawn:
+ * pareto.csv and pareto.{png,svg}.
+ *
+ * Does not: write to the store, or show the per-factor laws (qid fit prints
+ * and stores them). Nothing here uses MPI. */
 #ifndef QID_REPORT_H
 #define QID_REPORT_H
 
@@ -22,9 +31,10 @@
 #include "error.h"
 
 typedef struct qid_report_opts {
-    const char *fit_name; /* /fits/<fit_name> (default "default") */
-    size_t n_boot;        /* bootstrap draws of an in-memory fit (default 200) */
-    const char *gnuplot;  /* gnuplot program (default "gnuplot"; NULL or "" skips the plots) */
+    const char *fit_name;       /* /fits/<fit_name> (default "default") */
+    const char *predictor_name; /* /fits/<predictor_name> (default "predictor") */
+    size_t n_boot;              /* bootstrap draws of an in-memory fit (default 200) */
+    const char *gnuplot;        /* gnuplot program (default "gnuplot"; NULL or "" skips the plots) */
 } qid_report_opts;
 
 void qid_report_opts_init(qid_report_opts *o);

@@ -1,12 +1,13 @@
 /* fit_cmd.c - `qid fit` and `qid predict` (fit_cmd.h): results-store rows ->
  * qid_fit_obs -> the fits of fit.h -> a printed report and /fits/<name>;
- * and predictions from a stored fit or from coefficients on the command
- * line.
+ * predictions from a stored fit or from coefficients on the command line;
+ * the training level of a checkpoint of the store.
  *
  * /fits/<name> (hdf5-schema/results.md § /fits) holds scalar attributes
  * (coefficients, intervals, counts, quality, filters, seed), a `draws`
  * dataset [n_draws, 4] (k, alpha, beta, gamma) of the bootstrap, a `lomo`
- * dataset, one group per bit width under `bits/`, and a `loss16` group.
+ * dataset, one group per bit width under `bits/`, the per-factor laws under
+ * `factors/{D,N,P}`, and a `loss16` group.
  *
  * Does not: fit the Xu et al. predictor, plot, or print anything from the
  * library functions except qid_fit_cmd_print (and the *_main entry points). */
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fit_internal.h"
 #include "h5io.h"
 #include "version.h"
 
@@ -40,8 +42,7 @@ void qid_fit_cmd_opts_init(qid_fit_cmd_opts *o)
 
 /* ---- rows -> observations --------------------------------------------------------- */
 
-/* 1 if name is one of the comma-separated items of list (NULL list: yes). */
-static int in_list(const char *list, const char *name)
+int qid_fit_cmd_in_list(const char *list, const char *name)
 {
     if (!list) return 1;
     size_t len = strlen(name);
@@ -64,8 +65,7 @@ static int cmp_key_index(const void *a, const void *b)
     return c ? c : (i > j) - (i < j);
 }
 
-/* counts[i] = 1 when row i is its key's last OK row. */
-static unsigned char *rows_that_count(const qid_result *rows, size_t n)
+unsigned char *qid_fit_cmd_rows_that_count(const qid_result *rows, size_t n)
 {
     size_t *idx = qid_malloc(qid_mul_size(n, sizeof *idx), "row order");
     unsigned char *counts = qid_calloc(n ? n : 1, 1, "rows that count");
@@ -115,7 +115,7 @@ static int intern_num(double **list, size_t *n, double v)
 void qid_fit_cmd_obs(const qid_result *rows, size_t n, const qid_fit_cmd_opts *o, qid_fit_obs **obs, size_t *n_obs,
                      double **n16, double **d16, double **l16, size_t *n_16)
 {
-    unsigned char *counts = rows_that_count(rows, n);
+    unsigned char *counts = qid_fit_cmd_rows_that_count(rows, n);
     const char **ids = NULL, **ids16 = NULL;
     size_t n_ids = 0, n_ids16 = 0, m = 0, m16 = 0;
     double *groups = NULL;
@@ -129,7 +129,7 @@ void qid_fit_cmd_obs(const qid_result *rows, size_t n, const qid_fit_cmd_opts *o
         if (!counts[i]) continue;
         double N = (double)r->params, D = (double)r->tokens_seen;
         if (!(N > 0) || !(D > 0) || D < o->min_tokens || D > o->max_tokens) continue;
-        if (!in_list(o->models, r->model ? r->model : "")) continue;
+        if (!qid_fit_cmd_in_list(o->models, r->model ? r->model : "")) continue;
         const char *method = r->method ? r->method : "";
         if (strcmp(method, "baseline") == 0) {
             size_t before = n_ids16;
@@ -172,14 +172,37 @@ void qid_fit_cmd_obs(const qid_result *rows, size_t n, const qid_fit_cmd_opts *o
 
 /* ---- fitting ------------------------------------------------------------------------ */
 
+void qid_fit_list_vadd(char *buf, size_t cap, const char *fmt, va_list ap)
+{
+    size_t len = strlen(buf);
+    if (len && len + 2 < cap) strcat(buf, "; "), len += 2;
+    if (len < cap) vsnprintf(buf + len, cap - len, fmt, ap);
+}
+
+void qid_fit_list_add(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    qid_fit_list_vadd(buf, cap, fmt, ap);
+    va_end(ap);
+}
+
+void qid_fit_list_print(FILE *out, const char *prefix, const char *list)
+{
+    for (const char *w = list; *w;) {
+        const char *e = strstr(w, "; ");
+        int len = e ? (int)(e - w) : (int)strlen(w);
+        fprintf(out, "%s%.*s\n", prefix, len, w);
+        w = e ? e + 2 : w + len;
+    }
+}
+
 static void warn_add(qid_fit_cmd_report *rep, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void warn_add(qid_fit_cmd_report *rep, const char *fmt, ...)
 {
-    size_t len = strlen(rep->warnings);
-    if (len && len + 2 < sizeof rep->warnings) strcat(rep->warnings, "; "), len += 2;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(rep->warnings + len, sizeof rep->warnings - len, fmt, ap);
+    qid_fit_list_vadd(rep->warnings, sizeof rep->warnings, fmt, ap);
     va_end(ap);
     rep->n_warnings++;
 }
@@ -200,7 +223,41 @@ void qid_fit_cmd_report_free(qid_fit_cmd_report *rep)
     qid_fit_boot_free(&rep->boot);
     qid_fit_lomo_free(&rep->lomo);
     free(rep->by_bits);
+    for (int f = 0; f < QID_FIT_CMD_N_FACTORS; f++)
+        free(rep->factor[f]);
     memset(rep, 0, sizeof *rep);
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+qid_fit_obs *qid_fit_cmd_bin_tokens(const qid_fit_obs *obs, size_t n)
+{
+    qid_fit_obs *out = qid_malloc(qid_mul_size(n ? n : 1, sizeof *out), "binned observations");
+    double *v = qid_malloc(qid_mul_size(n ? n : 1, sizeof *v), "token bins");
+    for (size_t i = 0; i < n; i++)
+        v[i] = obs[i].d;
+    qsort(v, n, sizeof *v, cmp_dbl);
+    /* v[a..b) is one bin: every value within QID_FIT_CMD_D_BIN of v[a]. */
+    for (size_t a = 0; a < n;) {
+        size_t b = a;
+        double lsum = 0;
+        while (b < n && v[b] <= v[a] * QID_FIT_CMD_D_BIN)
+            lsum += log(v[b++]);
+        double lo = v[a], hi = v[b - 1], centre = exp(lsum / (double)(b - a));
+        if (b - a == 1 || lo == hi) centre = lo;
+        for (size_t i = 0; i < n; i++)
+            if (obs[i].d >= lo && obs[i].d <= hi) {
+                out[i] = obs[i];
+                out[i].d = centre;
+            }
+        a = b;
+    }
+    free(v);
+    return out;
 }
 
 int qid_fit_cmd_fit(const qid_fit_obs *obs, size_t n, const double *n16, const double *d16, const double *l16, size_t m,
@@ -253,6 +310,18 @@ int qid_fit_cmd_fit(const qid_fit_obs *obs, size_t n, const double *n16, const d
         warn_add(rep, "leave-one-model-size-out: %zu of %zu fits failed", rep->lomo.n_failed, rep->lomo.n_groups);
     qid_error_clear(&e);
     if (qid_fit_groups(obs, n, QID_FIT_BY_BITS, &fo, &rep->by_bits, &rep->n_by_bits, &e)) rep->n_by_bits = 0;
+    static const enum qid_fit_by factor_by[QID_FIT_CMD_N_FACTORS] = {QID_FIT_BY_FACTOR_D, QID_FIT_BY_FACTOR_N,
+                                                                     QID_FIT_BY_FACTOR_P};
+    qid_fit_obs *binned = qid_fit_cmd_bin_tokens(obs, n);
+    for (int f = 0; f < QID_FIT_CMD_N_FACTORS; f++) {
+        qid_error_clear(&e);
+        if (qid_fit_groups(f == QID_FIT_CMD_FACTOR_N ? binned : obs, n, factor_by[f], &fo, &rep->factor[f],
+                           &rep->n_factor[f], &e))
+            rep->n_factor[f] = 0;
+        rep->factor_median[f] =
+            qid_fit_groups_median(rep->factor[f], rep->n_factor[f], factor_by[f], 3, &rep->factor_used[f]);
+    }
+    free(binned);
 
     rep->n_loss16_points = m;
     if (m == 0) {
@@ -277,6 +346,48 @@ static void print_filters(FILE *out, const qid_fit_cmd_opts *o)
     for (int p = 1, first = 1; p < 64; p++)
         if (o->bits_mask >> p & 1u) fprintf(out, "%s%d", first ? "" : ",", p), first = 0;
     fprintf(out, ", tokens [%.4g, %.4g], models %s\n", o->min_tokens, o->max_tokens, o->models ? o->models : "all");
+}
+
+/* What each per-factor law is, for print and /fits. */
+static const struct {
+    const char *exponent, *law, *dir;
+} factor_info[QID_FIT_CMD_N_FACTORS] = {
+    {"beta", "QiD = c * D^beta for each (N, P)", "D"},
+    {"alpha", "QiD = c / N^alpha for each (D bin, P)", "N"},
+    {"gamma", "QiD = c / P^gamma for each (N, D)", "P"},
+};
+
+static void print_factors(FILE *out, const qid_fit_cmd_report *rep, const qid_fit_cmd_opts *o)
+{
+    const double unified[QID_FIT_CMD_N_FACTORS] = {rep->law.law.beta, rep->law.law.alpha, rep->law.law.gamma};
+    fprintf(out, "per-factor laws (median exponent over the groups with a fit; the unified law's in brackets):\n");
+    for (int f = 0; f < QID_FIT_CMD_N_FACTORS; f++) {
+        fprintf(out, "  %-38s median %-5s ", factor_info[f].law, factor_info[f].exponent);
+        if (rep->factor_used[f])
+            fprintf(out, "%8.4f over %zu of %zu groups  [unified %.4f]\n", rep->factor_median[f], rep->factor_used[f],
+                    rep->n_factor[f], unified[f]);
+        else
+            fprintf(out, "no group has a fit (%zu groups%s%s)\n", rep->n_factor[f], rep->n_factor[f] ? "; first: " : "",
+                    rep->n_factor[f] ? rep->factor[f][0].msg : "");
+        if (!o->factors) continue;
+        for (size_t i = 0; i < rep->n_factor[f]; i++) {
+            const qid_fit_group *g = &rep->factor[f][i];
+            char at[96] = "";
+            if (!isnan(g->n)) snprintf(at + strlen(at), sizeof at - strlen(at), "N %-9.4g ", g->n);
+            if (!isnan(g->d)) snprintf(at + strlen(at), sizeof at - strlen(at), "D %-9.4g ", g->d);
+            if (!isnan(g->p)) snprintf(at + strlen(at), sizeof at - strlen(at), "P %-3g ", g->p);
+            if (g->status == QID_OK)
+                fprintf(out, "    %-28s c %-11.5g %s %8.4f  %3zu points  R^2 (log) %.4f\n", at, g->fit.law.k,
+                        factor_info[f].exponent,
+                        qid_fit_group_exponent(g, f == 0   ? QID_FIT_BY_FACTOR_D
+                                                  : f == 1 ? QID_FIT_BY_FACTOR_N
+                                                           : QID_FIT_BY_FACTOR_P),
+                        g->n_points, g->fit.r2_log);
+            else
+                fprintf(out, "    %-28s %3zu points: no fit: %s\n", at, g->n_points, g->msg);
+        }
+    }
+    if (!o->factors) fprintf(out, "  ('qid fit --factors' prints every group; all are stored in /fits/NAME/factors)\n");
 }
 
 void qid_fit_cmd_print(FILE *out, const qid_fit_cmd_report *rep, const qid_fit_cmd_opts *o)
@@ -326,6 +437,7 @@ void qid_fit_cmd_print(FILE *out, const qid_fit_cmd_report *rep, const qid_fit_c
                 fprintf(out, "  %-3g %7zu points: no fit: %s\n", g->p, g->n_points, g->msg);
         }
     }
+    print_factors(out, rep, o);
     if (rep->loss16_status == QID_OK) {
         const qid_fit_loss16 *l = &rep->loss16.law;
         fprintf(out,
@@ -336,12 +448,7 @@ void qid_fit_cmd_print(FILE *out, const qid_fit_cmd_report *rep, const qid_fit_c
     } else {
         fprintf(out, "16-bit loss law: not fitted (%zu checkpoints): %s\n", rep->n_loss16_points, rep->loss16_msg);
     }
-    for (const char *w = rep->warnings; *w;) {
-        const char *e = strstr(w, "; ");
-        int len = e ? (int)(e - w) : (int)strlen(w);
-        fprintf(out, "warning: %.*s\n", len, w);
-        w = e ? e + 2 : w + len;
-    }
+    qid_fit_list_print(out, "warning: ", rep->warnings);
 }
 
 /* ---- /fits/<name> ------------------------------------------------------------------- */
@@ -351,10 +458,10 @@ typedef struct write_ctx {
     const qid_fit_cmd_opts *o;
 } write_ctx;
 
-static int write_matrix(hid_t g, const char *name, const double *v, size_t rows, size_t cols, const char *columns,
-                        qid_error *err)
+int qid_fit_write_matrix(int64_t group, const char *name, const double *v, size_t rows, size_t cols,
+                         const char *columns, qid_error *err)
 {
-    hid_t space = H5I_INVALID_HID, d = H5I_INVALID_HID;
+    hid_t g = (hid_t)group, space = H5I_INVALID_HID, d = H5I_INVALID_HID;
     hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
     QID_H5_TRY(err, space = H5Screate_simple(2, dims, NULL), "cannot make the dataspace of '%s'", name);
     QID_H5_TRY(err, d = H5Dcreate2(g, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
@@ -369,6 +476,36 @@ fail:
     if (d >= 0) H5Dclose(d);
     if (space >= 0) H5Sclose(space);
     return err ? err->code : QID_E_HDF5;
+}
+
+int qid_fit_read_matrix(int64_t group, const char *where, const char *name, size_t cols, double **v, size_t *rows,
+                        qid_error *err)
+{
+    hid_t g = (hid_t)group, d = H5I_INVALID_HID, space = H5I_INVALID_HID;
+    hsize_t dims[2] = {0, 0};
+    double *buf = NULL;
+    *v = NULL;
+    *rows = 0;
+    QID_H5_TRY(err, d = H5Dopen2(g, name, H5P_DEFAULT), "cannot open '%s/%s'", where, name);
+    QID_H5_TRY(err, space = H5Dget_space(d), "cannot read '%s/%s'", where, name);
+    if (H5Sget_simple_extent_ndims(space) != 2 || (H5Sget_simple_extent_dims(space, dims, NULL), dims[1] != cols)) {
+        qid_error_set(err, QID_E_FORMAT, "'%s/%s' is not an [n, %zu] dataset", where, name, cols);
+        goto fail;
+    }
+    buf = qid_malloc(qid_mul_size((size_t)dims[0] + 1, cols * sizeof *buf), "fit: stored matrix");
+    if (dims[0])
+        QID_H5_TRY(err, H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf), "cannot read '%s/%s'", where,
+                   name);
+    H5Sclose(space);
+    H5Dclose(d);
+    *v = buf;
+    *rows = (size_t)dims[0];
+    return QID_OK;
+fail:
+    free(buf);
+    if (space >= 0) H5Sclose(space);
+    if (d >= 0) H5Dclose(d);
+    return err && err->code ? err->code : QID_E_HDF5;
 }
 
 #define TRY(x)                                                                                                         \
@@ -445,7 +582,7 @@ static int write_fit(int64_t group, void *vctx, qid_error *err)
     for (size_t i = 0; i < nd; i++)
         for (int j = 0; j < 4; j++)
             buf[4 * i + (size_t)j] = law_get(&rep->boot.draws[i], j);
-    TRY(write_matrix(g, "draws", buf, nd, 4, "k,alpha,beta,gamma", err));
+    TRY(qid_fit_write_matrix(g, "draws", buf, nd, 4, "k,alpha,beta,gamma", err));
     free(buf);
     buf = NULL;
 
@@ -457,7 +594,7 @@ static int write_fit(int64_t group, void *vctx, qid_error *err)
         buf[4 * i + 2] = r->status == QID_OK ? r->rmse : NAN;
         buf[4 * i + 3] = r->status == QID_OK ? r->mean_abs_log : NAN;
     }
-    TRY(write_matrix(g, "lomo", buf, ng, 4, "n,n_points,rmse,mean_abs_log", err));
+    TRY(qid_fit_write_matrix(g, "lomo", buf, ng, 4, "n,n_points,rmse,mean_abs_log", err));
     free(buf);
     buf = NULL;
 
@@ -474,6 +611,40 @@ static int write_fit(int64_t group, void *vctx, qid_error *err)
             TRY(write_law_attrs(sub, &b->fit, err));
         else
             TRY(qid_h5_attr_write_i64(sub, "n_points", (int64_t)b->n_points, err));
+        H5Gclose(sub);
+        sub = H5I_INVALID_HID;
+    }
+    H5Gclose(bits);
+    bits = H5I_INVALID_HID;
+
+    QID_H5_TRY(err, bits = H5Gcreate2(g, "factors", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "cannot create 'factors'");
+    for (int f = 0; f < QID_FIT_CMD_N_FACTORS; f++) {
+        const double unified[QID_FIT_CMD_N_FACTORS] = {rep->law.law.beta, rep->law.law.alpha, rep->law.law.gamma};
+        QID_H5_TRY(err, sub = H5Gcreate2(bits, factor_info[f].dir, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                   "cannot create 'factors/%s'", factor_info[f].dir);
+        TRY(qid_h5_attr_write_str(sub, "law", factor_info[f].law, err));
+        TRY(qid_h5_attr_write_str(sub, "exponent", factor_info[f].exponent, err));
+        TRY(qid_h5_attr_write_f64(sub, "median", rep->factor_median[f], err));
+        TRY(qid_h5_attr_write_i64(sub, "n_used", (int64_t)rep->factor_used[f], err));
+        TRY(qid_h5_attr_write_i64(sub, "n_groups", (int64_t)rep->n_factor[f], err));
+        TRY(qid_h5_attr_write_f64(sub, "unified", unified[f], err));
+        size_t nfg = rep->n_factor[f];
+        buf = qid_malloc(qid_mul_size(nfg ? nfg : 1, 8 * sizeof *buf), "per-factor table");
+        for (size_t i = 0; i < nfg; i++) {
+            const qid_fit_group *gr = &rep->factor[f][i];
+            int okg = gr->status == QID_OK;
+            double *b = buf + 8 * i;
+            b[0] = gr->n, b[1] = gr->d, b[2] = gr->p, b[3] = (double)gr->n_points, b[4] = gr->status;
+            b[5] = okg ? gr->fit.law.k : NAN;
+            b[6] = okg ? qid_fit_group_exponent(gr, f == 0   ? QID_FIT_BY_FACTOR_D
+                                                    : f == 1 ? QID_FIT_BY_FACTOR_N
+                                                             : QID_FIT_BY_FACTOR_P)
+                       : NAN;
+            b[7] = okg ? gr->fit.r2_log : NAN;
+        }
+        TRY(qid_fit_write_matrix(sub, "groups", buf, nfg, 8, "n,d,p,n_points,status,c,exponent,r2_log", err));
+        free(buf);
+        buf = NULL;
         H5Gclose(sub);
         sub = H5I_INVALID_HID;
     }
@@ -531,15 +702,12 @@ int qid_fit_cmd_run(const char *store, const qid_fit_cmd_opts *o, FILE *out, qid
 
 /* ---- reading a stored fit ------------------------------------------------------------ */
 
-int qid_fit_cmd_read(const char *store, const char *name, qid_fit_law *law, qid_fit_law **draws, size_t *n_draws,
-                     double *level, qid_error *err)
+int qid_fit_cmd_open(const char *store, const char *name, const char *command, const char *default_name,
+                     int64_t *fid_out, int64_t *group_out, qid_error *err)
 {
-    hid_t fid = H5I_INVALID_HID, fits = H5I_INVALID_HID, g = H5I_INVALID_HID, d = H5I_INVALID_HID,
-          space = H5I_INVALID_HID;
-    double v[4];
-    char where[300], fmt[64];
-    if (draws) *draws = NULL;
-    if (n_draws) *n_draws = 0;
+    hid_t fid = H5I_INVALID_HID, fits = H5I_INVALID_HID, g = H5I_INVALID_HID;
+    char fmt[64];
+    *fid_out = *group_out = H5I_INVALID_HID;
     if (access(store, R_OK) != 0) return qid_error_set(err, QID_E_IO, "cannot open '%s': %s", store, strerror(errno));
     H5E_BEGIN_TRY
     {
@@ -571,56 +739,248 @@ int qid_fit_cmd_read(const char *store, const char *name, qid_fit_law *law, qid_
                 size_t len = strlen(list);
                 snprintf(list + len, sizeof list - len, "%s%s", len ? ", " : "", nm);
             }
-        qid_error_set(err, QID_E_INVALID, "'%s' has no fit '/fits/%s' (%s%s; run 'qid fit %s%s%s' first)", store, name,
-                      list[0] ? "fits there: " : "no fits", list, store, strcmp(name, "default") ? " --name " : "",
-                      strcmp(name, "default") ? name : "");
+        int other = strcmp(name, default_name) != 0;
+        qid_error_set(err, QID_E_INVALID, "'%s' has no fit '/fits/%s' (%s%s; run '%s %s%s%s' first)", store, name,
+                      list[0] ? "fits there: " : "no fits", list, command, store, other ? " --name " : "",
+                      other ? name : "");
         goto fail;
     }
+    QID_H5_TRY(err, g = H5Gopen2(fits, name, H5P_DEFAULT), "cannot open '/fits/%s' in '%s'", name, store);
+    H5Gclose(fits);
+    *fid_out = fid;
+    *group_out = g;
+    return QID_OK;
+fail:
+    if (fits >= 0) H5Gclose(fits);
+    H5Fclose(fid);
+    return err && err->code ? err->code : QID_E_HDF5;
+}
+
+int qid_fit_cmd_read(const char *store, const char *name, qid_fit_law *law, qid_fit_law **draws, size_t *n_draws,
+                     double *level, qid_error *err)
+{
+    int64_t fid, g;
+    double v[4];
+    char where[300];
+    if (draws) *draws = NULL;
+    if (n_draws) *n_draws = 0;
+    int rc = qid_fit_cmd_open(store, name, "qid fit", "default", &fid, &g, err);
+    if (rc) return rc;
     snprintf(where, sizeof where, "/fits/%s", name);
-    QID_H5_TRY(err, g = H5Gopen2(fits, name, H5P_DEFAULT), "cannot open '%s' in '%s'", where, store);
+    char kind[32] = "unified";
+    if (qid_h5_attr_exists(g, "kind") > 0 && qid_h5_attr_read_str(g, where, "kind", kind, sizeof kind, err)) goto fail;
+    if (strcmp(kind, "unified") != 0) {
+        qid_error_set(err, QID_E_INVALID, "'%s' in '%s' is not a law of QiD (kind '%s'; 'qid fit' writes laws)", where,
+                      store, kind);
+        goto fail;
+    }
     for (int j = 0; j < 4; j++)
         if (qid_h5_attr_read_f64(g, where, law_names[j], &v[j], err)) goto fail;
     *law = (qid_fit_law){v[0], v[1], v[2], v[3]};
     if (level && qid_h5_attr_read_f64(g, where, "level", level, err)) goto fail;
     if (draws) {
+        htri_t have = 0;
         H5E_BEGIN_TRY { have = H5Lexists(g, "draws", H5P_DEFAULT); }
         H5E_END_TRY;
         if (have > 0) {
-            hsize_t dims[2] = {0, 0};
-            QID_H5_TRY(err, d = H5Dopen2(g, "draws", H5P_DEFAULT), "cannot open '%s/draws' in '%s'", where, store);
-            QID_H5_TRY(err, space = H5Dget_space(d), "cannot read '%s/draws'", where);
-            if (H5Sget_simple_extent_ndims(space) != 2 ||
-                (H5Sget_simple_extent_dims(space, dims, NULL), dims[1] != 4)) {
-                qid_error_set(err, QID_E_FORMAT, "'%s/draws' in '%s' is not an [n, 4] dataset", where, store);
-                goto fail;
-            }
-            double *buf = qid_malloc(qid_mul_size((size_t)dims[0] + 1, 4 * sizeof *buf), "bootstrap draws");
-            if (dims[0] && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
-                free(buf);
-                qid_error_set(err, QID_E_HDF5, "cannot read '%s/draws' in '%s'", where, store);
-                goto fail;
-            }
-            qid_fit_law *dr = qid_malloc(qid_mul_size((size_t)dims[0] + 1, sizeof *dr), "bootstrap draws");
-            for (size_t i = 0; i < dims[0]; i++)
+            double *buf = NULL;
+            size_t nd = 0;
+            if (qid_fit_read_matrix(g, where, "draws", 4, &buf, &nd, err)) goto fail;
+            qid_fit_law *dr = qid_malloc(qid_mul_size(nd + 1, sizeof *dr), "bootstrap draws");
+            for (size_t i = 0; i < nd; i++)
                 dr[i] = (qid_fit_law){buf[4 * i], buf[4 * i + 1], buf[4 * i + 2], buf[4 * i + 3]};
             free(buf);
             *draws = dr;
-            *n_draws = (size_t)dims[0];
+            *n_draws = nd;
         }
     }
-    if (space >= 0) H5Sclose(space);
-    if (d >= 0) H5Dclose(d);
     H5Gclose(g);
-    H5Gclose(fits);
     H5Fclose(fid);
     return QID_OK;
 fail:
-    if (space >= 0) H5Sclose(space);
-    if (d >= 0) H5Dclose(d);
-    if (g >= 0) H5Gclose(g);
-    if (fits >= 0) H5Gclose(fits);
+    H5Gclose(g);
     H5Fclose(fid);
     return err && err->code ? err->code : QID_E_HDF5;
+}
+
+/* ---- the training level of a checkpoint ---------------------------------------------- */
+
+static const char *nz(const char *s) { return s ? s : ""; }
+
+int qid_fit_cmd_same_checkpoint(const qid_result *a, const qid_result *b)
+{
+    const char *x = nz(a->ckpt_sha256), *y = nz(b->ckpt_sha256);
+    return strcmp(nz(a->checkpoint), nz(b->checkpoint)) == 0 && (!x[0] || !y[0] || strcmp(x, y) == 0);
+}
+
+static int names_checkpoint(const qid_result *r, const char *which)
+{
+    const char *path = nz(r->checkpoint), *slash = strrchr(path, '/');
+    return strcmp(path, which) == 0 || (slash && strcmp(slash + 1, which) == 0) ||
+           (r->ckpt_sha256 && r->ckpt_sha256[0] && strcmp(r->ckpt_sha256, which) == 0);
+}
+
+static const qid_result *level_rows;
+static int cmp_level_ckpt(const void *a, const void *b)
+{
+    const qid_result *x = &level_rows[*(const size_t *)a], *y = &level_rows[*(const size_t *)b];
+    int c = strcmp(nz(x->model), nz(y->model));
+    if (c) return c;
+    if (x->tokens_seen != y->tokens_seen) return x->tokens_seen < y->tokens_seen ? -1 : 1;
+    return strcmp(nz(x->checkpoint), nz(y->checkpoint));
+}
+
+static int cmp_level_row(const void *a, const void *b)
+{
+    const qid_result *x = &level_rows[*(const size_t *)a], *y = &level_rows[*(const size_t *)b];
+    if (x->elem_bits != y->elem_bits) return x->elem_bits < y->elem_bits ? -1 : 1;
+    int c = strcmp(nz(x->method), nz(y->method));
+    return c ? c : strcmp(nz(x->format), nz(y->format));
+}
+
+/* The interval of the combined training level over the bootstrap draws. */
+static void level_ci(const qid_fit_law *draws, size_t n_draws, const double *q, const double *se, double n,
+                     const double *p, size_t m, double level, double *lo, double *hi)
+{
+    double *v = qid_malloc(qid_mul_size(n_draws + 1, sizeof *v), "training level draws");
+    size_t k = 0;
+    for (size_t b = 0; b < n_draws; b++) {
+        double t = qid_fit_training_level(&draws[b], q, se, n, p, m);
+        if (isfinite(t)) v[k++] = t;
+    }
+    *lo = k >= 2 ? qid_fit_quantile_sorted(v, k, (1 - level) / 2) : NAN;
+    *hi = k >= 2 ? qid_fit_quantile_sorted(v, k, (1 + level) / 2) : NAN;
+    free(v);
+}
+
+int qid_fit_cmd_training_level(const char *store, const char *which, const qid_fit_law *law, const qid_fit_law *draws,
+                               size_t n_draws, double level, const char *method, const char *format, uint64_t bits_mask,
+                               FILE *out, qid_error *err)
+{
+    qid_result *rows = NULL;
+    size_t n = 0;
+    int rc = qid_results_read(store, &rows, &n, err);
+    if (rc) return rc;
+    unsigned char *counts = qid_fit_cmd_rows_that_count(rows, n);
+    size_t *ck = qid_malloc(qid_mul_size(n ? n : 1, sizeof *ck), "training level checkpoints");
+    size_t *use = qid_malloc(qid_mul_size(n ? n : 1, sizeof *use), "training level rows");
+    double *q = qid_malloc(qid_mul_size(n ? n : 1, 3 * sizeof *q), "training level values");
+    double *se = q + (n ? n : 1), *p = se + (n ? n : 1);
+    size_t n_ck = 0;
+    /* A checkpoint's path, last path component or hash; else a model name. */
+    for (int by_model = 0; by_model <= 1 && n_ck == 0; by_model++)
+        for (size_t i = 0; i < n; i++) {
+            if (!counts[i]) continue;
+            if (by_model ? strcmp(nz(rows[i].model), which) != 0 : !names_checkpoint(&rows[i], which)) continue;
+            size_t j = 0;
+            while (j < n_ck && !qid_fit_cmd_same_checkpoint(&rows[ck[j]], &rows[i]))
+                j++;
+            if (j == n_ck) ck[n_ck++] = i;
+        }
+    if (n_ck == 0) {
+        char list[600] = "";
+        size_t shown = 0, more = 0;
+        for (int pass = 0; pass <= 1; pass++) {
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s", pass ? "; models: " : "checkpoints: ");
+            shown = 0;
+            for (size_t i = 0; i < n; i++) {
+                const char *nm = pass ? nz(rows[i].model) : nz(rows[i].checkpoint);
+                int seen = 0;
+                for (size_t j = 0; j < i && !seen; j++)
+                    seen = strcmp(pass ? nz(rows[j].model) : nz(rows[j].checkpoint), nm) == 0;
+                if (seen || !nm[0]) continue;
+                if (shown < 6)
+                    snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", shown ? ", " : "", nm);
+                else
+                    more++;
+                shown++;
+            }
+            if (more) snprintf(list + strlen(list), sizeof list - strlen(list), " and %zu more", more), more = 0;
+            if (!shown) snprintf(list + strlen(list), sizeof list - strlen(list), "none");
+        }
+        rc = qid_error_set(err, QID_E_INVALID, "no checkpoint or model '%s' in '%s' (%s)", which, store, list);
+        goto out;
+    }
+    level_rows = rows;
+    qsort(ck, n_ck, sizeof *ck, cmp_level_ckpt);
+    int ci = n_draws >= 2;
+    qid_fit_boot boot = {.n_draws = n_draws, .draws = (qid_fit_law *)draws, .level = level};
+    for (size_t c = 0; c < n_ck; c++) {
+        const qid_result *r0 = &rows[ck[c]];
+        double N = (double)r0->params, seen = r0->tokens_seen > 0 ? (double)r0->tokens_seen : NAN;
+        fprintf(out, "checkpoint %s: model %s, N %.4g, step %lld, tokens seen %.4g\n", nz(r0->checkpoint),
+                nz(r0->model), N, (long long)r0->step, seen);
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            const qid_result *r = &rows[i];
+            if (!counts[i] || r->status != QID_RESULT_OK || !qid_fit_cmd_same_checkpoint(r, r0)) continue;
+            const char *meth = nz(r->method);
+            if (strcmp(meth, "rtn") != 0 && strcmp(meth, "gptq") != 0) continue;
+            if ((method && method[0] && strcmp(meth, method) != 0) ||
+                (format && format[0] && strcmp(nz(r->format), format) != 0))
+                continue;
+            if (r->elem_bits <= 0 || (bits_mask && (r->elem_bits >= 64 || !(bits_mask >> r->elem_bits & 1u)))) continue;
+            if (!isfinite(r->qid) || !(r->qid_se > 0)) continue;
+            use[m++] = i;
+        }
+        if (!m) {
+            fprintf(out, "  no quantizer row of this checkpoint passes the fit's filters\n");
+            continue;
+        }
+        qsort(use, m, sizeof *use, cmp_level_row);
+        fprintf(out, "  %-4s %-6s %-16s %10s %9s %12s %8s", "P", "method", "format", "QiD", "se", "D implied",
+                "/ seen");
+        if (ci) fprintf(out, "  %.0f%% interval (bootstrap)", 100 * level);
+        fprintf(out, "\n");
+        size_t k = 0;
+        for (size_t a = 0; a < m; a++) {
+            const qid_result *r = &rows[use[a]];
+            double P = r->elem_bits, t = qid_fit_tokens_for(law, r->qid, N, P), lo = NAN, hi = NAN;
+            if (ci) qid_fit_tokens_for_ci(&boot, &r->qid, &N, &P, 1, level, NULL, &lo, &hi);
+            fprintf(out, "  %-4g %-6s %-16s %10.5g %9.3g %12.4g %8.3g", P, nz(r->method), nz(r->format), r->qid,
+                    r->qid_se, t, t / seen);
+            if (ci) fprintf(out, "  [%.4g, %.4g]", lo, hi);
+            fprintf(out, "%s\n", r->qid > 0 ? "" : "  (QiD <= 0: no D)");
+            q[k] = r->qid, se[k] = r->qid_se, p[k] = P, k++;
+        }
+        double t = qid_fit_training_level(law, q, se, N, p, k), lo = NAN, hi = NAN;
+        if (ci) level_ci(draws, n_draws, q, se, N, p, k, level, &lo, &hi);
+        fprintf(out, "  %-28s %21s %12.4g %8.3g", "all bit widths together", "(weights 1/se^2)", t, t / seen);
+        if (ci) fprintf(out, "  [%.4g, %.4g]", lo, hi);
+        fprintf(out, "\n");
+    }
+out:
+    free(ck), free(use), free(q), free(counts);
+    qid_results_rows_free(rows, n);
+    return rc;
+}
+
+int qid_fit_cmd_read_filters(const char *store, const char *name, char *method, size_t method_len, char *format,
+                             size_t format_len, uint64_t *bits_mask, qid_error *err)
+{
+    int64_t fid, g;
+    char where[300], bits[256] = "";
+    method[0] = format[0] = '\0';
+    *bits_mask = 0;
+    int rc = qid_fit_cmd_open(store, name, "qid fit", "default", &fid, &g, err);
+    if (rc) return rc;
+    snprintf(where, sizeof where, "/fits/%s", name);
+    if (qid_h5_attr_exists(g, "filter_method") > 0)
+        rc = qid_h5_attr_read_str(g, where, "filter_method", method, method_len, err);
+    if (!rc && qid_h5_attr_exists(g, "filter_format") > 0)
+        rc = qid_h5_attr_read_str(g, where, "filter_format", format, format_len, err);
+    if (!rc && qid_h5_attr_exists(g, "filter_bits") > 0)
+        rc = qid_h5_attr_read_str(g, where, "filter_bits", bits, sizeof bits, err);
+    for (const char *s = bits; !rc && *s;) {
+        char *e;
+        long b = strtol(s, &e, 10);
+        if (e == s) break;
+        if (b > 0 && b < 64) *bits_mask |= (uint64_t)1 << b;
+        s = *e == ',' ? e + 1 : e;
+    }
+    H5Gclose((hid_t)g);
+    H5Fclose((hid_t)fid);
+    return rc;
 }
 
 /* ---- command lines -------------------------------------------------------------------- */
@@ -683,13 +1043,15 @@ static int parse_count(const char *s, const char *what, unsigned long long *out)
 static void fit_usage(FILE *out)
 {
     fprintf(out, "usage: qid fit STORE [--method M] [--format F] [--bits 2,3,4] [--min-tokens D] [--max-tokens D]\n"
-                 "               [--models a,b] [--boot N] [--seed S] [--z Z] [--name NAME]\n"
+                 "               [--models a,b] [--boot N] [--seed S] [--z Z] [--name NAME] [--factors]\n"
                  "\n"
                  "Fits the scaling laws of QiD to a results store and writes them into its\n"
                  "/fits/NAME (hdf5-schema/results.md): the unified law QiD = k D^beta / (N^alpha P^gamma)\n"
                  "with bootstrap intervals (resampling whole checkpoints), R^2 (log), RMSE and\n"
-                 "leave-one-model-size-out error; a law per bit width; the 16-bit loss law from the\n"
-                 "baseline rows. Uses the last OK row of each task. Needs the store's lock\n"
+                 "leave-one-model-size-out error; a law per bit width; the per-factor laws QiD vs D\n"
+                 "for each (N, P), vs N for each (D, P) (D within 10%% share a bin) and vs P for each\n"
+                 "(N, D), with their median exponents next to the unified law's; the 16-bit loss law\n"
+                 "from the baseline rows. Uses the last OK row of each task. Needs the store's lock\n"
                  "for the write (fails while a 'qid run' is writing it).\n"
                  "\n"
                  "options:\n"
@@ -702,7 +1064,8 @@ static void fit_usage(FILE *out)
                  "  --boot N          bootstrap draws (default 1000; 0: none)\n"
                  "  --seed S          bootstrap seed (default 1)\n"
                  "  --z Z             log-linear start on points with qid > Z*se (default 2)\n"
-                 "  --name NAME       write /fits/NAME (default 'default')\n");
+                 "  --name NAME       write /fits/NAME (default 'default')\n"
+                 "  --factors         print every group of the per-factor laws, not only their medians\n");
 }
 
 int qid_fit_main(int argc, char **argv)
@@ -717,6 +1080,7 @@ int qid_fit_main(int argc, char **argv)
                                              {"seed", required_argument, NULL, 's'},
                                              {"z", required_argument, NULL, 'z'},
                                              {"name", required_argument, NULL, 'n'},
+                                             {"factors", no_argument, NULL, 'F'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     qid_fit_cmd_opts o;
@@ -753,6 +1117,7 @@ int qid_fit_main(int argc, char **argv)
             o.z = v[0];
             break;
         case 'n': o.name = optarg; break;
+        case 'F': o.factors = 1; break;
         case 'h':
             free(v);
             fit_usage(stdout);
@@ -780,11 +1145,25 @@ usage_error:
     return 2;
 }
 
+/* 1 if s is a comma-separated list of numbers (so --training-level gets QiD values, not a checkpoint). */
+static int number_list(const char *s)
+{
+    for (;;) {
+        char *end;
+        (void)strtod(s, &end);
+        if (end == s || (*end && *end != ',')) return 0;
+        if (!*end) return 1;
+        s = end + 1;
+    }
+}
+
 static void predict_usage(FILE *out)
 {
     fprintf(out, "usage: qid predict STORE [--fit NAME] | --law k,alpha,beta,gamma\n"
                  "                   --params N,... --bits P,... (--tokens D,... | --tokens-for QID,... |\n"
                  "                   --training-level QID,...)\n"
+                 "       qid predict STORE [--fit NAME | --law k,alpha,beta,gamma] [--bits P,...]\n"
+                 "                   --training-level CKPT\n"
                  "\n"
                  "Evaluates QiD = k D^beta / (N^alpha P^gamma), from /fits/NAME of a store (with\n"
                  "bootstrap intervals when the fit has draws) or from coefficients given with\n"
@@ -794,6 +1173,13 @@ static void predict_usage(FILE *out)
                  "  --tokens-for QID,...     the training tokens after which QiD reaches this value\n"
                  "                           (D = (QiD N^alpha P^gamma / k)^(1/beta))\n"
                  "  --training-level QID,... the training level D a measured QiD implies for N and P\n"
+                 "  --training-level CKPT    the D that checkpoint CKPT's measured QiD at each bit width\n"
+                 "                           of the store implies, next to its actual tokens seen, and all\n"
+                 "                           bit widths together (weighted least squares); CKPT is the\n"
+                 "                           checkpoint's path as the job names it, its file name, its\n"
+                 "                           tensor hash, or a model name (every checkpoint of the model).\n"
+                 "                           Uses the rows the fit was made from (its method, format and\n"
+                 "                           bits filters; --bits narrows them)\n"
                  "  --fit NAME               the stored fit to use (default 'default')\n"
                  "  --level L                interval level (default: the fit's, 0.95)\n");
 }
@@ -810,7 +1196,7 @@ int qid_predict_main(int argc, char **argv)
                                              {"level", required_argument, NULL, 'l'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
-    const char *fit_name = "default", *law_arg = NULL;
+    const char *fit_name = "default", *law_arg = NULL, *which = NULL;
     double *N = NULL, *D = NULL, *P = NULL, *Q = NULL, *lv = NULL, level = NAN;
     size_t nN = 0, nD = 0, nP = 0, nQ = 0, nl = 0;
     int mode = 0; /* 'D', 'T' or 'R' */
@@ -836,9 +1222,19 @@ int qid_predict_main(int argc, char **argv)
             }
             level = lv[0];
             break;
+        case 'R':
+            if (!number_list(optarg)) { /* a checkpoint or model of the store */
+                if (mode) {
+                    fprintf(stderr, "qid predict: error: give one of --tokens, --tokens-for, --training-level\n");
+                    goto out;
+                }
+                mode = 'C';
+                which = optarg;
+                break;
+            }
+            /* fall through */
         case 'D':
         case 'T':
-        case 'R':
             if (mode && mode != c) {
                 fprintf(stderr, "qid predict: error: give one of --tokens, --tokens-for, --training-level\n");
                 goto out;
@@ -858,7 +1254,14 @@ int qid_predict_main(int argc, char **argv)
         default: predict_usage(stderr); goto out;
         }
     }
-    if (!mode || !nN || !nP) {
+    if (mode == 'C' && (nN || optind + 1 != argc)) {
+        fprintf(stderr,
+                "qid predict: error: --training-level %s needs the results store it is in, and no --params "
+                "(the checkpoint's N is used)\n",
+                which);
+        goto out;
+    }
+    if (!mode || (mode != 'C' && (!nN || !nP))) {
         fprintf(stderr, "qid predict: error: need --params, --bits and one of --tokens, --tokens-for, "
                         "--training-level\n");
         predict_usage(stderr);
@@ -891,7 +1294,7 @@ int qid_predict_main(int argc, char **argv)
             fprintf(stderr, "qid predict: error: --law needs k > 0\n");
             goto out;
         }
-        if (optind != argc) {
+        if (optind != argc && mode != 'C') {
             fprintf(stderr, "qid predict: error: give a store or --law, not both\n");
             goto out;
         }
@@ -915,6 +1318,30 @@ int qid_predict_main(int argc, char **argv)
                law.alpha, law.beta, law.gamma, fit_name, argv[optind], n_draws);
     }
     if (!(level > 0)) level = 0.95;
+    if (mode == 'C') {
+        char fm[64] = "", ff[128] = "";
+        uint64_t mask = 0;
+        qid_error err;
+        qid_error_clear(&err);
+        if (!law_arg && qid_fit_cmd_read_filters(argv[optind], fit_name, fm, sizeof fm, ff, sizeof ff, &mask, &err)) {
+            fprintf(stderr, "qid predict: error: %s\n", err.msg);
+            rc = 1;
+            goto out;
+        }
+        for (size_t k = 0; k < nP; k++)
+            if (P[k] == floor(P[k]) && P[k] < 64) mask |= (uint64_t)1 << (int)P[k];
+        if (fm[0] || ff[0] || mask)
+            printf("rows: method %s, format %s, bits %s (%s)\n", fm[0] ? fm : "any", ff[0] ? ff : "any",
+                   mask ? "as listed" : "any", nP ? "--bits" : "the fit's filters");
+        if (qid_fit_cmd_training_level(argv[optind], which, &law, draws, n_draws, level, fm, ff, mask, stdout, &err)) {
+            fflush(stdout);
+            fprintf(stderr, "qid predict: error: %s\n", err.msg);
+            rc = 1;
+            goto out;
+        }
+        rc = 0;
+        goto out;
+    }
     int ci = n_draws >= 2;
     qid_fit_boot boot = {.n_draws = n_draws, .draws = draws, .level = level};
     size_t nX = mode == 'D' ? nD : nQ;

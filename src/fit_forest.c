@@ -384,6 +384,9 @@ void qid_fit_logo_free(qid_fit_logo *logo)
     if (!logo) return;
     free(logo->rows);
     free(logo->importance);
+    free(logo->pred_forest);
+    free(logo->pred_linear);
+    free(logo->fit_forest);
     memset(logo, 0, sizeof *logo);
 }
 
@@ -407,6 +410,10 @@ int qid_fit_predictor_logo(const double *x, const double *y, const int *group, s
     double *yt = qid_malloc(qid_mul_size(n_rows, sizeof *yt), "fit: training targets");
     out->rows = qid_calloc(n_g, sizeof *out->rows, "fit: leave-one-group-out rows");
     out->n_groups = n_g;
+    out->n_rows = n_rows;
+    out->pred_forest = qid_malloc(qid_mul_size(n_rows, sizeof *out->pred_forest), "fit: held-out predictions");
+    out->pred_linear = qid_malloc(qid_mul_size(n_rows, sizeof *out->pred_linear), "fit: held-out predictions");
+    out->fit_forest = qid_malloc(qid_mul_size(n_rows, sizeof *out->fit_forest), "fit: in-sample predictions");
     double ssf = 0, ssl = 0, ssm = 0;
     size_t n_held = 0;
     for (size_t g = 0; g < n_g; g++) {
@@ -434,8 +441,10 @@ int qid_fit_predictor_logo(const double *x, const double *y, const int *group, s
         double sf = 0, sl = 0, sm = 0;
         for (size_t i = 0; i < n_rows; i++) {
             if (group[i] != ids[g]) continue;
-            double ef = qid_fit_forest_predict(fr, x + i * n_feat) - y[i];
-            double el = qid_fit_linear_predict(&lin, x + i * n_feat) - y[i];
+            out->pred_forest[i] = qid_fit_forest_predict(fr, x + i * n_feat);
+            out->pred_linear[i] = qid_fit_linear_predict(&lin, x + i * n_feat);
+            double ef = out->pred_forest[i] - y[i];
+            double el = out->pred_linear[i] - y[i];
             double em = mean - y[i];
             sf += ef * ef;
             sl += el * el;
@@ -462,6 +471,8 @@ int qid_fit_predictor_logo(const double *x, const double *y, const int *group, s
         out->n_feat = n_feat;
         out->importance = qid_malloc(qid_mul_size(n_feat, sizeof *out->importance), "fit: importances");
         memcpy(out->importance, qid_fit_forest_importance(fr), n_feat * sizeof *out->importance);
+        for (size_t i = 0; i < n_rows; i++)
+            out->fit_forest[i] = qid_fit_forest_predict(fr, x + i * n_feat);
         qid_fit_forest_free(fr);
     }
     free(ids);

@@ -597,6 +597,21 @@ void qid_fit_predict_ci(const qid_fit_boot *boot, const double *n, const double 
     free(v);
 }
 
+double qid_fit_training_level(const qid_fit_law *law, const double *qid, const double *se, double n, const double *p,
+                              size_t m)
+{
+    if (m == 0 || !(law->k > 0) || law->beta == 0) return NAN;
+    double num = 0, den = 0;
+    for (size_t i = 0; i < m; i++) {
+        double c = law->k * pow(n, -law->alpha) * pow(p[i], -law->gamma);
+        double w = se ? 1.0 / (se[i] * se[i]) : 1.0;
+        num += w * c * qid[i];
+        den += w * c * c;
+    }
+    double u = num / den;
+    return u > 0 && isfinite(u) ? pow(u, 1.0 / law->beta) : NAN;
+}
+
 void qid_fit_tokens_for_ci(const qid_fit_boot *boot, const double *qid, const double *n, const double *p, size_t m,
                            double level, double *mid, double *lo, double *hi)
 {

@@ -37,6 +37,7 @@ static const command commands[] = {
     {"quantize", qid_quantize_main, "quantize a checkpoint's linear layers (RTN or GPTQ) -> float32 checkpoint"},
     {"fit", qid_fit_main, "fit the scaling laws of QiD to a results store -> its /fits"},
     {"predict", qid_predict_main, "QiD, tokens-for or training level from a stored fit or given coefficients"},
+    {"predictor", qid_predictor_main, "Xu et al. loss predictor (forest, leave-one-family-out) and Pareto frontier"},
     {"report", qid_report_main, "summary, tables and gnuplot plots (PNG, SVG) of a results store's law"},
     {"train", qid_train_main, "train a small gpt-neox model on a token set -> checkpoints at log-spaced steps"},
 };

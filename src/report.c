@@ -1,5 +1,6 @@
 /* report.c - `qid report`: summary, tables, gnuplot script and plots of a
- * results store's unified law (report.h). */
+ * results store's unified law, its Xu et al. predictor and its Pareto
+ * frontier (report.h). */
 #include "report.h"
 
 #include <errno.h>
@@ -14,6 +15,7 @@
 
 #include "fit.h"
 #include "fit_cmd.h"
+#include "fit_predictor.h"
 #include "fsutil.h"
 #include "h5io.h"
 #include "results.h"
@@ -42,7 +44,7 @@ typedef struct report_fit {
 
 void qid_report_opts_init(qid_report_opts *o)
 {
-    *o = (qid_report_opts){.fit_name = "default", .n_boot = 200, .gnuplot = "gnuplot"};
+    *o = (qid_report_opts){.fit_name = "default", .predictor_name = "predictor", .n_boot = 200, .gnuplot = "gnuplot"};
 }
 
 /* Sorted distinct values of v[0..n) (equal within a relative 1e-9) into
@@ -238,7 +240,6 @@ static void write_summary(FILE *f, const char *store, const qid_report_opts *o, 
     }
     if (!rf->have) bad = 1;
     if (!bad) fprintf(f, "fit OK: %.0f points, R2 (log) %.3f, converged\n", rf->n_points, rf->r2_log);
-    fprintf(f, "\nfiles: points.csv, predictions.csv; plots *.png, *.svg drawn by gnuplot from report.gp and *.dat\n");
 }
 
 /* One PNG + SVG pair of a plot: the terminal lines of the script. */
@@ -255,6 +256,190 @@ static void term(FILE *g, int svg, int w, int h, const char *base)
 
 static void fmt_g(char *buf, size_t len, double x) { snprintf(buf, len, "%.3g", x); }
 
+/* The predictor and the frontier a report shows. */
+typedef struct report_pred {
+    qid_predictor_candidate *cand; /* the store's candidates (latest checkpoint per model and setting) */
+    size_t n_cand;
+    size_t *front; /* the frontier within the budget, indices into cand by memory */
+    size_t n_front;
+    double budget;           /* bytes; NaN none (the stored predictor's --budget) */
+    int have;                /* st holds the predictor's points */
+    int stored;              /* ... read from /fits/<predictor_name>; 0: trained in memory */
+    qid_predictor_stored st; /* points as in /fits/<name>/points */
+    int log_axes;            /* every measured and forest-predicted QiD > 0 */
+    char msg[QID_ERROR_MAX]; /* why there is no predictor (have == 0) */
+} report_pred;
+
+static void report_pred_free(report_pred *rp)
+{
+    free(rp->cand);
+    free(rp->front);
+    qid_predictor_stored_free(&rp->st);
+}
+
+/* The frontier of the store's rows, and the stored predictor (or one trained
+ * in memory, with a note, when the store has none). */
+static int get_pred(const char *store, const qid_result *rows, size_t n_rows, const qid_report_opts *o, FILE *log,
+                    report_pred *rp, qid_error *err)
+{
+    memset(rp, 0, sizeof *rp);
+    rp->budget = NAN;
+    qid_predictor_opts po;
+    qid_predictor_opts_init(&po);
+    qid_error e;
+    qid_error_clear(&e);
+    int st = qid_predictor_read(store, o->predictor_name, &rp->st, &e);
+    if (st == QID_OK) {
+        rp->have = rp->stored = 1;
+        rp->budget = rp->st.budget;
+    } else if (st == QID_E_INVALID && strstr(e.msg, "has no fit")) {
+        qid_predictor_report rep;
+        qid_error_clear(&e);
+        if (qid_predictor_fit(rows, n_rows, &po, &rep, &e) == QID_OK) {
+            if (log)
+                fprintf(log,
+                        "note: '%s' has no /fits/%s; the predictor was trained in memory ('qid predictor %s' "
+                        "stores one)\n",
+                        store, o->predictor_name, store);
+            qid_predictor_to_stored(&rep, &po, &rp->st);
+            rp->have = 1;
+            qid_predictor_report_free(&rep);
+        } else {
+            snprintf(rp->msg, sizeof rp->msg, "%s", e.msg);
+        }
+    } else {
+        *err = e;
+        return st;
+    }
+    if (!isnan(rp->budget)) po.budget = rp->budget;
+    qid_predictor_candidates(rows, n_rows, &po, &rp->cand, &rp->n_cand);
+    qid_fit_candidate *cc = qid_malloc((rp->n_cand + 1) * sizeof *cc, "report: candidates");
+    for (size_t j = 0; j < rp->n_cand; j++)
+        cc[j] = rp->cand[j].c;
+    rp->front = qid_malloc((rp->n_cand + 1) * sizeof *rp->front, "report: frontier");
+    rp->n_front = qid_fit_pareto(cc, rp->n_cand, po.budget, rp->front);
+    free(cc);
+    rp->log_axes = rp->have && rp->st.n_points > 0;
+    for (size_t i = 0; i < rp->st.n_points && rp->log_axes; i++) {
+        const double *p = rp->st.points + i * QID_PREDICTOR_POINT_COLS;
+        rp->log_axes = p[6] - p[5] > 0 && p[7] - p[5] > 0;
+    }
+    return QID_OK;
+}
+
+/* The predictor's and the frontier's lines of summary.txt. */
+static void write_pred_summary(FILE *f, const qid_report_opts *o, const report_pred *rp)
+{
+    fprintf(f, "\npredictor of post-quantization loss (Xu et al.): ");
+    if (!rp->have) {
+        fprintf(f, "none: %s\n", rp->msg);
+    } else {
+        if (rp->stored)
+            fprintf(f, "/fits/%s (stored by 'qid predictor')\n", o->predictor_name);
+        else
+            fprintf(f, "trained in memory (the store has no /fits/%s)\n", o->predictor_name);
+        fprintf(f,
+                "  leave-one-%s-out RMSE of the loss over %zu examples: forest %.4g, linear %.4g, training mean "
+                "%.4g nats/token\n",
+                rp->st.holdout, rp->st.n_points, rp->st.rmse_forest, rp->st.rmse_linear, rp->st.rmse_mean);
+        if (!(rp->st.rmse_forest < rp->st.rmse_mean))
+            fprintf(f, "POOR PREDICTOR: the forest does not beat the training mean on held-out %ss\n", rp->st.holdout);
+    }
+    fprintf(f,
+            "Pareto frontier (memory = N x bits / 8, latest checkpoint per model and setting): %zu of %zu "
+            "candidates",
+            rp->n_front, rp->n_cand);
+    if (!isnan(rp->budget)) fprintf(f, " within %.4g bytes", rp->budget);
+    if (rp->n_front) {
+        const qid_predictor_candidate *b = &rp->cand[rp->front[rp->n_front - 1]];
+        fprintf(f, "; lowest loss: %s (%.4f, %.4g bytes)", b->label, b->c.loss, qid_fit_candidate_bytes(&b->c));
+    }
+    fprintf(f, "\n");
+}
+
+/* pareto.csv, pareto.dat, predictor.csv, predictor.dat. */
+static int write_pred_files(const char *dir, const report_pred *rp, qid_error *err)
+{
+    FILE *f = open_out(dir, "pareto.csv", err);
+    if (!f) return err->code ? err->code : QID_E_IO;
+    unsigned char *on = qid_calloc(rp->n_cand + 1, 1, "report: frontier flags");
+    for (size_t a = 0; a < rp->n_front; a++)
+        on[rp->front[a]] = 1;
+    fprintf(f, "candidate,N,D,bits,bytes,loss,frontier\n");
+    for (size_t j = 0; j < rp->n_cand; j++) {
+        const qid_predictor_candidate *c = &rp->cand[j];
+        fprintf(f, "\"%s\",%.6g,%.6g,%g,%.6g,%.8g,%d\n", c->label, c->c.params, c->d, c->c.bits,
+                qid_fit_candidate_bytes(&c->c), c->c.loss, on[j]);
+    }
+    int st = close_out(f, dir, "pareto.csv", err);
+    if (!st && !(f = open_out(dir, "pareto.dat", err))) st = err->code ? err->code : QID_E_IO;
+    if (!st) {
+        fprintf(f, "# block 0: every candidate: bytes loss N bits; block 1: the frontier by memory: bytes loss "
+                   "\"label\"\n");
+        for (size_t j = 0; j < rp->n_cand; j++)
+            fprintf(f, "%.6g %.8g %.6g %g\n", qid_fit_candidate_bytes(&rp->cand[j].c), rp->cand[j].c.loss,
+                    rp->cand[j].c.params, rp->cand[j].c.bits);
+        fprintf(f, "\n\n");
+        for (size_t a = 0; a < rp->n_front; a++) {
+            const qid_predictor_candidate *c = &rp->cand[rp->front[a]];
+            fprintf(f, "%.6g %.8g \"%s\"\n", qid_fit_candidate_bytes(&c->c), c->c.loss, c->label);
+        }
+        st = close_out(f, dir, "pareto.dat", err);
+    }
+    free(on);
+    if (st || !rp->have) return st;
+    if (!(f = open_out(dir, "predictor.csv", err))) return err->code ? err->code : QID_E_IO;
+    fprintf(f, "%s\n", QID_PREDICTOR_POINT_COLUMNS);
+    for (size_t i = 0; i < rp->st.n_points; i++) {
+        const double *p = rp->st.points + i * QID_PREDICTOR_POINT_COLS;
+        for (int c = 0; c < QID_PREDICTOR_POINT_COLS; c++)
+            fprintf(f, "%s%.8g", c ? "," : "", p[c]);
+        fprintf(f, "\n");
+    }
+    if ((st = close_out(f, dir, "predictor.csv", err))) return st;
+    if (!(f = open_out(dir, "predictor.dat", err))) return err->code ? err->code : QID_E_IO;
+    fprintf(f, "# measured QiD, held-out forest QiD, held-out linear QiD, element bits (QiD = loss - loss16)\n");
+    for (size_t i = 0; i < rp->st.n_points; i++) {
+        const double *p = rp->st.points + i * QID_PREDICTOR_POINT_COLS;
+        fprintf(f, "%.8g %.8g %.8g %g\n", p[6] - p[5], p[7] - p[5], p[8] - p[5], p[2]);
+    }
+    return close_out(f, dir, "predictor.dat", err);
+}
+
+/* The gnuplot lines of the frontier and the predictor's plots. */
+static void write_pred_plots(FILE *f, int svg, const report_pred *rp)
+{
+    term(f, svg, 860, 600, "pareto");
+    fprintf(f, "set title 'Pareto frontier of model size vs bits per weight (measured loss, latest checkpoints)'\n"
+               "unset logscale\nset logscale x\nset format x '10^{%%L}'\nset format y '%%g'\nset autoscale\n"
+               "set xlabel 'memory of the non-embedding weights, N x bits / 8 (bytes)'\n"
+               "set ylabel 'loss (nats/token)'\nset key inside right top box\n");
+    if (!isnan(rp->budget))
+        fprintf(f,
+                "set arrow 1 from %.6g, graph 0 to %.6g, graph 1 nohead dt 2 lw 1.5 lc rgb 'black'\n"
+                "set label 1 'budget' at %.6g, graph 0.97 right offset -0.5,0\n",
+                rp->budget, rp->budget, rp->budget);
+    fprintf(f, "plot 'pareto.dat' index 0 using 1:2 with points pt 6 ps 1 lc rgb 'gray50' title 'candidates'");
+    if (rp->n_front)
+        fprintf(f, ", \\\n     'pareto.dat' index 1 using 1:2 with steps lw 2 lc rgb 'red' notitle, \\\n"
+                   "     'pareto.dat' index 1 using 1:2 with points pt 7 ps 1.2 lc rgb 'red' title 'frontier', \\\n"
+                   "     'pareto.dat' index 1 using 1:2:3 with labels left offset 0.8,0.6 font ',8' notitle");
+    fprintf(f, "\nunset arrow 1\nunset label 1\nset key outside right top box font ',10'\n");
+    if (!rp->have) return;
+    term(f, svg, 720, 640, "predictor_actual_vs_predicted");
+    fprintf(f, "set title 'Predictor (Xu et al.): measured vs held-out predicted QiD (one %s out)'\n", rp->st.holdout);
+    fprintf(f, "unset logscale\n%sset format x '%%g'\nset format y '%%g'\nset autoscale\n",
+            rp->log_axes ? "set logscale xy\n" : "");
+    fprintf(f, "set xlabel 'predicted QiD = predicted loss - loss16 (nats/token)'\nset ylabel 'measured QiD "
+               "(nats/token)'\nset key inside left top box\n");
+    fprintf(f,
+            "plot x with lines ls 99 title 'y = x', \\\n"
+            "     'predictor.dat' using 2:1 with points pt 7 ps 0.8 lc 1 title 'forest (RMSE %.3g)', \\\n"
+            "     'predictor.dat' using 3:1 with points pt 4 ps 0.8 lc 2 title 'linear (RMSE %.3g)'\n",
+            rp->st.rmse_forest, rp->st.rmse_linear);
+    fprintf(f, "set key outside right top box font ',10'\n");
+}
+
 int qid_report_write(const char *store, const char *dir, const qid_report_opts *o, FILE *log, qid_error *err)
 {
     qid_report_opts def;
@@ -267,6 +452,8 @@ int qid_report_write(const char *store, const char *dir, const qid_report_opts *
     qid_fit_obs *obs = NULL;
     report_fit rf;
     memset(&rf, 0, sizeof rf);
+    report_pred rp;
+    memset(&rp, 0, sizeof rp);
     double *un = NULL, *up = NULL, *ud = NULL, *tmp = NULL;
     FILE *f = NULL;
     int st = qid_results_read(store, &rows, &n_rows, err);
@@ -274,7 +461,9 @@ int qid_report_write(const char *store, const char *dir, const qid_report_opts *
     qid_fit_cmd_opts fo;
     qid_fit_cmd_opts_init(&fo);
     qid_fit_cmd_obs(rows, n_rows, &fo, &obs, &n_obs, NULL, NULL, NULL, NULL);
+    st = get_pred(store, rows, n_rows, o, log, &rp, err);
     qid_results_rows_free(rows, n_rows);
+    if (st) goto out;
     if ((st = get_fit(store, obs, n_obs, o, log, &rf, err))) goto out;
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
         st = qid_error_set(err, QID_E_IO, "cannot create '%s': %s", dir, strerror(errno));
@@ -312,7 +501,12 @@ int qid_report_write(const char *store, const char *dir, const qid_report_opts *
     /* summary.txt */
     if (!(f = open_out(dir, "summary.txt", err))) goto io_fail;
     write_summary(f, store, o, &rf, n_obs, nn, np, nd, n_nonpos);
+    write_pred_summary(f, o, &rp);
+    fprintf(f, "\nfiles: points.csv, predictions.csv, pareto.csv, predictor.csv; plots *.png, *.svg drawn by gnuplot "
+               "from report.gp and *.dat\n");
     if ((st = close_out(f, dir, "summary.txt", err))) goto out;
+
+    if ((st = write_pred_files(dir, &rp, err))) goto out;
 
     /* points.csv */
     if (!(f = open_out(dir, "points.csv", err))) goto io_fail;
@@ -520,7 +714,9 @@ int qid_report_write(const char *store, const char *dir, const qid_report_opts *
                 f,
                 ", \\\n     'points.dat' using ($6 == %g ? $4 : NaN):2 with points pt 7 ps 0.8 lc %zu title '%g-bit'",
                 up[jp], jp + 1, up[jp]);
-        fprintf(f, "\nunset xrange\nunset yrange\nunset output\n");
+        fprintf(f, "\nunset xrange\nunset yrange\n");
+        write_pred_plots(f, svg, &rp);
+        fprintf(f, "unset output\n");
     }
     free(cnt);
     if ((st = close_out(f, dir, "report.gp", err))) goto out;
@@ -566,6 +762,7 @@ io_fail:
     st = err->code ? err->code : QID_E_IO;
 out:
     qid_fit_boot_free(&rf.boot);
+    report_pred_free(&rp);
     free(obs);
     free(un);
     free(up);
@@ -576,29 +773,37 @@ out:
 
 static void report_usage(FILE *out)
 {
-    fprintf(out, "usage: qid report STORE -o DIR [--fit NAME] [--boot N] [--gnuplot PROG]\n"
+    fprintf(out, "usage: qid report STORE -o DIR [--fit NAME] [--predictor NAME] [--boot N] [--gnuplot PROG]\n"
                  "\n"
                  "Writes a report of a results store's unified law QiD = k D^beta / (N^alpha P^gamma)\n"
                  "into DIR: summary.txt (coefficients with intervals, R^2, RMSE, counts, and\n"
-                 "'POOR FIT' / 'TOO FEW POINTS' lines), points.csv, predictions.csv (QiD at\n"
-                 "1e14 tokens for 7B/70B/405B at 2/3/4 bits), the gnuplot script report.gp with its\n"
+                 "'POOR FIT' / 'TOO FEW POINTS' lines; the predictor's errors and the Pareto\n"
+                 "frontier), points.csv, predictions.csv (QiD at 1e14 tokens for 7B/70B/405B at\n"
+                 "2/3/4 bits), pareto.csv, predictor.csv, the gnuplot script report.gp with its\n"
                  ".dat files, and PNG + SVG plots: qid_vs_d, qid_vs_n, qid_vs_p, predictions,\n"
-                 "actual_vs_predicted. Uses /fits/NAME of the store; without it the law is fitted\n"
-                 "in memory. Without gnuplot the plots are skipped with a warning.\n"
+                 "actual_vs_predicted, pareto (loss vs memory of every model and setting, the\n"
+                 "frontier, the budget) and predictor_actual_vs_predicted (the Xu et al. predictor's\n"
+                 "held-out predictions). Uses /fits/NAME and /fits/PREDICTOR of the store; without\n"
+                 "them the law is fitted and the predictor trained in memory. Without gnuplot the\n"
+                 "plots are skipped with a warning.\n"
                  "\n"
                  "options:\n"
                  "  -o, --output DIR  the report directory (created if absent)\n"
                  "  --fit NAME        the stored fit to show (default 'default')\n"
+                 "  --predictor NAME  the stored predictor to show (default 'predictor')\n"
                  "  --boot N          bootstrap draws of an in-memory fit (default 200)\n"
                  "  --gnuplot PROG    the gnuplot program (default 'gnuplot')\n");
 }
 
 int qid_report_main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"output", required_argument, NULL, 'o'}, {"fit", required_argument, NULL, 'f'},
-        {"boot", required_argument, NULL, 'B'},   {"gnuplot", required_argument, NULL, 'g'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
+                                             {"fit", required_argument, NULL, 'f'},
+                                             {"boot", required_argument, NULL, 'B'},
+                                             {"gnuplot", required_argument, NULL, 'g'},
+                                             {"predictor", required_argument, NULL, 'p'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     qid_report_opts o;
     qid_report_opts_init(&o);
     const char *dir = NULL;
@@ -619,6 +824,7 @@ int qid_report_main(int argc, char **argv)
             }
             break;
         case 'g': o.gnuplot = optarg; break;
+        case 'p': o.predictor_name = optarg; break;
         case 'h': report_usage(stdout); return 0;
         default: report_usage(stderr); return 2;
         }

@@ -5,15 +5,22 @@
 # baselines) is fitted with and without filters; the report, warnings and
 # errors are checked; predictions come from the stored fit (with bootstrap
 # intervals) and from published coefficients given with --law, which must
-# reproduce the 2-bit column of Ouyang et al.'s Table 1 within 6%; and the
-# store's lock refuses a fit while a writer holds it.
+# reproduce the 2-bit column of Ouyang et al.'s Table 1 within 6%; the
+# per-factor laws are printed; --training-level CKPT gives the D a
+# checkpoint's QiD implies; degenerate stores (QiD <= 0 only, D collinear
+# with N, fewer points than coefficients) give one line and write nothing;
+# `qid predictor` on the stores of build/test/fit_predictor.t --write-store
+# (forest: 5 families; tiny: a frontier known by hand); and the store's lock
+# refuses a fit while a writer holds it.
 set -u
 . "$(dirname "$0")/taplib.sh"
 if ! $QID fit --help >/dev/null 2>&1; then skip_all "qid fit is not in src/main.c's commands yet"; fi
 if ! $QID predict --help >/dev/null 2>&1; then skip_all "qid predict is not in src/main.c's commands yet"; fi
 GEN=${BUILD:-build}/test/fit_cmd.t
+GENP=${BUILD:-build}/test/fit_predictor.t
 [ -x "$GEN" ] || skip_all "$GEN (the store generator) is not built"
-plan 23
+[ -x "$GENP" ] || skip_all "$GENP (the predictor store generator) is not built"
+plan 61
 tap_tmpdir
 T=$TAP_TMP
 S=$T/r.h5
@@ -30,6 +37,14 @@ like "$(cat "$T/out")" "written to /fits/default" "fit: written to /fits/default
 is "" "$(grep '^warning' "$T/out")" "fit: no warnings on a good store"
 alpha=$(awk '$1 == "alpha" { print $2 }' "$T/out")
 is 1 "$(awk -v a="$alpha" 'BEGIN { print (a > 0.2 && a < 0.25) }')" "fit: alpha $alpha near 0.2261"
+
+like "$(cat "$T/out")" "QiD = c * D^beta for each (N, P)       median beta " "fit: the per-factor law vs D"
+is 1 "$(grep -c 'median beta  *[0-9.]* over 12 of 12 groups  \[unified 0\.5' "$T/out")" "fit: its median over 12 (N, P) groups, next to the unified law's"
+like "$(cat "$T/out")" "QiD = c / N^alpha for each (D bin, P)  median alpha" "fit: the per-factor law vs N"
+like "$(cat "$T/out")" "QiD = c / P^gamma for each (N, D)      median gamma" "fit: the per-factor law vs P"
+$QID fit "$S" --boot 0 --factors --name factors >"$T/out" 2>"$T/err"
+is 12 "$(grep -cE '^    N [0-9.e+]+ +P [234] +c ' "$T/out")" "fit --factors: one line per (N, P) group of the law vs D"
+is 20 "$(grep -cE '^    N [0-9.e+]+ +D [0-9.e+]+ +c ' "$T/out")" "fit --factors: one line per (N, D) group of the law vs P"
 
 # filters
 $QID fit "$S" --bits 3,4 --boot 0 --name b34 >"$T/out" 2>"$T/err"
@@ -52,7 +67,69 @@ like "$(cat "$T/out")" "95% interval (bootstrap, QiD)" "predict: intervals from 
 $QID predict "$S" --params 1e9 --bits 3 --training-level 0.1 >"$T/out" 2>"$T/err"
 like "$(cat "$T/out")" "D implied" "predict --training-level: the D a QiD implies"
 $QID predict "$S" --fit nope --params 1e9 --bits 3 --tokens 1e12 >"$T/out" 2>"$T/err"
-like "$(cat "$T/err")" "has no fit '/fits/nope' (fits there: b34, default, few, sub" "predict: a missing fit is named"
+like "$(cat "$T/err")" "has no fit '/fits/nope' (fits there: b34, default, factors, few, sub" "predict: a missing fit is named"
+
+# the training level of a checkpoint of the store
+$QID predict "$S" --training-level m2-3.h5 >"$T/out" 2>"$T/err"
+ok $? "--training-level CKPT: exits 0"
+like "$(cat "$T/out")" "checkpoint ck/m2-3.h5: model m2, N 3e+08, step 3, tokens seen 3e+11" "--training-level CKPT: the checkpoint and its tokens"
+is 3 "$(grep -cE '^  [234] +rtn +int[234]-g128 ' "$T/out")" "--training-level CKPT: one D per bit width"
+d=$(awk '/all bit widths together/ { print $7 }' "$T/out")
+is 1 "$(awk -v d="$d" 'BEGIN { print (d > 2.55e11 && d < 3.45e11) }')" "--training-level CKPT: all bit widths imply D $d, within 15% of 3e11"
+like "$(cat "$T/out")" "95% interval (bootstrap)" "--training-level CKPT: intervals from the stored draws"
+$QID predict "$S" --training-level m3 --bits 4 >"$T/out" 2>"$T/err"
+is "5 5" "$(grep -c '^checkpoint ck/m3-' "$T/out") $(grep -cE '^  4 +rtn' "$T/out")" "--training-level MODEL --bits 4: its 5 checkpoints, 4 bits only"
+$QID predict "$S" --training-level nope >"$T/out" 2>"$T/err"
+is 1 $? "--training-level with an unknown checkpoint: exits 1"
+like "$(cat "$T/err")" "qid predict: error: no checkpoint or model 'nope' in" "... naming it and listing what is there"
+$QID predict "$S" --training-level m2-3.h5 --params 1e9 >"$T/out" 2>"$T/err"
+is 2 $? "--training-level CKPT with --params: usage error"
+
+# degenerate stores: one clear line, and nothing written to /fits
+for kind in nonpositive collinear; do
+    "$GEN" --write-store "$T/$kind.h5" $kind
+    $QID fit "$T/$kind.h5" --boot 0 >"$T/out" 2>"$T/err"
+    is "1 1" "$? $(wc -l <"$T/err" | tr -d ' ')" "$kind store: exits 1 with one line"
+    $QID predict "$T/$kind.h5" --params 1e9 --bits 2 --tokens 1e10 >/dev/null 2>"$T/err2"
+    like "$(cat "$T/err2")" "has no fit '/fits/default' (no fits;" "$kind store: nothing written to /fits"
+    cp "$T/err" "$T/err-$kind"
+done
+like "$(cat "$T/err-nonpositive")" "qid fit: error: cannot fit the unified law to 60 points: no point has QiD significantly above zero" "zero or negative QiD only: the message"
+like "$(cat "$T/err-collinear")" "rank-deficient design" "D collinear with N: the message"
+$QID fit "$S" --bits 3 --boot 0 --name p3 >"$T/out" 2>"$T/err"
+is "1 1" "$? $(wc -l <"$T/err" | tr -d ' ')" "one bit width: exits 1 with one line"
+like "$(cat "$T/err")" "cannot fit the unified law to 20 points: log-linear fit on 20 significant points: singular design (N has 4 distinct values, D 5, P 1;" "one bit width: gamma cannot be fitted, and the message says why"
+$QID fit "$S" --models m1,m2 --bits 2 --max-tokens 3e10 --boot 0 --name four >"$T/out" 2>"$T/err"
+is "1 qid fit: error: too few points to fit the unified law: 4 (needs at least 5 for 4 coefficients)" "$? $(cat "$T/err")" \
+    "fewer points than parameters: exits 1 with the message"
+
+# the predictor of Xu et al.
+F=$T/forest.h5
+"$GENP" --write-store "$F" forest
+$QID predictor "$F" --trees 100 --budget 40MB >"$T/out" 2>"$T/err"
+ok $? "predictor: exits 0"
+like "$(cat "$T/out")" "examples 300 of 301 quantizer rows (0 without a 16-bit loss, 1 missing a feature), 5 families" "predictor: examples and families"
+is rtn_sqnr_db "$(awk '/^feature importance/ { getline; print $1 }' "$T/out")" "predictor: the RTN SQNR is the most important feature"
+pooled=$(awk '$1 == "all" && $2 == "(pooled)" { print $4, $5, $6 }' "$T/out")
+is 1 "$(echo "$pooled" | awk '{ print ($1 < 0.6 * $2 && $1 < 0.4 * $3) }')" "predictor: held-out forest RMSE beats linear and mean ($pooled)"
+like "$(cat "$T/out")" "lowest loss within 4e+07 bytes = 38.1 MiB: " "predictor: the best setting within the budget"
+like "$(cat "$T/out")" "written to /fits/predictor of" "predictor: stored"
+TI=$T/tiny.h5
+"$GENP" --write-store "$TI" tiny
+$QID predictor "$TI" --trees 20 >"$T/out" 2>"$T/err"
+is "1 1" "$? $(wc -l <"$T/err" | tr -d ' ')" "predictor, one family: exits 1 with one line"
+like "$(cat "$T/err")" "qid predictor: error: leave-one-family-out needs at least 2 model families; the 8 examples are all of family 'tiny'" "... saying why"
+$QID predictor "$TI" --holdout model --trees 20 --budget 2GiB >"$T/out" 2>"$T/err"
+like "$(cat "$T/out")" "lowest loss within 2.147e+09 bytes = 2 GiB: tiny-4b rtn int4-g128 (2.7000)" "predictor --budget 2GiB: the 4B model at 4 bits"
+$QID predictor "$TI" --holdout model --trees 20 --budget 2e9 --name p2 >"$T/out" 2>"$T/err"
+like "$(cat "$T/out")" "lowest loss within 2e+09 bytes = 1.86 GiB: tiny-1b 16-bit (3.0000)" "predictor --budget 2e9: the 1B model at 16 bits"
+is 3 "$(sed -n '/^Pareto frontier/,/lowest loss/p' "$T/out" | grep -c '^  [0-9]')" "predictor --budget 2e9: 3 settings on the frontier"
+$QID predict "$F" --fit predictor --params 1e9 --bits 4 --tokens 1e12 >"$T/out" 2>"$T/err"
+like "$(cat "$T/err")" "'/fits/predictor' in '$F' is not a law of QiD (kind 'predictor'" "predict --fit on a predictor: refused with a message"
+$QID predictor "$TI" --budget 4XB >"$T/out" 2>"$T/err"
+is "2 qid predictor: error: bad --budget '4XB' (bytes: e.g. 1e9, 4GiB, 512MiB, 4GB)" "$? $(cat "$T/err")" "predictor: a bad budget is a usage error"
+$QID predictor "$TI" --target nats >/dev/null 2>"$T/err"
+is 2 $? "predictor: a bad --target is a usage error"
 
 # published coefficients: Ouyang et al. Table 1, 2-bit column (T tokens)
 $QID predict --law 0.017,0.2261,0.5251,5.4967 --tokens-for 0.2 --params 1e9 --bits 2 >"$T/out" 2>"$T/err"

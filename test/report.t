@@ -6,13 +6,19 @@
 # carries the coefficients and says "fit OK", predictions.csv has the 9
 # (N, P) rows; without a stored fit the law is fitted in memory with a
 # note; a fit on 12 points gets the TOO FEW POINTS line; without gnuplot the
-# tables are still written and one warning says the plots were skipped.
+# tables are still written and one warning says the plots were skipped. The
+# Xu et al. predictor (trained in memory, then stored with a budget) and the
+# Pareto frontier have their tables, plots and summary lines; a store of one
+# model family (build/test/fit_predictor.t --write-store tiny) gets the
+# frontier and a line saying why there is no predictor.
 set -u
 . "$(dirname "$0")/taplib.sh"
 if ! $QID report --help >/dev/null 2>&1; then skip_all "qid report is not in src/main.c's commands yet"; fi
 GEN=${BUILD:-build}/test/fit_cmd.t
+GENP=${BUILD:-build}/test/fit_predictor.t
 [ -x "$GEN" ] || skip_all "$GEN (the store generator) is not built"
-plan 20
+[ -x "$GENP" ] || skip_all "$GENP (the predictor store generator) is not built"
+plan 32
 tap_tmpdir
 T=$TAP_TMP
 S=$T/r.h5
@@ -30,15 +36,16 @@ $QID report "$S" -o "$R" >"$T/out" 2>"$T/err"
 ok $? "report: exits 0"
 like "$(cat "$T/out")" "report written to $R" "report: says where"
 missing=""
-for f in summary.txt points.csv predictions.csv report.gp points.dat lines.dat predictions.dat; do
+for f in summary.txt points.csv predictions.csv pareto.csv predictor.csv report.gp points.dat lines.dat \
+    predictions.dat pareto.dat predictor.dat; do
     [ -s "$R/$f" ] || missing="$missing $f"
 done
 is "" "$missing" "tables, script and data: every file exists and is non-empty"
-PLOTS="qid_vs_d qid_vs_n qid_vs_p predictions actual_vs_predicted"
+PLOTS="qid_vs_d qid_vs_n qid_vs_p predictions actual_vs_predicted pareto predictor_actual_vs_predicted"
 if [ $HAVE_GP = 1 ]; then
     missing=""
     for p in $PLOTS; do for e in png svg; do [ -s "$R/$p.$e" ] || missing="$missing $p.$e"; done; done
-    is "" "$missing" "plots: 5 PNG + 5 SVG, non-empty"
+    is "" "$missing" "plots: 7 PNG + 7 SVG, non-empty"
     bad=""
     for p in $PLOTS; do
         [ "$(head -c 8 "$R/$p.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || bad="$bad $p.png"
@@ -58,6 +65,31 @@ like "$(cat "$R/summary.txt")" "fit OK: 60 points" "summary: fit OK on 60 points
 is 0 "$(grep -cE 'POOR FIT|TOO FEW POINTS' "$R/summary.txt")" "summary: no POOR FIT / TOO FEW POINTS line"
 is 9 "$(tail -n +2 "$R/predictions.csv" | grep -c '^[47]')" "predictions.csv: 9 rows (7B/70B/405B x 2/3/4 bit)"
 is 61 "$(wc -l <"$R/points.csv" | tr -d ' ')" "points.csv: header + 60 points"
+
+# the predictor (trained in memory: the store has no /fits/predictor) and the frontier
+like "$(cat "$T/out")" "has no /fits/predictor; the predictor was trained in memory" "predictor: a note, trained in memory"
+like "$(cat "$R/summary.txt")" "leave-one-family-out RMSE of the loss over 60 examples: forest " "summary: the predictor's held-out errors"
+is 17 "$(wc -l <"$R/pareto.csv" | tr -d ' ')" "pareto.csv: header + 4 models x (16-bit + 3 formats)"
+nf=$(awk -F, 'NR > 1 && $NF == 1' "$R/pareto.csv" | wc -l | tr -d ' ')
+like "$(cat "$R/summary.txt")" "Pareto frontier (memory = N x bits / 8, latest checkpoint per model and setting): $nf of 16 candidates; lowest loss: " "summary: the frontier, as many as pareto.csv marks ($nf)"
+is 61 "$(wc -l <"$R/predictor.csv" | tr -d ' ')" "predictor.csv: header + 60 examples"
+
+# a stored predictor with a budget
+$QID predictor "$S" --trees 50 --budget 100MB >/dev/null 2>&1
+$QID report "$S" -o "$T/pred" --gnuplot /nonexistent/gnuplot >"$T/out" 2>&1
+like "$(cat "$T/pred/summary.txt")" "(Xu et al.): /fits/predictor (stored by 'qid predictor')" "stored predictor: used"
+like "$(cat "$T/pred/summary.txt")" "candidates within 1e+08 bytes; lowest loss: " "stored predictor: its budget bounds the frontier"
+is 2 "$(grep -c "^set arrow 1 from 1e+08, graph 0" "$T/pred/report.gp")" "report.gp: the budget drawn as a line (PNG and SVG)"
+
+# one family: no predictor, the frontier still drawn
+"$GENP" --write-store "$T/tiny.h5" tiny
+$QID fit "$T/tiny.h5" --boot 0 >/dev/null 2>&1
+$QID report "$T/tiny.h5" -o "$T/tiny" --gnuplot /nonexistent/gnuplot >"$T/out" 2>&1
+ok $? "one family: the report is written"
+like "$(cat "$T/tiny/summary.txt")" "(Xu et al.): none: leave-one-family-out needs at least 2 model families" "one family: the summary says why there is no predictor"
+like "$(cat "$T/tiny/summary.txt")" "5 of 6 candidates; lowest loss: tiny-4b 16-bit (2.6000, 8e+09 bytes)" "one family: the frontier by hand"
+is "0 2" "$(grep -c predictor_actual_vs_predicted "$T/tiny/report.gp") $(grep -cE "^set output 'pareto\.(png|svg)'" "$T/tiny/report.gp")" \
+    "one family: no predictor plot in report.gp, the frontier's PNG and SVG are there"
 
 # no stored fit of that name: fitted in memory, with a note
 $QID report "$S" --fit nope --boot 20 -o "$T/mem" --gnuplot /nonexistent/gnuplot >"$T/out" 2>&1

@@ -561,6 +561,72 @@ static void test_forest(void)
     free(gf);
 }
 
+/* Leave one group out by hand: one feature, two groups of two rows; a single
+ * tree on all rows of the training group (no bootstrap, min_leaf 1) splits at
+ * the midpoint and predicts the nearer side's value.
+ *   group 1: x 1, 2 -> y 1, 3;  group 2: x 3, 4 -> y 5, 9
+ *   held out 1: tree (split 3.5) predicts 5, 5; line 5 + 4 (x - 3) gives -3, 1;
+ *               mean 7.   Squared errors: forest 16 + 4, linear 16 + 4, mean 36 + 16.
+ *   held out 2: tree (split 1.5) predicts 3, 3; line 1 + 2 (x - 1) gives 5, 7;
+ *               mean 2.   Squared errors: forest 4 + 36, linear 0 + 4, mean 9 + 49.
+ * Pooled RMSE: forest sqrt(60/4), linear sqrt(24/4), mean sqrt(110/4). */
+static void test_logo_by_hand(void)
+{
+    static const double x[] = {1, 2, 3, 4}, y[] = {1, 3, 5, 9};
+    static const int g[] = {1, 1, 2, 2};
+    qid_fit_forest_opts fo;
+    qid_fit_forest_opts_init(&fo);
+    fo.n_trees = 1;
+    fo.bootstrap = 0;
+    fo.min_leaf = 1;
+    qid_fit_logo logo;
+    qid_error e;
+    qid_error_clear(&e);
+    if (qid_fit_predictor_logo(x, y, g, 4, 1, &fo, &logo, &e)) bail("logo by hand: %s", e.msg);
+    ok(logo.n_groups == 2 && logo.rows[0].group == 1 && logo.rows[1].group == 2 && logo.rows[0].n_points == 2,
+       "by hand: 2 groups of 2 rows");
+    is_double(sqrt(10), logo.rows[0].rmse_forest, 1e-12, "by hand: group 1 forest RMSE sqrt(10)");
+    is_double(sqrt(10), logo.rows[0].rmse_linear, 1e-12, "by hand: group 1 linear RMSE sqrt(10)");
+    is_double(sqrt(26), logo.rows[0].rmse_mean, 1e-12, "by hand: group 1 mean RMSE sqrt(26)");
+    is_double(sqrt(20), logo.rows[1].rmse_forest, 1e-12, "by hand: group 2 forest RMSE sqrt(20)");
+    is_double(sqrt(2), logo.rows[1].rmse_linear, 1e-12, "by hand: group 2 linear RMSE sqrt(2)");
+    is_double(sqrt(29), logo.rows[1].rmse_mean, 1e-12, "by hand: group 2 mean RMSE sqrt(29)");
+    ok(fabs(logo.rmse_forest - sqrt(15)) < 1e-12 && fabs(logo.rmse_linear - sqrt(6)) < 1e-12 &&
+           fabs(logo.rmse_mean - sqrt(27.5)) < 1e-12,
+       "by hand: pooled RMSE forest sqrt(15), linear sqrt(6), mean sqrt(27.5) (1e-12)");
+    static const double pf[] = {5, 5, 3, 3}, pl[] = {-3, 1, 5, 7};
+    int same = 1;
+    for (int i = 0; i < 4; i++)
+        same &= fabs(logo.pred_forest[i] - pf[i]) < 1e-12 && fabs(logo.pred_linear[i] - pl[i]) < 1e-12;
+    ok(same, "by hand: held-out predictions forest 5 5 3 3, linear -3 1 5 7 (1e-12)");
+    ok(logo.fit_forest[0] == 1 && logo.fit_forest[3] == 9 && logo.importance[0] == 1,
+       "by hand: the tree on all rows fits them exactly; the one feature has importance 1");
+    qid_fit_logo_free(&logo);
+    static const int one[] = {3, 3, 3, 3};
+    qid_error_clear(&e);
+    is_int(QID_E_INVALID, qid_fit_predictor_logo(x, y, one, 4, 1, &fo, &logo, &e), "one group: an error");
+    like(e.msg, "need at least 2 groups (got 1)", "... saying so: %s", e.msg);
+    ok(logo.pred_forest == NULL && logo.rows == NULL, "... and owns nothing");
+}
+
+/* Training level from several bit widths by hand: law k 1, alpha 0, beta 0.5,
+ * gamma 1 at N 1 is QiD = sqrt(D) / P, so c = (1, 1/2) at P = 1, 2 and
+ * u = sqrt(D) = sum(c q / se^2) / sum(c^2 / se^2). */
+static void test_training_level(void)
+{
+    const qid_fit_law law = {1, 0, 0.5, 1};
+    const double p[] = {1, 2}, q1[] = {2, 1}, q2[] = {2, 2}, se[] = {1, 0.5}, qneg[] = {-1, -1};
+    is_double(4.0, qid_fit_training_level(&law, q1, NULL, 1, p, 2), 1e-12,
+              "training level: QiD 2 at 1 bit and 1 at 2 bits both say D = 4");
+    is_double(5.76, qid_fit_training_level(&law, q2, NULL, 1, p, 2), 1e-12,
+              "training level: QiD 2, 2 -> u = 3 / 1.25 = 2.4, D = 5.76");
+    /* weights 1 and 4: u = (2 + 4 * 0.5 * 2) / (1 + 4 * 0.25) = 3, D = 9 */
+    is_double(9.0, qid_fit_training_level(&law, q2, se, 1, p, 2), 1e-12, "training level: weighted by 1/se^2: D = 9");
+    ok(isnan(qid_fit_training_level(&law, qneg, NULL, 1, p, 2)) &&
+           isnan(qid_fit_training_level(&law, q1, NULL, 1, p, 0)),
+       "training level: NaN for negative QiD or no points");
+}
+
 /* ---- Pareto frontier and generator ------------------------------------------------------ */
 
 static void test_pareto(void)
@@ -710,7 +776,7 @@ static void test_scipy(void)
 
 int main(void)
 {
-    plan(84);
+    plan(101);
     test_published();
     test_recovery();
     test_robust();
@@ -718,6 +784,8 @@ int main(void)
     test_groups();
     test_loss16();
     test_forest();
+    test_logo_by_hand();
+    test_training_level();
     test_pareto();
     test_scipy();
     return 0;

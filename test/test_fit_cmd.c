@@ -18,7 +18,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <hdf5.h>
+
 #include "fit_cmd.h"
+#include "h5io.h"
 #include "results.h"
 #include "rng.h"
 #include "tap.h"
@@ -34,9 +37,16 @@ static void append(qid_results *r, const qid_result *row)
     if (qid_results_append(r, row, &err)) bail("append: %s", err.msg);
 }
 
+/* What write_store writes. */
+enum store_kind {
+    STORE_LAW = 0,         /* the law with noise (below) */
+    STORE_NONPOSITIVE = 1, /* the same rows with QiD <= 0 everywhere */
+    STORE_COLLINEAR = 2,   /* one checkpoint per model at D = 30 N: D and N collinear */
+};
+
 /* The synthetic store: law QID_FIT_LAW_OUYANG with 5% log-normal noise,
  * se = 5% of the law's value. */
-static void write_store(const char *path)
+static void write_store(const char *path, enum store_kind kind)
 {
     qid_error err;
     qid_error_clear(&err);
@@ -46,17 +56,17 @@ static void write_store(const char *path)
     qid_rng_seed(&rng, 42, 0);
     char key[128], ckpt[64], model[16], sha[64];
     for (size_t i = 0; i < 4; i++)
-        for (size_t j = 0; j < 5; j++) {
+        for (size_t j = 0; j < (kind == STORE_COLLINEAR ? 1u : 5u); j++) {
+            double D = kind == STORE_COLLINEAR ? 30 * true_n[i] : true_d[j];
             snprintf(model, sizeof model, "m%zu", i + 1);
             snprintf(ckpt, sizeof ckpt, "ck/m%zu-%zu.h5", i + 1, j);
             snprintf(sha, sizeof sha, "sha-%zu-%zu", i, j);
-            double l16 =
-                qid_fit_loss16_eval(&QID_FIT_LOSS16_OUYANG, true_n[i], true_d[j]) * exp(0.005 * qid_rng_normal(&rng));
+            double l16 = qid_fit_loss16_eval(&QID_FIT_LOSS16_OUYANG, true_n[i], D) * exp(0.005 * qid_rng_normal(&rng));
             qid_result row = {.checkpoint = ckpt,
                               .model = model,
                               .ckpt_sha256 = sha,
                               .params = (int64_t)true_n[i],
-                              .tokens_seen = (int64_t)true_d[j],
+                              .tokens_seen = (int64_t)D,
                               .step = (int64_t)j,
                               .bits = 16,
                               .elem_bits = -1,
@@ -80,7 +90,7 @@ static void write_store(const char *path)
             row.format = "";
             append(r, &row);
             for (size_t k = 0; k < 3; k++) {
-                double law = qid_fit_law_eval(&QID_FIT_LAW_OUYANG, true_n[i], true_d[j], true_p[k]);
+                double law = qid_fit_law_eval(&QID_FIT_LAW_OUYANG, true_n[i], D, true_p[k]);
                 char fmt[32];
                 snprintf(fmt, sizeof fmt, "int%d-g128", true_p[k]);
                 snprintf(key, sizeof key, "%s|rtn|%s", ckpt, fmt);
@@ -90,6 +100,7 @@ static void write_store(const char *path)
                 row.bits = true_p[k] + 0.125;
                 row.qid = law * exp(0.05 * qid_rng_normal(&rng));
                 row.qid_se = 0.05 * law;
+                if (kind == STORE_NONPOSITIVE) row.qid = -0.5 * row.qid_se * (double)k;
                 row.loss = l16 + row.qid;
                 append(r, &row);
             }
@@ -122,18 +133,31 @@ static void write_store(const char *path)
     if (qid_results_close(r, &err)) bail("close: %s", err.msg);
 }
 
+/* Reads what was written to the temporary file f into text[cap] and closes f. */
+static void slurp(FILE *f, char *text, size_t cap)
+{
+    rewind(f);
+    size_t got = fread(text, 1, cap - 1, f);
+    text[got] = '\0';
+    fclose(f);
+}
+
 static int in_ci(double v, double lo, double hi) { return v >= lo && v <= hi; }
 
 int main(int argc, char **argv)
 {
-    if (argc == 3 && strcmp(argv[1], "--write-store") == 0) {
-        write_store(argv[2]);
+    if ((argc == 3 || argc == 4) && strcmp(argv[1], "--write-store") == 0) {
+        const char *k = argc == 4 ? argv[3] : "law";
+        write_store(argv[2], strcmp(k, "nonpositive") == 0 ? STORE_NONPOSITIVE
+                             : strcmp(k, "collinear") == 0 ? STORE_COLLINEAR
+                             : strcmp(k, "law") == 0       ? STORE_LAW
+                                                           : (bail("unknown store kind '%s'", k), STORE_LAW));
         return 0;
     }
-    plan(37);
+    plan(58);
     char store[512];
     snprintf(store, sizeof store, "%s/r.h5", tap_tmpdir());
-    write_store(store);
+    write_store(store, STORE_LAW);
 
     qid_fit_cmd_opts o;
     qid_fit_cmd_opts_init(&o);
@@ -151,6 +175,7 @@ int main(int argc, char **argv)
     ok(rep.law.conv.converged, "fit: converged");
     is_int(200, (long long)(rep.boot.n_draws + rep.boot.n_failed), "fit: 200 bootstrap draws");
     const qid_fit_law *L = &rep.law.law, *lo = &rep.boot.lo, *hi = &rep.boot.hi, *T = &QID_FIT_LAW_OUYANG;
+    const qid_fit_law fitted = *L;
     diag("k %.5g [%.5g, %.5g] alpha %.4f [%.4f, %.4f] beta %.4f [%.4f, %.4f] gamma %.4f [%.4f, %.4f]", L->k, lo->k,
          hi->k, L->alpha, lo->alpha, hi->alpha, L->beta, lo->beta, hi->beta, L->gamma, lo->gamma, hi->gamma);
     /* recovery: the true coefficients lie inside the 95% bootstrap intervals,
@@ -169,15 +194,45 @@ int main(int argc, char **argv)
     ok(rep.lomo_status == QID_OK && rep.lomo.n_groups == 4, "lomo: 4 groups");
     double width_all = hi->beta - lo->beta;
 
+    /* per-factor laws: medians near the truth and the unified law */
+    const size_t *nf = rep.n_factor, *uf = rep.factor_used;
+    const double *mf = rep.factor_median;
+    diag("per-factor medians: beta %.4f (%zu/%zu) alpha %.4f (%zu/%zu) gamma %.4f (%zu/%zu)", mf[0], uf[0], nf[0],
+         mf[1], uf[1], nf[1], mf[2], uf[2], nf[2]);
+    ok(nf[0] == 12 && uf[0] == 12 && fabs(mf[0] - T->beta) < 0.03,
+       "per-factor D: 12 (N, P) groups fitted, median beta %.4f within 0.03 of %.4f", mf[0], T->beta);
+    ok(nf[1] == 15 && uf[1] == 15 && fabs(mf[1] - T->alpha) < 0.03,
+       "per-factor N: 15 (D, P) groups fitted, median alpha %.4f within 0.03 of %.4f", mf[1], T->alpha);
+    ok(nf[2] == 20 && uf[2] == 20 && fabs(mf[2] - T->gamma) < 0.15,
+       "per-factor P: 20 (N, D) groups fitted, median gamma %.4f within 0.15 of %.4f", mf[2], T->gamma);
+    ok(isnan(rep.factor[0][0].d) && rep.factor[0][0].n == 1e8 && rep.factor[0][0].p == 2 && isnan(rep.factor[1][0].n) &&
+           rep.factor[1][0].d == 1e10 && isnan(rep.factor[2][0].p),
+       "per-factor groups: constant values set, the varying one NaN");
+    {
+        int64_t fid, g;
+        if (qid_fit_cmd_open(store, "default", "qid fit", "default", &fid, &g, &err)) bail("open fit: %s", err.msg);
+        hid_t fd = H5Gopen2((hid_t)g, "factors/D", H5P_DEFAULT);
+        double med = NAN, *tab = NULL;
+        size_t nrow = 0;
+        if (fd < 0 || qid_h5_attr_read_f64(fd, "factors/D", "median", &med, &err) ||
+            qid_fit_read_matrix(fd, "factors/D", "groups", 8, &tab, &nrow, &err))
+            bail("factors/D: %s", err.msg);
+        ok(med == mf[0] && nrow == 12 && tab[0] == 1e8 && isnan(tab[1]) && tab[2] == 2 && tab[3] == 5 && tab[4] == 0 &&
+               tab[6] == rep.factor[0][0].fit.law.beta,
+           "stored: /fits/default/factors/D median and its 12-row table (n, d, p, points, status, c, exponent)");
+        free(tab);
+        H5Gclose(fd);
+        H5Gclose((hid_t)g);
+        H5Fclose((hid_t)fid);
+    }
+
     /* the printed report */
-    rewind(out);
     char text[8192];
-    size_t got = fread(text, 1, sizeof text - 1, out);
-    text[got] = '\0';
-    fclose(out);
+    slurp(out, text, sizeof text);
     like(text, "95% interval (bootstrap by checkpoint: ", "print: names the bootstrap interval");
     like(text, "converged after", "print: reports convergence");
     like(text, "written to /fits/default", "print: says where the fit went");
+    like(text, "per-factor laws (median exponent", "print: the per-factor medians");
 
     /* /fits/default reads back */
     qid_fit_law back, *draws = NULL;
@@ -231,14 +286,36 @@ int main(int argc, char **argv)
     like(rep.warnings, "too few points: 12", "too few: warned");
     qid_fit_cmd_report_free(&rep);
 
-    /* degenerate: one model size, and nothing at all */
+    /* degenerate: one model size (a run named like the stored fit leaves it as it was) */
+    qid_fit_law before, again;
+    if (qid_fit_cmd_read(store, "default", &before, NULL, NULL, NULL, &err)) bail("read default: %s", err.msg);
     f = o;
     f.n_boot = 0;
     f.models = "m2";
     qid_error_clear(&err);
     rc = qid_fit_cmd_run(store, &f, NULL, &rep, &err);
-    ok(rc != QID_OK && strstr(err.msg, "cannot fit the unified law"), "one model size: error: %s", err.msg);
+    ok(rc != QID_OK && strstr(err.msg, "cannot fit the unified law to 15 points") &&
+           strstr(err.msg, "N has 1 distinct value") && !strchr(err.msg, '\n'),
+       "one model size: one line: %s", err.msg);
     qid_fit_cmd_report_free(&rep);
+    ok(qid_fit_cmd_read(store, "default", &again, NULL, NULL, NULL, &err) == QID_OK && again.k == before.k &&
+           again.alpha == before.alpha && again.beta == before.beta && again.gamma == before.gamma,
+       "... /fits/default is the earlier fit, bit for bit");
+    /* fewer points than parameters */
+    f = o;
+    f.n_boot = 0;
+    f.models = "m1,m2";
+    f.bits_mask = 1u << 2;
+    f.max_tokens = 3e10;
+    f.name = "four";
+    qid_error_clear(&err);
+    rc = qid_fit_cmd_run(store, &f, NULL, &rep, &err);
+    is_string("too few points to fit the unified law: 4 (needs at least 5 for 4 coefficients)", err.msg,
+              "4 points: the message");
+    qid_fit_cmd_report_free(&rep);
+    ok(qid_fit_cmd_read(store, "four", &again, NULL, NULL, NULL, &err) == QID_E_INVALID &&
+           strstr(err.msg, "has no fit '/fits/four'"),
+       "... and no /fits/four");
     f.models = NULL;
     f.method = "gptq";
     rc = qid_fit_cmd_run(store, &f, NULL, &rep, &err);
@@ -246,6 +323,96 @@ int main(int argc, char **argv)
     qid_fit_cmd_report_free(&rep);
     rc = qid_fit_cmd_read(store, "nope", &back, NULL, NULL, NULL, &err);
     like(err.msg, "fits there: bits34, default, early, few", "read: a missing fit lists the fits there are");
+
+    /* zero or negative QiD only; D collinear with N: a message, and /fits stays empty */
+    static const struct {
+        enum store_kind kind;
+        const char *name, *want;
+    } degen[] = {
+        {STORE_NONPOSITIVE, "nonpositive",
+         "cannot fit the unified law to 60 points: no point has QiD significantly "
+         "above zero"},
+        {STORE_COLLINEAR, "collinear", "cannot fit the unified law to 12 points: "},
+    };
+    for (size_t k = 0; k < 2; k++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s.h5", tap_tmpdir(), degen[k].name);
+        write_store(path, degen[k].kind);
+        f = o;
+        f.n_boot = 0;
+        qid_error_clear(&err);
+        rc = qid_fit_cmd_run(path, &f, NULL, &rep, &err);
+        ok(rc != QID_OK && strstr(err.msg, degen[k].want) && !strchr(err.msg, '\n'), "%s: one line: %s", degen[k].name,
+           err.msg);
+        if (degen[k].kind == STORE_COLLINEAR)
+            like(err.msg, "rank-deficient design", "... naming the rank-deficient design");
+        qid_fit_cmd_report_free(&rep);
+        qid_error_clear(&err);
+        rc = qid_fit_cmd_read(path, "default", &again, NULL, NULL, NULL, &err);
+        ok(rc == QID_E_INVALID && strstr(err.msg, "(no fits;"), "%s: nothing written to /fits (%s)", degen[k].name,
+           err.msg);
+    }
+
+    /* token bins of the per-factor law vs N */
+    {
+        qid_fit_obs bo[5] = {{.d = 1e10}, {.d = 1.05e10}, {.d = 3e10}, {.d = 1e10}, {.d = 1.15e10}};
+        qid_fit_obs *b = qid_fit_cmd_bin_tokens(bo, 5);
+        double c = cbrt(1e10 * 1e10 * 1.05e10);
+        ok(fabs(b[0].d - c) < 1e-6 * c && b[1].d == b[0].d && b[3].d == b[0].d && b[2].d == 3e10 && b[4].d == 1.15e10,
+           "token bins: 1e10, 1e10, 1.05e10 share one (geometric mean %.6g); 1.15e10 and 3e10 are their own", c);
+        free(b);
+    }
+
+    /* the training level of a checkpoint */
+    {
+        qid_result *rows;
+        size_t nr;
+        if (qid_results_read(store, &rows, &nr, &err)) bail("read rows: %s", err.msg);
+        FILE *lv = tmpfile();
+        rc = qid_fit_cmd_training_level(store, "m2-3.h5", &fitted, NULL, 0, 0.95, NULL, NULL, 0, lv, &err);
+        slurp(lv, text, sizeof text);
+        is_int(QID_OK, rc, "training level of m2-3.h5: OK");
+        like(text, "checkpoint ck/m2-3.h5: model m2, N 3e+08, step 3, tokens seen 3e+11", "... its header");
+        int all = 1;
+        double q[3], se[3], pp[3] = {2, 3, 4};
+        for (int k = 0; k < 3; k++) {
+            char key[64], want[64], *line;
+            snprintf(key, sizeof key, "ck/m2-3.h5|rtn|int%d-g128", k + 2);
+            size_t i = 0;
+            while (i < nr && strcmp(rows[i].key, key) != 0)
+                i++;
+            if (i == nr) bail("no row %s", key);
+            q[k] = rows[i].qid, se[k] = rows[i].qid_se;
+            snprintf(want, sizeof want, " %.4g ", qid_fit_tokens_for(&fitted, q[k], 3e8, pp[k]));
+            snprintf(key, sizeof key, "\n  %d    rtn", k + 2);
+            line = strstr(text, key);
+            char *eol = line ? strchr(line + 1, '\n') : NULL;
+            if (!line || !eol || !strstr(line, want) || strstr(line, want) > eol) {
+                diag("P %d: want D%sin its line", k + 2, want);
+                all = 0;
+            }
+        }
+        ok(all, "... each bit width's D is the law's inversion of that row's QiD (to 4 digits)");
+        double dc = qid_fit_training_level(&fitted, q, se, 3e8, pp, 3);
+        char want[64];
+        snprintf(want, sizeof want, " %.4g ", dc);
+        char *comb = strstr(text, "all bit widths together");
+        ok(comb && strstr(comb, want) && fabs(dc / 3e11 - 1) < 0.15,
+           "... all bit widths together: D %.4g within 15%% of the 3e11 it was trained on", dc);
+        lv = tmpfile();
+        rc = qid_fit_cmd_training_level(store, "m2", &fitted, NULL, 0, 0.95, NULL, NULL, 0, lv, &err);
+        slurp(lv, text, sizeof text);
+        int blocks = 0;
+        for (char *t = text; (t = strstr(t, "checkpoint ck/m2-")); t++)
+            blocks++;
+        ok(rc == QID_OK && blocks == 5, "a model name: its 5 checkpoints, one block each (got %d)", blocks);
+        qid_error_clear(&err);
+        rc = qid_fit_cmd_training_level(store, "nope", &fitted, NULL, 0, 0.95, NULL, NULL, 0, stdout, &err);
+        ok(rc == QID_E_INVALID && strstr(err.msg, "no checkpoint or model 'nope' in") &&
+               strstr(err.msg, "models: m1, m2, m3, m4"),
+           "an unknown checkpoint: %s", err.msg);
+        qid_results_rows_free(rows, nr);
+    }
 
     /* the lock: another process has the store open for writing */
     int to_child[2], to_parent[2];
