@@ -375,11 +375,25 @@ static void lock_release(int fd)
 
 /* ---- opening, checking ----------------------------------------------------------- */
 
+/* HDF5 1.10.7 / 1.12.1 and later can be told not to flock the file. */
+#if H5_VERS_MAJOR > 1 || (H5_VERS_MAJOR == 1 && (H5_VERS_MINOR > 12 || (H5_VERS_MINOR == 12 && H5_VERS_RELEASE >= 1) || \
+                                                 (H5_VERS_MINOR == 10 && H5_VERS_RELEASE >= 7)))
+#define HAVE_FILE_LOCKING_PROP 1
+#endif
+
+/* The access properties of every open for writing. Writers do not take
+ * HDF5's own file lock: PATH.lock already keeps writers apart, and HDF5's
+ * lock would make a run fail to open its store ("unable to lock file,
+ * errno = 11") merely because a reader (qid results, h5py, h5dump) has it
+ * open at that moment. */
 static hid_t fapl_latest(void)
 {
     hid_t fapl = H5I_INVALID_HID;
     QID_H5_CHECK(fapl = H5Pcreate(H5P_FILE_ACCESS));
     QID_H5_CHECK(H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST));
+#ifdef HAVE_FILE_LOCKING_PROP
+    QID_H5_CHECK(H5Pset_file_locking(fapl, 0, 1));
+#endif
     return fapl;
 }
 

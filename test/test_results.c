@@ -546,6 +546,46 @@ static void test_lock(const char *path)
 }
 
 /* A child appends two rows and is killed with SIGKILL before closing. */
+/* A reader in another process that has the store open (h5py, h5dump, qid
+ * results: HDF5's default, shared file lock) does not stop a run from
+ * opening it to append. */
+static void test_reader_open(const char *path)
+{
+    int up[2], down[2];
+    if (pipe(up) || pipe(down)) bail("pipe: %s", strerror(errno));
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) bail("fork: %s", strerror(errno));
+    if (pid == 0) {
+        char c = 'x';
+        hid_t fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        if (fid < 0) _exit(2);
+        if (write(up[1], &c, 1) != 1 || read(down[0], &c, 1) != 1) _exit(3);
+        _exit(H5Fclose(fid) < 0 ? 4 : 0);
+    }
+    char c = 'x';
+    ok(read(up[0], &c, 1) == 1, "a reader in another process holds the store open");
+    qid_error e;
+    qid_error_clear(&e);
+    qid_results *r = qid_results_open(path, NULL, &e);
+    ok(r != NULL, "a writer opens it while the reader holds it");
+    if (!r) diag("%s", e.msg);
+    int appended = r && append_row(r, 200, 0) == QID_OK;
+    ok(appended, "... and appends a row");
+    if (r) qid_results_close(r, &e);
+    if (write(down[1], &c, 1) != 1) bail("pipe write: %s", strerror(errno));
+    int status = 0;
+    waitpid(pid, &status, 0);
+    qid_result *rows = NULL;
+    size_t n = 0;
+    qid_error_clear(&e);
+    ok(qid_results_read(path, &rows, &n, &e) == QID_OK && n > 0 && key_index(rows[n - 1].key) == 200 &&
+           WIFEXITED(status) && WEXITSTATUS(status) == 0,
+       "the row is there afterwards, and the reader closed cleanly");
+    qid_results_rows_free(rows, n);
+    close(up[0]), close(up[1]), close(down[0]), close(down[1]);
+}
+
 static void test_killed_writer(const char *path)
 {
     fflush(stdout);
@@ -867,13 +907,14 @@ int main(int argc, char **argv)
                 argv[0]);
         return 2;
     }
-    plan(99);
+    plan(103);
     qid_log_set_level(QID_LOG_ERROR);
     const char *path = tmp("store.h5");
     test_roundtrip(path);
     test_provenance(path);
     test_lock(path);
     test_killed_writer(path);
+    test_reader_open(path);
     test_format_errors(path);
     test_golden();
     test_schema_doc();
