@@ -2,6 +2,8 @@
 #
 #   make            build build/qid
 #   make check      install missing Debian packages (root only), build, run every test with prove
+#   make check-slurm  the slurm/ scripts against a private one-node Slurm (installs slurm-wlm
+#                   and munge as root with apt-get; skips where it cannot)
 #   make deps       install missing Debian packages with apt-get (root on Debian only; never
 #                   when pkg-config already finds everything, never without root)
 #   make demo       the embedded default end to end (see README)
@@ -57,10 +59,12 @@ QID := $(BUILD)/qid
 
 TEST_SRC := $(wildcard test/test_*.c)
 TEST_BIN := $(TEST_SRC:test/test_%.c=$(BUILD)/test/%.t)
-TEST_SCRIPTS := $(wildcard test/*.t)
+# test/slurm.t starts root daemons and may install Slurm: `make check-slurm` only
+SLURM_TEST := test/slurm.t
+TEST_SCRIPTS := $(filter-out $(SLURM_TEST),$(wildcard test/*.t))
 TAP_OBJ := $(BUILD)/test/tap.o
 
-.PHONY: FORCE all check deps demo bench benches fuzz install clean tests format-check
+.PHONY: FORCE all check check-slurm deps demo bench benches fuzz install clean tests format-check
 .DEFAULT_GOAL := all
 # keep test objects between runs
 .SECONDARY:
@@ -102,6 +106,14 @@ tests: $(QID) $(TEST_BIN)
 check: deps
 	@$(MAKE) --no-print-directory tests
 	QID=$(QID) $(PROVE) --exec '' $(PROVE_FLAGS) $(TEST_BIN) $(TEST_SCRIPTS)
+
+# The slurm/ batch scripts against a real one-node Slurm that test/slurm.t
+# starts and stops (tools/slurm-local.sh; as root with apt-get it installs
+# slurm-wlm and munge first, elsewhere it skips). Not in `check`: it installs
+# daemons a cluster user never needs and takes a minute or two.
+check-slurm: deps
+	@$(MAKE) --no-print-directory tests
+	QID=$(QID) BUILD=$(BUILD) $(PROVE) --exec '' $(PROVE_FLAGS) $(SLURM_TEST)
 
 deps:
 	@PKG_CONFIG='$(PKG_CONFIG)' HDF5_PC='$(HDF5_PC)' sh tools/deps.sh
