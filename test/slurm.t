@@ -29,9 +29,10 @@
 #   import -> sweep -> fit.
 #
 # The sweep job: QID_SLURM_JOB=FILE (its [job] results store is deleted and
-# rewritten several times) or, by default, one written here from the tiny
-# fixtures (test/fixtures/hf, eval windows sampled from the models:
-# test/fixtures/slurm). The requeue and import parts always use fixture jobs.
+# rewritten several times) or, by default, the demo's (tools/demo.sh with
+# DEMO_SIZE=small: two tiny models trained here, 108 tasks). The requeue and
+# import parts always use jobs written here from the tiny fixtures
+# (test/fixtures/hf, eval windows sampled from the models: test/fixtures/slurm).
 set -u
 . "$(dirname "$0")/taplib.sh"
 ROOT=$(pwd)
@@ -161,7 +162,13 @@ EOF
 }
 fixture_job "$T/main.job" main.h5 sampled.h5 "ck/*.h5"
 fixture_job "$T/big.job" bigrun.h5 big.h5 "ck/*.h5"
-JOB=${QID_SLURM_JOB:-$T/main.job}
+# the default sweep: the small demo suite (trained here, as make check's
+# test/demo.t does), its job submitted with slurm/submit
+if [ -z "${QID_SLURM_JOB:-}" ]; then
+    (cd "$ROOT" && DEMO_DIR=$T/demo DEMO_SIZE=small DEMO_STEPS=prepare sh tools/demo.sh "$QIDA") >"$T/demo.out" 2>&1 ||
+        { echo "# preparing the demo suite failed:"; sed 's/^/# /' "$T/demo.out"; }
+fi
+JOB=${QID_SLURM_JOB:-$T/demo/demo.job}
 case "$JOB" in /*) ;; *) JOB=$ROOT/$JOB ;; esac
 STORE=$(job_store "$JOB")
 REPORT=${STORE%.h5}-report

@@ -20,6 +20,8 @@
 #               tokens and settings)
 #   DEMO_NP     MPI ranks of the sweep (default 2: rank 0 schedules, one
 #               worker evaluates with DEMO_THREADS threads)
+#   DEMO_STEPS  all (default) or prepare: stop once corpus, suite and job
+#               file are ready (test/slurm.t submits that job with slurm/submit)
 # Every step is cached: corpus and suite are kept (qid train does nothing for
 # a complete training with the same settings) and the sweep resumes its
 # store, so a second run only fits and reports again.
@@ -95,6 +97,10 @@ if [ "$OUT" != build/demo ] || [ "$SIZE" = small ]; then
             -e "s#^windows = .*#windows = $WINDOWS#" -e "s#^samples = .*#samples = $SAMPLES#" "$JOB.tmp"
     fi
     mv "$JOB.tmp" "$JOB"
+fi
+if [ "${DEMO_STEPS:-all}" = prepare ]; then
+    stamp "prepared: job $JOB"
+    exit 0
 fi
 stamp "sweep: $MPIRUN -np $NP $QID run --threads $THREADS $JOB"
 $MPIRUN -np "$NP" "$QID" run --threads "$THREADS" "$JOB"
