@@ -374,6 +374,7 @@ typedef struct sched {
     qid_results *store;
     size_t total, done, failed, skipped, running;
     double t_start, last_progress;
+    double busy; /* rank 0's seconds in scheduling and storing, not in tasks or naps */
     double progress_every;
     int tty;
     int size;
@@ -692,8 +693,10 @@ static void run_serial(sched *s, int threads)
     int64_t held = -1;
     task_cache cache = {0};
     for (;;) {
+        double t0 = MPI_Wtime();
         fail_orphans(s);
         long t = pick(s, held);
+        s->busy += MPI_Wtime() - t0;
         if (t < 0) break;
         const qid_task *k = &s->tasks[t];
         s->state[t] = T_RUNNING;
@@ -702,10 +705,12 @@ static void run_serial(sched *s, int threads)
         run_task(s->job, k->ckpt_path.path, k->method, s->quant_idx[t] >= 0 ? &s->job->quant[s->quant_idx[t]] : NULL,
                  threads, 0, &cache, &o);
         s->running = 0;
+        t0 = MPI_Wtime();
         s->state[t] = T_DONE;
         note_result(s, (size_t)t, &o);
         record(s, (size_t)t, &o);
         task_out_free(&o);
+        s->busy += MPI_Wtime() - t0;
         held = (int64_t)k->ckpt;
     }
 }
@@ -769,6 +774,7 @@ static void run_scheduler(sched *s)
             continue;
         }
         nap_ns = 20000;
+        double t0 = MPI_Wtime();
         int src = st.MPI_SOURCE, count = 0;
         QID_CHECK(src > 0 && src < s->size, "message from rank %d", src);
         if (st.MPI_TAG == TAG_REQUEST) {
@@ -797,6 +803,7 @@ static void run_scheduler(sched *s)
         }
         fail_orphans(s);
         alive -= dispatch(s, waiting, held, assigned);
+        s->busy += MPI_Wtime() - t0;
     }
     free(waiting);
     free(held);
@@ -1075,8 +1082,9 @@ int qid_run_main(int argc, char **argv)
         qid_error err;
         qid_error_clear(&err);
         if (qid_results_close(s.store, &err)) qid_die("cannot close the results store: %s", err.msg);
-        qid_info("run: done: %zu tasks run, %zu failed, %zu skipped (already in the store), %.1f s", s.done, s.failed,
-                 s.skipped, MPI_Wtime() - s.t_start);
+        qid_info("run: done: %zu tasks run, %zu failed, %zu skipped (already in the store), %.1f s; rank 0 spent "
+                 "%.3f ms a task scheduling and storing results",
+                 s.done, s.failed, s.skipped, MPI_Wtime() - s.t_start, s.done ? 1e3 * s.busy / (double)s.done : 0.0);
         failed = s.failed > 0;
         sched_free(&s);
     } else {
