@@ -376,8 +376,9 @@ static void lock_release(int fd)
 /* ---- opening, checking ----------------------------------------------------------- */
 
 /* HDF5 1.10.7 / 1.12.1 and later can be told not to flock the file. */
-#if H5_VERS_MAJOR > 1 || (H5_VERS_MAJOR == 1 && (H5_VERS_MINOR > 12 || (H5_VERS_MINOR == 12 && H5_VERS_RELEASE >= 1) || \
-                                                 (H5_VERS_MINOR == 10 && H5_VERS_RELEASE >= 7)))
+#if H5_VERS_MAJOR > 1 ||                                                                                               \
+    (H5_VERS_MAJOR == 1 && (H5_VERS_MINOR > 12 || (H5_VERS_MINOR == 12 && H5_VERS_RELEASE >= 1) ||                     \
+                            (H5_VERS_MINOR == 10 && H5_VERS_RELEASE >= 7)))
 #define HAVE_FILE_LOCKING_PROP 1
 #endif
 
