@@ -121,8 +121,11 @@ qid_results *qid_results_open(const char *path, const qid_results_provenance *pr
  * retried on resume). */
 int qid_results_has(const qid_results *r, const char *key);
 
-/* Appends one row (and its window vectors) and makes it durable (flush +
- * fsync) before returning; an OK row's key is `has` from then on. Rejects
+/* Appends one row (and its window vectors) and makes it durable: it is
+ * flushed to the file before returning (a kill -9 from then on keeps it),
+ * and its fsync runs in the background and is complete before the next
+ * append writes anything or the close returns (an fsync failure is the
+ * error of that next call). An OK row's key is `has` from then on. Rejects
  * with QID_E_INVALID, writing nothing, a row without a key, a status other
  * than OK/FAILED, or window NLLs without token counts. NULL strings are
  * stored as "", invalid UTF-8 bytes as '?'. After an HDF5 or I/O failure

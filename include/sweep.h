@@ -23,10 +23,11 @@
  * because QiD is joined against the baseline's per-window NLL. Among
  * eligible tasks it prefers the worker's checkpoint (affinity), else the
  * largest (qid_task_cmp_cost). Probe tasks do not wait for the baseline.
- * Rank 0 sends a worker its next task, then appends (flush + fsync) the
- * result it just received; the next message is received only after the
- * append, so every result is durable before the next one is accepted. With
- * one rank, rank 0 runs the tasks itself in the same order.
+ * Rank 0 sends a worker its next task, then appends the result it just
+ * received (flushed at once, fsync'd in the background and complete before
+ * the next append writes anything: results.h), so every result is durable
+ * before the next one is written. With one rank, rank 0 runs the tasks
+ * itself in the same order.
  *
  * Radial loss probes (jobs/README.md [probes]): for each radius r and
  * direction d, the loss on the probe windows with every LINEAR weight W

@@ -6,7 +6,11 @@
  * How a row becomes durable (qid_results_append):
  *   1. its window vectors are appended to /window_nll and /window_tokens and
  *      the file is flushed, so they are on disk before any row points at them;
- *   2. the row is appended to /tasks, the file is flushed and fsync'd.
+ *   2. the row is appended to /tasks, the file is flushed, and its fsync
+ *      starts on the handle's syncer thread; the next append (or the close)
+ *      first waits for that fsync, so each row is on disk before the next
+ *      one is written, and the caller's work until then (the sweep's next
+ *      task) overlaps the disk's.
  * A kill -9 therefore leaves every earlier row intact; at worst the row being
  * written is half there (its extent written but not its data, or a string
  * not yet), or lies past the extent with strings that never reached the
@@ -23,13 +27,15 @@
  *
  * Does not: evaluate, schedule, join baselines (callers fill qid/qid_se), or
  * fit laws; /fits entries are written by qid_results_write_fit for `qid fit`.
- * Nothing here is collective or thread-safe. */
+ * Nothing here is collective or thread-safe (the syncer thread only calls
+ * fsync on the file descriptor, never HDF5). */
 #include "results.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -250,8 +256,13 @@ struct qid_results {
     hid_t dxpl;                   /* transfer property list with our conversion buffers */
     void *tconv, *bkg;            /* XFER_BUF_BYTES each, owned by the handle */
     int fd;                       /* the file's descriptor (sec2 driver), for fsync */
-    hsize_t n_rows;               /* extent of /tasks */
-    hsize_t n_windows;            /* where the next window vectors go */
+    /* the syncer thread: fsyncs fd when asked, while the caller goes on */
+    pthread_t sync_thread;
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    int sync_started, sync_pending, sync_stop, sync_errno;
+    hsize_t n_rows;    /* extent of /tasks */
+    hsize_t n_windows; /* where the next window vectors go */
     keyset ok_keys;
     int broken; /* a write failed half-way: refuse further appends */
 };
@@ -808,9 +819,87 @@ fail:
     return err ? err->code : QID_E_HDF5;
 }
 
+/* ---- the syncer thread -------------------------------------------------------------- */
+
+static void *syncer_main(void *arg)
+{
+    qid_results *r = arg;
+    pthread_mutex_lock(&r->sync_mu);
+    for (;;) {
+        while (!r->sync_pending && !r->sync_stop)
+            pthread_cond_wait(&r->sync_cv, &r->sync_mu);
+        if (!r->sync_pending) break; /* stop, nothing left to sync */
+        pthread_mutex_unlock(&r->sync_mu);
+        int e = fsync(r->fd) == 0 ? 0 : errno;
+        pthread_mutex_lock(&r->sync_mu);
+        if (e && !r->sync_errno) r->sync_errno = e;
+        r->sync_pending = 0;
+        pthread_cond_broadcast(&r->sync_cv);
+    }
+    pthread_mutex_unlock(&r->sync_mu);
+    return NULL;
+}
+
+/* Asks the syncer for an fsync of everything written so far (starting the
+ * thread the first time; without one, fsyncs right here). */
+static void sync_start(qid_results *r)
+{
+    if (!r->sync_started) {
+        pthread_mutex_init(&r->sync_mu, NULL);
+        pthread_cond_init(&r->sync_cv, NULL);
+        if (pthread_create(&r->sync_thread, NULL, syncer_main, r) != 0) {
+            pthread_cond_destroy(&r->sync_cv);
+            pthread_mutex_destroy(&r->sync_mu);
+            if (fsync(r->fd) != 0 && !r->sync_errno) r->sync_errno = errno;
+            return;
+        }
+        r->sync_started = 1;
+    }
+    pthread_mutex_lock(&r->sync_mu);
+    r->sync_pending = 1;
+    pthread_cond_broadcast(&r->sync_cv);
+    pthread_mutex_unlock(&r->sync_mu);
+}
+
+/* Waits for the fsync asked for last; returns its errno (0: durable), and
+ * forgets it. */
+static int sync_wait(qid_results *r)
+{
+    int e;
+    if (r->sync_started) {
+        pthread_mutex_lock(&r->sync_mu);
+        while (r->sync_pending)
+            pthread_cond_wait(&r->sync_cv, &r->sync_mu);
+        e = r->sync_errno;
+        r->sync_errno = 0;
+        pthread_mutex_unlock(&r->sync_mu);
+    } else {
+        e = r->sync_errno;
+        r->sync_errno = 0;
+    }
+    return e;
+}
+
+/* Waits for the last fsync and ends the thread; returns the fsync's errno. */
+static int sync_end(qid_results *r)
+{
+    int e = sync_wait(r);
+    if (!r->sync_started) return e;
+    pthread_mutex_lock(&r->sync_mu);
+    r->sync_stop = 1;
+    pthread_cond_broadcast(&r->sync_cv);
+    pthread_mutex_unlock(&r->sync_mu);
+    pthread_join(r->sync_thread, NULL);
+    pthread_cond_destroy(&r->sync_cv);
+    pthread_mutex_destroy(&r->sync_mu);
+    r->sync_started = 0;
+    return e;
+}
+
 static void results_free(qid_results *r)
 {
     if (!r) return;
+    (void)sync_end(r);
     if (r->wtok >= 0) H5Dclose(r->wtok);
     if (r->wnll >= 0) H5Dclose(r->wnll);
     if (r->tasks >= 0) H5Dclose(r->tasks);
@@ -942,6 +1031,14 @@ int qid_results_append(qid_results *r, const qid_result *row, qid_error *err)
     if (entries && !row->window_tokens)
         return qid_error_set(err, QID_E_INVALID, "row '%s' has window NLLs but no window token counts", row->key);
 
+    /* the previous row's fsync, before anything of this row is written */
+    int e = sync_wait(r);
+    if (e) {
+        r->broken = 1;
+        return qid_error_set(err, QID_E_IO, "cannot fsync results store '%s': %s (the last row may not be on disk)",
+                             r->path, strerror(e));
+    }
+
     qid_result w = *row;
     char *owned[N_COLUMNS] = {0};
     for (size_t c = 0; c < QID_RESULT_N_COLUMNS; c++) {
@@ -969,10 +1066,7 @@ int qid_results_append(qid_results *r, const qid_result *row, qid_error *err)
     }
     if ((rc = append_vec(r->tasks, r->mtype, r->dxpl, r->n_rows, 1, &w, "/tasks", r->path, err))) goto done;
     QID_H5_TRY(err, H5Fflush(r->fid, H5F_SCOPE_LOCAL), "cannot flush '%s'", r->path);
-    if (fsync(r->fd) != 0) {
-        rc = qid_error_set(err, QID_E_IO, "cannot fsync results store '%s': %s", r->path, strerror(errno));
-        goto done;
-    }
+    sync_start(r); /* waited for by the next append or the close */
     r->n_rows++;
     r->broken = 0;
     if (row->status == QID_RESULT_OK) keyset_add(&r->ok_keys, row->key);
@@ -989,7 +1083,9 @@ int qid_results_close(qid_results *r, qid_error *err)
 {
     int rc = QID_OK;
     if (!r) return QID_OK;
-    if (H5Fflush(r->fid, H5F_SCOPE_LOCAL) < 0)
+    int e = sync_end(r);
+    if (e) rc = qid_error_set(err, QID_E_IO, "cannot fsync results store '%s': %s", r->path, strerror(e));
+    if (H5Fflush(r->fid, H5F_SCOPE_LOCAL) < 0 && !rc)
         rc = qid_h5_error_set(err, qid_h5_take_stack(), "H5Fflush", __FILE__, __LINE__, "cannot flush '%s'", r->path);
     H5Dclose(r->wtok);
     H5Dclose(r->wnll);

@@ -740,9 +740,8 @@ static int dispatch(sched *s, int *waiting, const int64_t *held, long *assigned)
 
 /* size > 1: rank 0 only schedules. A result is received, its worker (and
  * any other waiting one) gets its next task, and only then is the result
- * appended (flush + fsync), so the worker computes while rank 0 writes; the
- * next message is received after the append, so every result is durable
- * before the next one is accepted. Rank 0 polls with MPI_Iprobe and sleeps
+ * appended (flushed; its fsync completes before the next append writes),
+ * so the worker computes while rank 0 writes. Rank 0 polls with MPI_Iprobe and sleeps
  * between polls (Open MPI's blocking receive would spin on a core the
  * workers need), 20 us after a message, doubling to at most 200 us while
  * idle: a result waits at most that long (the timer slack is set to 1 us
