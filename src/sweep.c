@@ -197,9 +197,6 @@ static int run_probes(const qid_job *job, const char *ckpt_path, const qid_model
     return QID_OK;
 }
 
-/* Evaluates one task: the baseline (no hook) or a quantizer setting
- * (RTN weight hook, GPTQ activation hook on the calibration windows). A
- * failure of any kind fills o as failed with its one-line error. */
 /* What a rank remembers between its tasks: the metadata of the checkpoint of
  * its last task (its next tasks are usually other settings of the same
  * checkpoint: affinity) and of the evaluation token set, so a task does not
@@ -242,6 +239,9 @@ static int cached_tokens(task_cache *c, const char *path, qid_error *err)
     return QID_OK;
 }
 
+/* Evaluates one task: the baseline (no hook) or a quantizer setting
+ * (RTN weight hook, GPTQ activation hook on the calibration windows). A
+ * failure of any kind fills o as failed with its one-line error. */
 static void run_task(const qid_job *job, const char *ckpt_path, qid_job_method method, const qid_job_quant *q,
                      int threads, int rank, task_cache *cache, task_out *o)
 {
