@@ -19,7 +19,8 @@
 #               end-to-end test of `make check`: smaller models, fewer
 #               tokens and settings)
 #   DEMO_NP     MPI ranks of the sweep (default 2: rank 0 schedules, one
-#               worker evaluates with DEMO_THREADS threads)
+#               worker evaluates with DEMO_THREADS threads, default
+#               min(2, cores))
 #   DEMO_STEPS  all (default) or prepare: stop once corpus, suite and job
 #               file are ready (test/slurm.t submits that job with slurm/submit)
 # Every step is cached: corpus and suite are kept (qid train does nothing for
@@ -30,8 +31,11 @@ QID=${1:-build/qid}
 OUT=${DEMO_DIR:-build/demo}
 SIZE=${DEMO_SIZE:-full}
 NP=${DEMO_NP:-2}
+# threads of the trainer and of the sweep's worker: at most 2 by default, so
+# that the numbers (which depend on the thread count in the last bits) are
+# those of the README on any machine with 2 or more cores
 THREADS=${DEMO_THREADS:-$(nproc 2>/dev/null || echo 1)}
-[ "$THREADS" -gt 2 ] && THREADS=2
+[ -n "${DEMO_THREADS:-}" ] || [ "$THREADS" -le 2 ] || THREADS=2
 MPIRUN="mpirun --oversubscribe"
 if [ "$(id -u)" -eq 0 ]; then MPIRUN="$MPIRUN --allow-run-as-root"; fi
 command -v mpirun >/dev/null || { echo "demo: error: mpirun not found (make deps installs openmpi-bin)" >&2; exit 1; }
