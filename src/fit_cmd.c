@@ -283,11 +283,11 @@ int qid_fit_cmd_fit(const qid_fit_obs *obs, size_t n, const double *n16, const d
         return err ? err->code : QID_E_INVALID;
     }
     if (n < QID_FIT_CMD_MIN_POINTS)
-        warn_add(rep, "too few points: %zu (fewer than %d); the coefficients and intervals are unreliable", n,
+        warn_add(rep, "too few points: %zu (fewer than %d): the coefficients and intervals are unreliable", n,
                  QID_FIT_CMD_MIN_POINTS);
     if (rep->n_models < 3 || rep->n_bits_values < 3 || rep->n_tokens_values < 3)
-        warn_add(rep, "few distinct values (N %zu, D %zu, P %zu; 3 or more each pin the exponents down)", rep->n_models,
-                 rep->n_tokens_values, rep->n_bits_values);
+        warn_add(rep, "few distinct values (N %zu, D %zu, P %zu: 3 or more of each pin the exponents down)",
+                 rep->n_models, rep->n_tokens_values, rep->n_bits_values);
     if (!rep->law.conv.converged)
         warn_add(rep, "the robust refinement did not converge (%d iterations, last step %.3g)",
                  rep->law.conv.iterations, rep->law.conv.step);
