@@ -5,6 +5,7 @@
 #include "import.h"
 #include "rng.h"
 
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -154,6 +155,28 @@ _Noreturn void bail(const char *fmt, ...)
     va_end(ap);
     fflush(stdout);
     exit(255);
+}
+
+static int capture_saved = -1;
+
+void tap_capture_begin(void)
+{
+    const char *path = tap_path("stderr.txt");
+    fflush(stderr);
+    capture_saved = dup(2);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || capture_saved < 0) bail("cannot capture stderr in %s", path);
+    dup2(fd, 2);
+    close(fd);
+}
+
+char *tap_capture_end(void)
+{
+    fflush(stderr);
+    dup2(capture_saved, 2);
+    close(capture_saved);
+    capture_saved = -1;
+    return tap_read_file(tap_path("stderr.txt"), NULL);
 }
 
 char *tap_read_file(const char *path, size_t *len)

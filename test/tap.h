@@ -45,6 +45,11 @@ int tap_exists(const char *path);
  * its contents at exit. The returned string is static storage. */
 const char *tap_tmpdir(void);
 
+/* Sends stderr to a file in tap_tmpdir() until tap_capture_end, which
+ * restores it and returns what was written (malloc'd). Not nested. */
+void tap_capture_begin(void);
+char *tap_capture_end(void);
+
 /* tap_tmpdir()/name, in one of 16 rotating static buffers. */
 const char *tap_path(const char *name);
 /* Imports the transformers-written fixture test/fixtures/hf/<name> into

@@ -38,29 +38,6 @@ static void *xmalloc(size_t bytes)
 
 /* ---- stderr capture (for the damping-retry warning) ------------------------ */
 
-static int saved_stderr = -1;
-static char capture_path[512];
-
-static void capture_begin(void)
-{
-    snprintf(capture_path, sizeof capture_path, "%s/stderr.txt", tap_tmpdir());
-    fflush(stderr);
-    saved_stderr = dup(2);
-    FILE *f = fopen(capture_path, "w");
-    if (!f || saved_stderr < 0) bail("cannot capture stderr");
-    dup2(fileno(f), 2);
-    fclose(f);
-}
-
-/* Returns the captured text (malloc'd). */
-static char *capture_end(void)
-{
-    fflush(stderr);
-    dup2(saved_stderr, 2);
-    close(saved_stderr);
-    return tap_read_file(capture_path, NULL);
-}
-
 /* ---- correlated inputs ------------------------------------------------------ */
 
 /* X (n x cols) = Z A with Z standard normal and A (cols x cols) a random
@@ -344,9 +321,9 @@ static void test_rank_deficient(void)
     o.percdamp = 1e-18;
     o.damp_retries = 12;
     qid_gptq_stats st;
-    capture_begin();
+    tap_capture_begin();
     rc = qid_gptq_quantize(h, &spec, &o, W, rows, cols, "layers/3/mlp.down.weight", &st, &err);
-    char *log = capture_end();
+    char *log = tap_capture_end();
     ok(rc == QID_OK, "rank-deficient H (32 samples, 256 columns) at damp 1e-18 completes%s%s", rc ? ": " : "",
        rc ? err.msg : "");
     ok(st.retries >= 1 && fabs(st.percdamp - 1e-18 * pow(10.0, st.retries)) <= 1e-6 * st.percdamp,

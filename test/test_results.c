@@ -245,28 +245,18 @@ static int append_row(qid_results *r, int i, int failures)
 
 /* ---- stderr capture ---------------------------------------------------------------- */
 
-static int saved_stderr = -1;
-static char capture_file[1024];
-
+/* stderr of the calls between capture_start and capture_end (malloc'd),
+ * with qid's warnings shown meanwhile. */
 static void capture_start(void)
 {
-    snprintf(capture_file, sizeof capture_file, "%s/stderr.txt", tap_tmpdir());
-    fflush(stderr);
-    saved_stderr = dup(2);
-    int fd = open(capture_file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0 || saved_stderr < 0) bail("cannot capture stderr");
-    dup2(fd, 2);
-    close(fd);
+    tap_capture_begin();
     qid_log_set_level(QID_LOG_WARN);
 }
 
 static char *capture_end(void)
 {
-    fflush(stderr);
-    dup2(saved_stderr, 2);
-    close(saved_stderr);
     qid_log_set_level(QID_LOG_ERROR);
-    return tap_read_file(capture_file, NULL);
+    return tap_capture_end();
 }
 
 /* ---- helpers ------------------------------------------------------------------------ */
