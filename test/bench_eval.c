@@ -33,18 +33,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "checkpoint.h"
 #include "eval.h"
 #include "h5io.h"
 #include "kernels.h"
 #include "model.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static long status_kb(const char *key)
 {
@@ -66,12 +60,6 @@ static int reset_peak(void)
     if (!f) return 0;
     int ok = fputs("5", f) >= 0;
     return fclose(f) == 0 && ok;
-}
-
-static size_t env_size(const char *name, size_t dflt)
-{
-    const char *s = getenv(name);
-    return s && atol(s) > 0 ? (size_t)atol(s) : dflt;
 }
 
 /* Best GFLOP/s of C (m, n) = A (m, k) B^T (n, k) over reps runs. */

@@ -8,19 +8,13 @@
  */
 #include "fit.h"
 
+#include "bench.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 static const double sizes[8] = {7e7, 1.6e8, 4.1e8, 1.0e9, 1.4e9, 2.8e9, 6.9e9, 1.2e10};
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* As test_fit.c: Pythia-like N, log-uniform D in [2e9, 3e11], P = 2, 3, 4,
  * se = sqrt((rel q)^2 + abs^2). */

@@ -13,17 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "checkpoint.h"
 #include "fsutil.h"
 #include "import.h"
 #include "sha256.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static long peak_rss_kb(void)
 {

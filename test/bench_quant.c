@@ -27,24 +27,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "gptq.h"
 #include "quant.h"
 #include "rng.h"
 
 #define NSAMP 2048
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static size_t env_size(const char *name, size_t dflt)
-{
-    const char *s = getenv(name);
-    return s && atol(s) > 0 ? (size_t)atol(s) : dflt;
-}
 
 #define SEED 20240607
 

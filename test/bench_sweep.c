@@ -39,16 +39,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "error.h"
 #include "eval.h"
 #include "results.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 /* Runs a shell command; dies when it fails. */
 static void sh(const char *cmd)

@@ -31,21 +31,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "kernels.h"
 #include "train.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static size_t env_size(const char *name, size_t dflt)
-{
-    const char *s = getenv(name);
-    return s && atol(s) > 0 ? (size_t)atol(s) : dflt;
-}
 
 /* Best GFLOP/s of a square n^3 cblas_sgemm over reps runs (OpenBLAS threads as set). */
 static double sgemm_gflops(size_t n, int reps)
