@@ -52,7 +52,8 @@ DEP_CFLAGS := $(HDF5_CFLAGS) $(MPI_CFLAGS) $(LAPACKE_CFLAGS) $(BLAS_CFLAGS) $(CJ
 DEP_LIBS := -fopenmp $(HDF5_LIBS) $(MPI_LIBS) $(LAPACKE_LIBS) $(BLAS_LIBS) $(CJSON_LIBS) -lm
 ALL_CFLAGS = $(BASE_CFLAGS) $(DEP_CFLAGS) -DQID_CFLAGS='"$(strip $(CFLAGS))"' $(CFLAGS)
 
-LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
+# src/<stage>/*.c; src/cli/main.c is the program's main, the rest is libqid.a
+LIB_SRC := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
 LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/libqid.a
 QID := $(BUILD)/qid
@@ -71,20 +72,21 @@ TAP_OBJ := $(BUILD)/test/tap.o
 
 all: $(QID)
 
-$(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
 # version.o records the git revision: rebuild it when the revision changes.
 $(BUILD)/gitrev: FORCE | $(BUILD)/obj
 	@echo '$(GIT_REV)' | cmp -s - $@ || echo '$(GIT_REV)' > $@
-$(BUILD)/obj/version.o: $(BUILD)/gitrev
+$(BUILD)/obj/core/version.o: $(BUILD)/gitrev
 FORCE:
 
 $(LIB): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(QID): $(BUILD)/obj/main.o $(LIB)
+$(QID): $(BUILD)/obj/cli/main.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
 $(TAP_OBJ): test/tap.c test/tap.h | $(BUILD)/test
@@ -159,9 +161,9 @@ install: $(QID)
 	install -m 644 jobs/* $(DESTDIR)$(PREFIX)/share/qid/jobs/
 
 format-check:
-	clang-format --dry-run --Werror src/*.c include/*.h test/*.c test/*.h
+	clang-format --dry-run --Werror src/*/*.c src/*/*.h include/*.h test/*.c test/*.h test/fuzz/*.c
 
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/obj/main.d $(TEST_BIN:.t=.d) $(TAP_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(BUILD)/obj/cli/main.d $(TEST_BIN:.t=.d) $(TAP_OBJ:.o=.d)

@@ -4,7 +4,7 @@
 set -u
 . "$(dirname "$0")/taplib.sh"
 command -v clang-format >/dev/null 2>&1 || skip_all "clang-format not installed"
-files=$(ls src/*.c include/*.h test/*.c test/*.h test/fuzz/*.c)
+files=$(ls src/*/*.c src/*/*.h include/*.h test/*.c test/*.h test/fuzz/*.c)
 plan "$(echo "$files" | wc -l)"
 for f in $files; do
     clang-format --dry-run --Werror "$f" >/dev/null 2>&1

@@ -2,22 +2,13 @@
  * that owns the command. Only `qid run` initialises MPI; every
  * other command is a plain serial program.
  *
- * Does not: parse command options (each command does its own). */
+ * Does not: parse command options (each command's cmd_*.c does, with
+ * cli_parse). */
 #include <stdio.h>
 #include <string.h>
 
-#include "corpus.h"
+#include "cli.h"
 #include "error.h"
-#include "eval.h"
-#include "fit_cmd.h"
-#include "import.h"
-#include "inspect.h"
-#include "quantize.h"
-#include "report.h"
-#include "results_cmd.h"
-#include "sweep.h"
-#include "tokens.h"
-#include "train.h"
 #include "version.h"
 
 typedef struct {
