@@ -5,7 +5,7 @@
 # at 2/3/4/8 bits), fits the law and writes the report; then checks what each
 # stage left behind, and that a second run reuses everything.
 . "$(dirname "$0")/taplib.sh"
-command -v mpirun >/dev/null || skip_all "no mpirun"
+require_cmd mpirun
 plan 17
 tap_tmpdir
 D=$TAP_TMP/demo

@@ -17,8 +17,8 @@
 set -u
 . "$(dirname "$0")/taplib.sh"
 BIN=${RESULTS_T:-build/test/results.t}
-[ -x "$BIN" ] || skip_all "$BIN is not built (make tests)"
-command -v h5dump >/dev/null 2>&1 || skip_all "h5dump not installed (hdf5-tools)"
+require_exe "$BIN"
+require_cmd h5dump "hdf5-tools; make deps installs it"
 plan 64
 tap_tmpdir
 T=$TAP_TMP

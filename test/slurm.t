@@ -35,12 +35,9 @@
 # (test/fixtures/hf, eval windows sampled from the models: test/fixtures/slurm).
 set -u
 . "$(dirname "$0")/taplib.sh"
-ROOT=$(pwd)
-QIDA=$ROOT/$QID
-case "$QID" in /*) QIDA=$QID ;; esac
-[ -x "$QIDA" ] || skip_all "$QID is not built"
-$QIDA fit --help >/dev/null 2>&1 || skip_all "qid fit is not in src/main.c's commands yet"
-command -v mpirun >/dev/null || skip_all "no mpirun"
+tap_abs_paths
+require_exe "$QIDA"
+require_cmd mpirun
 why=$("$ROOT"/tools/slurm-local.sh install) || skip_all "${why:-tools/slurm-local.sh install failed}"
 plan 69
 tap_tmpdir
@@ -135,12 +132,8 @@ submit_ids() { # submit_ids OUTPUT: "import.. sweep fit" ids in order
 
 # ---- fixture checkpoints, token sets and jobs ----------------------------
 FIX=$ROOT/test/fixtures
-for s in 1000 2000; do
-    $QIDA import --from safetensors "$FIX/hf/gpt-neox-tiny" --step $s --tokens-per-step 2097152 -o "$T/ck/neox-$s.h5" \
-        >/dev/null 2>&1 || echo "# import of gpt-neox-tiny step $s failed"
-    $QIDA import --from safetensors "$FIX/hf/llama-tiny" --step $s --tokens-per-step 2097152 -o "$T/ck/llama-$s.h5" \
-        >/dev/null 2>&1 || echo "# import of llama-tiny step $s failed"
-done
+tap_import_tiny "$T/ck" gpt-neox-tiny 1000 2000
+tap_import_tiny "$T/ck" llama-tiny 1000 2000
 $QIDA tokens --from "$FIX/slurm/sampled.u16" --dtype uint16 --vocab 96 --seq-len 16 -o "$T/sampled.h5" \
     >/dev/null 2>&1 || echo "# tokens failed"
 for _ in $(seq 1 8); do cat "$FIX/slurm/sampled.u16"; done >"$T/big.u16"

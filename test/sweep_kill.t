@@ -14,32 +14,21 @@
 # build/test/sweep.t (test/test_sweep.c) `dump` reads the stores.
 set -u
 . "$(dirname "$0")/taplib.sh"
-if $QID run --help 2>&1 | grep -q "not available"; then skip_all "qid run is not in src/main.c's commands yet"; fi
-command -v mpirun >/dev/null || skip_all "no mpirun"
-command -v setsid >/dev/null || skip_all "no setsid (util-linux)"
-command -v h5dump >/dev/null || skip_all "h5dump not installed (hdf5-tools)"
+require_cmd mpirun
+require_cmd setsid "util-linux"
+require_cmd h5dump "hdf5-tools; make deps installs it"
 HELPER=${HELPER:-build/test/sweep.t}
-[ -x "$HELPER" ] || skip_all "$HELPER not built (make tests)"
+require_exe "$HELPER"
 plan 16
 tap_tmpdir
 T=$TAP_TMP
-FIX=test/fixtures/hf
-ROOT=$(pwd)
-QIDA=$ROOT/$QID
-case "$QID" in /*) QIDA=$QID ;; esac
-HELPERA=$ROOT/$HELPER
-case "$HELPER" in /*) HELPERA=$HELPER ;; esac
+tap_abs_paths
 SEED=${QID_KILL_SEED:-$(($(date +%s) % 32768))}
 RANDOM=$SEED
 echo "# seed $SEED (QID_KILL_SEED=$SEED replays it)"
 
-mkdir -p "$T/ck"
-for s in 1000 2000; do
-    $QID import --from safetensors "$FIX/gpt-neox-tiny" --step $s --tokens-per-step 2097152 -o "$T/ck/neox-$s.h5" \
-        >/dev/null 2>&1 || echo "# import of gpt-neox-tiny step $s failed"
-    $QID import --from safetensors "$FIX/llama-tiny" --step $s --tokens-per-step 2097152 -o "$T/ck/llama-$s.h5" \
-        >/dev/null 2>&1 || echo "# import of llama-tiny step $s failed"
-done
+tap_import_tiny "$T/ck" gpt-neox-tiny 1000 2000
+tap_import_tiny "$T/ck" llama-tiny 1000 2000
 cd "$T" || exit 1
 perl -e 'srand(1); print pack("v*", map { int(rand(96)) } 1 .. 64000)' >big.u16
 $QIDA tokens --from big.u16 --dtype uint16 --vocab 96 --seq-len 16 -o big.h5 >/dev/null 2>&1 || echo "# tokens failed"

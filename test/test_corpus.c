@@ -8,7 +8,7 @@
  * of streams, the window loss floor, the text splitter (parts concatenate
  * back to the file), and bad input: one line, and nothing left behind.
  *
- * Does not: run the command line (test/corpus.t does). */
+ * Does not: run the command line (test/cmd_corpus.t does). */
 #include <dirent.h>
 #include <inttypes.h>
 #include <math.h>

@@ -8,7 +8,7 @@
  * one-model-size error, and the lock message when another process holds the
  * store.
  *
- * `fit_cmd.t --write-store PATH` only writes that store (test/fit_cmd.t
+ * `fit_cmd.t --write-store PATH` only writes that store (test/cmd_fit.t
  * uses it for the CLI). */
 #include <math.h>
 #include <signal.h>

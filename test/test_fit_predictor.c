@@ -23,7 +23,7 @@
  * (one family, too few examples) with their messages and nothing written.
  *
  * `fit_predictor.t --write-store PATH forest|tiny` only writes that store
- * (test/fit_cmd.t and test/report.t use it). */
+ * (test/cmd_fit.t and test/cmd_report.t use it). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* test_sweep.c - helper of test/sweep.t, which runs `qid run` under mpirun.
+/* test_sweep.c - helper of test/cmd_run.t, which runs `qid run` under mpirun.
  *
  *   sweep.t dump STORE    one line per row, sorted by key:
  *                         "key<TAB>status<TAB>loss<TAB>qid<TAB>error" (%.17g)

@@ -6,7 +6,7 @@
  * problem and no output or temporary file left; and the reader's format and
  * schema checks with their hints.
  *
- * Does not: run the command line (test/tokens.t does). */
+ * Does not: run the command line (test/cmd_tokens.t does). */
 #include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# corpus.t - `qid corpus` end to end: help, --info with the default source's
+# cmd_corpus.t - `qid corpus` end to end: help, --info with the default source's
 # exact entropies, a synthetic corpus (window counts, the golden h5dump
 # listing hdf5-schema/tokens-corpus.h5dump, attribute values, `qid inspect`,
 # determinism across runs and seeds), a text file split into parts that

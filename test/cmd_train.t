@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# train.t - `qid train` end to end: a run on a learnable stream with an eval
+# cmd_train.t - `qid train` end to end: a run on a learnable stream with an eval
 # set and explicit save steps, what it writes (checkpoints, train.tsv,
 # train.json), `qid eval` of a checkpoint printing the eval loss the trainer
 # logged, the golden h5dump listing of the /train group, the cache of a

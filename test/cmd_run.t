@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# sweep.t - `qid run` end to end under mpirun: a job over four tiny imported
+# cmd_run.t - `qid run` end to end under mpirun: a job over four tiny imported
 # checkpoints (gpt-neox-tiny and llama-tiny, two steps each) x RTN and GPTQ
 # int4/int3 with groups of 16, run with 1, 2 and 3 ranks: every task OK, the
 # same loss and QiD per key whatever the rank count, QiD joined against the
@@ -11,29 +11,19 @@
 # build/test/sweep.t (test/test_sweep.c) reads the store: `dump` and `check`.
 set -u
 . "$(dirname "$0")/taplib.sh"
-if $QID run --help 2>&1 | grep -q "not available"; then skip_all "qid run is not in src/main.c's commands yet"; fi
-command -v mpirun >/dev/null || skip_all "no mpirun"
+require_cmd mpirun
 HELPER=${HELPER:-build/test/sweep.t}
-[ -x "$HELPER" ] || skip_all "$HELPER not built (make tests)"
+require_exe "$HELPER"
 plan 46
 tap_tmpdir
 T=$TAP_TMP
 FIX=test/fixtures/hf
-ROOT=$(pwd)
-QIDA=$ROOT/$QID
-case "$QID" in /*) QIDA=$QID ;; esac
-HELPERA=$ROOT/$HELPER
-case "$HELPER" in /*) HELPERA=$HELPER ;; esac
+tap_abs_paths
 
-mkdir -p "$T/ck" "$T/bad"
-for s in 1000 2000; do
-    $QID import --from safetensors "$FIX/gpt-neox-tiny" --step $s --tokens-per-step 2097152 -o "$T/ck/neox-$s.h5" \
-        >/dev/null 2>&1 || echo "# import of gpt-neox-tiny step $s failed"
-    $QID import --from safetensors "$FIX/llama-tiny" --step $s --tokens-per-step 2097152 -o "$T/ck/llama-$s.h5" \
-        >/dev/null 2>&1 || echo "# import of llama-tiny step $s failed"
-done
-$QID tokens --from "$FIX/tokens.u16" --dtype uint16 --vocab 96 --seq-len 16 -o "$T/tok.h5" >/dev/null 2>&1 ||
-    echo "# tokens import failed"
+mkdir -p "$T/bad"
+tap_import_tiny "$T/ck" gpt-neox-tiny 1000 2000
+tap_import_tiny "$T/ck" llama-tiny 1000 2000
+tap_tokens_fixture "$T/tok.h5"
 
 job() { # job NAME RESULTS EXTRA-CHECKPOINT-LINES
     cat >"$T/$1.job" <<EOF

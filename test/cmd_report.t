@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# report.t - `qid report` on the synthetic results store of
+# cmd_report.t - `qid report` on the synthetic results store of
 # build/test/fit_cmd.t --write-store (4 model sizes x 5 checkpoints x bits
 # 2/3/4 from Ouyang et al.'s law with 5% noise): every table, script and
 # plot is written and non-empty, PNGs are PNGs and SVGs SVGs, the summary
@@ -13,11 +13,10 @@
 # frontier and a line saying why there is no predictor.
 set -u
 . "$(dirname "$0")/taplib.sh"
-if ! $QID report --help >/dev/null 2>&1; then skip_all "qid report is not in src/main.c's commands yet"; fi
 GEN=${BUILD:-build}/test/fit_cmd.t
 GENP=${BUILD:-build}/test/fit_predictor.t
-[ -x "$GEN" ] || skip_all "$GEN (the store generator) is not built"
-[ -x "$GENP" ] || skip_all "$GENP (the predictor store generator) is not built"
+require_exe "$GEN"
+require_exe "$GENP"
 plan 32
 tap_tmpdir
 T=$TAP_TMP

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fit_cmd.t - `qid fit` and `qid predict` on the command line: a synthetic
+# cmd_fit.t - `qid fit` and `qid predict` on the command line: a synthetic
 # results store (build/test/fit_cmd.t --write-store: 4 model sizes x 5
 # checkpoints x bits 2/3/4 from Ouyang et al.'s law with 5% noise, plus
 # baselines) is fitted with and without filters; the report, warnings and
@@ -14,12 +14,10 @@
 # refuses a fit while a writer holds it.
 set -u
 . "$(dirname "$0")/taplib.sh"
-if ! $QID fit --help >/dev/null 2>&1; then skip_all "qid fit is not in src/main.c's commands yet"; fi
-if ! $QID predict --help >/dev/null 2>&1; then skip_all "qid predict is not in src/main.c's commands yet"; fi
 GEN=${BUILD:-build}/test/fit_cmd.t
 GENP=${BUILD:-build}/test/fit_predictor.t
-[ -x "$GEN" ] || skip_all "$GEN (the store generator) is not built"
-[ -x "$GENP" ] || skip_all "$GENP (the predictor store generator) is not built"
+require_exe "$GEN"
+require_exe "$GENP"
 plan 61
 tap_tmpdir
 T=$TAP_TMP

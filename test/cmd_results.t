@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# results_cmd.t - `qid results` on a real store: a small job (three tiny
+# cmd_results.t - `qid results` on a real store: a small job (three tiny
 # imported checkpoints x RTN int4/int3, groups of 16, plus a missing
 # checkpoint whose three tasks fail) run with `qid run` on one rank. Checks
 # the table (default columns, error column, sort order), filter counts,
@@ -10,26 +10,15 @@
 # bad stores and options.
 set -u
 . "$(dirname "$0")/taplib.sh"
-if $QID results --help 2>&1 | grep -q "not available"; then skip_all "qid results is not in src/main.c's commands yet"; fi
-if $QID run --help 2>&1 | grep -q "not available"; then skip_all "qid run is not in src/main.c's commands yet"; fi
 plan 37
 tap_tmpdir
 T=$TAP_TMP
-FIX=test/fixtures/hf
-ROOT=$(pwd)
-QIDA=$ROOT/$QID
-case "$QID" in /*) QIDA=$QID ;; esac
+tap_abs_paths
 if [ -z "${QID_TEST_NO_PYTHON:-}" ] && python3 -c 'import csv' 2>/dev/null; then HAVE_PY=1; else HAVE_PY=0; fi
 
-mkdir -p "$T/ck"
-for s in 1000 2000; do
-    $QID import --from safetensors "$FIX/gpt-neox-tiny" --step $s --tokens-per-step 2097152 -o "$T/ck/neox-$s.h5" \
-        >/dev/null 2>&1 || echo "# import of gpt-neox-tiny step $s failed"
-done
-$QID import --from safetensors "$FIX/llama-tiny" --step 1000 --tokens-per-step 2097152 -o "$T/ck/llama-1000.h5" \
-    >/dev/null 2>&1 || echo "# import of llama-tiny failed"
-$QID tokens --from "$FIX/tokens.u16" --dtype uint16 --vocab 96 --seq-len 16 -o "$T/tok.h5" >/dev/null 2>&1 ||
-    echo "# tokens import failed"
+tap_import_tiny "$T/ck" gpt-neox-tiny 1000 2000
+tap_import_tiny "$T/ck" llama-tiny 1000
+tap_tokens_fixture "$T/tok.h5"
 cd "$T" || exit 1
 cat >a.job <<EOF
 # 3 checkpoints + 1 missing x (baseline + rtn int4/int3, groups of 16) = 12 tasks

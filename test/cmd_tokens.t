@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tokens.t - `qid tokens` end to end: help, the golden h5dump listing of the
+# cmd_tokens.t - `qid tokens` end to end: help, the golden h5dump listing of the
 # token-set schema (hdf5-schema/tokens.h5dump), raw/npy/text imports with
 # their counts, `qid inspect` of a token set, usage errors (exit 2), and
 # one-line errors (exit 1) that leave no output or temporary file behind.
