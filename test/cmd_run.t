@@ -17,7 +17,6 @@ require_exe "$HELPER"
 plan 46
 tap_tmpdir
 T=$TAP_TMP
-FIX=test/fixtures/hf
 tap_abs_paths
 
 mkdir -p "$T/bad"
