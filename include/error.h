@@ -1,6 +1,6 @@
 /* error.h - the error-handling core every qid module uses.
  *
- * Three tiers (STYLE.md rule 3):
+ * Three tiers (docs/style.md):
  *   1. A broken invariant (a bug, or a library failing in a way we cannot
  *      recover from) -> QID_CHECK / qid_die: one line with rank, elapsed time,
  *      file:line and function, then MPI_Abort when MPI is running (so no rank
@@ -12,7 +12,7 @@
  *      a qid_error; the caller records it (a failed result) and goes on.
  *
  * Every HDF5, MPI and LAPACKE call goes through a macro below that captures
- * the call text, file, line and function (STYLE.md rule 4).
+ * the call text, file, line and function.
  *
  * This module does not print anything except through qid_log/qid_die, and it
  * never decides whether a tier-3 error is fatal: callers do.

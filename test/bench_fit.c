@@ -1,7 +1,7 @@
 /* bench_fit.c - cost of the regression core at the scale of Ouyang et al.
  * (about 1500 points) and of the predictor, and a calibration study of the
  * bootstrap: how often the 95% intervals of laws fitted to synthetic data
- * cover the true coefficients. Prints; asserts nothing (STYLE: no timed
+ * cover the true coefficients. Prints; asserts nothing (docs/testing.md: no timed
  * assertions in tests).
  *
  *   build/bench/fit [replicates]      (default 50 replicates)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# format.t - every C file follows .clang-format (STYLE.md rule 12).
+# format.t - every C file follows .clang-format (docs/style.md).
 # Skips where clang-format is not installed (it is not a build dependency).
 set -u
 . "$(dirname "$0")/taplib.sh"

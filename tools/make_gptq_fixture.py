@@ -9,7 +9,7 @@ restated here line for line, with the changes qid makes (include/gptq.h):
     float64 and U = cholesky(cholesky_inverse(cholesky(H)), upper=True) is
     rounded to float32; the column loop is float32 as in the reference.
   - act-order sorts with stable=True (qid breaks ties by column index).
-  - micro-blocks (DESIGN.md section 5): inside each lazy block, columns are
+  - micro-blocks (include/gptq.h): inside each lazy block, columns are
     taken `micro` at a time; the micro-block is quantized from its values at
     its start, then the reference's per-column error feedback runs over it.
     This is the formula E = (W - Q) U[j:k, j:k]^-1, W[:, k:] -= E U[j:k, k:]
@@ -239,7 +239,7 @@ class GPTQ:
 
 
 def check_microblock_formula(W, H, micro, mxq):
-    """In float64: the forward-substitution form used above equals DESIGN.md's
+    """In float64: the forward-substitution form used above equals the micro-block formula of include/gptq.h,
     E[:, j:k] = (W - Q)[:, j:k] U[j:k, j:k]^-1; W[:, k:i2] -= E U[j:k, k:i2];
     W[:, i2:] -= E[:, i1:i2] U[i1:i2, i2:]. Quantization is frozen (Q from
     the first form) so only the linear algebra is compared. Returns the max

@@ -1,7 +1,7 @@
 /* rng.c - qid's one seeded generator: xoshiro256** seeded through
  * splitmix64, with independent streams per (seed, stream) pair so parallel
  * work (bootstrap draws, trees, ranks) is reproducible whatever the thread
- * or rank count. No rand() anywhere in qid (STYLE.md rule 7). */
+ * or rank count. No rand() anywhere in qid (docs/style.md). */
 #include "rng.h"
 
 #include <math.h>
