@@ -33,7 +33,7 @@ SIZE=${DEMO_SIZE:-full}
 NP=${DEMO_NP:-2}
 # threads of the trainer and of the sweep's worker: at most 2 by default, so
 # that the numbers (which depend on the thread count in the last bits) are
-# those of the README on any machine with 2 or more cores
+# those of docs/demo.md on any machine with 2 or more cores
 THREADS=${DEMO_THREADS:-$(nproc 2>/dev/null || echo 1)}
 [ -n "${DEMO_THREADS:-}" ] || [ "$THREADS" -le 2 ] || THREADS=2
 MPIRUN="mpirun --oversubscribe"
