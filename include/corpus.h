@@ -1,6 +1,8 @@
-/* corpus.h - `qid corpus`: training, evaluation and calibration token sets
- * (hdf5-schema/tokens.md) from a seeded synthetic language whose entropy
- * rate is known exactly, or from the bytes of a text file.
+/* corpus.h - the library of `qid corpus` (cmd_corpus.c): training,
+ * evaluation and calibration token sets (hdf5-schema/tokens.md) from a
+ * seeded synthetic language whose entropy rate is known exactly (corpus.c),
+ * or from the bytes of a text file, written all three or none
+ * (corpus_write.c).
  *
  * The synthetic source ("markov-zipf", version 1) is an interpolated order-k
  * Markov chain over a vocabulary of V tokens, built from a seed:
@@ -93,7 +95,8 @@ int qid_corpus_params_check(const qid_corpus_params *p, qid_error *err);
 
 /* The parameters as the options that rebuild the source, e.g.
  * "--vocab 128 --order 2 --branching 8 --zipf 1 --mix 0.05,0.55,0.4 --seed 1"
- * (doubles in their shortest exact decimal form). Truncated to len. */
+ * (doubles as qid_format_real writes them: the shortest text that reads
+ * back, 100 not 1e+02). Truncated to len. */
 void qid_corpus_params_format(const qid_corpus_params *p, char *buf, size_t len);
 
 /* A built source. Read-only after qid_corpus_source_build; any number of
@@ -205,10 +208,5 @@ int qid_corpus_write_text(const qid_corpus_write_opts *o, qid_corpus_written *w,
 /* For `qid inspect`: prints the corpus attributes of a token set, if it has
  * any (nothing otherwise). */
 int qid_corpus_summary(const char *path, FILE *out, qid_error *err);
-
-/* `qid corpus`: argv[0] is "corpus". --help prints usage and returns 0; a
- * usage error prints one line and returns 2; a failure prints
- * "qid corpus: error: ..." and returns 1. */
-int qid_corpus_main(int argc, char **argv);
 
 #endif

@@ -1,5 +1,6 @@
 /* fsutil.h - small file-system helpers: reading a bounded text file whole,
- * hashing a file, joining paths.
+ * hashing a file, joining and splitting paths, and the one check that an
+ * output may be written ("exists (use --force to replace it)").
  *
  * Does not: touch HDF5 (h5io.h does). */
 #ifndef QID_FSUTIL_H
@@ -21,5 +22,14 @@ char *qid_path_join(const char *dir, const char *name);
 
 /* 1 if path names an existing file or directory. */
 int qid_path_exists(const char *path);
+
+/* The last component of path: what follows its last '/' (path itself when
+ * it has none). Points into path. */
+const char *qid_path_base(const char *path);
+
+/* The check every writer makes before it writes path: QID_OK when nothing
+ * is there or force is set; otherwise QID_E_INVALID with "output '<path>'
+ * exists (use --force to replace it)". */
+int qid_output_check(const char *path, int force, qid_error *err);
 
 #endif

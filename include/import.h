@@ -1,5 +1,6 @@
-/* import.h - `qid import`: a Hugging Face checkpoint directory (config.json
- * plus one or sharded *.safetensors) to one qid checkpoint file.
+/* import.h - the work of `qid import` (cmd_import.c): a Hugging Face
+ * checkpoint directory (config.json plus one or sharded *.safetensors) to
+ * one qid checkpoint file.
  *
  * Maps config.json to a qid_model_config (gpt_neox; llama, mistral, qwen2),
  * maps tensor names through the checkpoint tensor table, checks every shape
@@ -33,8 +34,5 @@ int qid_import_parse_config(const char *json, const char *where, qid_model_confi
 /* Imports opts->dir into opts->out. On failure nothing is left at opts->out
  * (nor a temporary file) and err says what and where. */
 int qid_import_safetensors(const qid_import_opts *opts, qid_error *err);
-
-/* `qid import` command line; returns the process exit status. */
-int qid_import_main(int argc, char **argv);
 
 #endif

@@ -2,9 +2,9 @@
  * fixed-length windows, with the vocabulary size, the tokenizer's name and
  * the SHA-256 of the source they came from.
  *
- * Writing (`qid tokens`): imports ids from a raw little-endian uint16/uint32
- * file, a NumPy .npy array, or the bytes of any file (byte-level vocabulary of
- * 256), streaming the source in blocks of whole windows. Every id is checked
+ * Writing (for `qid tokens`, cmd_tokens.c): imports ids from a raw
+ * little-endian uint16/uint32 file, a NumPy .npy array, or the bytes of any
+ * file (byte-level vocabulary of 256), streaming the source in blocks of whole windows. Every id is checked
  * against the vocabulary; the output appears only when complete (temporary
  * name, renamed at the end).
  * Reading (the evaluator): open, metadata, windows [first, first + count) as
@@ -150,10 +150,5 @@ void qid_tokens_close(qid_tokens *t);
 /* Human summary for `qid inspect`: kind, schema version, tokenizer, vocab,
  * windows x seq_len, stored dtype, source file, token counts, sha256. */
 int qid_tokens_summary(const char *path, FILE *out, qid_error *err);
-
-/* `qid tokens`: argv[0] is "tokens". --help prints usage to stdout and
- * returns 0; a usage error prints one line and the usage to stderr and
- * returns 2; a failed import prints "qid tokens: error: ..." and returns 1. */
-int qid_tokens_main(int argc, char **argv);
 
 #endif

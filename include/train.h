@@ -104,8 +104,4 @@ size_t qid_train_default_saves(int64_t steps, int64_t save_every, int64_t **out)
  * holds another training (without force), a save step past the last. */
 int qid_train_run(const qid_train_opts *o, qid_train_result *r, qid_error *err);
 
-/* `qid train --train TOKENS -o DIR --d-model D --layers L --heads H ...`:
- * 0 on success (also when cached), 1 on a failed run, 2 on bad usage. */
-int qid_train_main(int argc, char **argv);
-
 #endif

@@ -7,7 +7,7 @@
 # that leave nothing behind.
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 49
+plan 50
 tap_tmpdir
 T=$TAP_TMP
 attr() { h5dump -a "/$1" "$2" | sed -n 's/.*(0): "*\([^"]*\)"*$/\1/p'; }
@@ -53,6 +53,8 @@ is "$(attr source_sha256 "$T/c/train.h5")" "$(attr source_sha256 "$T/d/train.h5"
 $QID corpus --synthetic --seed 2 --seq-len 64 --train-tokens 1000 --eval-tokens 640 --calib-tokens 64 -o "$T/e" >/dev/null
 [ "$(attr source_sha256 "$T/c/train.h5")" != "$(attr source_sha256 "$T/e/train.h5")" ]; ok $? "seed 2: other tokens"
 [ "$(attr source_sha256 "$T/c/train.h5")" != "$(attr source_sha256 "$T/c/eval.h5")" ]; ok $? "train and eval streams differ"
+$QID corpus -o "$T/f" --synthetic --seq-len 6.4e1 --train-tokens 1e3 --eval-tokens 640 --calib-tokens 64 >/dev/null
+is "$(attr source_sha256 "$T/c/train.h5")" "$(attr source_sha256 "$T/f/train.h5")" "counts as 1e3 and 6.4e1 (parse.h's one rule)"
 
 # text: parts on window boundaries that concatenate back to the file
 seq 1 3000 >"$T/book.txt"

@@ -5,7 +5,7 @@
 # one-line errors (exit 1) that leave no output or temporary file behind.
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 44
+plan 45
 tap_tmpdir
 T=$TAP_TMP
 SEEDS=test/fuzz/seeds-npy
@@ -45,6 +45,9 @@ out=$($QID tokens --dtype uint32 --vocab 151936 --tokenizer qwen2 --seq-len 100 
 ok $? "raw uint32 import succeeds"
 like "$out" "4 windows x 100 tokens (uint32, vocab 151936, tokenizer qwen2); 600 of 1000" "raw uint32 with --max-windows: counts"
 is "H5T_STD_U32LE" "$(h5dump -H -d /tokens "$T/u32.h5" | awk '/DATATYPE/ {print $2}')" "vocab > 65536 is stored as uint32"
+out=$($QID tokens "$T/data.u32" --dtype uint32 --vocab 1.51936e5 --tokenizer qwen2 --seq-len 1e2 --max-windows 4 -o "$T/u32e.h5")
+like "$out" "4 windows x 100 tokens (uint32, vocab 151936, tokenizer qwen2); 600 of 1000" \
+    "integers as 1e2 (parse.h's one rule), options after the input"
 
 # .npy (recognised by its magic)
 out=$($QID tokens --vocab 50304 --tokenizer t --seq-len 5 $SEEDS/i8-2d-v2.npy -o "$T/npy.h5"); ok $? "npy 2-D int64 v2.0 import"

@@ -1,12 +1,22 @@
-/* inspect.c - `qid inspect`: dispatch on the file's format attribute. */
-#include "inspect.h"
-
-#include <getopt.h>
+/* cmd_inspect.c - `qid inspect FILE...`: a human summary of any qid HDF5
+ * file, chosen by its `format` attribute: a checkpoint (qid_ckpt_summary,
+ * with --tensors every tensor), a token set (qid_tokens_summary and, for
+ * one written by `qid corpus`, qid_corpus_summary), or a results store
+ * (rows, their status, the models).
+ *
+ * Exit status: 0 when every file was summarised; 1 when one could not be
+ * (one "qid inspect: error: ..." line each, the others still printed); 2
+ * for a bad command line.
+ *
+ * Does not: modify the file, or summarise non-qid HDF5 files beyond saying
+ * so. */
 #include <hdf5.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "checkpoint.h"
+#include "cli.h"
 #include "corpus.h"
 #include "error.h"
 #include "h5io.h"
@@ -77,34 +87,19 @@ fail:
 
 int qid_inspect_main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"tensors", no_argument, 0, 't'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int tensors = 0, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "th", longopts, NULL)) != -1) {
-        if (c == 't')
-            tensors = 1;
-        else if (c == 'h') {
-            usage(stdout);
-            return 0;
-        } else {
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind >= argc) {
-        fprintf(stderr, "qid inspect: error: no file given\n");
-        usage(stderr);
-        return 2;
-    }
-    int status = 0;
-    for (int i = optind; i < argc; i++) {
+    int tensors = 0;
+    const cli_opt opts[] = {
+        {"tensors", 't', CLI_FLAG, &tensors, 0, 0, 0, NULL, NULL},
+    };
+    const cli_spec spec = {"inspect", usage, opts, sizeof opts / sizeof opts[0], 1, -1, "no file given"};
+    char **args = qid_calloc((size_t)argc + 1, sizeof *args, "arguments");
+    int n_args = 0, rc = cli_parse(&spec, argc, argv, args, &n_args);
+    int status = rc == CLI_HELP ? 0 : rc;
+    for (int i = 0; rc == CLI_OK && i < n_args; i++) {
         qid_error err;
         qid_error_clear(&err);
-        if (inspect_one(argv[i], tensors, &err)) {
-            fprintf(stderr, "qid inspect: error: %s\n", err.msg);
-            status = 1;
-        }
+        if (inspect_one(args[i], tensors, &err)) status = cli_fail("inspect", "%s", err.msg);
     }
+    free(args);
     return status;
 }

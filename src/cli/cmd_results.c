@@ -1,18 +1,33 @@
-/* results_cmd.c - `qid results`: a results store as a table or CSV.
+/* cmd_results.c - `qid results STORE [--csv] [--model M] [--method M]
+ * [--format F] [--bits B] [--status ok|failed] [--latest] [--columns a,b,...]`:
+ * the rows of a results store (hdf5-schema/results.md) as an aligned text
+ * table or as CSV, filtered and sorted.
+ *
+ * Prints the rows that pass every filter (AND), sorted by model,
+ * tokens_seen, method, format (then step, bits, key, store order), to
+ * stdout: an aligned table (default columns model, step, tokens_seen,
+ * method, format, bits, loss, loss16, qid, qid_se, status, and error when a
+ * shown row failed) or, with --csv, RFC 4180 CSV with a header line and
+ * every column of /tasks in schema order. Exit status 0; 1 when the store
+ * cannot be read (one "qid results: error: ..." line on stderr); 2 on bad
+ * usage.
+ *
+ * Reads through qid_results_read (SWMR, no lock), so it works on a store
+ * that a `qid run` is writing, and on one left by a killed run; a last row
+ * the writer has not finished is not shown.
  *
  * The columns are one table (name, kind, offset into qid_result) in the
- * order of /tasks (hdf5-schema/results.md), so the CSV header matches the
- * dataset's field names one for one. Numbers not computed (NaN) print as
- * "-" in the table and "nan" in CSV (pandas and Python's float() read it);
- * an empty string prints as "-" in the table. CSV doubles use %.17g, so
- * they read back bit-exact.
+ * order of /tasks, so the CSV header matches the dataset's field names one
+ * for one. Numbers not computed (NaN) print as "-" in the table and "nan"
+ * in CSV (pandas and Python's float() read it); an empty string prints as
+ * "-" in the table. CSV doubles use %.17g, so they read back bit-exact.
  *
- * Does not: write the store, or choose between a failed row and a later OK
- * row of the same key unless asked (--latest). */
-#include "results_cmd.h"
+ * Does not: write or repair the store, recompute QiD, join rows (each row
+ * already carries loss16, qid and qid_se), or choose between a failed row
+ * and a later OK row of the same key unless asked (--latest). Nothing here
+ * uses MPI. */
 
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +36,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cli.h"
 #include "error.h"
 #include "results.h"
 
@@ -255,87 +271,55 @@ static void print_table(FILE *out, const qid_result *rows, const size_t *shown, 
     free(width);
 }
 
-static int parse_double(const char *s, double *out)
+/* --status: "ok" or "failed", any case (cli_opt's fn). */
+static int take_status(const char *value, void *dest)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v)) return -1;
-    *out = v;
+    int *status = dest;
+    if (strcasecmp(value, "ok") == 0)
+        *status = QID_RESULT_OK;
+    else if (strcasecmp(value, "failed") == 0)
+        *status = QID_RESULT_FAILED;
+    else
+        return -1;
     return 0;
 }
 
-enum { OPT_CSV = 256, OPT_MODEL, OPT_METHOD, OPT_FORMAT, OPT_BITS, OPT_STATUS, OPT_LATEST, OPT_COLUMNS };
-
 int qid_results_main(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"csv", no_argument, 0, OPT_CSV},
-                                             {"model", required_argument, 0, OPT_MODEL},
-                                             {"method", required_argument, 0, OPT_METHOD},
-                                             {"format", required_argument, 0, OPT_FORMAT},
-                                             {"bits", required_argument, 0, OPT_BITS},
-                                             {"status", required_argument, 0, OPT_STATUS},
-                                             {"latest", no_argument, 0, OPT_LATEST},
-                                             {"columns", required_argument, 0, OPT_COLUMNS},
-                                             {"help", no_argument, 0, 'h'},
-                                             {0, 0, 0, 0}};
-    filters f = {.status = -1};
-    int csv = 0, c;
+    filters f = {.status = -1, .bits = NAN};
+    int csv = 0;
     const char *column_list = NULL;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_CSV: csv = 1; break;
-        case OPT_MODEL: f.model = optarg; break;
-        case OPT_METHOD: f.method = optarg; break;
-        case OPT_FORMAT: f.format = optarg; break;
-        case OPT_LATEST: f.latest = 1; break;
-        case OPT_COLUMNS: column_list = optarg; break;
-        case OPT_BITS:
-            if (parse_double(optarg, &f.bits)) {
-                fprintf(stderr, "qid results: error: --bits wants a number, not '%s'\n", optarg);
-                return 2;
-            }
-            f.have_bits = 1;
-            break;
-        case OPT_STATUS:
-            if (strcasecmp(optarg, "ok") == 0)
-                f.status = QID_RESULT_OK;
-            else if (strcasecmp(optarg, "failed") == 0)
-                f.status = QID_RESULT_FAILED;
-            else {
-                fprintf(stderr, "qid results: error: --status wants ok or failed, not '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    if (optind >= argc) {
-        fprintf(stderr, "qid results: error: no results store given\n");
-        usage(stderr);
-        return 2;
-    }
-    if (optind + 1 < argc) {
-        fprintf(stderr, "qid results: error: one results store at a time ('%s' is extra)\n", argv[optind + 1]);
-        return 2;
-    }
+    const cli_opt opts[] = {
+        CLI_OPT_FLAG("csv", &csv),
+        CLI_OPT_STR("model", &f.model),
+        CLI_OPT_STR("method", &f.method),
+        CLI_OPT_STR("format", &f.format),
+        CLI_OPT_REAL("bits", &f.bits, -INFINITY, INFINITY, 0, "a number"),
+        CLI_OPT_FN("status", &f.status, take_status, "ok or failed"),
+        CLI_OPT_FLAG("latest", &f.latest),
+        CLI_OPT_STR("columns", &column_list),
+    };
+    const cli_spec spec = {"results", usage, opts, sizeof opts / sizeof opts[0], 1, -1, "no results store given"};
+    char **args = qid_calloc((size_t)argc + 1, sizeof *args, "arguments");
+    int n_args = 0, rc = cli_parse(&spec, argc, argv, args, &n_args);
+    const char *store = n_args > 0 ? args[0] : NULL, *extra = n_args > 1 ? args[1] : NULL; /* point into argv */
+    free(args);
+    if (rc == CLI_HELP) return 0;
+    if (rc != CLI_OK) return rc;
+    if (extra) return cli_usage_error("results", "one results store at a time ('%s' is extra)", extra);
+    f.have_bits = !isnan(f.bits);
     const qid_result_column *cols[QID_RESULT_N_COLUMNS + 1];
     size_t n_cols = 0;
     if (column_list) {
         n_cols = parse_columns(column_list, cols, QID_RESULT_N_COLUMNS);
-        if (n_cols == 0) return 2;
+        if (n_cols == 0) return CLI_USAGE;
     }
 
     qid_error err;
     qid_error_clear(&err);
     qid_result *rows = NULL;
     size_t n = 0;
-    if (qid_results_read(argv[optind], &rows, &n, &err)) {
-        fprintf(stderr, "qid results: error: %s\n", err.msg);
-        return 1;
-    }
+    if (qid_results_read(store, &rows, &n, &err)) return cli_fail("results", "%s", err.msg);
     unsigned char *keep = qid_malloc(n ? n : 1, "results: row filter");
     memset(keep, 1, n);
     if (f.latest) mark_latest(rows, n, keep);
@@ -364,8 +348,7 @@ int qid_results_main(int argc, char **argv)
         print_csv(stdout, rows, shown, n_shown, cols, n_cols);
     else
         print_table(stdout, rows, shown, n_shown, cols, n_cols);
-    int rc = fflush(stdout) == 0 ? 0 : 1;
-    if (rc) fprintf(stderr, "qid results: error: cannot write the output: %s\n", strerror(errno));
+    rc = fflush(stdout) == 0 ? 0 : cli_fail("results", "cannot write the output: %s", strerror(errno));
     free(shown);
     free(keep);
     qid_results_rows_free(rows, n);

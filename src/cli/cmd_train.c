@@ -1,15 +1,26 @@
-/* train_cmd.c - the `qid train` command line (train.h): options, usage,
- * and the summary it prints.
+/* cmd_train.c - `qid train`: its usage, options and the summary it prints.
+ * `qid train --train TOKENS -o DIR --d-model D --layers L --heads H
+ * (--steps S | --tokens N) ...` fills a qid_train_opts (train.h) and runs
+ * qid_train_run; integers take parse.h's syntax (--tokens 1e6), --save a
+ * list of steps (0,1,10,100).
+ *
+ * Exit status: 0 on success, also when DIR already holds this training
+ * (nothing is run); 2 for a bad command line or settings the trainer
+ * refuses as usage (QID_E_USAGE); 1 when the training fails (one
+ * "qid train: error: ..." line).
  *
  * Does not: train (train.c). */
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
+#include "cli.h"
+#include "parse.h"
 #include "train.h"
+
+#define BIG 0x1p53 /* 2^53: the largest step or token count */
 
 static void usage(FILE *out)
 {
@@ -59,275 +70,99 @@ static void usage(FILE *out)
                  "  --quiet            no progress output\n");
 }
 
-/* A non-negative integer up to max, also written as 1e6. 0 on success. */
-static int parse_int(const char *s, int64_t max, int64_t *out)
+/* --save: steps separated by commas (cli_opt's fn); a repeated --save
+ * replaces the list. */
+typedef struct save_arg {
+    int64_t *steps;
+    size_t n;
+} save_arg;
+
+static int take_save(const char *value, void *dest)
 {
-    char *end = NULL;
-    if (!s || !*s || *s == '-') return -1;
-    double v = strtod(s, &end);
-    if (*end || !(v >= 0) || v > (double)max || v != floor(v)) return -1;
-    *out = (int64_t)v;
+    save_arg *a = dest;
+    int64_t *steps = NULL;
+    size_t n = 0;
+    if (qid_parse_int_list(value, 0, (int64_t)1 << 53, &steps, &n)) return -1;
+    free(a->steps);
+    a->steps = steps;
+    a->n = n;
     return 0;
 }
 
-static int parse_num(const char *s, double *out)
+/* --schedule: cosine, constant or wsd (cli_opt's fn). */
+static int take_schedule(const char *value, void *dest)
 {
-    char *end = NULL;
-    if (!s || !*s) return -1;
-    double v = strtod(s, &end);
-    if (*end || !isfinite(v)) return -1;
-    *out = v;
+    int k = qid_sched_parse(value);
+    if (k < 0) return -1;
+    *(qid_sched_kind *)dest = (qid_sched_kind)k;
     return 0;
-}
-
-/* "0,1,10,100" into a malloc'd list. 0 on success. */
-static int parse_list(const char *s, int64_t **out, size_t *n)
-{
-    size_t cap = 1;
-    for (const char *p = s; *p; p++)
-        cap += *p == ',';
-    int64_t *v = qid_malloc(cap * sizeof *v, "save steps");
-    size_t k = 0;
-    for (const char *p = s;;) {
-        const char *c = strchr(p, ',');
-        const size_t len = c ? (size_t)(c - p) : strlen(p);
-        char item[32];
-        if (len == 0 || len >= sizeof item) break;
-        memcpy(item, p, len);
-        item[len] = 0;
-        if (parse_int(item, (int64_t)1 << 53, &v[k])) break;
-        k++;
-        if (!c) {
-            *out = v;
-            *n = k;
-            return 0;
-        }
-        p = c + 1;
-    }
-    free(v);
-    return -1;
 }
 
 int qid_train_main(int argc, char **argv)
 {
-    enum {
-        O_TRAIN = 256,
-        O_EVAL,
-        O_EVALW,
-        O_D,
-        O_L,
-        O_H,
-        O_FF,
-        O_VOCAB,
-        O_MAXSEQ,
-        O_INIT,
-        O_NAME,
-        O_SEQ,
-        O_BATCH,
-        O_STEPS,
-        O_TOKENS,
-        O_LR,
-        O_MINLR,
-        O_WARM,
-        O_SCHED,
-        O_DECAY,
-        O_WD,
-        O_CLIP,
-        O_B1,
-        O_B2,
-        O_EPS,
-        O_SEED,
-        O_THREADS,
-        O_SAVE,
-        O_EVERY,
-        O_PROG,
-        O_FORCE,
-        O_QUIET,
-    };
-    static const struct option longopts[] = {
-        {"train", required_argument, 0, O_TRAIN},
-        {"eval", required_argument, 0, O_EVAL},
-        {"eval-windows", required_argument, 0, O_EVALW},
-        {"d-model", required_argument, 0, O_D},
-        {"layers", required_argument, 0, O_L},
-        {"heads", required_argument, 0, O_H},
-        {"d-ff", required_argument, 0, O_FF},
-        {"vocab", required_argument, 0, O_VOCAB},
-        {"max-seq-len", required_argument, 0, O_MAXSEQ},
-        {"init-std", required_argument, 0, O_INIT},
-        {"name", required_argument, 0, O_NAME},
-        {"seq-len", required_argument, 0, O_SEQ},
-        {"batch", required_argument, 0, O_BATCH},
-        {"steps", required_argument, 0, O_STEPS},
-        {"tokens", required_argument, 0, O_TOKENS},
-        {"lr", required_argument, 0, O_LR},
-        {"min-lr", required_argument, 0, O_MINLR},
-        {"warmup", required_argument, 0, O_WARM},
-        {"schedule", required_argument, 0, O_SCHED},
-        {"decay-frac", required_argument, 0, O_DECAY},
-        {"weight-decay", required_argument, 0, O_WD},
-        {"clip", required_argument, 0, O_CLIP},
-        {"beta1", required_argument, 0, O_B1},
-        {"beta2", required_argument, 0, O_B2},
-        {"eps", required_argument, 0, O_EPS},
-        {"seed", required_argument, 0, O_SEED},
-        {"threads", required_argument, 0, O_THREADS},
-        {"save", required_argument, 0, O_SAVE},
-        {"save-every", required_argument, 0, O_EVERY},
-        {"progress-every", required_argument, 0, O_PROG},
-        {"force", no_argument, 0, O_FORCE},
-        {"quiet", no_argument, 0, O_QUIET},
-        {"output", required_argument, 0, 'o'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
     qid_train_opts o;
     qid_train_opts_default(&o);
-    int64_t *save = NULL, v = 0;
-    const char *bad = NULL;
-    int c;
-    const int64_t big = (int64_t)1 << 53;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case O_TRAIN: o.train_path = optarg; break;
-        case O_EVAL: o.eval_path = optarg; break;
-        case 'o': o.out_dir = optarg; break;
-        case O_NAME: o.name = optarg; break;
-        case O_EVALW:
-            if (parse_int(optarg, big, &o.eval_windows) || o.eval_windows < 1)
-                bad = "--eval-windows wants a positive integer";
-            break;
-        case O_D:
-            if (parse_int(optarg, 1 << 16, &o.d_model) || o.d_model < 1) bad = "--d-model wants 1..65536";
-            break;
-        case O_L:
-            if (parse_int(optarg, 1024, &o.n_layers) || o.n_layers < 1) bad = "--layers wants 1..1024";
-            break;
-        case O_H:
-            if (parse_int(optarg, 4096, &o.n_heads) || o.n_heads < 1) bad = "--heads wants 1..4096";
-            break;
-        case O_FF:
-            if (parse_int(optarg, 1 << 20, &o.d_ff) || o.d_ff < 1) bad = "--d-ff wants 1..1048576";
-            break;
-        case O_VOCAB:
-            if (parse_int(optarg, 1 << 24, &o.vocab) || o.vocab < 1) bad = "--vocab wants 1..16777216";
-            break;
-        case O_MAXSEQ:
-            if (parse_int(optarg, 1 << 24, &o.max_seq_len) || o.max_seq_len < 1)
-                bad = "--max-seq-len wants 1..16777216";
-            break;
-        case O_SEQ:
-            if (parse_int(optarg, 1 << 24, &o.seq_len) || o.seq_len < 2) bad = "--seq-len wants 2..16777216";
-            break;
-        case O_BATCH:
-            if (parse_int(optarg, 1 << 20, &o.batch) || o.batch < 1) bad = "--batch wants 1..1048576";
-            break;
-        case O_STEPS:
-            if (parse_int(optarg, big, &o.steps) || o.steps < 1) bad = "--steps wants a positive integer";
-            break;
-        case O_TOKENS:
-            if (parse_int(optarg, big, &o.tokens) || o.tokens < 1) bad = "--tokens wants a positive integer";
-            break;
-        case O_WARM:
-            if (parse_int(optarg, big, &o.sched.warmup)) bad = "--warmup wants steps >= 0";
-            break;
-        case O_SEED:
-            if (parse_int(optarg, big - 1, &v)) bad = "--seed wants 0..2^53-1";
-            o.seed = (uint64_t)v;
-            break;
-        case O_THREADS:
-            if (parse_int(optarg, 4096, &v) || v < 1) bad = "--threads wants 1..4096";
-            o.threads = (int)v;
-            break;
-        case O_EVERY:
-            if (parse_int(optarg, big, &o.save_every) || o.save_every < 1)
-                bad = "--save-every wants a positive integer";
-            break;
-        case O_SAVE:
-            free(save);
-            save = NULL;
-            if (parse_list(optarg, &save, &o.n_save)) bad = "--save wants steps separated by commas, e.g. 0,1,10,100";
-            o.save = save;
-            break;
-        case O_SCHED: {
-            int k = qid_sched_parse(optarg);
-            if (k < 0) bad = "--schedule wants cosine, constant or wsd";
-            o.sched.kind = (qid_sched_kind)(k < 0 ? 0 : k);
-            break;
-        }
-        case O_LR:
-            if (parse_num(optarg, &o.sched.lr) || !(o.sched.lr > 0)) bad = "--lr wants a number > 0";
-            break;
-        case O_MINLR:
-            if (parse_num(optarg, &o.min_lr) || !(o.min_lr >= 0)) bad = "--min-lr wants a number >= 0";
-            break;
-        case O_DECAY:
-            if (parse_num(optarg, &o.sched.decay_frac) || !(o.sched.decay_frac > 0) || o.sched.decay_frac > 1)
-                bad = "--decay-frac wants a number in (0, 1]";
-            break;
-        case O_WD:
-            if (parse_num(optarg, &o.weight_decay) || !(o.weight_decay >= 0))
-                bad = "--weight-decay wants a number >= 0";
-            break;
-        case O_CLIP:
-            if (parse_num(optarg, &o.clip) || !(o.clip >= 0)) bad = "--clip wants a number >= 0 (0: no clipping)";
-            break;
-        case O_B1:
-            if (parse_num(optarg, &o.beta1) || !(o.beta1 >= 0 && o.beta1 < 1)) bad = "--beta1 wants a number in [0, 1)";
-            break;
-        case O_B2:
-            if (parse_num(optarg, &o.beta2) || !(o.beta2 >= 0 && o.beta2 < 1)) bad = "--beta2 wants a number in [0, 1)";
-            break;
-        case O_EPS:
-            if (parse_num(optarg, &o.eps) || !(o.eps > 0)) bad = "--eps wants a number > 0";
-            break;
-        case O_INIT:
-            if (parse_num(optarg, &o.init_std) || !(o.init_std > 0)) bad = "--init-std wants a number > 0";
-            break;
-        case O_PROG:
-            if (parse_num(optarg, &o.progress_every) || !(o.progress_every > 0))
-                bad = "--progress-every wants seconds > 0";
-            break;
-        case O_FORCE: o.force = 1; break;
-        case O_QUIET: o.quiet = 1; break;
-        case 'h':
-            usage(stdout);
-            free(save);
-            return 0;
-        default:
-            usage(stderr);
-            free(save);
-            return 2;
-        }
-        if (bad) {
-            fprintf(stderr, "qid train: error: %s, got '%s'\n", bad, optarg);
-            free(save);
-            return 2;
-        }
-    }
-    const char *missing = optind < argc   ? "unexpected argument"
-                          : !o.train_path ? "give the train token set (--train TOKENS)"
-                          : !o.out_dir    ? "give the output directory (-o DIR)"
+    save_arg save = {NULL, 0};
+    const cli_opt opts[] = {
+        CLI_OPT_STR("train", &o.train_path),
+        CLI_OPT_STR("eval", &o.eval_path),
+        CLI_OPT_I64("eval-windows", &o.eval_windows, 1, BIG, "a positive integer"),
+        CLI_OPT_I64("d-model", &o.d_model, 1, 1 << 16, "1..65536"),
+        CLI_OPT_I64("layers", &o.n_layers, 1, 1024, "1..1024"),
+        CLI_OPT_I64("heads", &o.n_heads, 1, 4096, "1..4096"),
+        CLI_OPT_I64("d-ff", &o.d_ff, 1, 1 << 20, "1..1048576"),
+        CLI_OPT_I64("vocab", &o.vocab, 1, 1 << 24, "1..16777216"),
+        CLI_OPT_I64("max-seq-len", &o.max_seq_len, 1, 1 << 24, "1..16777216"),
+        CLI_OPT_REAL("init-std", &o.init_std, 0, INFINITY, CLI_LO_OPEN, "a number > 0"),
+        CLI_OPT_STR("name", &o.name),
+        CLI_OPT_I64("seq-len", &o.seq_len, 2, 1 << 24, "2..16777216"),
+        CLI_OPT_I64("batch", &o.batch, 1, 1 << 20, "1..1048576"),
+        CLI_OPT_I64("steps", &o.steps, 1, BIG, "a positive integer"),
+        CLI_OPT_I64("tokens", &o.tokens, 1, BIG, "a positive integer"),
+        CLI_OPT_REAL("lr", &o.sched.lr, 0, INFINITY, CLI_LO_OPEN, "a number > 0"),
+        CLI_OPT_REAL("min-lr", &o.min_lr, 0, INFINITY, 0, "a number >= 0"),
+        CLI_OPT_I64("warmup", &o.sched.warmup, 0, BIG, "steps >= 0"),
+        CLI_OPT_FN("schedule", &o.sched.kind, take_schedule, "cosine, constant or wsd"),
+        CLI_OPT_REAL("decay-frac", &o.sched.decay_frac, 0, 1, CLI_LO_OPEN, "a number in (0, 1]"),
+        CLI_OPT_REAL("weight-decay", &o.weight_decay, 0, INFINITY, 0, "a number >= 0"),
+        CLI_OPT_REAL("clip", &o.clip, 0, INFINITY, 0, "a number >= 0 (0: no clipping)"),
+        CLI_OPT_REAL("beta1", &o.beta1, 0, 1, CLI_HI_OPEN, "a number in [0, 1)"),
+        CLI_OPT_REAL("beta2", &o.beta2, 0, 1, CLI_HI_OPEN, "a number in [0, 1)"),
+        CLI_OPT_REAL("eps", &o.eps, 0, INFINITY, CLI_LO_OPEN, "a number > 0"),
+        CLI_OPT_U64("seed", &o.seed, BIG - 1, "0..2^53-1"),
+        CLI_OPT_INT("threads", &o.threads, 1, 4096, "1..4096"),
+        CLI_OPT_FN("save", &save, take_save, "steps separated by commas, e.g. 0,1,10,100"),
+        CLI_OPT_I64("save-every", &o.save_every, 1, BIG, "a positive integer"),
+        CLI_OPT_REAL("progress-every", &o.progress_every, 0, INFINITY, CLI_LO_OPEN, "seconds > 0"),
+        CLI_OPT_FLAG("force", &o.force),
+        CLI_OPT_FLAG("quiet", &o.quiet),
+        {"output", 'o', CLI_STR, &o.out_dir, 0, 0, 0, NULL, NULL},
+    };
+    const cli_spec spec = {"train", usage, opts, sizeof opts / sizeof opts[0], 0, 0, NULL};
+    char **args = qid_calloc((size_t)argc + 1, sizeof *args, "arguments");
+    int n_args = 0, rc = cli_parse(&spec, argc, argv, args, &n_args);
+    free(args);
+    o.save = save.steps;
+    o.n_save = save.n;
+    const char *missing = !o.train_path ? "give the train token set (--train TOKENS)"
+                          : !o.out_dir  ? "give the output directory (-o DIR)"
                           : !o.d_model || !o.n_layers || !o.n_heads
                               ? "give the model sizes (--d-model, --layers, --heads)"
                           : (o.steps > 0) == (o.tokens > 0) ? "give either --steps or --tokens"
                                                             : NULL;
-    if (missing) {
-        fprintf(stderr, "qid train: error: %s%s%s\n", missing, optind < argc ? " " : "",
-                optind < argc ? argv[optind] : "");
-        usage(stderr);
-        free(save);
-        return 2;
+    if (rc == CLI_OK && missing) rc = cli_usage_error("train", "%s", missing);
+    if (rc != CLI_OK) {
+        free(save.steps);
+        return rc == CLI_HELP ? 0 : rc;
     }
     qid_h5_silence();
     qid_error err;
     qid_error_clear(&err);
     qid_train_result r;
-    int rc = qid_train_run(&o, &r, &err);
-    free(save);
+    rc = qid_train_run(&o, &r, &err);
+    free(save.steps);
     if (rc) {
-        fprintf(stderr, "qid train: error: %s\n", err.msg);
+        cli_fail("train", "%s", err.msg);
         return rc == QID_E_USAGE ? 2 : 1;
     }
     if (r.cached) {

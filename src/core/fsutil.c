@@ -1,4 +1,5 @@
-/* fsutil.c - bounded whole-file reads, file hashing and path joining. */
+/* fsutil.c - bounded whole-file reads, file hashing, path joining and
+ * splitting, and the output-exists check of every writer. */
 #include "fsutil.h"
 
 #include <errno.h>
@@ -71,4 +72,17 @@ int qid_path_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+const char *qid_path_base(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+int qid_output_check(const char *path, int force, qid_error *err)
+{
+    if (!force && qid_path_exists(path))
+        return qid_error_set(err, QID_E_INVALID, "output '%s' exists (use --force to replace it)", path);
+    return QID_OK;
 }

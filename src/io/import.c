@@ -1,9 +1,10 @@
-/* import.c - Hugging Face safetensors checkpoints to qid checkpoints.
- * See import.h for the contract. */
+/* import.c - Hugging Face safetensors checkpoints to qid checkpoints, the
+ * work behind `qid import` (cmd_import.c). See import.h for the contract.
+ *
+ * Does not: read the command line or print. */
 #include "import.h"
 
 #include <cJSON.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -345,10 +346,7 @@ int qid_import_safetensors(const qid_import_opts *o, qid_error *err)
     qid_model_config cfg;
     int rc;
 
-    if (!o->force && qid_path_exists(o->out)) {
-        rc = qid_error_set(err, QID_E_INVALID, "output '%s' exists (use --force to replace it)", o->out);
-        goto done;
-    }
+    if ((rc = qid_output_check(o->out, o->force, err))) goto done;
     if ((rc = qid_read_text_file(config_path, MAX_JSON_BYTES, &config_json, NULL, err))) goto done;
     if ((rc = qid_import_parse_config(config_json, config_path, &cfg, err))) goto done;
     if ((rc = find_shards(o->dir, &shards, &index_root, err))) goto done;
@@ -485,115 +483,4 @@ done:
     free(config_json);
     free(config_path);
     return rc;
-}
-
-/* ---- command line --------------------------------------------------------------- */
-
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: qid import --from safetensors DIR -o OUT.h5 [options]\n"
-                 "\n"
-                 "Imports a Hugging Face checkpoint directory (config.json and model.safetensors,\n"
-                 "or shards with model.safetensors.index.json) into one qid checkpoint file.\n"
-                 "Architectures: gpt_neox (Pythia), llama, mistral, qwen2. Tensors keep their\n"
-                 "precision (F32, F16, BF16) bit for bit.\n"
-                 "\n"
-                 "options:\n"
-                 "  --from FORMAT          source format; only 'safetensors'\n"
-                 "  -o, --output OUT       checkpoint file to write (appears only when complete)\n"
-                 "  --step S               training step of this checkpoint\n"
-                 "  --tokens D             training tokens seen (D)\n"
-                 "  --tokens-per-step T    D = S * T (Pythia: 2097152)\n"
-                 "  --model NAME           model name used to group checkpoints (default: config\n"
-                 "                         _name_or_path, else the directory name)\n"
-                 "  --force                replace OUT if it exists\n"
-                 "  -h, --help             this help\n"
-                 "\n"
-                 "example (Pythia-160M at step 143000):\n"
-                 "  qid import --from safetensors pythia-160m-step143000/ --step 143000 \\\n"
-                 "             --tokens-per-step 2097152 --model pythia-160m -o pythia-160m-143000.h5\n");
-}
-
-static int parse_i64(const char *s, int64_t *out)
-{
-    char *end = NULL;
-    double d = strtod(s, &end); /* accepts 3e11 as researchers write token counts */
-    if (!end || *end || !(d >= 0) || d > 9.0e18 || d != (double)(int64_t)d) return -1;
-    *out = (int64_t)d;
-    return 0;
-}
-
-int qid_import_main(int argc, char **argv)
-{
-    static const struct option longopts[] = {
-        {"from", required_argument, 0, 'f'},
-        {"output", required_argument, 0, 'o'},
-        {"step", required_argument, 0, 's'},
-        {"tokens", required_argument, 0, 't'},
-        {"tokens-per-step", required_argument, 0, 'p'},
-        {"model", required_argument, 0, 'm'},
-        {"force", no_argument, 0, 'F'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    qid_import_opts o = {.step = -1, .tokens = -1};
-    const char *from = NULL;
-    int64_t per_step = -1;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case 'f': from = optarg; break;
-        case 'o': o.out = optarg; break;
-        case 's': bad = parse_i64(optarg, &o.step); break;
-        case 't': bad = parse_i64(optarg, &o.tokens); break;
-        case 'p': bad = parse_i64(optarg, &per_step); break;
-        case 'm': o.model = optarg; break;
-        case 'F': o.force = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-        if (bad) {
-            fprintf(stderr, "qid import: error: '%s' is not a non-negative integer\n", optarg);
-            return 2;
-        }
-    }
-    if (optind < argc) o.dir = argv[optind++];
-    if (!from || strcmp(from, "safetensors") != 0 || !o.dir || !o.out || optind < argc) {
-        fprintf(stderr, "qid import: error: %s\n",
-                !from                              ? "--from safetensors is required"
-                : strcmp(from, "safetensors") != 0 ? "only --from safetensors is supported"
-                : !o.dir                           ? "no checkpoint directory given"
-                : !o.out                           ? "no output given (-o OUT.h5)"
-                                                   : "too many arguments");
-        usage(stderr);
-        return 2;
-    }
-    if (per_step >= 0) {
-        if (o.step < 0 || o.tokens >= 0) {
-            fprintf(stderr, "qid import: error: --tokens-per-step needs --step and excludes --tokens\n");
-            return 2;
-        }
-        if (per_step && o.step > INT64_MAX / per_step) {
-            fprintf(stderr, "qid import: error: step * tokens-per-step overflows\n");
-            return 2;
-        }
-        o.tokens = o.step * per_step;
-    }
-    if (o.tokens < 0) qid_warn("import: no --tokens or --tokens-per-step: tokens seen (D) recorded as unknown");
-    qid_error err;
-    qid_error_clear(&err);
-    if (qid_import_safetensors(&o, &err)) {
-        fprintf(stderr, "qid import: error: %s\n", err.msg);
-        return 1;
-    }
-    qid_ckpt ck;
-    if (qid_ckpt_open(o.out, &ck, &err) == QID_OK) {
-        printf("imported %s: %s, %s, N = %" PRId64 ", step %" PRId64 ", D = %" PRId64 "\n", o.out,
-               qid_arch_name(ck.cfg.arch), qid_dtype_name(ck.meta.dtype), ck.meta.params_nonembedding, ck.meta.step,
-               ck.meta.tokens_seen);
-        qid_ckpt_close(&ck);
-    }
-    return 0;
 }

@@ -1,7 +1,7 @@
-/* tokens.c - the qid token set (hdf5-schema/tokens.md): `qid tokens`
- * imports token ids from raw uint16/uint32 files, NumPy .npy arrays or the
- * bytes of any file into fixed-length windows in HDF5, and the reader hands
- * windows to the evaluator as uint32.
+/* tokens.c - the qid token set (hdf5-schema/tokens.md): the writer behind
+ * `qid tokens` (cmd_tokens.c) imports token ids from raw uint16/uint32
+ * files, NumPy .npy arrays or the bytes of any file into fixed-length
+ * windows in HDF5, and the reader hands windows to the evaluator as uint32.
  *
  * The source is streamed in blocks of whole windows (one HDF5 chunk at a
  * time), hashed with SHA-256 as it is read, and every id is checked against
@@ -9,18 +9,18 @@
  * memory buffer (qid_tokens_npy_parse, also the fuzz target's entry point).
  *
  * Does not: tokenize text (that happens outside qid; --text is a byte-level
- * vocabulary), read big-endian or Fortran-ordered arrays, or do parallel I/O. */
+ * vocabulary), read big-endian or Fortran-ordered arrays, do parallel I/O,
+ * or read the command line. */
 #include "tokens.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
+#include "fsutil.h"
 #include "h5io.h"
 #include "sha256.h"
 
@@ -421,12 +421,6 @@ static int source_read(source *s, uint32_t *ids, size_t n, int64_t vocab, qid_er
 
 /* ---- writing -------------------------------------------------------------- */
 
-static const char *base_name(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    return slash ? slash + 1 : path;
-}
-
 static int check_opts(const qid_tokens_import_opts *o, int64_t *vocab, int64_t *seq_len, const char **tokenizer,
                       qid_error *err)
 {
@@ -451,9 +445,7 @@ static int check_opts(const qid_tokens_import_opts *o, int64_t *vocab, int64_t *
     if (tl == 0 || tl >= sizeof((qid_tokens_meta *)0)->tokenizer)
         return qid_error_set(err, QID_E_INVALID, "tokenizer name must have 1..%zu characters",
                              sizeof((qid_tokens_meta *)0)->tokenizer - 1);
-    if (!o->force && access(o->output, F_OK) == 0)
-        return qid_error_set(err, QID_E_INVALID, "output '%s' exists (use --force to replace it)", o->output);
-    return QID_OK;
+    return qid_output_check(o->output, o->force, err);
 }
 
 static int write_root_attrs(hid_t fid, const qid_tokens_meta *m, qid_error *err)
@@ -504,7 +496,7 @@ int qid_tokens_import(const qid_tokens_import_opts *o, qid_tokens_meta *meta_out
     m.tokens_dropped = (int64_t)(src.n_tokens - n_windows * seq_len);
     m.id_bits = m.vocab_size <= QID_TOKENS_U16_VOCAB ? 16 : 32;
     snprintf(m.tokenizer, sizeof m.tokenizer, "%s", tokenizer);
-    snprintf(m.source_file, sizeof m.source_file, "%s", base_name(o->input));
+    snprintf(m.source_file, sizeof m.source_file, "%s", qid_path_base(o->input));
     snprintf(m.created_by, sizeof m.created_by, "qid %s", QID_VERSION);
 
     /* chunk = whole windows: up to 64 of them, about 1 MiB */
@@ -708,129 +700,4 @@ int qid_tokens_summary(const char *path, FILE *out, qid_error *err)
     fprintf(out, "  %-22s %s\n", "created by", m->created_by);
     qid_tokens_close(&t);
     return QID_OK;
-}
-
-/* ---- command line -------------------------------------------------------------- */
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: qid tokens --from INPUT -o OUT.h5 [options]\n"
-            "\n"
-            "Cuts token ids into windows of --seq-len tokens and stores them as a qid token\n"
-            "set (HDF5) for evaluation. The tail that does not fill a window is dropped (and\n"
-            "counted). Every id is checked against the vocabulary; the output appears only\n"
-            "when complete.\n"
-            "\n"
-            "input (--from INPUT, or INPUT as the one argument), one of:\n"
-            "  FILE.npy               NumPy array, 1-D or 2-D, C order, little-endian\n"
-            "                         u1/i1/u2/i2/u4/i4/u8/i8 (recognised by its magic)\n"
-            "  --dtype uint16|uint32  raw little-endian ids, e.g. a GPT-NeoX .bin document\n"
-            "  --text                 the bytes of any file (vocabulary 256, tokenizer 'bytes')\n"
-            "\n"
-            "options:\n"
-            "  -o, --output OUT       token set to write\n"
-            "  --vocab V              vocabulary size (required except with --text); ids >= V\n"
-            "                         are an error\n"
-            "  --tokenizer NAME       tokenizer name recorded in the file, e.g. gpt-neox-20b\n"
-            "  --seq-len L            window length in tokens (default %d)\n"
-            "  --max-windows N        keep only the first N windows\n"
-            "  --force                replace OUT if it exists\n"
-            "  -h, --help             this help\n"
-            "\n"
-            "example (Pythia's tokenizer, vocabulary 50304 as in the model's embedding):\n"
-            "  qid tokens --from val.bin --dtype uint16 --vocab 50304 --tokenizer gpt-neox-20b \\\n"
-            "             --seq-len 2048 -o val-tokens.h5\n",
-            QID_TOKENS_DEFAULT_SEQ_LEN);
-}
-
-/* A decimal integer in [lo, hi]; -1 when not. */
-static int parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
-int qid_tokens_main(int argc, char **argv)
-{
-    enum { OPT_SEQ = 256, OPT_VOCAB, OPT_TOKENIZER, OPT_DTYPE, OPT_TEXT, OPT_MAXW, OPT_FORCE, OPT_FROM };
-    static const struct option longopts[] = {
-        {"seq-len", required_argument, 0, OPT_SEQ},
-        {"vocab", required_argument, 0, OPT_VOCAB},
-        {"tokenizer", required_argument, 0, OPT_TOKENIZER},
-        {"dtype", required_argument, 0, OPT_DTYPE},
-        {"text", no_argument, 0, OPT_TEXT},
-        {"max-windows", required_argument, 0, OPT_MAXW},
-        {"output", required_argument, 0, 'o'},
-        {"force", no_argument, 0, OPT_FORCE},
-        {"from", required_argument, 0, OPT_FROM},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    qid_tokens_import_opts o = {.source = QID_TOKENS_SRC_AUTO};
-    const char *dtype = NULL, *bad = NULL;
-    int text = 0, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_SEQ:
-            if (parse_int(optarg, 1, QID_TOKENS_MAX_SEQ_LEN, &o.seq_len)) bad = "--seq-len wants 1..16777216";
-            break;
-        case OPT_VOCAB:
-            if (parse_int(optarg, 1, QID_TOKENS_MAX_VOCAB, &o.vocab_size)) bad = "--vocab wants 1..4294967296";
-            break;
-        case OPT_MAXW:
-            if (parse_int(optarg, 1, INT64_MAX, &o.max_windows)) bad = "--max-windows wants a positive integer";
-            break;
-        case OPT_TOKENIZER: o.tokenizer = optarg; break;
-        case OPT_DTYPE: dtype = optarg; break;
-        case OPT_TEXT: text = 1; break;
-        case OPT_FORCE: o.force = 1; break;
-        case OPT_FROM: o.input = optarg; break;
-        case 'o': o.output = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-        if (bad) {
-            fprintf(stderr, "qid tokens: error: %s, got '%s'\n", bad, optarg);
-            return 2;
-        }
-    }
-    if (optind < argc && !o.input) o.input = argv[optind++];
-    int u16 = dtype && strcmp(dtype, "uint16") == 0, u32 = dtype && strcmp(dtype, "uint32") == 0;
-    o.source = text ? QID_TOKENS_SRC_TEXT : u16 ? QID_TOKENS_SRC_U16 : u32 ? QID_TOKENS_SRC_U32 : QID_TOKENS_SRC_AUTO;
-    const char *why = !o.input                ? "no input file given (--from INPUT)"
-                      : optind < argc         ? "too many arguments (give one input: --from INPUT or INPUT)"
-                      : !o.output             ? "no output given (-o OUT.h5)"
-                      : text && dtype         ? "--text and --dtype exclude each other"
-                      : dtype && !u16 && !u32 ? "--dtype must be uint16 or uint32"
-                      : text && o.vocab_size && o.vocab_size != 256
-                          ? "--text uses the byte vocabulary of 256; drop --vocab"
-                      : text && o.tokenizer && strcmp(o.tokenizer, "bytes") != 0
-                          ? "--text uses the tokenizer 'bytes'; drop --tokenizer"
-                      : !text && !o.vocab_size ? "--vocab V is required (the model's vocabulary size)"
-                      : o.tokenizer && (!o.tokenizer[0] || strlen(o.tokenizer) > 127)
-                          ? "--tokenizer wants a name of 1..127 characters"
-                          : NULL;
-    if (why) {
-        fprintf(stderr, "qid tokens: error: %s\n", why);
-        usage(stderr);
-        return 2;
-    }
-    if (!text && !o.tokenizer) qid_warn("tokens: no --tokenizer given: recorded as 'unknown'");
-    qid_error err;
-    qid_error_clear(&err);
-    qid_tokens_meta m;
-    if (qid_tokens_import(&o, &m, &err)) {
-        fprintf(stderr, "qid tokens: error: %s\n", err.msg);
-        return 1;
-    }
-    printf("wrote %s: %" PRId64 " windows x %" PRId64 " tokens (uint%d, vocab %" PRId64 ", tokenizer %s); "
-           "%" PRId64 " of %" PRId64 " source tokens dropped\n",
-           o.output, m.n_windows, m.seq_len, m.id_bits, m.vocab_size, m.tokenizer, m.tokens_dropped, m.source_tokens);
-    return 0;
 }

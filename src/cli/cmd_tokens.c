@@ -1,0 +1,103 @@
+/* cmd_tokens.c - `qid tokens`: its usage, options and the line it prints.
+ * Token ids from --from INPUT (or INPUT as the one argument): a .npy array,
+ * raw little-endian ids (--dtype uint16|uint32) or the bytes of any file
+ * (--text), cut into windows of --seq-len and written by qid_tokens_import
+ * (tokens.h) as a qid token set.
+ *
+ * Exit status: 0 on success and for --help; 2 for a bad command line (one
+ * "qid tokens: error: ..." line with a hint); 1 when the import fails (one
+ * line naming the file, and the position of a bad id; no output left).
+ *
+ * Does not: read or check the ids itself. */
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "error.h"
+#include "tokens.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: qid tokens --from INPUT -o OUT.h5 [options]\n"
+            "\n"
+            "Cuts token ids into windows of --seq-len tokens and stores them as a qid token\n"
+            "set (HDF5) for evaluation. The tail that does not fill a window is dropped (and\n"
+            "counted). Every id is checked against the vocabulary; the output appears only\n"
+            "when complete.\n"
+            "\n"
+            "input (--from INPUT, or INPUT as the one argument), one of:\n"
+            "  FILE.npy               NumPy array, 1-D or 2-D, C order, little-endian\n"
+            "                         u1/i1/u2/i2/u4/i4/u8/i8 (recognised by its magic)\n"
+            "  --dtype uint16|uint32  raw little-endian ids, e.g. a GPT-NeoX .bin document\n"
+            "  --text                 the bytes of any file (vocabulary 256, tokenizer 'bytes')\n"
+            "\n"
+            "options:\n"
+            "  -o, --output OUT       token set to write\n"
+            "  --vocab V              vocabulary size (required except with --text); ids >= V\n"
+            "                         are an error\n"
+            "  --tokenizer NAME       tokenizer name recorded in the file, e.g. gpt-neox-20b\n"
+            "  --seq-len L            window length in tokens (default %d)\n"
+            "  --max-windows N        keep only the first N windows\n"
+            "  --force                replace OUT if it exists\n"
+            "  -h, --help             this help\n"
+            "\n"
+            "example (Pythia's tokenizer, vocabulary 50304 as in the model's embedding):\n"
+            "  qid tokens --from val.bin --dtype uint16 --vocab 50304 --tokenizer gpt-neox-20b \\\n"
+            "             --seq-len 2048 -o val-tokens.h5\n",
+            QID_TOKENS_DEFAULT_SEQ_LEN);
+}
+
+int qid_tokens_main(int argc, char **argv)
+{
+    qid_tokens_import_opts o = {.source = QID_TOKENS_SRC_AUTO};
+    const char *dtype = NULL;
+    int text = 0;
+    const cli_opt opts[] = {
+        CLI_OPT_I64("seq-len", &o.seq_len, 1, QID_TOKENS_MAX_SEQ_LEN, "1..16777216"),
+        CLI_OPT_I64("vocab", &o.vocab_size, 1, QID_TOKENS_MAX_VOCAB, "1..4294967296"),
+        CLI_OPT_STR("tokenizer", &o.tokenizer),
+        CLI_OPT_STR("dtype", &dtype),
+        CLI_OPT_FLAG("text", &text),
+        CLI_OPT_I64("max-windows", &o.max_windows, 1, 9e18, "a positive integer"),
+        {"output", 'o', CLI_STR, &o.output, 0, 0, 0, NULL, NULL},
+        CLI_OPT_FLAG("force", &o.force),
+        CLI_OPT_STR("from", &o.input),
+    };
+    const cli_spec spec = {"tokens", usage, opts, sizeof opts / sizeof opts[0], 0, -1, NULL};
+    char **args = qid_calloc((size_t)argc + 1, sizeof *args, "arguments");
+    int n_args = 0, rc = cli_parse(&spec, argc, argv, args, &n_args);
+    const int extra = n_args + (o.input != NULL) > 1; /* --from INPUT or INPUT, not both nor two */
+    if (!o.input && n_args > 0) o.input = args[0];    /* points into argv */
+    free(args);
+    if (rc == CLI_HELP) return 0;
+    if (rc != CLI_OK) return rc;
+    int u16 = dtype && strcmp(dtype, "uint16") == 0, u32 = dtype && strcmp(dtype, "uint32") == 0;
+    o.source = text ? QID_TOKENS_SRC_TEXT : u16 ? QID_TOKENS_SRC_U16 : u32 ? QID_TOKENS_SRC_U32 : QID_TOKENS_SRC_AUTO;
+    const char *why = !o.input                ? "no input file given (--from INPUT)"
+                      : extra                 ? "too many arguments (give one input: --from INPUT or INPUT)"
+                      : !o.output             ? "no output given (-o OUT.h5)"
+                      : text && dtype         ? "--text and --dtype exclude each other"
+                      : dtype && !u16 && !u32 ? "--dtype must be uint16 or uint32"
+                      : text && o.vocab_size && o.vocab_size != 256
+                          ? "--text uses the byte vocabulary of 256; drop --vocab"
+                      : text && o.tokenizer && strcmp(o.tokenizer, "bytes") != 0
+                          ? "--text uses the tokenizer 'bytes'; drop --tokenizer"
+                      : !text && !o.vocab_size ? "--vocab V is required (the model's vocabulary size)"
+                      : o.tokenizer && (!o.tokenizer[0] || strlen(o.tokenizer) > 127)
+                          ? "--tokenizer wants a name of 1..127 characters"
+                          : NULL;
+    if (why) return cli_usage_error("tokens", "%s", why);
+    if (!text && !o.tokenizer) qid_warn("tokens: no --tokenizer given: recorded as 'unknown'");
+    qid_error err;
+    qid_error_clear(&err);
+    qid_tokens_meta m;
+    if (qid_tokens_import(&o, &m, &err)) return cli_fail("tokens", "%s", err.msg);
+    printf("wrote %s: %" PRId64 " windows x %" PRId64 " tokens (uint%d, vocab %" PRId64 ", tokenizer %s); "
+           "%" PRId64 " of %" PRId64 " source tokens dropped\n",
+           o.output, m.n_windows, m.seq_len, m.id_bits, m.vocab_size, m.tokenizer, m.tokens_dropped, m.source_tokens);
+    return 0;
+}
