@@ -68,14 +68,21 @@ int qid_quantize_method_parse(const char *name)
     return -1;
 }
 
-int qid_quantize_check(const qid_model_config *cfg, const qid_quantize_opts *o, qid_error *err)
+/* The spec and the method of o, before any file is touched. */
+static int check_format(const qid_quantize_opts *o, qid_error *err)
 {
     if (!qid_quant_spec_valid(&o->spec)) return qid_error_set(err, QID_E_INVALID, "invalid quantization format");
     if (o->method != QID_QUANTIZE_RTN && o->method != QID_QUANTIZE_GPTQ)
         return qid_error_set(err, QID_E_INVALID, "unknown quantization method %d", (int)o->method);
+    return QID_OK;
+}
+
+int qid_quantize_check(const qid_model_config *cfg, const qid_quantize_opts *o, qid_error *err)
+{
+    int rc = check_format(o, err);
+    if (rc) return rc;
     size_t n = 0;
     qid_tensor_spec *t = qid_ckpt_tensors(cfg, &n);
-    int rc = QID_OK;
     for (size_t i = 0; i < n && !rc; i++) {
         if (t[i].kind != QID_TENSOR_LINEAR) continue;
         char path[160];
@@ -384,17 +391,16 @@ int qid_quantize_checkpoint(const char *in, const char *out, int force, const qi
 {
     double t0 = now();
     if (stats) memset(stats, 0, sizeof *stats);
-    if (!qid_quant_spec_valid(&o->spec)) return qid_error_set(err, QID_E_INVALID, "invalid quantization format");
-    if (o->method != QID_QUANTIZE_RTN && o->method != QID_QUANTIZE_GPTQ)
-        return qid_error_set(err, QID_E_INVALID, "unknown quantization method %d", (int)o->method);
+    int rc = check_format(o, err);
+    if (rc) return rc;
     if (o->method == QID_QUANTIZE_GPTQ && !o->calib)
         return qid_error_set(err, QID_E_INVALID, "GPTQ needs a calibration token set (--calib TOKENS)");
     if (!force && qid_path_exists(out))
         return qid_error_set(err, QID_E_INVALID, "output '%s' exists (use --force to replace it)", out);
     if (!qid_path_exists(in)) return qid_error_set(err, QID_E_IO, "cannot open checkpoint '%s': no such file", in);
     qid_quantizer *q = qid_quantizer_create(o);
-    int rc = o->method == QID_QUANTIZE_GPTQ ? quantize_calibrated(in, out, q, o->calib, o->samples, o->seed, err)
-                                            : quantize_stream(in, out, q, err);
+    rc = o->method == QID_QUANTIZE_GPTQ ? quantize_calibrated(in, out, q, o->calib, o->samples, o->seed, err)
+                                        : quantize_stream(in, out, q, err);
     if (stats) {
         *stats = q->st;
         stats->seconds = now() - t0;
