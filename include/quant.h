@@ -241,7 +241,7 @@ uint32_t qid_quant_unpack_bits(const uint8_t *restrict in, size_t i, int bits);
  * |Q(x) - x|^2.4 is taken in double from the float32 difference and summed in
  * double (torch takes the power and the sum in float32), which can change
  * the pick on a near tie and in groups of subnormal weights, whose terms
- * float32 would flush to zero. */
+ * underflow to zero in float32 (all candidates tie there for torch). */
 void qid_rtn_find_params(const float *x, size_t n, int bits, int sym, int mse, float *scale, float *zero);
 
 /* One value: scale * (clamp(round_half_even(x / scale) + zero, 0, maxq) - zero). */

@@ -22,9 +22,9 @@
  *   - MXINT8 elements are 8-bit two's complement with an implicit 2^-6, so
  *     the range is [-2, 127/64]. qid uses the code -128 (-2 = -128/64) where
  *     RNE gives it, and positive values saturate at 127; microsoft/
- *     microxcaling clamps to +-127/64 instead; OCP MX v1.0 allows both (its
- *     MXINT8 may or may not use -2). MXINTd-b generalizes this: d-bit
- *     two's complement with implicit 2^-(d-2), emax_elem 0, any block b >= 1.
+ *     microxcaling clamps to +-127/64 instead; OCP MX v1.0 allows both.
+ *     MXINTd-b generalizes this: d-bit two's complement with implicit
+ *     2^-(d-2), emax_elem 0, any block b >= 1.
  *     A negative value that rounds to 0 dequantizes to +0 (there is no -0).
  *     The one overflow: -2 at X = 2^127 is -2^128, which float32 rounds to
  *     -Inf (a block whose most negative value is within a step of -FLT_MAX).

@@ -12,8 +12,9 @@
  * takes each error term |Q(x) - x|^2.4 in double (pow of the float32
  * difference) and sums the terms in double, where torch takes the power in
  * float32 and sums float32 in its own order. So on a near tie between two
- * shrink factors the pick can differ, and in a group of subnormal weights,
- * whose terms float32 flushes to zero, it usually does.
+ * shrink factors the pick can differ; so can it in a group of subnormal
+ * weights, whose terms float32 pow underflows to zero (every candidate ties
+ * and torch keeps the first) while double tells them apart.
  * A quirk kept on purpose: in symmetric mode a group with no negative weight
  * keeps xmin = 0, so its scale is xmax / maxq, not 2 xmax / maxq (quant.py
  * only mirrors xmin when it is negative).
