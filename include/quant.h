@@ -21,11 +21,15 @@
  *
  * Each family has a scalar `*_ref` kernel, which is the specification, and a
  * `*_fast` kernel (AVX2 when the CPU has it, chosen at run time) that gives
- * bit-identical results. Kernels never allocate and never fail: shapes and
- * non-finite inputs are checked by qid_quant_matrix (tier-3 errors).
+ * bit-identical results. The reference kernel is written as two steps that
+ * the table also exports for GPTQ: the parameters of a group or block
+ * (`params`: INT scale and zero, MX shared scale, NF4/FP4 absmax) and one
+ * value quantized with them (`quantize_value`). Kernels never allocate and
+ * never fail: shapes and non-finite inputs are checked by qid_quant_matrix
+ * (tier-3 errors).
  *
- * Not here: GPTQ (it builds on qid_rtn_find_params / qid_rtn_quantize1 and the
- * row kernels), the `qid quantize` command, benchmarks.
+ * Not here: GPTQ (gptq.h; it reaches the formats only through this table),
+ * the `qid quantize` command, benchmarks.
  *
  * All functions are reentrant; none is collective over MPI.
  */
@@ -84,6 +88,23 @@ typedef void (*qid_quant_encode_fn)(const qid_quant_spec *spec, const float *res
 typedef void (*qid_quant_decode_fn)(const qid_quant_spec *spec, const uint8_t *restrict in, size_t n,
                                     float *restrict y);
 
+/* The parameters of one group or block: what quantizing one of its values
+ * needs besides the value and the spec. */
+typedef struct qid_quant_params {
+    float scale; /* INT: the scale; MX: the shared scale X = 2^s (NaN for a block
+                    holding NaN or Inf); NF4/FP4: absmax */
+    float aux;   /* INT: the zero point; NF4/FP4: 1.0f / absmax as bitsandbytes
+                    computes it; MX: 0 */
+} qid_quant_params;
+
+/* The parameters of one group or block x[n] (n >= 1; finite for INT and
+ * BNB), found exactly as the family's reference row kernel finds them. */
+typedef void (*qid_quant_params_fn)(const qid_quant_spec *spec, const float *restrict x, size_t n, qid_quant_params *p);
+/* One value x of a group with parameters p, quantized and dequantized bit
+ * for bit as the reference row kernel does it (for an MX block with a NaN
+ * scale the kernel writes NaN without calling this). */
+typedef float (*qid_quant_value_fn)(const qid_quant_spec *spec, const qid_quant_params *p, float x);
+
 /* An MX element data type (OCP MX v1.0 element types). For FP elements, values
  * are (-1)^s 2^(E-bias) 1.M (normal) or (-1)^s 2^(1-bias) 0.M (subnormal).
  * For INT elements (ebits 0), values are the two's complement code times
@@ -110,10 +131,21 @@ typedef struct qid_quant_traits {
     size_t block_bytes;      /* packed bytes of one default block; 0 = depends on the name */
     const qid_mx_elem *elem; /* MX element type; NULL for INT and BNB */
     int rejects_nonfinite;   /* 1: NaN/Inf input is an error (INT, BNB); 0: MX spec semantics */
+    /* 1 (MX, NF4/FP4): blocks are fixed runs of the stored row, each with its
+     * own stored scale, so GPTQ takes micro-blocks of whole blocks (by
+     * default one block), allows act-order only with static groups, and
+     * finds a block's parameters from the error-updated weights.
+     * 0 (INT): groups as the reference GPTQ forms them: column by column by
+     * default, runs of permuted columns under act-order, parameters from W
+     * as it stood at the start of the lazy block. Messages call spec->block
+     * a "block" (1) or a "group" (0). */
+    int fixed_blocks;
     qid_quant_row_fn quantize_ref;
     qid_quant_row_fn quantize_fast;
     qid_quant_encode_fn encode;
     qid_quant_decode_fn decode;
+    qid_quant_params_fn params;        /* GPTQ: a group's or block's parameters */
+    qid_quant_value_fn quantize_value; /* GPTQ: one value with given parameters */
 } qid_quant_traits;
 
 /* The traits of a family; type must be < QID_QTYPE_COUNT (checked, tier 1). */
@@ -204,12 +236,22 @@ uint32_t qid_quant_unpack_bits(const uint8_t *restrict in, size_t i, int bits);
  * scale = (xmax - xmin) / maxq with maxq = 2^bits - 1; zero = (maxq + 1) / 2
  * (sym) or round(-xmin / scale) (asym). With mse, the search over
  * p = 1 - i/100, i = 0..79, keeps the candidate with the least
- * sum |Q(x) - x|^2.4 (first wins on ties). Float32 arithmetic throughout as
- * torch does; the MSE error sum is accumulated in double. */
+ * sum |Q(x) - x|^2.4 (first wins on ties). Ranges, scales, zero points and
+ * Q(x) are float32 as in torch; the MSE error terms are not: each
+ * |Q(x) - x|^2.4 is taken in double from the float32 difference and summed in
+ * double (torch takes the power and the sum in float32), which can change
+ * the pick on a near tie and in groups of subnormal weights, whose terms
+ * underflow to zero in float32 (all candidates tie there for torch). */
 void qid_rtn_find_params(const float *x, size_t n, int bits, int sym, int mse, float *scale, float *zero);
 
 /* One value: scale * (clamp(round_half_even(x / scale) + zero, 0, maxq) - zero). */
 float qid_rtn_quantize1(float x, float scale, float zero, float maxq);
+
+/* The INT rows of the traits table (qid_quant_params_fn, qid_quant_value_fn):
+ * qid_rtn_find_params of spec's bits, sym and mse into p->scale, p->aux;
+ * qid_rtn_quantize1 with maxq = 2^bits - 1. */
+void qid_rtn_params(const qid_quant_spec *spec, const float *restrict x, size_t n, qid_quant_params *p);
+float qid_rtn_quantize_value(const qid_quant_spec *spec, const qid_quant_params *p, float x);
 
 /* Row kernels of the INT family (see qid_quant_row_fn). */
 void qid_rtn_quantize_ref(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n);
@@ -235,12 +277,21 @@ int qid_mx_shared_exp(float amax, const qid_mx_elem *e);
 /* Rounds v (an already scaled value V_i / X) to the element type `e` with
  * `bits` element bits: round to nearest, ties to even, saturating to
  * +-max_norm, subnormals kept; for INT elements to the nearest multiple of
- * 2^-(bits-2) in [-2, 2 - 2^-(bits-2)], -0 becomes +0 (no such code). */
+ * 2^-(bits-2) in [-2, 2 - 2^-(bits-2)], -0 becomes +0 (no such code).
+ * MXINT8: qid uses the two's-complement code -128 (-2 = -128/64) where RNE
+ * gives it; microsoft/microxcaling clamps to +-127/64 instead; OCP MX v1.0
+ * allows both. */
 float qid_mx_elem_round(const qid_mx_elem *e, int bits, float v);
 /* The code of an element value returned by qid_mx_elem_round, and back.
  * Decoding maps E4M3 S.1111.111 to NaN and E5M2 exponent 31 to Inf/NaN. */
 uint32_t qid_mx_elem_encode(const qid_mx_elem *e, int bits, float v);
 float qid_mx_elem_decode(const qid_mx_elem *e, int bits, uint32_t code);
+
+/* The MX rows of the traits table: p->scale = X = 2^qid_mx_shared_exp(max
+ * |x|) (NaN when x holds NaN or Inf), p->aux = 0; a value is
+ * X * qid_mx_elem_round(x / X). */
+void qid_mx_params(const qid_quant_spec *spec, const float *restrict x, size_t n, qid_quant_params *p);
+float qid_mx_quantize_value(const qid_quant_spec *spec, const qid_quant_params *p, float x);
 
 void qid_mx_quantize_ref(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n);
 void qid_mx_quantize_fast(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n);
@@ -263,6 +314,13 @@ extern const float qid_fp4_code[16];
  * value exactly on a threshold takes the lower code; NaN gives code 0. */
 uint8_t qid_nf4_encode1(float x);
 uint8_t qid_fp4_encode1(float x);
+
+/* The NF4/FP4 rows of the traits table: p->scale = absmax = max |x|,
+ * p->aux = 1.0f / absmax; a value is code[encode1(x * p->aux)] * absmax
+ * with NF4's or FP4's tree and table. */
+void qid_bnb_params(const qid_quant_spec *spec, const float *restrict x, size_t n, qid_quant_params *p);
+float qid_nf4_quantize_value(const qid_quant_spec *spec, const qid_quant_params *p, float x);
+float qid_fp4_quantize_value(const qid_quant_spec *spec, const qid_quant_params *p, float x);
 
 void qid_bnb_quantize_ref(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n);
 void qid_bnb_quantize_fast(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n);

@@ -1,8 +1,8 @@
 /* quantize.h - quantizing a whole model: the weight and activation hooks that
  * replace every LINEAR tensor (qid_tensor_kind) of a streamed model by its
  * quantized-dequantized values, with RTN (any quant.h format) or GPTQ
- * (gptq.h, layer by layer on calibration windows), and `qid quantize`, which
- * writes the result as a float32 checkpoint.
+ * (gptq.h, layer by layer on calibration windows), and the whole checkpoint
+ * written as a float32 checkpoint (the work of `qid quantize`).
  *
  * Two ways to use it:
  *   - in memory (the sweep): qid_quantizer_create, then qid_quantizer_hooks
@@ -37,7 +37,8 @@
  * collective over MPI; a quantizer is used by one thread at a time.
  *
  * Not here: packed storage of codes (quant.h encodes), the quantizers
- * themselves (quant.h, gptq.h), evaluation metrics (eval.h). */
+ * themselves (quant.h, gptq.h), evaluation metrics (eval.h), the command
+ * line of `qid quantize` (cli.h, src/cli/cmd_quantize.c). */
 #ifndef QID_QUANTIZE_H
 #define QID_QUANTIZE_H
 
@@ -150,13 +151,5 @@ int qid_quantize_read_calib(const char *path, const qid_model_config *cfg, size_
  * at out (an existing file there is untouched) and err says what and where. */
 int qid_quantize_checkpoint(const char *in, const char *out, int force, const qid_quantize_opts *o,
                             qid_quantize_stats *stats, qid_error *err);
-
-/* `qid quantize CKPT --format F --method rtn|gptq [--calib TOKENS]
- * [--samples N] [--damp X] [--block B] [--micro-block M] [--act-order]
- * [--static-groups] -o OUT [--force]`: prints model SQNR, tensors quantized,
- * seconds and, for GPTQ, the damping used, one "key value" per line. Returns
- * 0, 1 on a failed run (one "qid quantize: error: ..." line on stderr), 2 on
- * bad usage. */
-int qid_quantize_main(int argc, char **argv);
 
 #endif

@@ -1,7 +1,8 @@
 /* test_quant_format.c - format names, the traits table and packed sizes, and
  * the matrix-level entry points (quant_format.c): good and bad names with
  * their error text, canonical names, shape and non-finite errors, in-place
- * and packed matrix forms, the scalar/vector switch. */
+ * and packed matrix forms, GPTQ's params + quantize_value against the
+ * reference kernel, the scalar/vector switch. */
 #include "quant.h"
 #include "tap.h"
 
@@ -146,13 +147,14 @@ static void test_traits(void)
     int complete = 1;
     for (int k = 0; k < QID_QTYPE_COUNT; k++) {
         const qid_quant_traits *t = qid_quant_traits_of((enum qid_qtype)k);
-        if (!t->name || !t->quantize_ref || !t->quantize_fast || !t->encode || !t->decode ||
+        if (!t->name || !t->quantize_ref || !t->quantize_fast || !t->encode || !t->decode || !t->params ||
+            !t->quantize_value || t->fixed_blocks != (t->kind != QID_QUANT_KIND_INT) ||
             (t->kind == QID_QUANT_KIND_MX) != (t->elem != NULL) ||
             t->rejects_nonfinite == (t->kind == QID_QUANT_KIND_MX))
             complete = 0;
     }
-    ok(complete, "traits: every family has a name and ref/fast/encode/decode; MX alone has an element type and "
-                 "accepts NaN/Inf");
+    ok(complete, "traits: every family has a name, ref/fast/encode/decode and GPTQ's params/quantize_value; MX "
+                 "alone has an element type and accepts NaN/Inf; MX and NF4/FP4 have fixed blocks");
     static const struct {
         const char *fmt;
         size_t cols;
@@ -254,6 +256,16 @@ static void test_matrix_forms(void)
         same = same && memcmp(q, q2, sizeof q) == 0;
         ok(rc == QID_OK && same, "%s: matrix, in-place and decode(encode) all equal the reference kernel bitwise",
            fmts[k]);
+        /* GPTQ's view: params of each group, then every value through quantize_value. */
+        const size_t g = s.block ? s.block : C;
+        for (int r = 0; r < R; r++)
+            for (size_t i = 0; i < C; i += g) {
+                qid_quant_params p;
+                t->params(&s, w + r * C + i, g, &p);
+                for (size_t j = 0; j < g; j++)
+                    q2[r * C + i + j] = t->quantize_value(&s, &p, w[r * C + i + j]);
+            }
+        ok(memcmp(q2, ref, sizeof q2) == 0, "%s: params + quantize_value equal the reference kernel bitwise", fmts[k]);
     }
     qid_quant_force_scalar(1);
     const char *forced = qid_quant_simd();
@@ -269,7 +281,7 @@ static void test_matrix_forms(void)
 
 int main(void)
 {
-    plan(N_GOOD + 1 + N_BAD + 1 + 1 + 2 + 7 + 10 + 6 + 1);
+    plan(N_GOOD + 1 + N_BAD + 1 + 1 + 2 + 7 + 10 + 6 + 6 + 1);
     test_names();
     test_traits();
     test_matrix_errors();

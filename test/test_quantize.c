@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "eval.h"
 #include "import.h"
 #include "quantize.h"

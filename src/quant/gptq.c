@@ -17,6 +17,11 @@
  * rows over OpenMP threads; each row's errors go to E (rows x block) for the
  * dgemm that updates the columns after the block.
  *
+ * The format is reached only through its row of the traits table (quant.h):
+ * `params` for a group's or block's parameters, `quantize_value` for one
+ * weight, `fixed_blocks` for how groups are formed; nothing here depends on
+ * which family it is.
+ *
  * Does not: check the quantized values against a packed layout (quant.h),
  * or decide the calibration data.
  */
@@ -333,54 +338,6 @@ static int gptq_factor(qid_gptq_hessian *h, const qid_gptq_opts *o, const char *
     return QID_OK;
 }
 
-/* ---- element quantizers with given parameters ------------------------------ */
-
-/* A format reduced to what the sweep needs. p[0], p[1] are a group's
- * parameters: INT scale, zero; MX the shared scale X = 2^s; NF4/FP4 absmax
- * and its reciprocal. */
-typedef struct gptq_fmt {
-    enum qid_quant_kind kind;
-    int bits, sym, mse, nf4;
-    float maxq;
-    size_t g; /* INT group, MX/BNB block; 0 = INT per channel */
-    const qid_mx_elem *elem;
-} gptq_fmt;
-
-/* x is (len), finite. */
-static void fmt_params(const gptq_fmt *f, const float *x, size_t len, float p[2])
-{
-    if (f->kind == QID_QUANT_KIND_INT) {
-        qid_rtn_find_params(x, len, f->bits, f->sym, f->mse, &p[0], &p[1]);
-        return;
-    }
-    float amax = 0.0f;
-    for (size_t j = 0; j < len; j++) {
-        float a = fabsf(x[j]);
-        amax = a > amax ? a : amax;
-    }
-    if (f->kind == QID_QUANT_KIND_MX) {
-        p[0] = ldexpf(1.0f, qid_mx_shared_exp(amax, f->elem));
-        p[1] = 0.0f;
-    } else {
-        p[0] = amax;
-        p[1] = 1.0f / amax;
-    }
-}
-
-/* One value, exactly as the format's reference row kernel computes it. */
-static float fmt_quant1(const gptq_fmt *f, float x, const float p[2])
-{
-    switch (f->kind) {
-    case QID_QUANT_KIND_INT: return qid_rtn_quantize1(x, p[0], p[1], f->maxq);
-    case QID_QUANT_KIND_MX: return p[0] * qid_mx_elem_round(f->elem, f->bits, x / p[0]);
-    case QID_QUANT_KIND_BNB: {
-        float v = x * p[1];
-        return f->nf4 ? qid_nf4_code[qid_nf4_encode1(v)] * p[0] : qid_fp4_code[qid_fp4_encode1(v)] * p[0];
-    }
-    }
-    return x;
-}
-
 /* ---- the sweep -------------------------------------------------------------- */
 
 /* y[i] -= a * x[i] for i < n: a product and a subtraction, each rounded
@@ -412,20 +369,26 @@ static axpy_fn pick_axpy(void)
     return axpy_neg_generic;
 }
 
+/* The format reaches the sweep only through its traits: params finds a
+ * group's or block's parameters, value quantizes one weight with them. */
 typedef struct gptq_sweep {
-    const gptq_fmt *f;
+    const qid_quant_spec *spec;
+    qid_quant_params_fn params;
+    qid_quant_value_fn value;
+    size_t g;       /* group or block; 0 = per channel */
     size_t n;       /* columns */
     size_t mb;      /* micro-block */
     const float *U; /* n x n, upper */
     const size_t *perm;
     int act_order;
-    int static_groups; /* tables in stat[] */
-    int per_channel;   /* INT g == 0: parameters in chan[] */
-    const float *chan; /* rows x 2 */
-    const float *stat; /* rows x ngroups x 2 */
+    int static_groups;            /* tables in stat[] */
+    int per_channel;              /* g == 0: parameters in chan[] */
+    int stale_groups;             /* groups found on the fly from W at the start of the lazy block */
+    const qid_quant_params *chan; /* rows */
+    const qid_quant_params *stat; /* rows x ngroups */
     size_t ngroups;
-    float *cur;           /* rows x 2: parameters of the current group (on the fly) */
-    const double *inv_d2; /* n: 1 / U[i][i]^2 */
+    qid_quant_params *cur; /* rows: parameters of the current group (on the fly) */
+    const double *inv_d2;  /* n: 1 / U[i][i]^2 */
     axpy_fn axpy;
 } gptq_sweep;
 
@@ -436,36 +399,34 @@ typedef struct gptq_sweep {
 static double sweep_row(const gptq_sweep *s, size_t r, float *restrict w, size_t i1, size_t i2, double *restrict e,
                         float *restrict scratch)
 {
-    const gptq_fmt *f = s->f;
-    const size_t n = s->n, b = i2 - i1;
+    const size_t n = s->n, b = i2 - i1, g = s->g;
     float *start = scratch;          /* (b) the row at the start of the block */
     float *q = scratch + b;          /* (b) quantized values of a micro-block */
-    float *gather = scratch + 2 * b; /* (n) an INT group as the reference slices it */
-    float *cur = s->cur + 2 * r;
-    const int int_groups = f->kind == QID_QUANT_KIND_INT && !s->per_channel && !s->static_groups;
-    if (int_groups) memcpy(start, w + i1, b * sizeof *w);
+    float *gather = scratch + 2 * b; /* (n) a group as the reference slices it */
+    qid_quant_params *cur = s->cur + r;
+    if (s->stale_groups) memcpy(start, w + i1, b * sizeof *w);
     double loss = 0.0;
     for (size_t j = 0; j < b; j += s->mb) {
         const size_t k = j + s->mb < b ? j + s->mb : b;
         for (size_t l = j; l < k; l++) {
             const size_t col = i1 + l;
-            const float *p = cur;
+            const qid_quant_params *p = cur;
             if (s->per_channel) {
-                p = s->chan + 2 * r;
+                p = s->chan + r;
             } else if (s->static_groups) {
                 size_t orig = s->act_order ? s->perm[col] : col;
-                p = s->stat + 2 * (r * s->ngroups + orig / f->g);
-            } else if (col % f->g == 0) {
-                size_t len = n - col < f->g ? n - col : f->g;
-                if (int_groups) {
+                p = s->stat + r * s->ngroups + orig / g;
+            } else if (col % g == 0) {
+                size_t len = n - col < g ? n - col : g;
+                if (s->stale_groups) {
                     for (size_t c = 0; c < len; c++)
                         gather[c] = col + c < i2 ? start[col + c - i1] : w[col + c];
-                    fmt_params(f, gather, len, cur);
+                    s->params(s->spec, gather, len, cur);
                 } else {
-                    fmt_params(f, w + col, len, cur);
+                    s->params(s->spec, w + col, len, cur);
                 }
             }
-            q[l - j] = fmt_quant1(f, w[col], p);
+            q[l - j] = s->value(s->spec, p, w[col]);
         }
         for (size_t l = j; l < k; l++) {
             const size_t col = i1 + l;
@@ -510,8 +471,7 @@ static void trailing_update(float *w, size_t rows, size_t n, size_t i1, size_t i
 
 /* ---- quantize --------------------------------------------------------------- */
 
-static int check_opts(const qid_gptq_opts *o, const qid_quant_spec *spec, const gptq_fmt *f, const char *what,
-                      qid_error *err)
+static int check_opts(const qid_gptq_opts *o, const qid_quant_spec *spec, const char *what, qid_error *err)
 {
     char fmt[64];
     qid_quant_name(spec, fmt, sizeof fmt);
@@ -522,11 +482,11 @@ static int check_opts(const qid_gptq_opts *o, const qid_quant_spec *spec, const 
         return qid_error_set(err, QID_E_INVALID, "gptq: damping retries %d x %g for '%s' need retries >= 0, growth > 1",
                              o->damp_retries, o->damp_growth, name_or(what));
     if (o->block < 1) return qid_error_set(err, QID_E_INVALID, "gptq: block size 0 for '%s'", name_or(what));
-    if (f->kind != QID_QUANT_KIND_INT) {
-        if (o->micro_block > 1 && o->micro_block % f->g != 0)
+    if (qid_quant_traits_of(spec->type)->fixed_blocks) {
+        if (o->micro_block > 1 && o->micro_block % spec->block != 0)
             return qid_error_set(err, QID_E_INVALID,
                                  "gptq: micro-block %zu for '%s' is not a multiple of the block size %zu of format %s",
-                                 o->micro_block, name_or(what), f->g, fmt);
+                                 o->micro_block, name_or(what), spec->block, fmt);
         if (o->act_order && !o->static_groups)
             return qid_error_set(err, QID_E_INVALID,
                                  "gptq: act-order with format %s for '%s' needs static groups (its blocks are "
@@ -558,15 +518,8 @@ int qid_gptq_quantize(qid_gptq_hessian *h, const qid_quant_spec *spec, const qid
     if (rc) return rc;
 
     const qid_quant_traits *t = qid_quant_traits_of(spec->type);
-    gptq_fmt f = {.kind = t->kind,
-                  .bits = spec->bits,
-                  .sym = spec->sym,
-                  .mse = spec->mse,
-                  .nf4 = spec->type == QID_QTYPE_NF4,
-                  .maxq = (float)((1u << spec->bits) - 1u),
-                  .g = spec->block,
-                  .elem = qid_mx_elem_of(spec)};
-    rc = check_opts(&o, spec, &f, what, err);
+    const size_t g = spec->block;
+    rc = check_opts(&o, spec, what, err);
     if (rc) return rc;
     size_t numel = qid_mul_size(rows, cols);
     size_t bad = qid_quant_find_nonfinite(w, numel);
@@ -579,10 +532,10 @@ int qid_gptq_quantize(qid_gptq_hessian *h, const qid_quant_spec *spec, const qid
     }
 
     /* Micro-block and lazy block. */
-    size_t mb = o.micro_block;
-    if (mb == 0) mb = f.kind == QID_QUANT_KIND_INT ? 1 : f.g;
+    const size_t fixed = t->fixed_blocks ? g : 1; /* columns a micro-block must hold whole */
+    size_t mb = o.micro_block ? o.micro_block : fixed;
     if (mb > n) mb = n;
-    size_t unit = mb > 1 ? mb : (f.kind == QID_QUANT_KIND_INT ? 1 : f.g);
+    size_t unit = mb > 1 ? mb : fixed;
     size_t B = (o.block + unit - 1) / unit * unit;
     if (B > n) B = (n + unit - 1) / unit * unit;
 
@@ -591,16 +544,16 @@ int qid_gptq_quantize(qid_gptq_hessian *h, const qid_quant_spec *spec, const qid
     if (rc) return rc;
 
     /* From here on w changes. */
-    const int per_channel = f.kind == QID_QUANT_KIND_INT && f.g == 0;
+    const int per_channel = g == 0;
     const int use_static = o.static_groups && !per_channel;
-    float *chan = NULL, *stat = NULL;
+    qid_quant_params *chan = NULL, *stat = NULL;
     size_t ngroups = 0;
-    const size_t param_work = rows * n * (f.mse ? 80 : 1);
+    const size_t param_work = rows * n * (spec->mse ? 80 : 1);
     if (per_channel) {
-        chan = qid_malloc(qid_mul_size(rows, 2 * sizeof *chan), "gptq channel parameters");
+        chan = qid_malloc(qid_mul_size(rows, sizeof *chan), "gptq channel parameters");
 #pragma omp parallel for schedule(static) if (param_work >= GPTQ_PAR_MIN)
         for (size_t r = 0; r < rows; r++)
-            fmt_params(&f, w + r * n, n, chan + 2 * r);
+            t->params(spec, w + r * n, n, chan + r);
     }
     if (h->dead)
         for (size_t c = 0; c < n; c++)
@@ -608,12 +561,12 @@ int qid_gptq_quantize(qid_gptq_hessian *h, const qid_quant_spec *spec, const qid
                 for (size_t r = 0; r < rows; r++)
                     w[r * n + c] = 0.0f;
     if (use_static) {
-        ngroups = n / f.g;
-        stat = qid_malloc(qid_mul_size(qid_mul_size(rows, ngroups), 2 * sizeof *stat), "gptq static groups");
+        ngroups = n / g;
+        stat = qid_malloc(qid_mul_size(qid_mul_size(rows, ngroups), sizeof *stat), "gptq static groups");
 #pragma omp parallel for schedule(static) if (param_work >= GPTQ_PAR_MIN)
         for (size_t r = 0; r < rows; r++)
-            for (size_t g = 0; g < ngroups; g++)
-                fmt_params(&f, w + r * n + g * f.g, f.g, stat + 2 * (r * ngroups + g));
+            for (size_t k = 0; k < ngroups; k++)
+                t->params(spec, w + r * n + k * g, g, stat + r * ngroups + k);
     }
 
     const int nthreads = omp_get_max_threads();
@@ -624,7 +577,7 @@ int qid_gptq_quantize(qid_gptq_hessian *h, const qid_quant_spec *spec, const qid
     double *Ud = qid_malloc(qid_mul_size(qid_mul_size(B, n), sizeof *Ud), "gptq factor rows");
     const size_t tcols = n < GPTQ_TRAIL_COLS ? n : GPTQ_TRAIL_COLS;
     double *T = qid_malloc(qid_mul_size(qid_mul_size(rows ? rows : 1, tcols), sizeof *T), "gptq block update");
-    float *cur = qid_calloc(qid_mul_size(rows, 2), sizeof *cur, "gptq group parameters");
+    qid_quant_params *cur = qid_calloc(rows, sizeof *cur, "gptq group parameters");
     double *row_loss = qid_calloc(rows ? rows : 1, sizeof *row_loss, "gptq row losses");
     double *inv_d2 = qid_malloc(qid_mul_size(n, sizeof *inv_d2), "gptq loss weights");
     for (size_t i = 0; i < n; i++) {
@@ -640,7 +593,10 @@ int qid_gptq_quantize(qid_gptq_hessian *h, const qid_quant_spec *spec, const qid
             memcpy(wr, scratch, n * sizeof *wr);
         }
 
-    const gptq_sweep s = {.f = &f,
+    const gptq_sweep s = {.spec = spec,
+                          .params = t->params,
+                          .value = t->quantize_value,
+                          .g = g,
                           .n = n,
                           .mb = mb,
                           .U = h->U,
@@ -648,6 +604,7 @@ int qid_gptq_quantize(qid_gptq_hessian *h, const qid_quant_spec *spec, const qid
                           .act_order = o.act_order,
                           .static_groups = use_static,
                           .per_channel = per_channel,
+                          .stale_groups = !t->fixed_blocks && !per_channel && !use_static,
                           .chan = chan,
                           .stat = stat,
                           .ngroups = ngroups,
@@ -656,7 +613,7 @@ int qid_gptq_quantize(qid_gptq_hessian *h, const qid_quant_spec *spec, const qid
                           .axpy = pick_axpy()};
     for (size_t i1 = 0; i1 < n; i1 += B) {
         const size_t i2 = i1 + B < n ? i1 + B : n, b = i2 - i1;
-        const size_t sweep_work = rows * (b * b / 2 + (f.mse ? 80 * b : 0));
+        const size_t sweep_work = rows * (b * b / 2 + (spec->mse ? 80 * b : 0));
 #pragma omp parallel if (sweep_work >= GPTQ_PAR_MIN)
         {
             float *mine = scratch + (size_t)omp_get_thread_num() * per_thread;

@@ -17,7 +17,9 @@
  *     so x in (0.583333f, 7/12) goes up to 8/12 though 6/12 is nearer).
  *   - an all-zero block: r = inf and 0 * inf = NaN, which no comparison
  *     passes, so NF4 gives code 0 (-1.0, dequantized -1.0 * 0 = -0.0) and FP4
- *     code 0 (+0.0), as the CUDA kernel and bitsandbytes' torch fallback do.
+ *     code 0 (+0.0), as the CUDA kernel does. bitsandbytes 0.50's CPU path
+ *     does not give this result for such a block; qid follows the CUDA
+ *     kernel, as everywhere else.
  *   - FP4 takes its sign from x < 0, so -0.0 gets code 0 and a negative value
  *     below the first threshold gets code 8 (dequantized -0.0).
  *   - a block whose absmax is below 2^-128 has r = inf: its non-zero values
@@ -147,14 +149,33 @@ uint8_t qid_fp4_encode1(float x)
         return 0x0 + sign;
 }
 
-static float bnb_absmax_ref(const float *x, size_t len)
+/* x is (n): absmax = max |x|, and the reciprocal the kernel multiplies by. */
+void qid_bnb_params(const qid_quant_spec *spec, const float *restrict x, size_t n, qid_quant_params *p)
 {
     float m = 0.0f;
-    for (size_t j = 0; j < len; j++) {
+    for (size_t j = 0; j < n; j++) {
         float a = fabsf(x[j]);
         m = a > m ? a : m;
     }
-    return m;
+    p->scale = m;
+    p->aux = 1.0f / m;
+}
+
+/* The code of x in a block with parameters p. */
+static uint8_t bnb_code(int nf4, const qid_quant_params *p, float x)
+{
+    float v = x * p->aux;
+    return nf4 ? qid_nf4_encode1(v) : qid_fp4_encode1(v);
+}
+
+float qid_nf4_quantize_value(const qid_quant_spec *spec, const qid_quant_params *p, float x)
+{
+    return qid_nf4_code[qid_nf4_encode1(x * p->aux)] * p->scale;
+}
+
+float qid_fp4_quantize_value(const qid_quant_spec *spec, const qid_quant_params *p, float x)
+{
+    return qid_fp4_code[qid_fp4_encode1(x * p->aux)] * p->scale;
 }
 
 /* x, y are (n); blocks of spec->block along the row. */
@@ -164,12 +185,10 @@ void qid_bnb_quantize_ref(const qid_quant_spec *spec, const float *restrict x, f
     const float *table = nf4 ? qid_nf4_code : qid_fp4_code;
     for (size_t i = 0; i < n; i += spec->block) {
         size_t len = n - i < spec->block ? n - i : spec->block;
-        float absmax = bnb_absmax_ref(x + i, len);
-        float r = 1.0f / absmax;
-        for (size_t j = 0; j < len; j++) {
-            float v = x[i + j] * r;
-            y[i + j] = table[nf4 ? qid_nf4_encode1(v) : qid_fp4_encode1(v)] * absmax;
-        }
+        qid_quant_params p;
+        qid_bnb_params(spec, x + i, len, &p);
+        for (size_t j = 0; j < len; j++)
+            y[i + j] = table[bnb_code(nf4, &p, x[i + j])] * p.scale;
     }
 }
 
@@ -230,10 +249,9 @@ __attribute__((target("avx2,fma"))) static void bnb_quantize_avx2(const qid_quan
             }
             _mm256_storeu_ps(yb + j, _mm256_mul_ps(_mm256_i32gather_ps(table, code, 4), vam));
         }
-        for (; j < len; j++) {
-            float v = xb[j] * r;
-            yb[j] = table[nf4 ? qid_nf4_encode1(v) : qid_fp4_encode1(v)] * absmax;
-        }
+        const qid_quant_params p = {absmax, r};
+        for (; j < len; j++)
+            yb[j] = table[bnb_code(nf4, &p, xb[j])] * absmax;
     }
 }
 #endif
@@ -256,15 +274,15 @@ void qid_bnb_encode(const qid_quant_spec *spec, const float *restrict x, size_t 
     for (size_t i = 0; i < n; i += spec->block) {
         size_t len = n - i < spec->block ? n - i : spec->block;
         size_t bytes = qid_quant_block_bytes(spec, len);
-        float absmax = bnb_absmax_ref(x + i, len), r = 1.0f / absmax;
+        qid_quant_params p;
+        qid_bnb_params(spec, x + i, len, &p);
         uint32_t u;
-        memcpy(&u, &absmax, sizeof u);
+        memcpy(&u, &p.scale, sizeof u);
         for (int k = 0; k < 4; k++)
             out[k] = (uint8_t)(u >> (8 * k));
         memset(out + 4, 0, bytes - 4);
         for (size_t j = 0; j < len; j++) {
-            float v = x[i + j] * r;
-            uint8_t c = nf4 ? qid_nf4_encode1(v) : qid_fp4_encode1(v);
+            uint8_t c = bnb_code(nf4, &p, x[i + j]);
             out[4 + j / 2] |= (uint8_t)(j % 2 ? c : c << 4);
         }
         out += bytes;

@@ -70,106 +70,37 @@ _Static_assert(sizeof(qid_block_mxfp6) == 25, "mxfp6 block is 32 x 6 bits + E8M0
 _Static_assert(sizeof(qid_block_mxfp8) == 33, "mxfp8 / mxint8 block is 32 x 8 bits + E8M0");
 _Static_assert(sizeof(qid_block_nf4_b64) == 36, "nf4/fp4 block is f32 absmax + 64 x 4 bits");
 
+/* What every row of a family shares (designated initializers, so a row
+ * reads as one format's whole entry). */
+#define QUANT_FAMILY_INT                                                                                               \
+    .kind = QID_QUANT_KIND_INT, .scale_bytes = 5, .rejects_nonfinite = 1, .fixed_blocks = 0,                           \
+    .quantize_ref = qid_rtn_quantize_ref, .quantize_fast = qid_rtn_quantize_fast, .encode = qid_rtn_encode,            \
+    .decode = qid_rtn_decode, .params = qid_rtn_params, .quantize_value = qid_rtn_quantize_value
+#define QUANT_FAMILY_MX                                                                                                \
+    .kind = QID_QUANT_KIND_MX, .block = QID_MX_BLOCK, .scale_bytes = 1, .rejects_nonfinite = 0, .fixed_blocks = 1,     \
+    .quantize_ref = qid_mx_quantize_ref, .quantize_fast = qid_mx_quantize_fast, .encode = qid_mx_encode,               \
+    .decode = qid_mx_decode, .params = qid_mx_params, .quantize_value = qid_mx_quantize_value
+#define QUANT_FAMILY_BNB                                                                                               \
+    .kind = QID_QUANT_KIND_BNB, .bits = 4, .block = 64, .scale_bytes = 4, .block_bytes = sizeof(qid_block_nf4_b64),    \
+    .rejects_nonfinite = 1, .fixed_blocks = 1, .quantize_ref = qid_bnb_quantize_ref,                                   \
+    .quantize_fast = qid_bnb_quantize_fast, .encode = qid_bnb_encode, .decode = qid_bnb_decode,                        \
+    .params = qid_bnb_params
+
 static const qid_quant_traits quant_traits[QID_QTYPE_COUNT] = {
-    [QID_QTYPE_INT] = {.name = "int",
-                       .kind = QID_QUANT_KIND_INT,
-                       .bits = 0,
-                       .block = 0,
-                       .scale_bytes = 5,
-                       .block_bytes = 0,
-                       .rejects_nonfinite = 1,
-                       .quantize_ref = qid_rtn_quantize_ref,
-                       .quantize_fast = qid_rtn_quantize_fast,
-                       .encode = qid_rtn_encode,
-                       .decode = qid_rtn_decode},
-    [QID_QTYPE_MXFP4] = {.name = "mxfp4",
-                         .kind = QID_QUANT_KIND_MX,
-                         .bits = 4,
-                         .block = QID_MX_BLOCK,
-                         .scale_bytes = 1,
-                         .block_bytes = sizeof(qid_block_mxfp4),
-                         .elem = &mx_e2m1,
-                         .quantize_ref = qid_mx_quantize_ref,
-                         .quantize_fast = qid_mx_quantize_fast,
-                         .encode = qid_mx_encode,
-                         .decode = qid_mx_decode},
-    [QID_QTYPE_MXFP6_E3M2] = {.name = "mxfp6-e3m2",
-                              .kind = QID_QUANT_KIND_MX,
-                              .bits = 6,
-                              .block = QID_MX_BLOCK,
-                              .scale_bytes = 1,
-                              .block_bytes = sizeof(qid_block_mxfp6),
-                              .elem = &mx_e3m2,
-                              .quantize_ref = qid_mx_quantize_ref,
-                              .quantize_fast = qid_mx_quantize_fast,
-                              .encode = qid_mx_encode,
-                              .decode = qid_mx_decode},
-    [QID_QTYPE_MXFP6_E2M3] = {.name = "mxfp6-e2m3",
-                              .kind = QID_QUANT_KIND_MX,
-                              .bits = 6,
-                              .block = QID_MX_BLOCK,
-                              .scale_bytes = 1,
-                              .block_bytes = sizeof(qid_block_mxfp6),
-                              .elem = &mx_e2m3,
-                              .quantize_ref = qid_mx_quantize_ref,
-                              .quantize_fast = qid_mx_quantize_fast,
-                              .encode = qid_mx_encode,
-                              .decode = qid_mx_decode},
-    [QID_QTYPE_MXFP8_E4M3] = {.name = "mxfp8-e4m3",
-                              .kind = QID_QUANT_KIND_MX,
-                              .bits = 8,
-                              .block = QID_MX_BLOCK,
-                              .scale_bytes = 1,
-                              .block_bytes = sizeof(qid_block_mxfp8),
-                              .elem = &mx_e4m3,
-                              .quantize_ref = qid_mx_quantize_ref,
-                              .quantize_fast = qid_mx_quantize_fast,
-                              .encode = qid_mx_encode,
-                              .decode = qid_mx_decode},
-    [QID_QTYPE_MXFP8_E5M2] = {.name = "mxfp8-e5m2",
-                              .kind = QID_QUANT_KIND_MX,
-                              .bits = 8,
-                              .block = QID_MX_BLOCK,
-                              .scale_bytes = 1,
-                              .block_bytes = sizeof(qid_block_mxfp8),
-                              .elem = &mx_e5m2,
-                              .quantize_ref = qid_mx_quantize_ref,
-                              .quantize_fast = qid_mx_quantize_fast,
-                              .encode = qid_mx_encode,
-                              .decode = qid_mx_decode},
-    [QID_QTYPE_MXINT] = {.name = "mxint",
-                         .kind = QID_QUANT_KIND_MX,
-                         .bits = 0,
-                         .block = QID_MX_BLOCK,
-                         .scale_bytes = 1,
-                         .block_bytes = 0,
-                         .elem = &mx_int,
-                         .quantize_ref = qid_mx_quantize_ref,
-                         .quantize_fast = qid_mx_quantize_fast,
-                         .encode = qid_mx_encode,
-                         .decode = qid_mx_decode},
-    [QID_QTYPE_NF4] = {.name = "nf4",
-                       .kind = QID_QUANT_KIND_BNB,
-                       .bits = 4,
-                       .block = 64,
-                       .scale_bytes = 4,
-                       .block_bytes = sizeof(qid_block_nf4_b64),
-                       .rejects_nonfinite = 1,
-                       .quantize_ref = qid_bnb_quantize_ref,
-                       .quantize_fast = qid_bnb_quantize_fast,
-                       .encode = qid_bnb_encode,
-                       .decode = qid_bnb_decode},
-    [QID_QTYPE_FP4] = {.name = "fp4",
-                       .kind = QID_QUANT_KIND_BNB,
-                       .bits = 4,
-                       .block = 64,
-                       .scale_bytes = 4,
-                       .block_bytes = sizeof(qid_block_nf4_b64),
-                       .rejects_nonfinite = 1,
-                       .quantize_ref = qid_bnb_quantize_ref,
-                       .quantize_fast = qid_bnb_quantize_fast,
-                       .encode = qid_bnb_encode,
-                       .decode = qid_bnb_decode},
+    [QID_QTYPE_INT] = {.name = "int", .bits = 0, .block = 0, .block_bytes = 0, QUANT_FAMILY_INT},
+    [QID_QTYPE_MXFP4] =
+        {.name = "mxfp4", .bits = 4, .block_bytes = sizeof(qid_block_mxfp4), .elem = &mx_e2m1, QUANT_FAMILY_MX},
+    [QID_QTYPE_MXFP6_E3M2] =
+        {.name = "mxfp6-e3m2", .bits = 6, .block_bytes = sizeof(qid_block_mxfp6), .elem = &mx_e3m2, QUANT_FAMILY_MX},
+    [QID_QTYPE_MXFP6_E2M3] =
+        {.name = "mxfp6-e2m3", .bits = 6, .block_bytes = sizeof(qid_block_mxfp6), .elem = &mx_e2m3, QUANT_FAMILY_MX},
+    [QID_QTYPE_MXFP8_E4M3] =
+        {.name = "mxfp8-e4m3", .bits = 8, .block_bytes = sizeof(qid_block_mxfp8), .elem = &mx_e4m3, QUANT_FAMILY_MX},
+    [QID_QTYPE_MXFP8_E5M2] =
+        {.name = "mxfp8-e5m2", .bits = 8, .block_bytes = sizeof(qid_block_mxfp8), .elem = &mx_e5m2, QUANT_FAMILY_MX},
+    [QID_QTYPE_MXINT] = {.name = "mxint", .bits = 0, .block_bytes = 0, .elem = &mx_int, QUANT_FAMILY_MX},
+    [QID_QTYPE_NF4] = {.name = "nf4", .quantize_value = qid_nf4_quantize_value, QUANT_FAMILY_BNB},
+    [QID_QTYPE_FP4] = {.name = "fp4", .quantize_value = qid_fp4_quantize_value, QUANT_FAMILY_BNB},
 };
 
 const qid_quant_traits *qid_quant_traits_of(enum qid_qtype type)
@@ -426,8 +357,8 @@ int qid_quant_check_shape(const qid_quant_spec *spec, size_t cols, const char *w
     qid_quant_name(spec, fmt, sizeof fmt);
     if (spec->block && cols % spec->block != 0)
         return qid_error_set(err, QID_E_INVALID, "%s size %zu does not divide row length %zu of '%s' (format %s)",
-                             spec->type == QID_QTYPE_INT ? "group" : "block", spec->block, cols, what ? what : "tensor",
-                             fmt);
+                             quant_traits[spec->type].fixed_blocks ? "block" : "group", spec->block, cols,
+                             what ? what : "tensor", fmt);
     return QID_OK;
 }
 

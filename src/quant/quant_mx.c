@@ -20,9 +20,11 @@
  *     (microxcaling also ends with an all-NaN block; torchao sets the NaN
  *     scale for NaN input.)
  *   - MXINT8 elements are 8-bit two's complement with an implicit 2^-6, so
- *     the range is [-2, 127/64]; -128 (= -2) is used when RNE gives it, and
- *     positive values saturate at 127. MXINTd-b generalizes this: d-bit
- *     two's complement with implicit 2^-(d-2), emax_elem 0, any block b >= 1.
+ *     the range is [-2, 127/64]. qid uses the code -128 (-2 = -128/64) where
+ *     RNE gives it, and positive values saturate at 127; microsoft/
+ *     microxcaling clamps to +-127/64 instead; OCP MX v1.0 allows both.
+ *     MXINTd-b generalizes this: d-bit two's complement with implicit
+ *     2^-(d-2), emax_elem 0, any block b >= 1.
  *     A negative value that rounds to 0 dequantizes to +0 (there is no -0).
  *     The one overflow: -2 at X = 2^127 is -2^128, which float32 rounds to
  *     -Inf (a block whose most negative value is within a step of -FLT_MAX).
@@ -159,21 +161,46 @@ static int mx_block_scan_ref(const float *x, size_t len, float *amax)
     return 1;
 }
 
+/* y is (n): the output of a block with a NaN scale. */
+static void mx_fill_nan(float *y, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        y[j] = NAN;
+}
+
+/* One element: X * P with P = x / X rounded to the element type. */
+static float mx_value(const qid_mx_elem *e, int bits, float X, float x)
+{
+    return X * qid_mx_elem_round(e, bits, x / X);
+}
+
+/* x is (n). */
+void qid_mx_params(const qid_quant_spec *spec, const float *restrict x, size_t n, qid_quant_params *p)
+{
+    float amax;
+    p->scale = mx_block_scan_ref(x, n, &amax) ? pow2f(qid_mx_shared_exp(amax, qid_mx_elem_of(spec))) : NAN;
+    p->aux = 0.0f;
+}
+
+float qid_mx_quantize_value(const qid_quant_spec *spec, const qid_quant_params *p, float x)
+{
+    return mx_value(qid_mx_elem_of(spec), spec->bits, p->scale, x);
+}
+
 /* x, y are (n); blocks of spec->block along the row. */
 void qid_mx_quantize_ref(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n)
 {
-    const qid_mx_elem e = mx_elem(spec);
+    const qid_mx_elem *e = qid_mx_elem_of(spec);
     for (size_t i = 0; i < n; i += spec->block) {
         size_t len = n - i < spec->block ? n - i : spec->block;
-        float amax;
-        if (!mx_block_scan_ref(x + i, len, &amax)) {
-            for (size_t j = 0; j < len; j++)
-                y[i + j] = NAN;
+        qid_quant_params p;
+        qid_mx_params(spec, x + i, len, &p);
+        if (isnan(p.scale)) {
+            mx_fill_nan(y + i, len);
             continue;
         }
-        float X = pow2f(qid_mx_shared_exp(amax, &e));
         for (size_t j = 0; j < len; j++)
-            y[i + j] = X * qid_mx_elem_round(&e, spec->bits, x[i + j] / X);
+            y[i + j] = mx_value(e, spec->bits, p.scale, x[i + j]);
     }
 }
 
@@ -233,8 +260,7 @@ __attribute__((target("avx2,fma"))) static void mx_quantize_avx2(const qid_quant
         float *yb = y + i;
         float amax;
         if (!mx_block_scan_avx2(xb, len, &amax)) {
-            for (size_t j = 0; j < len; j++)
-                yb[j] = NAN;
+            mx_fill_nan(yb, len);
             continue;
         }
         int s = qid_mx_shared_exp(amax, &e);
@@ -267,7 +293,7 @@ __attribute__((target("avx2,fma"))) static void mx_quantize_avx2(const qid_quant
             }
         }
         for (; j < len; j++)
-            yb[j] = X * qid_mx_elem_round(&e, spec->bits, xb[j] / X);
+            yb[j] = mx_value(&e, spec->bits, X, xb[j]);
     }
 }
 #endif
@@ -314,8 +340,7 @@ void qid_mx_decode(const qid_quant_spec *spec, const uint8_t *restrict in, size_
     for (size_t i = 0; i < n; i += spec->block) {
         size_t len = n - i < spec->block ? n - i : spec->block;
         if (in[0] == QID_MX_E8M0_NAN) {
-            for (size_t j = 0; j < len; j++)
-                y[i + j] = NAN;
+            mx_fill_nan(y + i, len);
         } else {
             float X = pow2f((int)in[0] - 127);
             for (size_t j = 0; j < len; j++)

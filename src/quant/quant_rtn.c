@@ -7,10 +7,14 @@
  * Matching torch: the reference runs in float32; x / scale is a true
  * division, torch.round is round-half-to-even (nearbyintf here,
  * _mm256_round_ps in the AVX2 path), a Python float times a float32 tensor is
- * rounded to float32 first. Known differences, none of which change a
- * dequantized value: the sign of a zero output may differ from torch's, and
- * the MSE error sum is accumulated in double (torch sums float32 in its own
- * order, so on a near tie between two shrink factors the pick can differ).
+ * rounded to float32 first. Known differences: the sign of a zero output
+ * may differ from torch's (no dequantized value changes); and the MSE search
+ * takes each error term |Q(x) - x|^2.4 in double (pow of the float32
+ * difference) and sums the terms in double, where torch takes the power in
+ * float32 and sums float32 in its own order. So on a near tie between two
+ * shrink factors the pick can differ; so can it in a group of subnormal
+ * weights, whose terms float32 pow underflows to zero (every candidate ties
+ * and torch keeps the first) while double tells them apart.
  * A quirk kept on purpose: in symmetric mode a group with no negative weight
  * keeps xmin = 0, so its scale is xmax / maxq, not 2 xmax / maxq (quant.py
  * only mirrors xmin when it is negative).
@@ -34,12 +38,17 @@
 
 static float rtn_maxq(int bits) { return (float)((1u << bits) - 1u); }
 
-float qid_rtn_quantize1(float x, float scale, float zero, float maxq)
+/* The code of x: clamp(round_half_even(x / scale) + zero, 0, maxq). */
+static float rtn_code(float x, float scale, float zero, float maxq)
 {
     float q = nearbyintf(x / scale) + zero;
     q = q > 0.0f ? q : 0.0f; /* the selections _mm256_max_ps / _min_ps make */
-    q = q < maxq ? q : maxq;
-    return scale * (q - zero);
+    return q < maxq ? q : maxq;
+}
+
+float qid_rtn_quantize1(float x, float scale, float zero, float maxq)
+{
+    return scale * (rtn_code(x, scale, zero, maxq) - zero);
 }
 
 /* Scale and zero from the group's range [xmin, xmax] (xmin <= +0 <= xmax),
@@ -106,17 +115,35 @@ void qid_rtn_find_params(const float *x, size_t n, int bits, int sym, int mse, f
     rtn_params_from_range(x, n, xmin, xmax, bits, sym, mse, scale, zero);
 }
 
+/* x is (n). */
+void qid_rtn_params(const qid_quant_spec *spec, const float *restrict x, size_t n, qid_quant_params *p)
+{
+    qid_rtn_find_params(x, n, spec->bits, spec->sym, spec->mse, &p->scale, &p->aux);
+}
+
+float qid_rtn_quantize_value(const qid_quant_spec *spec, const qid_quant_params *p, float x)
+{
+    return qid_rtn_quantize1(x, p->scale, p->aux, rtn_maxq(spec->bits));
+}
+
+/* Length of the group of a row of n that starts at i (spec->block, the
+ * whole row when 0, or what is left). */
+static size_t rtn_group_len(const qid_quant_spec *spec, size_t n, size_t i)
+{
+    const size_t g = spec->block ? spec->block : n;
+    return n - i < g ? n - i : g;
+}
+
 /* x, y are (n); groups of spec->block (whole row when 0) along the row. */
 void qid_rtn_quantize_ref(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n)
 {
     const float maxq = rtn_maxq(spec->bits);
-    const size_t g = spec->block ? spec->block : n;
-    for (size_t i = 0; i < n; i += g) {
-        size_t len = n - i < g ? n - i : g;
-        float scale, zero;
-        qid_rtn_find_params(x + i, len, spec->bits, spec->sym, spec->mse, &scale, &zero);
+    for (size_t i = 0, len; i < n; i += len) {
+        len = rtn_group_len(spec, n, i);
+        qid_quant_params p;
+        qid_rtn_params(spec, x + i, len, &p);
         for (size_t j = 0; j < len; j++)
-            y[i + j] = qid_rtn_quantize1(x[i + j], scale, zero, maxq);
+            y[i + j] = qid_rtn_quantize1(x[i + j], p.scale, p.aux, maxq);
     }
 }
 
@@ -165,9 +192,8 @@ __attribute__((target("avx2,fma"))) static void rtn_quantize_avx2(const qid_quan
                                                                   float *restrict y, size_t n)
 {
     const float maxq = rtn_maxq(spec->bits);
-    const size_t g = spec->block ? spec->block : n;
-    for (size_t i = 0; i < n; i += g) {
-        size_t len = n - i < g ? n - i : g;
+    for (size_t i = 0, len; i < n; i += len) {
+        len = rtn_group_len(spec, n, i);
         const float *xg = x + i;
         float *yg = y + i;
         float xmin, xmax, scale, zero;
@@ -223,21 +249,15 @@ static float get_f32(const uint8_t *in)
 void qid_rtn_encode(const qid_quant_spec *spec, const float *restrict x, size_t n, uint8_t *restrict out)
 {
     const float maxq = rtn_maxq(spec->bits);
-    const size_t g = spec->block ? spec->block : n;
-    for (size_t i = 0; i < n; i += g) {
-        size_t len = n - i < g ? n - i : g;
-        float scale, zero;
-        qid_rtn_find_params(x + i, len, spec->bits, spec->sym, spec->mse, &scale, &zero);
-        QID_CHECK(zero >= 0.0f && zero <= maxq, "zero point %g outside 0..%g", (double)zero, (double)maxq);
-        put_f32(out, scale);
-        out[4] = (uint8_t)zero;
-        uint8_t *codes = out + 5;
-        for (size_t j = 0; j < len; j++) {
-            float q = nearbyintf(x[i + j] / scale) + zero;
-            q = q > 0.0f ? q : 0.0f;
-            q = q < maxq ? q : maxq;
-            qid_quant_pack_bits(codes, j, spec->bits, (uint32_t)q);
-        }
+    for (size_t i = 0, len; i < n; i += len) {
+        len = rtn_group_len(spec, n, i);
+        qid_quant_params p;
+        qid_rtn_params(spec, x + i, len, &p);
+        QID_CHECK(p.aux >= 0.0f && p.aux <= maxq, "zero point %g outside 0..%g", (double)p.aux, (double)maxq);
+        put_f32(out, p.scale);
+        out[4] = (uint8_t)p.aux;
+        for (size_t j = 0; j < len; j++)
+            qid_quant_pack_bits(out + 5, j, spec->bits, (uint32_t)rtn_code(x[i + j], p.scale, p.aux, maxq));
         out += qid_quant_block_bytes(spec, len);
     }
 }
@@ -245,9 +265,8 @@ void qid_rtn_encode(const qid_quant_spec *spec, const float *restrict x, size_t 
 /* in is qid_quant_row_bytes(spec, n) bytes; y is (n). */
 void qid_rtn_decode(const qid_quant_spec *spec, const uint8_t *restrict in, size_t n, float *restrict y)
 {
-    const size_t g = spec->block ? spec->block : n;
-    for (size_t i = 0; i < n; i += g) {
-        size_t len = n - i < g ? n - i : g;
+    for (size_t i = 0, len; i < n; i += len) {
+        len = rtn_group_len(spec, n, i);
         float scale = get_f32(in), zero = (float)in[4];
         const uint8_t *codes = in + 5;
         for (size_t j = 0; j < len; j++)

@@ -1,15 +1,15 @@
 /* quantize.c - whole-model quantization (quantize.h): the RTN weight hook,
  * the GPTQ activation hook with Hessians shared by layers that read the same
- * input, calibration windows, writing a float32 checkpoint of the
- * quantized-dequantized weights, and `qid quantize`.
+ * input, calibration windows, and writing a float32 checkpoint of the
+ * quantized-dequantized weights.
  *
  * Does not: implement quantizers (quant_*.c, gptq.c) or the forward pass
- * (model.c); it strings them together. */
+ * (model.c), which it strings together; or read a command line or print
+ * (`qid quantize` is src/cli/cmd_quantize.c). */
 #include "quantize.h"
 
 #include "rng.h"
 
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -68,14 +68,21 @@ int qid_quantize_method_parse(const char *name)
     return -1;
 }
 
-int qid_quantize_check(const qid_model_config *cfg, const qid_quantize_opts *o, qid_error *err)
+/* The spec and the method of o, before any file is touched. */
+static int check_format(const qid_quantize_opts *o, qid_error *err)
 {
     if (!qid_quant_spec_valid(&o->spec)) return qid_error_set(err, QID_E_INVALID, "invalid quantization format");
     if (o->method != QID_QUANTIZE_RTN && o->method != QID_QUANTIZE_GPTQ)
         return qid_error_set(err, QID_E_INVALID, "unknown quantization method %d", (int)o->method);
+    return QID_OK;
+}
+
+int qid_quantize_check(const qid_model_config *cfg, const qid_quantize_opts *o, qid_error *err)
+{
+    int rc = check_format(o, err);
+    if (rc) return rc;
     size_t n = 0;
     qid_tensor_spec *t = qid_ckpt_tensors(cfg, &n);
-    int rc = QID_OK;
     for (size_t i = 0; i < n && !rc; i++) {
         if (t[i].kind != QID_TENSOR_LINEAR) continue;
         char path[160];
@@ -281,13 +288,24 @@ int qid_quantize_read_calib(const char *path, const qid_model_config *cfg, size_
 
 /* ---- to a file ------------------------------------------------------------------ */
 
-static qid_ckpt_writer *create_writer(const char *in, const char *out, const qid_ckpt *ck, qid_error *err)
+/* The writer of the float32 output in *wr; a status. */
+static int create_writer(const char *in, const char *out, const qid_ckpt *ck, qid_ckpt_writer **wr, qid_error *err)
 {
     qid_ckpt_meta meta = ck->meta;
     meta.dtype = QID_DTYPE_F32;
     snprintf(meta.source_format, sizeof meta.source_format, "%s", "qid-quantize");
     qid_ckpt_source src = {.files = in, .sha256 = ck->meta.tensor_sha256, .config_json = NULL, .directory = NULL};
-    return qid_ckpt_create(out, &ck->cfg, &meta, &src, err);
+    *wr = qid_ckpt_create(out, &ck->cfg, &meta, &src, err);
+    return *wr ? QID_OK : err ? err->code : QID_E_IO;
+}
+
+/* Ends the output: renamed into place when rc is QID_OK, removed otherwise.
+ * Returns the final status. */
+static int end_writer(qid_ckpt_writer *wr, int rc, qid_error *err)
+{
+    if (!rc) return qid_ckpt_finish(wr, err);
+    qid_ckpt_abort(wr);
+    return rc;
 }
 
 /* RTN and the other formats without calibration: one tensor at a time. */
@@ -301,10 +319,7 @@ static int quantize_stream(const char *in, const char *out, qid_quantizer *q, qi
     int rc = qid_ckpt_open(in, &ck, err);
     if (rc) return rc;
     if ((rc = qid_quantize_check(&ck.cfg, &q->o, err))) goto done;
-    if (!(wr = create_writer(in, out, &ck, err))) {
-        rc = err ? err->code : QID_E_IO;
-        goto done;
-    }
+    if ((rc = create_writer(in, out, &ck, &wr, err))) goto done;
     t = qid_ckpt_tensors(&ck.cfg, &nt);
     size_t max = 0;
     for (size_t i = 0; i < nt; i++)
@@ -315,11 +330,7 @@ static int quantize_stream(const char *in, const char *out, qid_quantizer *q, qi
         if (!rc) rc = qid_quantizer_weight_hook(q, &t[i], buf, err);
         if (!rc) rc = qid_ckpt_write_tensor(wr, &t[i], buf, err);
     }
-    if (rc)
-        qid_ckpt_abort(wr);
-    else
-        rc = qid_ckpt_finish(wr, err);
-    wr = NULL;
+    rc = end_writer(wr, rc, err);
 done:
     free(buf);
     free(t);
@@ -349,10 +360,7 @@ static int quantize_calibrated(const char *in, const char *out, qid_quantizer *q
     }
     q->st.calib_windows = nw;
     q->st.calib_seq_len = L;
-    if (!(wr = create_writer(in, out, qid_model_ckpt(m), err))) {
-        rc = err ? err->code : QID_E_IO;
-        goto done;
-    }
+    if ((rc = create_writer(in, out, qid_model_ckpt(m), &wr, err))) goto done;
     t = qid_ckpt_tensors(cfg, &nt);
     const int n_layers = (int)cfg->n_layers;
     size_t next = 0;
@@ -369,11 +377,7 @@ static int quantize_calibrated(const char *in, const char *out, qid_quantizer *q
             rc = qid_ckpt_write_tensor(wr, &t[next], w, err);
         }
     }
-    if (rc)
-        qid_ckpt_abort(wr);
-    else
-        rc = qid_ckpt_finish(wr, err);
-    wr = NULL;
+    rc = end_writer(wr, rc, err);
 done:
     free(t);
     free(tokens);
@@ -387,186 +391,20 @@ int qid_quantize_checkpoint(const char *in, const char *out, int force, const qi
 {
     double t0 = now();
     if (stats) memset(stats, 0, sizeof *stats);
-    if (!qid_quant_spec_valid(&o->spec)) return qid_error_set(err, QID_E_INVALID, "invalid quantization format");
-    if (o->method != QID_QUANTIZE_RTN && o->method != QID_QUANTIZE_GPTQ)
-        return qid_error_set(err, QID_E_INVALID, "unknown quantization method %d", (int)o->method);
+    int rc = check_format(o, err);
+    if (rc) return rc;
     if (o->method == QID_QUANTIZE_GPTQ && !o->calib)
         return qid_error_set(err, QID_E_INVALID, "GPTQ needs a calibration token set (--calib TOKENS)");
     if (!force && qid_path_exists(out))
         return qid_error_set(err, QID_E_INVALID, "output '%s' exists (use --force to replace it)", out);
     if (!qid_path_exists(in)) return qid_error_set(err, QID_E_IO, "cannot open checkpoint '%s': no such file", in);
     qid_quantizer *q = qid_quantizer_create(o);
-    int rc = o->method == QID_QUANTIZE_GPTQ ? quantize_calibrated(in, out, q, o->calib, o->samples, o->seed, err)
-                                            : quantize_stream(in, out, q, err);
+    rc = o->method == QID_QUANTIZE_GPTQ ? quantize_calibrated(in, out, q, o->calib, o->samples, o->seed, err)
+                                        : quantize_stream(in, out, q, err);
     if (stats) {
         *stats = q->st;
         stats->seconds = now() - t0;
     }
     qid_quantizer_free(q);
     return rc;
-}
-
-/* ---- command line ------------------------------------------------------------------ */
-
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: qid quantize CKPT --format F --method rtn|gptq [--calib TOKENS] -o OUT.h5 [options]\n"
-                 "\n"
-                 "Quantizes every linear layer of a checkpoint and writes the quantized-dequantized\n"
-                 "weights as a float32 checkpoint (embeddings, norms and biases as stored).\n"
-                 "\n"
-                 "options:\n"
-                 "  --format F             int4-g128-sym, int3-g128-asym, int8-channel, mxfp4,\n"
-                 "                         mxfp6-e3m2, mxfp8-e4m3, mxint8, mxint3-b128, nf4, fp4-b64, ...\n"
-                 "  --method M             rtn (default) or gptq\n"
-                 "  --calib TOKENS         GPTQ: calibration token set (qid tokens)\n"
-                 "  --samples N            GPTQ: calibration windows (default 128, or all the set has)\n"
-                 "  --seed S               GPTQ: seed of the calibration sample when it is not the whole set (0)\n"
-                 "  --damp X               GPTQ: damping, fraction of mean(diag H) (default 0.01)\n"
-                 "  --block B              GPTQ: lazy-update block in columns (default 128)\n"
-                 "  --micro-block M        GPTQ: micro-block (default: 1 for int, the format block for MX)\n"
-                 "  --act-order            GPTQ: columns in order of descending diag H\n"
-                 "  --static-groups        GPTQ: group parameters from the original weights\n"
-                 "  -o, --output OUT       checkpoint to write (appears only when complete)\n"
-                 "  --force                replace OUT if it exists\n"
-                 "  -h, --help             this help\n"
-                 "\n"
-                 "example:\n"
-                 "  qid quantize pythia-160m.h5 --format int4-g128 --method gptq --calib c4.h5 -o q.h5\n");
-}
-
-static int parse_size(const char *s, size_t *out)
-{
-    char *end = NULL;
-    if (!s || !*s || *s == '-') return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end || v == 0 || v > (unsigned long long)QID_QUANT_BLOCK_MAX * 1024) return -1;
-    *out = (size_t)v;
-    return 0;
-}
-
-int qid_quantize_main(int argc, char **argv)
-{
-    enum {
-        OPT_FORMAT = 256,
-        OPT_METHOD,
-        OPT_CALIB,
-        OPT_SAMPLES,
-        OPT_DAMP,
-        OPT_BLOCK,
-        OPT_MICRO,
-        OPT_ACT,
-        OPT_STATIC,
-        OPT_FORCE,
-        OPT_SEED
-    };
-    static const struct option longopts[] = {
-        {"format", required_argument, 0, OPT_FORMAT},
-        {"method", required_argument, 0, OPT_METHOD},
-        {"calib", required_argument, 0, OPT_CALIB},
-        {"samples", required_argument, 0, OPT_SAMPLES},
-        {"seed", required_argument, 0, OPT_SEED},
-        {"damp", required_argument, 0, OPT_DAMP},
-        {"block", required_argument, 0, OPT_BLOCK},
-        {"micro-block", required_argument, 0, OPT_MICRO},
-        {"act-order", no_argument, 0, OPT_ACT},
-        {"static-groups", no_argument, 0, OPT_STATIC},
-        {"output", required_argument, 0, 'o'},
-        {"force", no_argument, 0, OPT_FORCE},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    qid_quantize_opts o;
-    qid_quantize_opts_default(&o);
-    const char *format = NULL, *out = NULL;
-    int force = 0, c;
-    qid_error err;
-    qid_error_clear(&err);
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
-        const char *bad = NULL;
-        char *end = NULL;
-        switch (c) {
-        case OPT_FORMAT: format = optarg; break;
-        case OPT_METHOD: {
-            int m = qid_quantize_method_parse(optarg);
-            if (m < 0)
-                bad = "--method wants rtn or gptq";
-            else
-                o.method = (qid_quantize_method)m;
-            break;
-        }
-        case OPT_CALIB: o.calib = optarg; break;
-        case OPT_SAMPLES:
-            if (parse_size(optarg, &o.samples)) bad = "--samples wants a positive integer";
-            break;
-        case OPT_SEED: {
-            unsigned long long seed = strtoull(optarg, &end, 10);
-            if (!*optarg || *optarg == '-' || *end || seed > (unsigned long long)INT64_MAX)
-                bad = "--seed wants an integer in 0..2^63-1";
-            else
-                o.seed = (uint64_t)seed;
-            break;
-        }
-        case OPT_DAMP:
-            o.gptq.percdamp = strtod(optarg, &end);
-            if (!*optarg || *end || !(o.gptq.percdamp >= 0) || !isfinite(o.gptq.percdamp))
-                bad = "--damp wants a non-negative number";
-            break;
-        case OPT_BLOCK:
-            if (parse_size(optarg, &o.gptq.block)) bad = "--block wants a positive integer";
-            break;
-        case OPT_MICRO:
-            if (parse_size(optarg, &o.gptq.micro_block)) bad = "--micro-block wants a positive integer";
-            break;
-        case OPT_ACT: o.gptq.act_order = 1; break;
-        case OPT_STATIC: o.gptq.static_groups = 1; break;
-        case 'o': out = optarg; break;
-        case OPT_FORCE: force = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-        if (bad) {
-            fprintf(stderr, "qid quantize: error: %s, got '%s'\n", bad, optarg);
-            return 2;
-        }
-    }
-    const char *problem = optind >= argc      ? "no checkpoint given"
-                          : optind + 1 < argc ? "too many arguments"
-                          : !format           ? "no format given (--format F)"
-                          : !out              ? "no output given (-o OUT.h5)"
-                          : o.method == QID_QUANTIZE_GPTQ && !o.calib
-                              ? "--method gptq needs a calibration token set (--calib TOKENS)"
-                              : NULL;
-    if (problem) {
-        fprintf(stderr, "qid quantize: error: %s\n", problem);
-        usage(stderr);
-        return 2;
-    }
-    if (qid_quant_parse(format, &o.spec, &err)) {
-        fprintf(stderr, "qid quantize: error: %s\n", err.msg);
-        return 2;
-    }
-    const char *in = argv[optind];
-    qid_h5_silence();
-    qid_quantize_stats st;
-    if (qid_quantize_checkpoint(in, out, force, &o, &st, &err)) {
-        fprintf(stderr, "qid quantize: error: %s\n", err.msg);
-        return 1;
-    }
-    char name[64];
-    qid_quant_name(&o.spec, name, sizeof name);
-    printf("checkpoint   %s\n", in);
-    printf("output       %s (float32)\n", out);
-    printf("format       %s\n", name);
-    printf("method       %s\n", qid_quantize_method_name(o.method));
-    if (o.method == QID_QUANTIZE_GPTQ) {
-        printf("calibration  %zu windows x %zu tokens from %s\n", st.calib_windows, st.calib_seq_len, o.calib);
-        printf("damping      %g requested, %g..%g used, %d retries\n", o.gptq.percdamp, st.percdamp_min,
-               st.percdamp_max, st.retries);
-    }
-    printf("tensors      %zu linear quantized (%zu weights)\n", st.tensors, st.params);
-    printf("sqnr         %.3f dB\n", qid_sqnr_acc_db(&st.sqnr));
-    printf("seconds      %.3f\n", st.seconds);
-    return 0;
 }
