@@ -1,6 +1,6 @@
 /* gptq.h - GPTQ weight quantization in memory (Frantar et al., IST-DASLab/gptq
  * gptq.py: GPTQ.add_batch and GPTQ.fasterquant), with the micro-block variant
- * for block formats (Xu et al., DESIGN.md §5), for any qid_quant_spec.
+ * for block formats (Xu et al., 2024; the formula is below), for any qid_quant_spec.
  *
  * Two steps per linear layer, made for the evaluator's streaming forward
  * pass (model.h, activation hook):
