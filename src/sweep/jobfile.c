@@ -143,7 +143,6 @@ typedef struct parser {
     pending *tasks; /* task lines */
     size_t n_tasks, cap_tasks;
     qid_gptq_opts gdef; /* section-level GPTQ options */
-    unsigned gdef_given;
     size_t cap_quant;
 } parser;
 
@@ -251,8 +250,10 @@ static int val_int_or(parser *p, enum key k, const char *v, const char *word, in
     return val_int(p, keydefs[k].name, v, min, max, keydefs[k].expect, out);
 }
 
-/* Splits v (modified) at commas into trimmed items; *items is malloc'd. */
-static int split_list(parser *p, enum key k, char *v, char ***items, size_t *n)
+/* Splits v (modified) at commas into trimmed items; *items is malloc'd.
+ * More than max items (max > 0) is an error "N <what>; expected at most
+ * max". */
+static int split_list(parser *p, enum key k, char *v, size_t max, const char *what, char ***items, size_t *n)
 {
     size_t cap = 1;
     for (const char *s = v; *s; s++)
@@ -271,6 +272,10 @@ static int split_list(parser *p, enum key k, char *v, char ***items, size_t *n)
         it[m++] = item;
         if (!comma) break;
         s = comma + 1;
+    }
+    if (max && m > max) {
+        free(it);
+        return perr(p, p->line, "%zu %s; expected at most %zu", m, what, max);
     }
     *items = it;
     *n = m;
@@ -376,7 +381,7 @@ static int set_methods(parser *p, char *v)
 {
     char **items;
     size_t n;
-    int rc = split_list(p, K_METHODS, v, &items, &n);
+    int rc = split_list(p, K_METHODS, v, 0, NULL, &items, &n);
     if (rc) return rc;
     for (size_t i = 0; i < n && !rc; i++) {
         qid_job_method m = QID_JOB_METHOD_RTN;
@@ -396,12 +401,8 @@ static int set_formats(parser *p, char *v)
 {
     char **items;
     size_t n;
-    int rc = split_list(p, K_FORMATS, v, &items, &n);
+    int rc = split_list(p, K_FORMATS, v, QID_JOB_MAX_QUANT, "formats", &items, &n);
     if (rc) return rc;
-    if (n > QID_JOB_MAX_QUANT) {
-        free(items);
-        return perr(p, p->line, "%zu formats; expected at most %d", n, QID_JOB_MAX_QUANT);
-    }
     p->formats = qid_calloc(n, sizeof *p->formats, "formats");
     for (size_t i = 0; i < n && !rc; i++) {
         pending *f = &p->formats[i];
@@ -485,12 +486,8 @@ static int set_radii(parser *p, char *v)
 {
     char **items;
     size_t n;
-    int rc = split_list(p, K_RADII, v, &items, &n);
+    int rc = split_list(p, K_RADII, v, QID_JOB_MAX_RADII, "radii", &items, &n);
     if (rc) return rc;
-    if (n > QID_JOB_MAX_RADII) {
-        free(items);
-        return perr(p, p->line, "%zu radii; expected at most %d", n, QID_JOB_MAX_RADII);
-    }
     double *r = qid_malloc(n * sizeof *r, "radii");
     for (size_t i = 0; i < n && !rc; i++)
         rc = val_double(p, "radii", items[i], 0.0, 1, 100.0, keydefs[K_RADII].expect, &r[i]);
@@ -553,7 +550,7 @@ static int set_key(parser *p, enum key k, char *v)
     case K_BLOCK_SIZE:
     case K_ACT_ORDER:
     case K_STATIC_GROUPS:
-    case K_MICRO_BLOCK: p->gdef_given |= 1u << (k - K_DAMP); return gptq_opt(p, k, v, &p->gdef);
+    case K_MICRO_BLOCK: return gptq_opt(p, k, v, &p->gdef);
     case K_RADII: return set_radii(p, v);
     case K_DIRECTIONS: return val_int(p, name, v, 1, 1024, expect, &job->probes.directions);
     case K_PR_WINDOWS: return val_int(p, name, v, 1, MAX_WINDOWS, expect, &job->probes.windows);
