@@ -2,7 +2,7 @@
  * and token counts, mean loss (nats per scored token), perplexity; paired
  * comparison of two runs over the same windows (mean per-token difference
  * and its standard error from per-window differences); KL divergence to the
- * unmodified model; and the `qid eval` command.
+ * unmodified model. (The `qid eval` command is cmd_eval.c.)
  *
  * Scoring: windows are non-overlapping runs of seq_len tokens; each window
  * starts a fresh context at position 0. By default every predicted token is
@@ -32,6 +32,7 @@
 
 #include "error.h"
 #include "model.h"
+#include "tokens.h"
 
 /* Default activation memory of one batch (qid_model_batch_bytes) when
  * batch_windows is 0: as many windows as fit, at least one. */
@@ -83,9 +84,19 @@ typedef struct qid_eval_result {
 int qid_eval_windows(qid_model *m, const uint32_t *tokens, size_t n_windows, size_t seq_len, const qid_eval_opts *o,
                      qid_eval_result *r, qid_error *err);
 
-/* Opens checkpoint ckpt and token set tokens_path, checks that the token
- * set's vocabulary is no larger than the model's, reads (and re-cuts) the
- * windows o asks for and evaluates them. Errors name the file. */
+/* Evaluates the open model m on the open token set tk: checks that the
+ * token set's vocabulary is no larger than the model's and that the windows
+ * fit the model's context, reads (and re-cuts) the windows o asks for
+ * (max_windows, seq_len) and evaluates them with qid_eval_windows. Neither
+ * m nor tk is closed; both can be evaluated again (a sweep keeps them open
+ * across the tasks of one checkpoint). Fills *r (free with
+ * qid_eval_result_free, also after an error). Every error is one line
+ * "cannot evaluate 'CKPT' on 'TOKENS': ..." naming both files. */
+int qid_eval_set(qid_model *m, const qid_tokens *tk, const qid_eval_opts *o, qid_eval_result *r, qid_error *err);
+
+/* qid_eval_set on checkpoint ckpt and token set tokens_path, opened and
+ * closed here. A file that cannot be opened is an error of
+ * qid_tokens_open or qid_model_open (naming the file). */
 int qid_eval_file(const char *ckpt, const char *tokens_path, const qid_eval_opts *o, qid_eval_result *r,
                   qid_error *err);
 
@@ -109,11 +120,5 @@ typedef struct qid_eval_paired {
  * is not finite. */
 int qid_eval_paired_diff(const double *nll_a, const double *nll_b, const int64_t *counts, size_t n,
                          qid_eval_paired *out, qid_error *err);
-
-/* `qid eval CKPT TOKENS [--windows N] [--seq-len L] [--batch B] [--threads T]
- * [--second-half] [--per-window]`: prints loss, perplexity, tokens, tokens/s
- * and peak memory, one "key value" per line. Returns 0, 1 on a failed
- * evaluation (one "qid eval: error: ..." line on stderr), 2 on bad usage. */
-int qid_eval_main(int argc, char **argv);
 
 #endif

@@ -29,6 +29,7 @@
 #include <stdio.h>
 
 #include "error.h"
+#include "gptq.h"
 #include "quant.h"
 
 /* Largest job file, in bytes. */
@@ -72,29 +73,15 @@ typedef struct qid_job_path {
     char *path; /* the form to open: relative to the current directory, or absolute */
 } qid_job_path;
 
-/* GPTQ options. Defaults: damp 0.01, block_size 128, act_order and
- * static_groups off, micro_block 0. In qid_gptq_opts (gptq.h) terms:
- * percdamp = damp, block = block_size, act_order, static_groups, and
- * micro_block = (micro_block ? micro_block : 1): a job's 0 is plain GPTQ,
- * column by column, for every format. */
-typedef struct qid_job_gptq {
-    double damp;        /* dampening, a fraction of mean(diag H), 0..1 */
-    size_t block_size;  /* columns per lazy block update, 1..65536 */
-    int act_order;      /* 1: process columns by decreasing diag(H) */
-    int static_groups;  /* 1: group parameters fixed before the updates; required
-                           with act_order for MX, NF4 and FP4 formats */
-    size_t micro_block; /* 0: plain GPTQ (a written 1 is stored as 0); else
-                           micro-block GPTQ with micro-blocks of this many columns,
-                           a multiple of the format's block and a divisor of
-                           block_size */
-} qid_job_gptq;
-
 /* One quantizer setting: a method and a format, with GPTQ's options. */
 typedef struct qid_job_quant {
     qid_job_method method; /* RTN or GPTQ */
     qid_quant_spec spec;   /* the parsed format */
     char format[64];       /* its canonical name (qid_quant_name) */
-    qid_job_gptq gptq;     /* GPTQ only; zero for RTN */
+    qid_gptq_opts gptq;    /* GPTQ only, zero for RTN: gptq.h's defaults with the job's options
+                              (damp = percdamp, block_size = block, act_order, static_groups,
+                              micro_block); plain GPTQ (a job's micro_block 0 or 1) is
+                              micro_block 1, column by column for every format */
     char options[192];     /* canonical option text used in keys: "-" for RTN, else
                               "damp=0.1,block_size=128,act_order=no,static_groups=no,micro_block=0" */
     int line;              /* line of the job file that asked for it */
@@ -181,16 +168,21 @@ void qid_job_free(qid_job *job);
 
 /* ---- the task grid ------------------------------------------------------ */
 
-/* One task: a checkpoint and what to do with it. Self-contained: it owns
- * its strings and does not point into the job. */
+/* One task: a checkpoint and what to do with it. It owns its strings and
+ * refers to its quantizer setting by index, so it means the same with any
+ * copy of the job parsed from the same text (every rank's). */
 typedef struct qid_task {
     size_t index;           /* position in the grid as expanded */
     size_t ckpt;            /* index of its checkpoint (0.. in sorted order) */
     qid_job_path ckpt_path; /* the checkpoint file */
     qid_job_method method;
-    qid_job_quant quant; /* RTN and GPTQ; zero for BASELINE and PROBES */
-    char *key;           /* stable identity, see below */
-    double cost;         /* estimated relative cost; 0 when params is unknown */
+    int quant; /* RTN and GPTQ: index of its setting in job->quant; -1 for BASELINE and PROBES */
+    /* the protocol, as the key's fields write it (the store's columns) */
+    char *options; /* OPTIONS: the setting's options, the probes' "radii=...,directions=D,seed=S", or "-" */
+    char *calib;   /* CALIB: "calib=PATH,samples=N,seq_len=L,seed=S" for GPTQ, else "-" */
+    char *eval;    /* EVAL: "eval=PATH,windows=W,seq_len=L,scoring=S[,kl=K]" */
+    char *key;     /* stable identity, see below: the store's, never read back */
+    double cost;   /* estimated relative cost; 0 when params is unknown */
     /* from the checkpoint's metadata, when it could be read at expansion */
     int64_t params;      /* params_total, -1 when unknown (missing or unreadable file) */
     int64_t d_model;     /* -1 when unknown */
@@ -198,6 +190,10 @@ typedef struct qid_task {
     int64_t tokens_seen; /* -1 when unknown */
     char model[128];     /* "" when unknown */
 } qid_task;
+
+/* Windows a task of method m evaluates: [probes] windows for a probe task
+ * when given, else [eval] windows; 0 = every window of the token set. */
+int64_t qid_job_eval_windows(const qid_job *job, qid_job_method m);
 
 /* Expansion flags. */
 enum {

@@ -1,9 +1,11 @@
-/* sweep.h - `qid run`: the MPI sweep over checkpoints x quantizer settings
- * of a job file (jobfile.h), with rank 0 scheduling and writing the results
- * store (results.h) and the other ranks evaluating (eval.h, quantize.h).
+/* sweep.h - the MPI sweep behind `qid run` (cmd_run.c): checkpoints x
+ * quantizer settings of a job file (jobfile.h), with rank 0 scheduling and
+ * writing the results store (results.h) and the other ranks evaluating
+ * (eval.h, quantize.h). sweep.c is the scheduler and the protocol,
+ * sweep_task.c runs one task on a worker.
  *
  * Protocol (all messages on MPI_COMM_WORLD, MPI_BYTE payloads of structs
- * defined in sweep.c; ranks of one job are assumed to share one ABI):
+ * defined in sweep.c and sweep_internal.h; ranks of one job are assumed to share one ABI):
  *   start-up (collective): rank 0 loads the job, expands it, opens the store
  *     (lock + crash repair), drops the tasks already OK in it, and broadcasts
  *     a go / stop flag, then the job's text. Workers parse that text with
@@ -11,8 +13,11 @@
  *     only rank 0 expands globs and lists and opens checkpoints at expansion.
  *   worker -> 0, tag REQUEST: the checkpoint index it holds (-1 at first).
  *   0 -> worker, tag TASK: task id (position in rank 0's task list),
- *     checkpoint index, method, index into job->quant (-1 for the baseline)
- *     and the checkpoint path (the form to open).
+ *     checkpoint index, method, index into job->quant (qid_task.quant: -1
+ *     for the baseline and the probes; every rank's job->quant is the same,
+ *     parsed from the same text) and the checkpoint path (the form to
+ *     open). The task's key and protocol texts stay on rank 0, which
+ *     records them.
  *   worker -> 0, tag RESULT: scalars, the one-line error of a failed task and
  *     the per-window NLL sums and token counts. A result is also the worker's
  *     next request (it holds that task's checkpoint).
@@ -46,17 +51,44 @@
  * GPTQ calibration uses `samples` windows of the calibration set drawn with
  * the job seed (qid_quantize_read_calib), the same on every rank.
  *
- * Does not: fit laws, or print result tables (`qid results`). */
+ * A worker keeps the checkpoint and the evaluation token set of its last
+ * task open for its next (affinity makes that the common case): a task
+ * opens each at most once.
+ *
+ * Does not: parse the command line (cmd_run.c), fit laws, or print result
+ * tables (`qid results`). */
 #ifndef QID_SWEEP_H
 #define QID_SWEEP_H
 
-/* `qid run [--dry-run] [--progress-every S] [--threads T] JOB`. The only
- * command that calls MPI_Init (and MPI_Finalize); collective over
- * MPI_COMM_WORLD. Returns 0 when every task of this run finished OK (or
- * nothing was left to do), 1 when some task failed (the rest still ran and
- * the failures are in the store) or the run could not start (a bad job, a
- * store locked by another run: one "qid run: error: ..." line on rank 0),
- * 2 on bad usage. */
-int qid_run_main(int argc, char **argv);
+#include <stddef.h>
+
+#include "error.h"
+
+/* Default seconds between progress lines when stderr is not a terminal. */
+#define QID_SWEEP_PROGRESS_EVERY 30.0
+
+typedef struct qid_sweep_opts {
+    const char *job_file;  /* the job file (every rank gets the same name) */
+    int dry_run;           /* 1: rank 0 prints the task grid (qid_job_print_grid) on stdout, runs nothing */
+    double progress_every; /* seconds between progress lines when stderr is not a terminal, > 0 */
+    int threads;           /* evaluation threads per rank, >= 1; results depend on it */
+} qid_sweep_opts;
+
+/* What a run did, on rank 0 (zero on the other ranks). */
+typedef struct qid_sweep_summary {
+    size_t run;     /* tasks run (and recorded) */
+    size_t failed;  /* of those, failed (recorded with their error) */
+    size_t skipped; /* already OK in the store */
+} qid_sweep_summary;
+
+/* The sweep of job o->job_file. Collective over MPI_COMM_WORLD, which must
+ * be initialized (with MPI_ERRORS_RETURN; MPI is finalized by the caller).
+ * Returns QID_OK when the run went through (every task of this run is in
+ * the store, OK or failed: see sum) or the dry run printed its grid. When
+ * the run cannot start (a bad job, no checkpoint, a store that cannot be
+ * read or is locked by another run) every rank returns the status; on rank
+ * 0 err holds the one-line reason, on the others err is empty. Broken
+ * invariants and a store that cannot be written abort the job (tier 1). */
+int qid_sweep_run(const qid_sweep_opts *o, qid_sweep_summary *sum, qid_error *err);
 
 #endif

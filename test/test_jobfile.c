@@ -108,9 +108,9 @@ static void test_examples(void)
         const char *fmts[3] = {"int2-g128-sym", "int3-g128-sym", "int4-g128-sym"};
         for (size_t i = 0; i < job.n_quant && i < 3; i++) {
             const qid_job_quant *q = &job.quant[i];
-            all_ok &= q->method == QID_JOB_METHOD_GPTQ && strcmp(q->format, fmts[i]) == 0 && q->gptq.damp == 0.1 &&
-                      q->gptq.block_size == 128 && !q->gptq.act_order && q->spec.block == 128 && q->spec.sym &&
-                      q->gptq.micro_block == 0;
+            all_ok &= q->method == QID_JOB_METHOD_GPTQ && strcmp(q->format, fmts[i]) == 0 && q->gptq.percdamp == 0.1 &&
+                      q->gptq.block == 128 && !q->gptq.act_order && q->spec.block == 128 && q->spec.sym &&
+                      q->gptq.micro_block == 1;
         }
         ok(all_ok, "ouyang: gptq int2/3/4 g128 sym, damp 0.1, block 128, no act-order");
         ok(job.calib.samples == 128 && job.calib.seq_len == 2048 && job.eval.seq_len == 2048 && job.eval.windows == 0 &&
@@ -377,8 +377,8 @@ static void test_defaults(void)
     ok(job.calib.samples == 128 && job.calib.seq_len == 0, "calibration defaults: 128 samples, seq_len auto");
     is_int(2, (long long)job.n_quant, "methods x formats: 2 settings");
     const qid_job_quant *g = &job.quant[1];
-    ok(job.quant[0].method == QID_JOB_METHOD_RTN && g->method == QID_JOB_METHOD_GPTQ && g->gptq.damp == 0.01 &&
-           g->gptq.block_size == 128 && !g->gptq.act_order && !g->gptq.static_groups && g->gptq.micro_block == 0,
+    ok(job.quant[0].method == QID_JOB_METHOD_RTN && g->method == QID_JOB_METHOD_GPTQ && g->gptq.percdamp == 0.01 &&
+           g->gptq.block == 128 && !g->gptq.act_order && !g->gptq.static_groups && g->gptq.micro_block == 1,
        "product order (rtn first) and GPTQ defaults: damp 0.01, block 128, no act-order");
     is_string("-", job.quant[0].options, "rtn options are '-'");
     is_string("damp=0.01,block_size=128,act_order=no,static_groups=no,micro_block=0", g->options,
@@ -406,10 +406,10 @@ static void test_defaults(void)
     ok(job.seed == 42 && job.eval.windows == 100 && job.eval.scoring == QID_JOB_SCORING_SECOND_HALF &&
            job.eval.kl == 1 && job.calib.samples == 32 && job.calib.seq_len == 512,
        "values set");
-    ok(job.n_quant == 2 && job.quant[0].gptq.damp == 0.1 && job.quant[0].gptq.act_order &&
-           job.quant[0].gptq.block_size == 64 && job.quant[0].gptq.micro_block == 64 &&
-           job.quant[1].gptq.damp == 0.05 && job.quant[1].gptq.act_order && job.quant[1].gptq.block_size == 128 &&
-           job.quant[1].gptq.micro_block == 0 && job.quant[1].gptq.static_groups,
+    ok(job.n_quant == 2 && job.quant[0].gptq.percdamp == 0.1 && job.quant[0].gptq.act_order &&
+           job.quant[0].gptq.block == 64 && job.quant[0].gptq.micro_block == 64 && job.quant[1].gptq.percdamp == 0.05 &&
+           job.quant[1].gptq.act_order && job.quant[1].gptq.block == 128 && job.quant[1].gptq.micro_block == 1 &&
+           job.quant[1].gptq.static_groups,
        "section GPTQ options are task defaults, task options override them; micro_block 1 is plain (0)");
     ok(job.probes.n_radii == 2 && job.probes.radii[0] == 0.001 && job.probes.radii[1] == 0.01 &&
            job.probes.directions == 2 && job.probes.windows == 0,

@@ -1,14 +1,13 @@
 /* eval.c - evaluation metrics over many windows (eval.h): batching the
  * windows into streamed passes, per-window NLL and counts, loss and
  * perplexity, the paired difference and its standard error, reading and
- * re-cutting token sets, and `qid eval`.
+ * re-cutting token sets.
  *
  * Does not: run the network itself (model.c), quantize (the hooks), write
- * results files (the sweep does). */
+ * results files (the sweep does), or the `qid eval` command (cmd_eval.c). */
 #include "eval.h"
 
 #include <cblas.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <omp.h>
@@ -19,7 +18,6 @@
 #include <time.h>
 
 #include "checkpoint.h"
-#include "kernels.h"
 #include "tokens.h"
 
 static double now(void)
@@ -129,24 +127,21 @@ int qid_eval_windows(qid_model *m, const uint32_t *tokens, size_t n_windows, siz
     return QID_OK;
 }
 
-int qid_eval_file(const char *ckpt, const char *tokens_path, const qid_eval_opts *o, qid_eval_result *r, qid_error *err)
+int qid_eval_set(qid_model *m, const qid_tokens *tk, const qid_eval_opts *o, qid_eval_result *r, qid_error *err)
 {
     memset(r, 0, sizeof *r);
-    qid_tokens tk;
-    qid_model *m = NULL;
-    uint32_t *ids = NULL;
-    int rc = qid_tokens_open(tokens_path, &tk, err);
-    if (rc) return rc;
-    if ((rc = qid_model_open(ckpt, &m, err))) goto done;
+    const char *ckpt = qid_model_ckpt(m)->path, *tokens_path = tk->path;
     const qid_model_config *c = qid_model_cfg(m);
-    if (tk.meta.vocab_size > c->vocab_size) {
+    uint32_t *ids = NULL;
+    int rc;
+    if (tk->meta.vocab_size > c->vocab_size) {
         rc =
             qid_error_set(err, QID_E_INVALID,
                           "token set '%s' has a vocabulary of %" PRId64 " ids, more than the %" PRId64 " of model '%s'",
-                          tokens_path, tk.meta.vocab_size, c->vocab_size, ckpt);
+                          tokens_path, tk->meta.vocab_size, c->vocab_size, ckpt);
         goto done;
     }
-    const size_t L0 = (size_t)tk.meta.seq_len, W0 = (size_t)tk.meta.n_windows;
+    const size_t L0 = (size_t)tk->meta.seq_len, W0 = (size_t)tk->meta.n_windows;
     const size_t L = o->seq_len ? o->seq_len : L0;
     if ((int64_t)L > c->max_seq_len) {
         rc = qid_error_set(err, QID_E_INVALID,
@@ -163,11 +158,22 @@ int qid_eval_file(const char *ckpt, const char *tokens_path, const qid_eval_opts
     }
     const size_t need = qid_mul_size(n, L), stored = (need + L0 - 1) / L0;
     ids = qid_malloc(qid_mul_size(qid_mul_size(stored, L0), sizeof *ids), "evaluation tokens");
-    if ((rc = qid_tokens_read(&tk, 0, stored, ids, err))) goto done;
+    if ((rc = qid_tokens_read(tk, 0, stored, ids, err))) goto done;
     rc = qid_eval_windows(m, ids, n, L, o, r, err);
 done:
-    if (rc && m) qid_error_wrap(err, rc, "cannot evaluate '%s' on '%s'", ckpt, tokens_path);
+    if (rc) qid_error_wrap(err, rc, "cannot evaluate '%s' on '%s'", ckpt, tokens_path);
     free(ids);
+    return rc;
+}
+
+int qid_eval_file(const char *ckpt, const char *tokens_path, const qid_eval_opts *o, qid_eval_result *r, qid_error *err)
+{
+    memset(r, 0, sizeof *r);
+    qid_tokens tk;
+    qid_model *m = NULL;
+    int rc = qid_tokens_open(tokens_path, &tk, err);
+    if (rc) return rc;
+    if ((rc = qid_model_open(ckpt, &m, err)) == QID_OK) rc = qid_eval_set(m, &tk, o, r, err);
     qid_model_free(m);
     qid_tokens_close(&tk);
     return rc;
@@ -207,112 +213,4 @@ int qid_eval_paired_diff(const double *nll_a, const double *nll_b, const int64_t
     }
     out->se = sqrt((double)n / (double)(n - 1) * ss) / sn;
     return QID_OK;
-}
-
-/* ---- qid eval ----------------------------------------------------------- */
-
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: qid eval CKPT TOKENS [--windows N] [--seq-len L] [--batch B] [--threads T]\n"
-                 "                [--second-half] [--per-window]\n"
-                 "\n"
-                 "Evaluates checkpoint CKPT (qid import) on token set TOKENS (qid tokens): the mean\n"
-                 "cross-entropy of every predicted token (nats/token), perplexity, speed and peak memory.\n"
-                 "The model is streamed layer by layer over each batch of windows.\n"
-                 "\n"
-                 "  --windows N    evaluate the first N windows (default: all)\n"
-                 "  --seq-len L    re-cut the token stream into windows of L tokens (default: the set's)\n"
-                 "  --batch B      windows per streamed pass (default: about 1 GiB of activations)\n"
-                 "  --threads T    OpenMP and OpenBLAS threads (default: the libraries' defaults)\n"
-                 "  --second-half  score only the second half of each window (llama.cpp's convention)\n"
-                 "  --per-window   also print each window's NLL sum and scored tokens\n");
-}
-
-/* Parses a positive integer up to max; 0 on success. */
-static int parse_count(const char *s, size_t max, size_t *out)
-{
-    char *end = NULL;
-    if (!s || !*s || *s == '-') return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end || v == 0 || v > max) return -1;
-    *out = (size_t)v;
-    return 0;
-}
-
-int qid_eval_main(int argc, char **argv)
-{
-    enum { OPT_WINDOWS = 256, OPT_SEQ, OPT_BATCH, OPT_THREADS, OPT_HALF, OPT_PER };
-    static const struct option longopts[] = {
-        {"windows", required_argument, 0, OPT_WINDOWS},
-        {"seq-len", required_argument, 0, OPT_SEQ},
-        {"batch", required_argument, 0, OPT_BATCH},
-        {"threads", required_argument, 0, OPT_THREADS},
-        {"second-half", no_argument, 0, OPT_HALF},
-        {"per-window", no_argument, 0, OPT_PER},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    qid_eval_opts o = {0};
-    int per_window = 0, c;
-    size_t threads = 0;
-    const char *bad = NULL;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_WINDOWS:
-            if (parse_count(optarg, SIZE_MAX, &o.max_windows)) bad = "--windows wants a positive integer";
-            break;
-        case OPT_SEQ:
-            if (parse_count(optarg, (size_t)QID_TOKENS_MAX_SEQ_LEN, &o.seq_len)) bad = "--seq-len wants 1..16777216";
-            break;
-        case OPT_BATCH:
-            if (parse_count(optarg, SIZE_MAX, &o.batch_windows)) bad = "--batch wants a positive integer";
-            break;
-        case OPT_THREADS:
-            if (parse_count(optarg, 4096, &threads)) bad = "--threads wants 1..4096";
-            break;
-        case OPT_HALF: o.second_half = 1; break;
-        case OPT_PER: per_window = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-        if (bad) {
-            fprintf(stderr, "qid eval: error: %s, got '%s'\n", bad, optarg);
-            return 2;
-        }
-    }
-    if (argc - optind != 2) {
-        fprintf(stderr, "qid eval: error: %s\n",
-                argc - optind < 2 ? "give a checkpoint and a token set" : "too many arguments");
-        usage(stderr);
-        return 2;
-    }
-    o.threads = (int)threads;
-    const char *ckpt = argv[optind], *tokens = argv[optind + 1];
-    qid_h5_silence();
-    qid_error err;
-    qid_error_clear(&err);
-    qid_eval_result r;
-    if (qid_eval_file(ckpt, tokens, &o, &r, &err)) {
-        fprintf(stderr, "qid eval: error: %s\n", err.msg);
-        qid_eval_result_free(&r);
-        return 1;
-    }
-    const size_t per = qid_scored_per_window(r.seq_len, r.score_from);
-    printf("checkpoint   %s\n", ckpt);
-    printf("token set    %s\n", tokens);
-    printf("windows      %zu x %zu tokens, %zu per pass\n", r.n_windows, r.seq_len, r.batch_windows);
-    printf("scoring      %s: %zu predictions a window\n", o.second_half ? "second half" : "every predicted token", per);
-    printf("loss         %.6f nats/token\n", r.loss);
-    printf("perplexity   %.4f\n", r.perplexity);
-    printf("tokens       %" PRId64 " scored, %" PRId64 " processed\n", r.tokens_scored, r.tokens_processed);
-    printf("seconds      %.3f (reading %.3f)\n", r.seconds, r.stats.read_s);
-    printf("tokens/s     %.1f\n", r.tokens_per_s);
-    printf("threads      %d OpenMP, kernels %s\n", omp_get_max_threads(), qid_k_impl_name());
-    printf("peak memory  %.1f MiB (maximum resident set)\n", (double)r.peak_rss_kb / 1024.0);
-    if (per_window)
-        for (size_t w = 0; w < r.n_windows; w++)
-            printf("window %zu nll %.9f tokens %" PRId64 "\n", w, r.window_nll[w], r.window_tokens[w]);
-    qid_eval_result_free(&r);
-    return 0;
 }

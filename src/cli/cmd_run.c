@@ -1,0 +1,70 @@
+/* cmd_run.c - `qid run JOB`: its usage, its options (cli_parse), MPI's
+ * start and end for the process (the only command that initializes MPI),
+ * and the one-line error when the run cannot start.
+ *
+ * Does not: schedule or run tasks (sweep.h), or print the dry-run grid
+ * itself (jobfile.h's qid_job_print_grid, called by the sweep on rank 0). */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+#include "error.h"
+#include "sweep.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: mpirun -np N qid run [--dry-run] [--progress-every S] [--threads T] JOB\n"
+                 "\n"
+                 "Runs every task of a job file (jobs/README.md): the 16-bit baseline and each quantizer\n"
+                 "setting of every checkpoint, and appends one row per task to the job's results store.\n"
+                 "Tasks already in the store are skipped, so rerunning a killed job finishes it.\n"
+                 "Rank 0 schedules and writes the store; the other ranks evaluate (one rank runs all).\n"
+                 "\n"
+                 "  --dry-run            print the task grid and its estimated cost, run nothing\n"
+                 "  --progress-every S   seconds between progress lines when stderr is not a terminal (30)\n"
+                 "  --threads T          threads per rank for evaluation (1); results depend on it\n"
+                 "  -h, --help           this text\n"
+                 "\n"
+                 "Exit status: 0 all tasks OK, 1 some task failed (recorded) or the run could not start, 2 usage.\n");
+}
+
+/* `qid run [--dry-run] [--progress-every S] [--threads T] JOB` (options
+ * before or after JOB). Collective over MPI_COMM_WORLD: calls MPI_Init and
+ * MPI_Finalize. Returns 0 when every task of this run finished OK (or
+ * nothing was left to do), 1 when some task failed (the rest still ran and
+ * the failures are in the store) or the run could not start (a bad job, a
+ * store locked by another run: one "qid run: error: ..." line on rank 0),
+ * 2 on bad usage. */
+int qid_run_main(int argc, char **argv)
+{
+    qid_sweep_opts o = {.progress_every = QID_SWEEP_PROGRESS_EVERY, .threads = 1};
+    const cli_opt opts[] = {
+        CLI_OPT_FLAG("dry-run", &o.dry_run),
+        CLI_OPT_REAL("progress-every", &o.progress_every, 0, 1e6, CLI_LO_OPEN, "seconds > 0"),
+        CLI_OPT_INT("threads", &o.threads, 1, 4096, "a count 1..4096"),
+    };
+    const cli_spec spec = {"run", usage, opts, sizeof opts / sizeof opts[0], 1, 1, "no job file given"};
+    char **args = qid_malloc(((size_t)argc + 1) * sizeof *args, "arguments");
+    int n_args = 0;
+    int rc = cli_parse(&spec, argc, argv, args, &n_args);
+    o.job_file = n_args > 0 ? args[0] : NULL;
+    free(args);
+    if (rc != CLI_OK) return rc == CLI_HELP ? 0 : rc;
+
+    int provided = 0;
+    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        return cli_fail("run", "MPI_Init failed");
+    QID_MPI(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+    int rank = 0;
+    QID_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    qid_log_set_rank(rank);
+
+    qid_error err;
+    qid_error_clear(&err);
+    qid_sweep_summary sum;
+    rc = qid_sweep_run(&o, &sum, &err);
+    if (rc && err.msg[0]) cli_fail("run", "%s", err.msg);
+    MPI_Finalize();
+    return rc || sum.failed ? 1 : 0;
+}
