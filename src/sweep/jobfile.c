@@ -656,7 +656,7 @@ static int add_quant(parser *p, qid_job_quant *q, int line, int micro_line)
         q->gptq.micro_block = 1; /* the job's 0 is plain GPTQ: gptq.h's 1 */
     size_t m = q->gptq.micro_block, b = q->spec.block;
     if (q->method == QID_JOB_METHOD_GPTQ && q->gptq.act_order && !q->gptq.static_groups &&
-        qid_quant_traits_of(q->spec.type)->kind != QID_QUANT_KIND_INT)
+        qid_quant_traits_of(q->spec.type)->fixed_blocks)
         return perr(p, line,
                     "act_order with %s needs static groups; expected static_groups = yes (or act_order = no) "
                     "for MX, NF4 and FP4 formats",
