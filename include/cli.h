@@ -112,13 +112,14 @@ typedef struct cli_spec {
 
 enum { CLI_OK = 0, CLI_HELP = -1, CLI_USAGE = 2 };
 
-/* Parses argv[1..argc-1] by spec: sets each option's dest, and points
- * args[0..*n_args-1] at the positional arguments in order (args has room
- * for argc entries). Returns CLI_OK; CLI_HELP after printing the usage on
- * stdout (the command exits 0); or CLI_USAGE after printing one error line
- * on stderr (the command exits 2). Options seen before an error keep the
- * values they were given. */
-int cli_parse(const cli_spec *spec, int argc, char **argv, char **args, int *n_args);
+/* Parses argv[1..argc-1] by spec: sets each option's dest (values point
+ * into the argument strings) and moves the positional arguments, in order,
+ * to argv[1..*n_args] (argv's slots are reused; the strings stay where they
+ * are). Returns CLI_OK; CLI_HELP after printing the usage on stdout (the
+ * command exits 0); or CLI_USAGE after printing one error line on stderr
+ * (the command exits 2). Options seen before an error keep the values they
+ * were given. */
+int cli_parse(const cli_spec *spec, int argc, char **argv, int *n_args);
 
 /* Prints "qid CMD: error: <message> (see 'qid CMD --help')" and returns
  * CLI_USAGE. For the checks across options that follow cli_parse. */

@@ -123,7 +123,7 @@ typedef struct demo {
     const char *out, *parity;
 } demo;
 
-static int run_parse(demo *d, char **args, int *n_args, const char *line, char **err)
+static int run_parse(demo *d, char ***args, int *n_args, const char *line, char **err)
 {
     const cli_opt opts[] = {
         CLI_OPT_FLAG("flag", &d->flag),
@@ -145,7 +145,8 @@ static int run_parse(demo *d, char **args, int *n_args, const char *line, char *
     argv[argc] = NULL;
     memset(d, 0, sizeof *d);
     tap_capture_begin();
-    int rc = cli_parse(&spec, argc, argv, args, n_args);
+    int rc = cli_parse(&spec, argc, argv, n_args);
+    *args = argv + 1;
     *err = tap_capture_end();
     return rc;
 }
@@ -153,10 +154,10 @@ static int run_parse(demo *d, char **args, int *n_args, const char *line, char *
 static void test_cli(void)
 {
     demo d;
-    char *args[32], *err = NULL;
+    char **args = NULL, *err = NULL;
     int n = 0;
     int rc =
-        run_parse(&d, args, &n, "--windows 8 a --tokens=3e11 -o out.h5 b --flag --seed 18446744073709551615", &err);
+        run_parse(&d, &args, &n, "--windows 8 a --tokens=3e11 -o out.h5 b --flag --seed 18446744073709551615", &err);
     ok(rc == CLI_OK && n == 2 && strcmp(args[0], "a") == 0 && strcmp(args[1], "b") == 0,
        "options before, between and after the positionals, in order");
     ok(d.windows == 8 && d.tokens == 300000000000LL && d.flag == 1 && d.seed == UINT64_MAX &&
@@ -165,7 +166,7 @@ static void test_cli(void)
     is_string("", err, "no output on success");
     free(err);
 
-    rc = run_parse(&d, args, &n, "a -oout.h5 --lr 1 --count 1e2 --parity odd -- --not-an-option", &err);
+    rc = run_parse(&d, &args, &n, "a -oout.h5 --lr 1 --count 1e2 --parity odd -- --not-an-option", &err);
     ok(rc == CLI_OK && n == 2 && strcmp(args[1], "--not-an-option") == 0 && strcmp(d.out, "out.h5") == 0 && d.lr == 1 &&
            d.count == 100 && strcmp(d.parity, "odd") == 0,
        "-oVALUE, a closed upper bound, 1e2 as a size, a callback, and '--' ending the options");
@@ -187,12 +188,12 @@ static void test_cli(void)
         {"a b c", "qid demo-cmd: error: unexpected argument 'c' (see 'qid demo-cmd --help')\n"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        rc = run_parse(&d, args, &n, bad[i].line, &err);
+        rc = run_parse(&d, &args, &n, bad[i].line, &err);
         ok(rc == CLI_USAGE, "'%s' is a usage error", bad[i].line);
         is_string(bad[i].msg, err, "'%s': one line naming the option", bad[i].line);
         free(err);
     }
-    rc = run_parse(&d, args, &n, "--help", &err);
+    rc = run_parse(&d, &args, &n, "--help", &err);
     ok(rc == CLI_HELP, "--help returns CLI_HELP");
     free(err);
 }

@@ -94,8 +94,9 @@ static int bad_value(const cli_spec *spec, const cli_opt *o, const char *value)
     return CLI_USAGE;
 }
 
-int cli_parse(const cli_spec *spec, int argc, char **argv, char **args, int *n_args)
+int cli_parse(const cli_spec *spec, int argc, char **argv, int *n_args)
 {
+    char **args = qid_calloc((size_t)argc + 1, sizeof *args, "positional arguments");
     const size_t n = spec->n_opts;
     struct option *longopts = qid_calloc(n + 2, sizeof *longopts, "option table");
     char shorts[2 * 64 + 8];
@@ -147,10 +148,14 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, char **args, int *n_a
     for (; rc == CLI_OK && optind < argc; optind++) /* after "--" */
         args[(*n_args)++] = argv[optind];
     free(longopts);
+    /* getopt's in-order mode does not permute argv, so its slots are free now */
+    for (int i = 0; i < *n_args; i++)
+        argv[1 + i] = args[i];
+    free(args);
     if (rc != CLI_OK) return rc;
     if (*n_args < spec->min_args)
         return cli_usage_error(spec->name, "%s", spec->args_hint ? spec->args_hint : "missing argument");
     if (spec->max_args >= 0 && *n_args > spec->max_args)
-        return cli_usage_error(spec->name, "unexpected argument '%s'", args[spec->max_args]);
+        return cli_usage_error(spec->name, "unexpected argument '%s'", argv[1 + spec->max_args]);
     return CLI_OK;
 }

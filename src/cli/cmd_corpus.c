@@ -153,10 +153,9 @@ int qid_corpus_main(int argc, char **argv)
         CLI_OPT_FLAG("info", &info),
     };
     const cli_spec spec = {"corpus", usage, opts, sizeof opts / sizeof opts[0], 0, -1, NULL};
-    char **args = qid_calloc((size_t)argc + 1, sizeof *args, "arguments");
-    int n_args = 0, rc = cli_parse(&spec, argc, argv, args, &n_args);
+    int n_args = 0, rc = cli_parse(&spec, argc, argv, &n_args);
+    char **args = argv + 1; /* the positional arguments */
     const char *extra = n_args > 0 ? args[0] : NULL;
-    free(args);
     if (rc == CLI_HELP) return 0;
     if (rc != CLI_OK) return rc;
 

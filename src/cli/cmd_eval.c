@@ -49,15 +49,12 @@ int qid_eval_main(int argc, char **argv)
     };
     const cli_spec spec = {
         "eval", usage, opts, sizeof opts / sizeof opts[0], 2, 2, "give a checkpoint and a token set"};
-    char **args = qid_malloc(((size_t)argc + 1) * sizeof *args, "arguments");
-    int n_args = 0;
-    int rc = cli_parse(&spec, argc, argv, args, &n_args);
+    int n_args = 0, rc = cli_parse(&spec, argc, argv, &n_args);
+    char **args = argv + 1; /* the positional arguments */
     if (rc != CLI_OK) {
-        free(args);
         return rc == CLI_HELP ? 0 : rc;
     }
     const char *ckpt = args[0], *tokens = args[1];
-    free(args);
     qid_error err;
     qid_error_clear(&err);
     qid_eval_result r;

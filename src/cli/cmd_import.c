@@ -60,10 +60,9 @@ int qid_import_main(int argc, char **argv)
         CLI_OPT_FLAG("force", &o.force),
     };
     const cli_spec spec = {"import", usage, opts, sizeof opts / sizeof opts[0], 0, -1, NULL};
-    char **args = qid_calloc((size_t)argc + 1, sizeof *args, "arguments");
-    int n_args = 0, rc = cli_parse(&spec, argc, argv, args, &n_args);
-    if (n_args > 0) o.dir = args[0]; /* points into argv */
-    free(args);
+    int n_args = 0, rc = cli_parse(&spec, argc, argv, &n_args);
+    char **args = argv + 1; /* the positional arguments */
+    if (n_args > 0) o.dir = args[0];
     if (rc == CLI_HELP) return 0;
     if (rc != CLI_OK) return rc;
     const char *why = !from                              ? "--from safetensors is required"

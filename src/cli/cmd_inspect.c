@@ -92,14 +92,13 @@ int qid_inspect_main(int argc, char **argv)
         {"tensors", 't', CLI_FLAG, &tensors, 0, 0, 0, NULL, NULL},
     };
     const cli_spec spec = {"inspect", usage, opts, sizeof opts / sizeof opts[0], 1, -1, "no file given"};
-    char **args = qid_calloc((size_t)argc + 1, sizeof *args, "arguments");
-    int n_args = 0, rc = cli_parse(&spec, argc, argv, args, &n_args);
+    int n_args = 0, rc = cli_parse(&spec, argc, argv, &n_args);
+    char **args = argv + 1; /* the positional arguments */
     int status = rc == CLI_HELP ? 0 : rc;
     for (int i = 0; rc == CLI_OK && i < n_args; i++) {
         qid_error err;
         qid_error_clear(&err);
         if (inspect_one(args[i], tensors, &err)) status = cli_fail("inspect", "%s", err.msg);
     }
-    free(args);
     return status;
 }

@@ -92,11 +92,9 @@ int qid_quantize_main(int argc, char **argv)
         CLI_OPT_FLAG("force", &force),
     };
     const cli_spec spec = {"quantize", usage, opts, sizeof opts / sizeof opts[0], 1, 1, "no checkpoint given"};
-    char **args = qid_calloc(argc > 0 ? (size_t)argc : 1, sizeof *args, "command-line arguments");
-    int n_args = 0;
-    int rc = cli_parse(&spec, argc, argv, args, &n_args);
+    int n_args = 0, rc = cli_parse(&spec, argc, argv, &n_args);
+    char **args = argv + 1; /* the positional arguments */
     const char *in = n_args > 0 ? args[0] : NULL;
-    free(args);
     if (rc == CLI_HELP) return 0;
     if (rc) return rc;
     if (!format) return cli_usage_error("quantize", "no format given (--format F)");

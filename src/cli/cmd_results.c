@@ -300,10 +300,9 @@ int qid_results_main(int argc, char **argv)
         CLI_OPT_STR("columns", &column_list),
     };
     const cli_spec spec = {"results", usage, opts, sizeof opts / sizeof opts[0], 1, -1, "no results store given"};
-    char **args = qid_calloc((size_t)argc + 1, sizeof *args, "arguments");
-    int n_args = 0, rc = cli_parse(&spec, argc, argv, args, &n_args);
+    int n_args = 0, rc = cli_parse(&spec, argc, argv, &n_args);
+    char **args = argv + 1; /* the positional arguments */
     const char *store = n_args > 0 ? args[0] : NULL, *extra = n_args > 1 ? args[1] : NULL; /* point into argv */
-    free(args);
     if (rc == CLI_HELP) return 0;
     if (rc != CLI_OK) return rc;
     if (extra) return cli_usage_error("results", "one results store at a time ('%s' is extra)", extra);

@@ -45,11 +45,9 @@ int qid_run_main(int argc, char **argv)
         CLI_OPT_INT("threads", &o.threads, 1, 4096, "a count 1..4096"),
     };
     const cli_spec spec = {"run", usage, opts, sizeof opts / sizeof opts[0], 1, 1, "no job file given"};
-    char **args = qid_malloc(((size_t)argc + 1) * sizeof *args, "arguments");
-    int n_args = 0;
-    int rc = cli_parse(&spec, argc, argv, args, &n_args);
+    int n_args = 0, rc = cli_parse(&spec, argc, argv, &n_args);
+    char **args = argv + 1; /* the positional arguments */
     o.job_file = n_args > 0 ? args[0] : NULL;
-    free(args);
     if (rc != CLI_OK) return rc == CLI_HELP ? 0 : rc;
 
     int provided = 0;

@@ -68,11 +68,10 @@ int qid_tokens_main(int argc, char **argv)
         CLI_OPT_STR("from", &o.input),
     };
     const cli_spec spec = {"tokens", usage, opts, sizeof opts / sizeof opts[0], 0, -1, NULL};
-    char **args = qid_calloc((size_t)argc + 1, sizeof *args, "arguments");
-    int n_args = 0, rc = cli_parse(&spec, argc, argv, args, &n_args);
+    int n_args = 0, rc = cli_parse(&spec, argc, argv, &n_args);
+    char **args = argv + 1;                           /* the positional arguments */
     const int extra = n_args + (o.input != NULL) > 1; /* --from INPUT or INPUT, not both nor two */
-    if (!o.input && n_args > 0) o.input = args[0];    /* points into argv */
-    free(args);
+    if (!o.input && n_args > 0) o.input = args[0];
     if (rc == CLI_HELP) return 0;
     if (rc != CLI_OK) return rc;
     int u16 = dtype && strcmp(dtype, "uint16") == 0, u32 = dtype && strcmp(dtype, "uint32") == 0;

@@ -139,9 +139,7 @@ int qid_train_main(int argc, char **argv)
         {"output", 'o', CLI_STR, &o.out_dir, 0, 0, 0, NULL, NULL},
     };
     const cli_spec spec = {"train", usage, opts, sizeof opts / sizeof opts[0], 0, 0, NULL};
-    char **args = qid_calloc((size_t)argc + 1, sizeof *args, "arguments");
-    int n_args = 0, rc = cli_parse(&spec, argc, argv, args, &n_args);
-    free(args);
+    int n_args = 0, rc = cli_parse(&spec, argc, argv, &n_args);
     o.save = save.steps;
     o.n_save = save.n;
     const char *missing = !o.train_path ? "give the train token set (--train TOKENS)"
