@@ -34,6 +34,7 @@
 #ifndef QID_FIT_H
 #define QID_FIT_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,6 +65,11 @@ typedef struct qid_fit_law {
 /* Ouyang et al. (2024) unified law: k 0.017, alpha 0.2261, beta 0.5251,
  * gamma 5.4967. */
 extern const qid_fit_law QID_FIT_LAW_OUYANG;
+
+/* The coefficients by index j = 0..3: k, alpha, beta, gamma (the names
+ * under which /fits stores them). */
+extern const char *const qid_fit_law_names[4];
+double qid_fit_law_coef(const qid_fit_law *law, int j);
 
 /* Free-parameter mask bits (qid_fit_opts.free). */
 enum {
@@ -373,5 +379,13 @@ double qid_fit_candidate_bytes(const qid_fit_candidate *c);
  * the lowest loss within the budget. Candidates with a non-finite field are
  * skipped. */
 size_t qid_fit_pareto(const qid_fit_candidate *c, size_t n, double budget_bytes, size_t *idx);
+
+/* ---- notes and warnings ------------------------------------------------ */
+
+/* Appends a printf-formatted item to the "; "-separated list in buf[cap]
+ * (cut short when full): how the fits collect warnings and notes for the
+ * commands to print. */
+void qid_fit_list_add(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void qid_fit_list_vadd(char *buf, size_t cap, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 
 #endif
