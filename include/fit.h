@@ -34,7 +34,6 @@
 #ifndef QID_FIT_H
 #define QID_FIT_H
 
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -386,6 +385,8 @@ size_t qid_fit_pareto(const qid_fit_candidate *c, size_t n, double budget_bytes,
  * (cut short when full): how the fits collect warnings and notes for the
  * commands to print. */
 void qid_fit_list_add(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void qid_fit_list_vadd(char *buf, size_t cap, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+
+/* The same, counting the item in *count: a warning of a report. */
+void qid_fit_warn_add(char *buf, size_t cap, size_t *count, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 #endif

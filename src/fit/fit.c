@@ -366,7 +366,8 @@ size_t qid_fit_pareto(const qid_fit_candidate *c, size_t n, double budget_bytes,
 
 /* ---- notes and warnings ------------------------------------------------- */
 
-void qid_fit_list_vadd(char *buf, size_t cap, const char *fmt, va_list ap)
+static void list_vadd(char *buf, size_t cap, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+static void list_vadd(char *buf, size_t cap, const char *fmt, va_list ap)
 {
     size_t len = strlen(buf);
     if (len && len + 2 < cap) strcat(buf, "; "), len += 2;
@@ -377,6 +378,15 @@ void qid_fit_list_add(char *buf, size_t cap, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    qid_fit_list_vadd(buf, cap, fmt, ap);
+    list_vadd(buf, cap, fmt, ap);
     va_end(ap);
+}
+
+void qid_fit_warn_add(char *buf, size_t cap, size_t *count, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    list_vadd(buf, cap, fmt, ap);
+    va_end(ap);
+    (*count)++;
 }

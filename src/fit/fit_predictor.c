@@ -11,7 +11,6 @@
 #include <ctype.h>
 #include <hdf5.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,171 +189,238 @@ static int wanted_quant_row(const qid_result *r, const qid_predictor_opts *o)
     return r->params > 0 && r->elem_bits > 0 && isfinite(r->loss);
 }
 
-int qid_predictor_data_build(const qid_result *rows, size_t n, const qid_predictor_opts *o, qid_predictor_data *out,
-                             qid_error *err)
+/* The feature table of a store while the examples are built. */
+typedef struct feature_table {
+    const qid_result *rows;
+    size_t n;
+    unsigned char *counts;                 /* the rows that count */
+    double radii[QID_PREDICTOR_MAX_RADII]; /* the probe radii of the store, sorted, distinct */
+    size_t n_radii, n_radii_over;
+    size_t nf_all;       /* F_FIXED + n_radii */
+    double *full;        /* m x nf_all, NaN where unknown */
+    double *l16;         /* each candidate row's 16-bit loss */
+    size_t *idx;         /* its index in rows */
+    size_t m;            /* candidate rows */
+    unsigned char *keep; /* per column: kept */
+    unsigned char *use;  /* per candidate row: an example */
+    size_t kept;         /* examples */
+} feature_table;
+
+static void feature_table_free(feature_table *t)
 {
-    memset(out, 0, sizeof *out);
-    unsigned char *counts = qid_fit_rows_that_count(rows, n);
-    /* The probe radii of the store (sorted, distinct). */
-    double radii[QID_PREDICTOR_MAX_RADII], rr[QID_PREDICTOR_MAX_RADII], rm[QID_PREDICTOR_MAX_RADII];
-    size_t n_radii = 0, n_radii_over = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!counts[i] || strcmp(str(rows[i].method), "probes") != 0) continue;
-        size_t k = parse_probes(str(rows[i].options), rr, rm, QID_PREDICTOR_MAX_RADII);
+    free(t->keep), free(t->use), free(t->full), free(t->l16), free(t->idx), free(t->counts);
+}
+
+static void feature_name(const feature_table *t, size_t j, char *buf, size_t len)
+{
+    if (j < F_FIXED)
+        snprintf(buf, len, "%s", fixed_names[j]);
+    else
+        snprintf(buf, len, "probe_dloss_r%g", t->radii[j - F_FIXED]);
+}
+
+/* The probe radii of the store's probes rows (sorted, distinct, at most QID_PREDICTOR_MAX_RADII). */
+static void probe_radii(feature_table *t)
+{
+    double rr[QID_PREDICTOR_MAX_RADII], rm[QID_PREDICTOR_MAX_RADII];
+    for (size_t i = 0; i < t->n; i++) {
+        if (!t->counts[i] || strcmp(str(t->rows[i].method), "probes") != 0) continue;
+        size_t k = parse_probes(str(t->rows[i].options), rr, rm, QID_PREDICTOR_MAX_RADII);
         for (size_t j = 0; j < k; j++) {
             size_t a = 0;
-            while (a < n_radii && !qid_fit_same(radii[a], rr[j]))
+            while (a < t->n_radii && !qid_fit_same(t->radii[a], rr[j]))
                 a++;
-            if (a < n_radii) continue;
-            if (n_radii == QID_PREDICTOR_MAX_RADII) {
-                n_radii_over++;
+            if (a < t->n_radii) continue;
+            if (t->n_radii == QID_PREDICTOR_MAX_RADII) {
+                t->n_radii_over++;
                 continue;
             }
-            size_t b = n_radii++;
-            while (b > 0 && radii[b - 1] > rr[j]) {
-                radii[b] = radii[b - 1];
+            size_t b = t->n_radii++;
+            while (b > 0 && t->radii[b - 1] > rr[j]) {
+                t->radii[b] = t->radii[b - 1];
                 b--;
             }
-            radii[b] = rr[j];
+            t->radii[b] = rr[j];
         }
     }
-    size_t nf_all = F_FIXED + n_radii;
-    size_t cap = n ? n : 1;
-    double *full = qid_malloc(qid_mul_size(cap, nf_all * sizeof *full), "predictor: features");
-    double *l16 = qid_malloc(qid_mul_size(cap, sizeof *l16), "predictor: 16-bit losses");
-    size_t *idx = qid_malloc(qid_mul_size(cap, sizeof *idx), "predictor: rows");
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        const qid_result *r = &rows[i];
-        if (!counts[i] || !wanted_quant_row(r, o)) continue;
+    t->nf_all = F_FIXED + t->n_radii;
+}
+
+/* The 16-bit loss of row r: its loss16, else the loss of the baseline row of the same checkpoint and windows. */
+static double row_loss16(const feature_table *t, const qid_result *r)
+{
+    double base = r->loss16;
+    if (isfinite(base)) return base;
+    for (size_t j = 0; j < t->n; j++) {
+        const qid_result *b = &t->rows[j];
+        if (t->counts[j] && strcmp(str(b->method), "baseline") == 0 && qid_fit_same_checkpoint(b, r) &&
+            strcmp(str(b->eval_sha256), str(r->eval_sha256)) == 0 &&
+            strcmp(str(b->eval_protocol), str(r->eval_protocol)) == 0 && isfinite(b->loss))
+            base = b->loss;
+    }
+    return base;
+}
+
+/* The features f[nf_all] of quantizer row r whose 16-bit loss is base (NaN where unknown). */
+static void feature_row(const feature_table *t, const qid_result *r, double base, double *f)
+{
+    for (size_t j = 0; j < t->nf_all; j++)
+        f[j] = NAN;
+    f[F_LOG_N] = log10((double)r->params);
+    if (r->tokens_seen > 0) f[F_LOG_D] = log10((double)r->tokens_seen);
+    f[F_LOSS16] = base;
+    int gptq = strcmp(str(r->method), "gptq") == 0;
+    if (!gptq) f[F_SQNR] = r->sqnr_db;
+    for (size_t j = 0; j < t->n && gptq; j++) {
+        const qid_result *q = &t->rows[j];
+        if (t->counts[j] && strcmp(str(q->method), "rtn") == 0 && qid_fit_same_checkpoint(q, r) &&
+            strcmp(str(q->format), str(r->format)) == 0 && q->status == QID_RESULT_OK)
+            f[F_SQNR] = q->sqnr_db;
+    }
+    if (!isfinite(f[F_SQNR])) f[F_SQNR] = NAN;
+    f[F_ELEM] = r->elem_bits;
+    qid_quant_spec spec;
+    qid_error pe;
+    qid_error_clear(&pe);
+    int parsed = qid_quant_parse(str(r->format), &spec, &pe) == QID_OK;
+    int64_t block = r->block >= 0 ? r->block : parsed ? (int64_t)spec.block : -1;
+    if (block >= 0) f[F_SCALES] = block > 0 ? 1.0 / (double)block : 0.0;
+    if (parsed) {
+        for (int c = F_INT; c <= F_FP4; c++)
+            f[c] = 0;
+        f[family_column(spec.type)] = 1;
+    }
+    f[F_GPTQ] = gptq;
+    double rr[QID_PREDICTOR_MAX_RADII], rm[QID_PREDICTOR_MAX_RADII];
+    for (size_t j = 0; j < t->n && t->n_radii; j++) {
+        const qid_result *q = &t->rows[j];
+        if (!t->counts[j] || strcmp(str(q->method), "probes") != 0 || !qid_fit_same_checkpoint(q, r)) continue;
+        size_t k = parse_probes(str(q->options), rr, rm, QID_PREDICTOR_MAX_RADII);
+        for (size_t a = 0; a < k; a++)
+            for (size_t b = 0; b < t->n_radii; b++)
+                if (qid_fit_same(t->radii[b], rr[a])) f[F_FIXED + b] = rm[a] - base;
+    }
+}
+
+/* Every quantizer row that counts and passes o with a 16-bit loss: its features. */
+static void collect_rows(feature_table *t, const qid_predictor_opts *o, qid_predictor_data *out)
+{
+    size_t cap = t->n ? t->n : 1;
+    t->full = qid_malloc(qid_mul_size(cap, t->nf_all * sizeof *t->full), "predictor: features");
+    t->l16 = qid_malloc(qid_mul_size(cap, sizeof *t->l16), "predictor: 16-bit losses");
+    t->idx = qid_malloc(qid_mul_size(cap, sizeof *t->idx), "predictor: rows");
+    for (size_t i = 0; i < t->n; i++) {
+        const qid_result *r = &t->rows[i];
+        if (!t->counts[i] || !wanted_quant_row(r, o)) continue;
         out->n_considered++;
-        double base = r->loss16;
-        if (!isfinite(base)) /* the baseline row of the same checkpoint and windows */
-            for (size_t j = 0; j < n; j++)
-                if (counts[j] && strcmp(str(rows[j].method), "baseline") == 0 && qid_fit_same_checkpoint(&rows[j], r) &&
-                    strcmp(str(rows[j].eval_sha256), str(r->eval_sha256)) == 0 &&
-                    strcmp(str(rows[j].eval_protocol), str(r->eval_protocol)) == 0 && isfinite(rows[j].loss))
-                    base = rows[j].loss;
+        double base = row_loss16(t, r);
         if (!isfinite(base)) {
             out->n_no_loss16++;
             continue;
         }
-        double *f = full + m * nf_all;
-        for (size_t j = 0; j < nf_all; j++)
-            f[j] = NAN;
-        f[F_LOG_N] = log10((double)r->params);
-        if (r->tokens_seen > 0) f[F_LOG_D] = log10((double)r->tokens_seen);
-        f[F_LOSS16] = base;
-        int gptq = strcmp(str(r->method), "gptq") == 0;
-        if (!gptq) f[F_SQNR] = r->sqnr_db;
-        for (size_t j = 0; j < n && gptq; j++)
-            if (counts[j] && strcmp(str(rows[j].method), "rtn") == 0 && qid_fit_same_checkpoint(&rows[j], r) &&
-                strcmp(str(rows[j].format), str(r->format)) == 0 && rows[j].status == QID_RESULT_OK)
-                f[F_SQNR] = rows[j].sqnr_db;
-        if (!isfinite(f[F_SQNR])) f[F_SQNR] = NAN;
-        f[F_ELEM] = r->elem_bits;
-        qid_quant_spec spec;
-        qid_error pe;
-        qid_error_clear(&pe);
-        int parsed = qid_quant_parse(str(r->format), &spec, &pe) == QID_OK;
-        int64_t block = r->block >= 0 ? r->block : parsed ? (int64_t)spec.block : -1;
-        if (block >= 0) f[F_SCALES] = block > 0 ? 1.0 / (double)block : 0.0;
-        if (parsed) {
-            for (int c = F_INT; c <= F_FP4; c++)
-                f[c] = 0;
-            f[family_column(spec.type)] = 1;
-        }
-        f[F_GPTQ] = gptq;
-        for (size_t j = 0; j < n && n_radii; j++) {
-            if (!counts[j] || strcmp(str(rows[j].method), "probes") != 0 || !qid_fit_same_checkpoint(&rows[j], r))
-                continue;
-            size_t k = parse_probes(str(rows[j].options), rr, rm, QID_PREDICTOR_MAX_RADII);
-            for (size_t a = 0; a < k; a++)
-                for (size_t b = 0; b < n_radii; b++)
-                    if (qid_fit_same(radii[b], rr[a])) f[F_FIXED + b] = rm[a] - base;
-        }
-        l16[m] = base;
-        idx[m++] = i;
+        feature_row(t, r, base, t->full + t->m * t->nf_all);
+        t->l16[t->m] = base;
+        t->idx[t->m++] = i;
     }
-    /* Columns: a feature most rows lack is dropped; the rows that lack a kept one are left out. */
-    unsigned char *keep = qid_calloc(nf_all ? nf_all : 1, 1, "predictor: kept features");
-    unsigned char *use = qid_calloc(cap, 1, "predictor: kept rows");
+}
+
+/* Columns: a feature most rows lack is dropped; the rows that lack a kept one are left out; a feature the same on
+ * every kept row informs nothing. The notes say which and why. */
+static void select_columns(feature_table *t, qid_predictor_data *out)
+{
+    size_t m = t->m, nf_all = t->nf_all;
+    t->keep = qid_calloc(nf_all ? nf_all : 1, 1, "predictor: kept features");
+    t->use = qid_calloc(t->n ? t->n : 1, 1, "predictor: kept rows");
     char name[32];
     for (size_t j = 0; j < nf_all; j++) {
         size_t avail = 0;
         for (size_t i = 0; i < m; i++)
-            avail += isfinite(full[i * nf_all + j]) != 0;
-        if (j < F_FIXED)
-            snprintf(name, sizeof name, "%s", fixed_names[j]);
-        else
-            snprintf(name, sizeof name, "probe_dloss_r%g", radii[j - F_FIXED]);
-        keep[j] = m > 0 && 2 * avail >= m;
-        if (keep[j] || m == 0) continue;
+            avail += isfinite(t->full[i * nf_all + j]) != 0;
+        feature_name(t, j, name, sizeof name);
+        t->keep[j] = m > 0 && 2 * avail >= m;
+        if (t->keep[j] || m == 0) continue;
         if (avail > 0)
             qid_fit_list_add(out->notes, sizeof out->notes, "%s dropped: known for %zu of %zu rows", name, avail, m);
         else
             qid_fit_list_add(out->notes, sizeof out->notes, "%s dropped: unknown for every row%s", name,
                              j == F_SQNR ? " (no RTN row of the same checkpoint and format has an SQNR)" : "");
     }
-    if (n_radii_over)
+    if (t->n_radii_over)
         qid_fit_list_add(out->notes, sizeof out->notes, "only the %d smallest probe radii are used",
                          QID_PREDICTOR_MAX_RADII);
-    size_t kept = 0;
     for (size_t i = 0; i < m; i++) {
         int okrow = 1;
         for (size_t j = 0; j < nf_all; j++)
-            if (keep[j] && !isfinite(full[i * nf_all + j])) okrow = 0;
-        use[i] = (unsigned char)okrow;
-        kept += (size_t)okrow;
+            if (t->keep[j] && !isfinite(t->full[i * nf_all + j])) okrow = 0;
+        t->use[i] = (unsigned char)okrow;
+        t->kept += (size_t)okrow;
         out->n_missing += (size_t)!okrow;
     }
-    /* A feature the same on every kept row informs nothing. */
     char same[256] = "";
     for (size_t j = 0; j < nf_all; j++) {
-        if (!keep[j]) continue;
+        if (!t->keep[j]) continue;
         double first = NAN;
         int varies = 0;
         for (size_t i = 0; i < m; i++) {
-            if (!use[i]) continue;
-            double v = full[i * nf_all + j];
+            if (!t->use[i]) continue;
+            double v = t->full[i * nf_all + j];
             if (isnan(first))
                 first = v;
             else if (v != first)
                 varies = 1;
         }
         if (!varies) {
-            keep[j] = 0;
+            t->keep[j] = 0;
             if (j < F_INT || j > F_FP4) /* absent format families need no mention */
                 snprintf(same + strlen(same), sizeof same - strlen(same), "%s%s", same[0] ? "," : "",
                          j < F_FIXED ? fixed_names[j] : "probe losses");
         }
     }
-    if (same[0] && kept) qid_fit_list_add(out->notes, sizeof out->notes, "the same on every row, not used: %s", same);
-    size_t nf = 0;
-    for (size_t j = 0; j < nf_all; j++)
-        if (keep[j]) {
-            if (j < F_FIXED)
-                snprintf(out->feat[nf], sizeof out->feat[nf], "%s", fixed_names[j]);
-            else
-                snprintf(out->feat[nf], sizeof out->feat[nf], "probe_dloss_r%g", radii[j - F_FIXED]);
-            nf++;
-        }
-    int rc = QID_OK;
-    if (kept < QID_PREDICTOR_MIN_ROWS) {
-        rc = qid_error_set(err, QID_E_INVALID,
-                           "too few examples for the predictor: %zu (needs at least %d; %zu quantizer rows pass the "
-                           "filters, %zu without a 16-bit loss, %zu missing a feature)",
-                           kept, QID_PREDICTOR_MIN_ROWS, out->n_considered, out->n_no_loss16, out->n_missing);
-    } else if (nf == 0) {
-        rc = qid_error_set(err, QID_E_INVALID, "no feature varies across the %zu examples: nothing to predict from",
-                           kept);
+    if (same[0] && t->kept)
+        qid_fit_list_add(out->notes, sizeof out->notes, "the same on every row, not used: %s", same);
+}
+
+/* Renumbers the groups of the examples so that ids follow the names' order (tables read alphabetically). */
+static void sort_groups(qid_predictor_data *out)
+{
+    char **sorted = qid_malloc(qid_mul_size(out->n_groups, sizeof *sorted), "predictor: group names");
+    memcpy(sorted, out->groups, out->n_groups * sizeof *sorted);
+    qsort(sorted, out->n_groups, sizeof *sorted, cmp_str);
+    int *remap = qid_malloc(qid_mul_size(out->n_groups, sizeof *remap), "predictor: group order");
+    for (size_t g = 0; g < out->n_groups; g++)
+        for (size_t h = 0; h < out->n_groups; h++)
+            if (sorted[h] == out->groups[g]) remap[g] = (int)h;
+    for (size_t i = 0; i < out->n_rows; i++)
+        out->group[i] = remap[out->group[i]];
+    free(out->groups);
+    out->groups = sorted;
+    free(remap);
+}
+
+/* The index of the example's group (family or model) of row r, adding it when new. */
+static int example_group(qid_predictor_data *out, const qid_result *r, const qid_predictor_opts *o)
+{
+    char fam[160];
+    if (o->holdout == QID_PREDICTOR_BY_MODEL)
+        snprintf(fam, sizeof fam, "%s", r->model && r->model[0] ? r->model : "unknown");
+    else
+        qid_predictor_family(r->model, fam, sizeof fam);
+    size_t g = 0;
+    while (g < out->n_groups && strcmp(out->groups[g], fam) != 0)
+        g++;
+    if (g == out->n_groups) {
+        out->groups = qid_realloc(out->groups, (out->n_groups + 1) * sizeof *out->groups, "predictor: groups");
+        out->groups[out->n_groups++] = qid_strdup(fam);
     }
-    if (rc) {
-        size_t a = out->n_considered, b = out->n_no_loss16, c = out->n_missing;
-        qid_predictor_data_free(out);
-        out->n_considered = a, out->n_no_loss16 = b, out->n_missing = c;
-        goto done;
-    }
+    return (int)g;
+}
+
+/* The examples: the kept columns of the used rows, targets, groups. */
+static void fill_examples(const feature_table *t, const qid_predictor_opts *o, qid_predictor_data *out)
+{
+    size_t kept = t->kept, nf = 0;
+    for (size_t j = 0; j < t->nf_all; j++)
+        if (t->keep[j]) feature_name(t, j, out->feat[nf++], sizeof out->feat[0]);
     out->n_rows = kept;
     out->n_feat = nf;
     out->x = qid_malloc(qid_mul_size(kept, nf * sizeof *out->x), "predictor: feature matrix");
@@ -363,53 +429,57 @@ int qid_predictor_data_build(const qid_result *rows, size_t n, const qid_predict
         *cols[c] = qid_malloc(qid_mul_size(kept, sizeof **cols[c]), "predictor: example column");
     out->group = qid_malloc(qid_mul_size(kept, sizeof *out->group), "predictor: groups");
     out->row = qid_malloc(qid_mul_size(kept, sizeof *out->row), "predictor: rows");
-    char fam[160];
     size_t k = 0;
-    for (size_t i = 0; i < m; i++) {
-        if (!use[i]) continue;
-        const qid_result *r = &rows[idx[i]];
+    for (size_t i = 0; i < t->m; i++) {
+        if (!t->use[i]) continue;
+        const qid_result *r = &t->rows[t->idx[i]];
         size_t c = 0;
-        for (size_t j = 0; j < nf_all; j++)
-            if (keep[j]) out->x[k * nf + c++] = full[i * nf_all + j];
+        for (size_t j = 0; j < t->nf_all; j++)
+            if (t->keep[j]) out->x[k * nf + c++] = t->full[i * t->nf_all + j];
         out->loss[k] = r->loss;
-        out->loss16[k] = l16[i];
-        out->y[k] = o->target == QID_PREDICTOR_TARGET_LOSS ? r->loss : r->loss - l16[i];
+        out->loss16[k] = t->l16[i];
+        out->y[k] = o->target == QID_PREDICTOR_TARGET_LOSS ? r->loss : r->loss - t->l16[i];
         out->n[k] = (double)r->params;
         out->d[k] = r->tokens_seen > 0 ? (double)r->tokens_seen : NAN;
         out->bits[k] = r->bits;
         out->elem[k] = r->elem_bits;
-        out->row[k] = idx[i];
-        if (o->holdout == QID_PREDICTOR_BY_MODEL)
-            snprintf(fam, sizeof fam, "%s", r->model && r->model[0] ? r->model : "unknown");
-        else
-            qid_predictor_family(r->model, fam, sizeof fam);
-        size_t g = 0;
-        while (g < out->n_groups && strcmp(out->groups[g], fam) != 0)
-            g++;
-        if (g == out->n_groups) {
-            out->groups = qid_realloc(out->groups, (out->n_groups + 1) * sizeof *out->groups, "predictor: groups");
-            out->groups[out->n_groups++] = qid_strdup(fam);
-        }
-        out->group[k++] = (int)g;
+        out->row[k] = t->idx[i];
+        out->group[k++] = example_group(out, r, o);
     }
-    /* Group ids in name order, so tables read alphabetically. */
-    char **sorted = qid_malloc(qid_mul_size(out->n_groups, sizeof *sorted), "predictor: group names");
-    memcpy(sorted, out->groups, out->n_groups * sizeof *sorted);
-    qsort(sorted, out->n_groups, sizeof *sorted, cmp_str);
-    int *remap = qid_malloc(qid_mul_size(out->n_groups, sizeof *remap), "predictor: group order");
-    for (size_t g = 0; g < out->n_groups; g++)
-        for (size_t h = 0; h < out->n_groups; h++)
-            if (sorted[h] == out->groups[g]) remap[g] = (int)h;
-    for (size_t i = 0; i < kept; i++)
-        out->group[i] = remap[out->group[i]];
-    free(out->groups);
-    out->groups = sorted;
-    free(remap);
-done:
-    free(keep), free(use), free(full), free(l16), free(idx), free(counts);
-    return rc;
+    sort_groups(out);
 }
 
+int qid_predictor_data_build(const qid_result *rows, size_t n, const qid_predictor_opts *o, qid_predictor_data *out,
+                             qid_error *err)
+{
+    memset(out, 0, sizeof *out);
+    feature_table t = {.rows = rows, .n = n, .counts = qid_fit_rows_that_count(rows, n)};
+    probe_radii(&t);
+    collect_rows(&t, o, out);
+    select_columns(&t, out);
+    size_t nf = 0;
+    for (size_t j = 0; j < t.nf_all; j++)
+        nf += t.keep[j];
+    int rc = QID_OK;
+    if (t.kept < QID_PREDICTOR_MIN_ROWS) {
+        rc = qid_error_set(err, QID_E_INVALID,
+                           "too few examples for the predictor: %zu (needs at least %d; %zu quantizer rows pass the "
+                           "filters, %zu without a 16-bit loss, %zu missing a feature)",
+                           t.kept, QID_PREDICTOR_MIN_ROWS, out->n_considered, out->n_no_loss16, out->n_missing);
+    } else if (nf == 0) {
+        rc = qid_error_set(err, QID_E_INVALID, "no feature varies across the %zu examples: nothing to predict from",
+                           t.kept);
+    }
+    if (rc) {
+        size_t a = out->n_considered, b = out->n_no_loss16, c = out->n_missing;
+        qid_predictor_data_free(out);
+        out->n_considered = a, out->n_no_loss16 = b, out->n_missing = c;
+    } else {
+        fill_examples(&t, o, out);
+    }
+    feature_table_free(&t);
+    return rc;
+}
 /* ---- candidates of the frontier ------------------------------------------------------ */
 
 static int cmp_cand(const void *a, const void *b)
@@ -465,15 +535,8 @@ void qid_predictor_report_free(qid_predictor_report *rep)
     memset(rep, 0, sizeof *rep);
 }
 
-static void warn_add(qid_predictor_report *rep, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void warn_add(qid_predictor_report *rep, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    qid_fit_list_vadd(rep->warnings, sizeof rep->warnings, fmt, ap);
-    va_end(ap);
-    rep->n_warnings++;
-}
+/* Adds a warning to rep->warnings. */
+#define WARN(rep, ...) qid_fit_warn_add((rep)->warnings, sizeof(rep)->warnings, &(rep)->n_warnings, __VA_ARGS__)
 
 double qid_predictor_as_loss(const qid_predictor_report *rep, const qid_predictor_opts *o, size_t i, double p)
 {
@@ -504,12 +567,11 @@ int qid_predictor_fit(const qid_result *rows, size_t n, const qid_predictor_opts
         ss += (rep->logo.fit_forest[i] - d->y[i]) * (rep->logo.fit_forest[i] - d->y[i]);
     rep->rmse_train = sqrt(ss / (double)d->n_rows);
     if (d->n_rows < QID_PREDICTOR_FEW_ROWS)
-        warn_add(rep, "few examples: %zu (fewer than %d); the errors and importances are unreliable", d->n_rows,
-                 QID_PREDICTOR_FEW_ROWS);
+        WARN(rep, "few examples: %zu (fewer than %d); the errors and importances are unreliable", d->n_rows,
+             QID_PREDICTOR_FEW_ROWS);
     if (!(rep->logo.rmse_forest < rep->logo.rmse_mean))
-        warn_add(rep, "the forest does not beat the training-mean predictor on held-out %s (RMSE %.4g vs %.4g)",
-                 o->holdout == QID_PREDICTOR_BY_MODEL ? "models" : "families", rep->logo.rmse_forest,
-                 rep->logo.rmse_mean);
+        WARN(rep, "the forest does not beat the training-mean predictor on held-out %s (RMSE %.4g vs %.4g)",
+             o->holdout == QID_PREDICTOR_BY_MODEL ? "models" : "families", rep->logo.rmse_forest, rep->logo.rmse_mean);
 
     qid_predictor_candidates(rows, n, o, &rep->cand, &rep->n_cand);
     for (size_t j = 0; j < rep->n_cand; j++)

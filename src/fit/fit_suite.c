@@ -7,7 +7,6 @@
 #include "fit_suite.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,15 +28,8 @@ void qid_fit_suite_free(qid_fit_suite *s)
     memset(s, 0, sizeof *s);
 }
 
-static void warn_add(qid_fit_suite *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void warn_add(qid_fit_suite *s, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    qid_fit_list_vadd(s->warnings, sizeof s->warnings, fmt, ap);
-    va_end(ap);
-    s->n_warnings++;
-}
+/* Adds a warning to s->warnings. */
+#define WARN(s, ...) qid_fit_warn_add((s)->warnings, sizeof(s)->warnings, &(s)->n_warnings, __VA_ARGS__)
 
 static int cmp_dbl(const void *a, const void *b)
 {
@@ -75,16 +67,16 @@ qid_fit_obs *qid_fit_bin_tokens(const qid_fit_obs *obs, size_t n)
 static void warn_unified(qid_fit_suite *s, size_t n)
 {
     if (n < QID_FIT_SUITE_MIN_POINTS)
-        warn_add(s, "too few points: %zu (fewer than %d): the coefficients and intervals are unreliable", n,
-                 QID_FIT_SUITE_MIN_POINTS);
+        WARN(s, "too few points: %zu (fewer than %d): the coefficients and intervals are unreliable", n,
+             QID_FIT_SUITE_MIN_POINTS);
     if (s->n_models < 3 || s->n_bits_values < 3 || s->n_tokens_values < 3)
-        warn_add(s, "few distinct values (N %zu, D %zu, P %zu: 3 or more of each pin the exponents down)", s->n_models,
-                 s->n_tokens_values, s->n_bits_values);
+        WARN(s, "few distinct values (N %zu, D %zu, P %zu: 3 or more of each pin the exponents down)", s->n_models,
+             s->n_tokens_values, s->n_bits_values);
     if (!s->law.conv.converged)
-        warn_add(s, "the robust refinement did not converge (%d iterations, last step %.3g)", s->law.conv.iterations,
-                 s->law.conv.step);
+        WARN(s, "the robust refinement did not converge (%d iterations, last step %.3g)", s->law.conv.iterations,
+             s->law.conv.step);
     if (!(s->law.r2_log >= QID_FIT_SUITE_MIN_R2))
-        warn_add(s, "poor fit: R^2 (log) %.3f < %.2f", s->law.r2_log, QID_FIT_SUITE_MIN_R2);
+        WARN(s, "poor fit: R^2 (log) %.3f < %.2f", s->law.r2_log, QID_FIT_SUITE_MIN_R2);
 }
 
 /* The bootstrap and the leave-one-model-size-out error of the unified law. */
@@ -96,14 +88,14 @@ static void fit_uncertainty(const qid_fit_obs *obs, size_t n, const qid_fit_opts
         qid_error_clear(&e);
         if ((s->boot_status = qid_fit_law_bootstrap(obs, n, fo, &s->boot, &e)) != QID_OK) {
             snprintf(s->boot_msg, sizeof s->boot_msg, "%s", e.msg);
-            warn_add(s, "no bootstrap intervals: %s", e.msg);
+            WARN(s, "no bootstrap intervals: %s", e.msg);
         }
     }
     qid_error_clear(&e);
     if ((s->lomo_status = qid_fit_law_lomo(obs, n, fo, &s->lomo, &e)) != QID_OK)
-        warn_add(s, "no leave-one-model-size-out error: %s", e.msg);
+        WARN(s, "no leave-one-model-size-out error: %s", e.msg);
     else if (s->lomo.n_failed)
-        warn_add(s, "leave-one-model-size-out: %zu of %zu fits failed", s->lomo.n_failed, s->lomo.n_groups);
+        WARN(s, "leave-one-model-size-out: %zu of %zu fits failed", s->lomo.n_failed, s->lomo.n_groups);
 }
 
 /* The per-bit-width and the per-factor laws. */
@@ -138,7 +130,7 @@ static void fit_loss16(const double *n16, const double *d16, const double *l16, 
     if ((s->loss16_status = qid_fit_loss16_fit(n16, d16, l16, m, fo, &s->loss16, &e)) != QID_OK)
         snprintf(s->loss16_msg, sizeof s->loss16_msg, "%s", e.msg);
     else if (!s->loss16.conv.converged)
-        warn_add(s, "the 16-bit loss law did not converge (%d iterations)", s->loss16.conv.iterations);
+        WARN(s, "the 16-bit loss law did not converge (%d iterations)", s->loss16.conv.iterations);
 }
 
 int qid_fit_suite_run(const qid_fit_obs *obs, size_t n, const double *n16, const double *d16, const double *l16,
