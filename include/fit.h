@@ -65,6 +65,11 @@ typedef struct qid_fit_law {
  * gamma 5.4967. */
 extern const qid_fit_law QID_FIT_LAW_OUYANG;
 
+/* The coefficients by index j = 0..3: k, alpha, beta, gamma (the names
+ * under which /fits stores them). */
+extern const char *const qid_fit_law_names[4];
+double qid_fit_law_coef(const qid_fit_law *law, int j);
+
 /* Free-parameter mask bits (qid_fit_opts.free). */
 enum {
     QID_FIT_FREE_K = 1u,
@@ -373,5 +378,15 @@ double qid_fit_candidate_bytes(const qid_fit_candidate *c);
  * the lowest loss within the budget. Candidates with a non-finite field are
  * skipped. */
 size_t qid_fit_pareto(const qid_fit_candidate *c, size_t n, double budget_bytes, size_t *idx);
+
+/* ---- notes and warnings ------------------------------------------------ */
+
+/* Appends a printf-formatted item to the "; "-separated list in buf[cap]
+ * (cut short when full): how the fits collect warnings and notes for the
+ * commands to print. */
+void qid_fit_list_add(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The same, counting the item in *count: a warning of a report. */
+void qid_fit_warn_add(char *buf, size_t cap, size_t *count, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 #endif

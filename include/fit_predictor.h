@@ -46,9 +46,10 @@
  * /fits/<name> of the store (hdf5-schema/results.md § /fits, kind
  * "predictor") through qid_results_write_fit (which takes the store's lock).
  *
- * Does not: plot (report.c does, from /fits/<name>), predict for checkpoints
- * that were not measured, or count embedding parameters in the memory of a
- * candidate. Nothing here uses MPI.
+ * Does not: print (the command layer, fit_cmd.h, does), plot (report.c
+ * does, from /fits/<name>), predict for checkpoints that were not measured,
+ * or count embedding parameters in the memory of a candidate. Nothing here
+ * uses MPI.
  */
 #ifndef QID_FIT_PREDICTOR_H
 #define QID_FIT_PREDICTOR_H
@@ -169,15 +170,15 @@ int qid_predictor_fit(const qid_result *rows, size_t n, const qid_predictor_opts
  * the target: p is logo.pred_forest[i], pred_linear[i] or fit_forest[i]. */
 double qid_predictor_as_loss(const qid_predictor_report *rep, const qid_predictor_opts *o, size_t i, double p);
 
-/* Prints the report: counts, features, the leave-one-out table, importances
- * with the linear coefficients, the frontier, warnings. */
-void qid_predictor_print(FILE *out, const qid_predictor_report *rep, const qid_predictor_opts *o);
+/* Reads a store's rows (qid_results_read: SWMR, no lock) and fits them
+ * (qid_predictor_fit). Errors: as qid_results_read and qid_predictor_fit. */
+int qid_predictor_of_store(const char *store, const qid_predictor_opts *o, qid_predictor_report *rep, qid_error *err);
 
-/* The whole command: read the store, fit, print to out (NULL: no
- * printing), write /fits/<o->name>. rep may be NULL. Nothing is written
- * when the fit fails. */
-int qid_predictor_run(const char *store, const qid_predictor_opts *o, FILE *out, qid_predictor_report *rep,
-                      qid_error *err);
+/* Writes rep to /fits/<o->name> of store (hdf5-schema/results.md § /fits,
+ * kind "predictor") through qid_results_write_fit, which takes the store's
+ * lock. Errors: as qid_results_write_fit. */
+int qid_predictor_write(const char *store, const qid_predictor_report *rep, const qid_predictor_opts *o,
+                        qid_error *err);
 
 /* What qid report needs of a stored predictor. Free with
  * qid_predictor_stored_free. */
@@ -194,22 +195,12 @@ typedef struct qid_predictor_stored {
     "n,d,elem_bits,bits,group,loss16,loss,loss_forest_heldout,loss_linear_heldout,loss_forest_all"
 #define QID_PREDICTOR_POINT_COLS 10
 
-/* The same from an in-memory report (what qid_predictor_run stores). */
+/* The same from an in-memory report (what qid_predictor_write stores). */
 void qid_predictor_to_stored(const qid_predictor_report *rep, const qid_predictor_opts *o, qid_predictor_stored *out);
 
-/* Reads /fits/<name> written by qid_predictor_run. Errors: as
- * qid_fit_cmd_read; QID_E_FORMAT when the entry is not a predictor. */
+/* Reads /fits/<name> written by qid_predictor_write. Errors: as
+ * qid_fit_store_open; QID_E_FORMAT when the entry is not a predictor. */
 int qid_predictor_read(const char *store, const char *name, qid_predictor_stored *out, qid_error *err);
 void qid_predictor_stored_free(qid_predictor_stored *s);
-
-/* Parses a byte count: a positive number with an optional unit, e.g. 1e9,
- * 4GiB, 512MiB, 4GB, 2.5G, 800M, 1T (k/M/G/T and kB/MB/GB/TB are powers of
- * 1000, KiB/MiB/GiB/TiB powers of 1024; B means bytes; case-insensitive).
- * Returns 0 and *out, or -1. */
-int qid_predictor_parse_bytes(const char *s, double *out);
-
-/* `qid predictor ...` (see --help). Returns 0, 1 on a failure (one
- * "qid predictor: error: ..." line), 2 on bad usage. */
-int qid_predictor_main(int argc, char **argv);
 
 #endif

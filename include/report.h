@@ -2,7 +2,7 @@
  * store's scaling law, for people to read.
  *
  * Reads the store's rows (qid_results_read, SWMR, no lock) and its fit
- * /fits/<name> (qid_fit_cmd_read; when that fit is absent the unified law is
+ * /fits/<name> (qid_fit_store_read_law; when that fit is absent the unified law is
  * fitted in memory with a bootstrap and the report says so), and writes into
  * DIR: summary.txt (the law with intervals, R^2, RMSE, counts, and explicit
  * "POOR FIT" / "TOO FEW POINTS" lines), points.csv, predictions.csv (QiD at
@@ -20,8 +20,9 @@
  * measured losses, the stored predictor's budget) is always drawn:
  * pareto.csv and pareto.{png,svg}.
  *
- * Does not: write to the store, or show the per-factor laws (qid fit prints
- * and stores them). Nothing here uses MPI. */
+ * Does not: parse the command line (src/cli/cmd_report.c does), write to
+ * the store, or show the per-factor laws (qid fit prints and stores them).
+ * Nothing here uses MPI. */
 #ifndef QID_REPORT_H
 #define QID_REPORT_H
 
@@ -43,14 +44,10 @@ void qid_report_opts_init(qid_report_opts *o);
  * the same names are replaced). Notes and the one-line gnuplot warning go to
  * `log` (may be NULL). Returns QID_OK, or QID_E_IO for a directory or file
  * that cannot be written, or the status of qid_results_read /
- * qid_fit_cmd_read. A poor fit, too few points or a fit that cannot be made
+ * qid_fit_store_read_law. A poor fit, too few points or a fit that cannot be made
  * are not errors: the summary says so (and has no coefficients for the
  * last). A gnuplot that fails is not an error either: the warning names
  * DIR/gnuplot.log. */
 int qid_report_write(const char *store, const char *dir, const qid_report_opts *o, FILE *log, qid_error *err);
-
-/* `qid report ...` (see --help). Returns 0, 1 on a failure (one
- * "qid report: error: ..." line), 2 on bad usage. */
-int qid_report_main(int argc, char **argv);
 
 #endif

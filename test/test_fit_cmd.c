@@ -21,6 +21,7 @@
 #include <hdf5.h>
 
 #include "fit_cmd.h"
+#include "fit_store.h"
 #include "h5io.h"
 #include "results.h"
 #include "rng.h"
@@ -163,7 +164,7 @@ int main(int argc, char **argv)
     qid_fit_cmd_opts_init(&o);
     o.n_boot = 200;
     o.seed = 7;
-    qid_fit_cmd_report rep;
+    qid_fit_suite rep;
     qid_error err;
     qid_error_clear(&err);
     FILE *out = tmpfile();
@@ -210,12 +211,12 @@ int main(int argc, char **argv)
        "per-factor groups: constant values set, the varying one NaN");
     {
         int64_t fid, g;
-        if (qid_fit_cmd_open(store, "default", "qid fit", "default", &fid, &g, &err)) bail("open fit: %s", err.msg);
+        if (qid_fit_store_open(store, "default", "qid fit", "default", &fid, &g, &err)) bail("open fit: %s", err.msg);
         hid_t fd = H5Gopen2((hid_t)g, "factors/D", H5P_DEFAULT);
         double med = NAN, *tab = NULL;
         size_t nrow = 0;
         if (fd < 0 || qid_h5_attr_read_f64(fd, "factors/D", "median", &med, &err) ||
-            qid_fit_read_matrix(fd, "factors/D", "groups", 8, &tab, &nrow, &err))
+            qid_fit_store_read_matrix(fd, "factors/D", "groups", 8, &tab, &nrow, &err))
             bail("factors/D: %s", err.msg);
         ok(med == mf[0] && nrow == 12 && tab[0] == 1e8 && isnan(tab[1]) && tab[2] == 2 && tab[3] == 5 && tab[4] == 0 &&
                tab[6] == rep.factor[0][0].fit.law.beta,
@@ -238,7 +239,7 @@ int main(int argc, char **argv)
     qid_fit_law back, *draws = NULL;
     size_t n_draws = 0;
     double level = 0;
-    rc = qid_fit_cmd_read(store, "default", &back, &draws, &n_draws, &level, &err);
+    rc = qid_fit_store_read_law(store, "default", &back, &draws, &n_draws, &level, &err);
     is_int(QID_OK, rc, "read: /fits/default");
     ok(back.k == L->k && back.alpha == L->alpha && back.beta == L->beta && back.gamma == L->gamma,
        "read: coefficients bit-exact");
@@ -247,7 +248,7 @@ int main(int argc, char **argv)
        "read: draws equal");
     is_double(0.95, level, 1e-12, "read: level");
     free(draws);
-    qid_fit_cmd_report_free(&rep);
+    qid_fit_suite_free(&rep);
 
     /* filters */
     qid_fit_cmd_opts f = o;
@@ -256,7 +257,7 @@ int main(int argc, char **argv)
     f.bits_mask = (1u << 3) | (1u << 4);
     rc = qid_fit_cmd_run(store, &f, NULL, &rep, &err);
     is_int(40, (long long)rep.n_points, "filter --bits 3,4: 40 points (rc %d)", rc);
-    qid_fit_cmd_report_free(&rep);
+    qid_fit_suite_free(&rep);
     f = o;
     f.max_tokens = 1e11;
     f.name = "early";
@@ -265,14 +266,14 @@ int main(int argc, char **argv)
     ok(rc == QID_OK && rep.boot.hi.beta - rep.boot.lo.beta > width_all,
        "intervals shrink with more points: beta width %.4f (36 points) > %.4f (60)",
        rep.boot.hi.beta - rep.boot.lo.beta, width_all);
-    qid_fit_cmd_report_free(&rep);
+    qid_fit_suite_free(&rep);
     f = o;
     f.n_boot = 0;
     f.models = "m2,m3,m4";
     f.min_tokens = 3e10;
     rc = qid_fit_cmd_run(store, &f, NULL, &rep, &err);
     is_int(36, (long long)rep.n_points, "filter --models m2,m3,m4 --min-tokens 3e10: 36 points (rc %d)", rc);
-    qid_fit_cmd_report_free(&rep);
+    qid_fit_suite_free(&rep);
 
     /* too few points: a fit, with a warning */
     f = o;
@@ -284,11 +285,11 @@ int main(int argc, char **argv)
     rc = qid_fit_cmd_run(store, &f, NULL, &rep, &err);
     is_int(12, (long long)rep.n_points, "too few: 12 points (rc %d: %s)", rc, rc ? err.msg : "");
     like(rep.warnings, "too few points: 12", "too few: warned");
-    qid_fit_cmd_report_free(&rep);
+    qid_fit_suite_free(&rep);
 
     /* degenerate: one model size (a run named like the stored fit leaves it as it was) */
     qid_fit_law before, again;
-    if (qid_fit_cmd_read(store, "default", &before, NULL, NULL, NULL, &err)) bail("read default: %s", err.msg);
+    if (qid_fit_store_read_law(store, "default", &before, NULL, NULL, NULL, &err)) bail("read default: %s", err.msg);
     f = o;
     f.n_boot = 0;
     f.models = "m2";
@@ -297,8 +298,8 @@ int main(int argc, char **argv)
     ok(rc != QID_OK && strstr(err.msg, "cannot fit the unified law to 15 points") &&
            strstr(err.msg, "N has 1 distinct value") && !strchr(err.msg, '\n'),
        "one model size: one line: %s", err.msg);
-    qid_fit_cmd_report_free(&rep);
-    ok(qid_fit_cmd_read(store, "default", &again, NULL, NULL, NULL, &err) == QID_OK && again.k == before.k &&
+    qid_fit_suite_free(&rep);
+    ok(qid_fit_store_read_law(store, "default", &again, NULL, NULL, NULL, &err) == QID_OK && again.k == before.k &&
            again.alpha == before.alpha && again.beta == before.beta && again.gamma == before.gamma,
        "... /fits/default is the earlier fit, bit for bit");
     /* fewer points than parameters */
@@ -312,16 +313,16 @@ int main(int argc, char **argv)
     rc = qid_fit_cmd_run(store, &f, NULL, &rep, &err);
     is_string("too few points to fit the unified law: 4 (needs at least 5 for 4 coefficients)", err.msg,
               "4 points: the message");
-    qid_fit_cmd_report_free(&rep);
-    ok(qid_fit_cmd_read(store, "four", &again, NULL, NULL, NULL, &err) == QID_E_INVALID &&
+    qid_fit_suite_free(&rep);
+    ok(qid_fit_store_read_law(store, "four", &again, NULL, NULL, NULL, &err) == QID_E_INVALID &&
            strstr(err.msg, "has no fit '/fits/four'"),
        "... and no /fits/four");
     f.models = NULL;
     f.method = "gptq";
     rc = qid_fit_cmd_run(store, &f, NULL, &rep, &err);
     ok(rc != QID_OK && strstr(err.msg, "no QiD points"), "no points: error: %s", err.msg);
-    qid_fit_cmd_report_free(&rep);
-    rc = qid_fit_cmd_read(store, "nope", &back, NULL, NULL, NULL, &err);
+    qid_fit_suite_free(&rep);
+    rc = qid_fit_store_read_law(store, "nope", &back, NULL, NULL, NULL, &err);
     like(err.msg, "fits there: bits34, default, early, few", "read: a missing fit lists the fits there are");
 
     /* zero or negative QiD only; D collinear with N: a message, and /fits stays empty */
@@ -346,9 +347,9 @@ int main(int argc, char **argv)
            err.msg);
         if (degen[k].kind == STORE_COLLINEAR)
             like(err.msg, "rank-deficient design", "... naming the rank-deficient design");
-        qid_fit_cmd_report_free(&rep);
+        qid_fit_suite_free(&rep);
         qid_error_clear(&err);
-        rc = qid_fit_cmd_read(path, "default", &again, NULL, NULL, NULL, &err);
+        rc = qid_fit_store_read_law(path, "default", &again, NULL, NULL, NULL, &err);
         ok(rc == QID_E_INVALID && strstr(err.msg, "(no fits;"), "%s: nothing written to /fits (%s)", degen[k].name,
            err.msg);
     }
@@ -356,7 +357,7 @@ int main(int argc, char **argv)
     /* token bins of the per-factor law vs N */
     {
         qid_fit_obs bo[5] = {{.d = 1e10}, {.d = 1.05e10}, {.d = 3e10}, {.d = 1e10}, {.d = 1.15e10}};
-        qid_fit_obs *b = qid_fit_cmd_bin_tokens(bo, 5);
+        qid_fit_obs *b = qid_fit_bin_tokens(bo, 5);
         double c = cbrt(1e10 * 1e10 * 1.05e10);
         ok(fabs(b[0].d - c) < 1e-6 * c && b[1].d == b[0].d && b[3].d == b[0].d && b[2].d == 3e10 && b[4].d == 1.15e10,
            "token bins: 1e10, 1e10, 1.05e10 share one (geometric mean %.6g); 1.15e10 and 3e10 are their own", c);

@@ -29,7 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fit_cmd.h"
 #include "fit_predictor.h"
+#include "parse.h"
 #include "quant.h"
 #include "results.h"
 #include "rng.h"
@@ -231,27 +233,27 @@ static void test_bytes(void)
     static const struct {
         const char *s;
         double v;
-    } good[] = {{"1e9", 1e9},  {"4GiB", 4294967296.0}, {"512MiB", 536870912.0}, {"4GB", 4e9},   {"2.5G", 2.5e9},
-                {"800M", 8e8}, {"1T", 1e12},           {"1 GiB", 1073741824.0}, {"3kib", 3072}, {"100b", 100}};
+    } good[] = {{"1e9", 1e9},  {"4GiB", 4294967296.0}, {"512MiB", 536870912.0}, {"4GB", 4e9}, {"2.5G", 2.5e9},
+                {"800M", 8e8}, {"1T", 1e12},           {"3kib", 3072},          {"100b", 100}};
     int all = 1;
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         double v = 0;
-        if (qid_predictor_parse_bytes(good[i].s, &v) || v != good[i].v) {
+        if (qid_parse_bytes(good[i].s, &v) || v != good[i].v) {
             diag("'%s' -> %.17g, want %.17g", good[i].s, v, good[i].v);
             all = 0;
         }
     }
-    ok(all, "byte counts: 1e9, 4GiB, 512MiB, 4GB, 2.5G, 800M, 1T, '1 GiB', 3kib, 100b exact");
-    static const char *const bad[] = {"", "abc", "-1", "0", "4XB", "1e9x", "GiB", "nan", "inf"};
+    ok(all, "byte counts (--budget): 1e9, 4GiB, 512MiB, 4GB, 2.5G, 800M, 1T, 3kib, 100b exact");
+    static const char *const bad[] = {"", "abc", "-1", "0", "4XB", "1e9x", "GiB", "nan", "inf", "1 GiB"};
     int rej = 1;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         double v;
-        if (qid_predictor_parse_bytes(bad[i], &v) == 0) {
+        if (qid_parse_bytes(bad[i], &v) == 0) {
             diag("'%s' accepted as %g", bad[i], v);
             rej = 0;
         }
     }
-    ok(rej, "byte counts: '', abc, -1, 0, 4XB, 1e9x, GiB, nan, inf rejected");
+    ok(rej, "byte counts (--budget): '', abc, -1, 0, 4XB, 1e9x, GiB, nan, inf, '1 GiB' (a blank) rejected");
 }
 
 /* Index of the row with this key. */
@@ -384,7 +386,7 @@ static void test_forest_store(const char *store)
 
     /* run: printed, stored, read back */
     FILE *out = tmpfile();
-    if (qid_predictor_run(store, &o, out, &rep, &err)) bail("run: %s", err.msg);
+    if (qid_predictor_cmd_run(store, &o, out, &rep, &err)) bail("run: %s", err.msg);
     rewind(out);
     char text[16384];
     size_t got = fread(text, 1, sizeof text - 1, out);
@@ -411,7 +413,7 @@ static void test_forest_store(const char *store)
     qid_predictor_opts of = o;
     of.models = "alpha-10m,alpha-30m";
     qid_error_clear(&err);
-    int rc = qid_predictor_run(store, &of, NULL, NULL, &err);
+    int rc = qid_predictor_cmd_run(store, &of, NULL, NULL, &err);
     ok(rc == QID_E_INVALID && strstr(err.msg, "leave-one-family-out needs at least 2 model families; the 40 "
                                               "examples are all of family 'alpha'"),
        "one family: a clear error: %s", err.msg);
@@ -470,7 +472,7 @@ static void test_tiny_store(const char *store)
     /* degenerate: one family; too few examples; nothing written */
     qid_predictor_opts_init(&o);
     qid_error_clear(&err);
-    int rc = qid_predictor_run(store, &o, NULL, NULL, &err);
+    int rc = qid_predictor_cmd_run(store, &o, NULL, NULL, &err);
     ok(rc == QID_E_INVALID && strstr(err.msg, "needs at least 2 model families; the 8 examples are all of family "
                                               "'tiny' (--holdout model holds out one model at a time)"),
        "one family: %s", err.msg);
@@ -478,7 +480,7 @@ static void test_tiny_store(const char *store)
     o.models = "tiny-1b";
     o.format = "int4-g128";
     qid_error_clear(&err);
-    rc = qid_predictor_run(store, &o, NULL, NULL, &err);
+    rc = qid_predictor_cmd_run(store, &o, NULL, NULL, &err);
     ok(rc == QID_E_INVALID && strstr(err.msg, "too few examples for the predictor: 2 (needs at least 4; 2 quantizer "
                                               "rows pass the filters"),
        "two examples: %s", err.msg);

@@ -1,6 +1,6 @@
 /* fit.c - the shared core of the regression stage: default options, the Levenberg-Marquardt engine with Huber/IRLS
- * weights (every step a LAPACKE_dgels solve), order statistics, and the Pareto frontier helper. Randomness comes from
- * rng.h.
+ * weights (every step a LAPACKE_dgels solve), order statistics, the Pareto frontier helper, and the lists of notes and
+ * warnings. Randomness comes from rng.h.
  *
  * The laws live in fit_law.c (QiD) and fit_loss16.c (16-bit loss), the
  * predictor in fit_forest.c. This file knows nothing about any particular
@@ -14,6 +14,7 @@
 #include <float.h>
 #include <lapacke.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -361,4 +362,31 @@ size_t qid_fit_pareto(const qid_fit_candidate *c, size_t n, double budget_bytes,
     }
     free(k);
     return out;
+}
+
+/* ---- notes and warnings ------------------------------------------------- */
+
+static void list_vadd(char *buf, size_t cap, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+static void list_vadd(char *buf, size_t cap, const char *fmt, va_list ap)
+{
+    size_t len = strlen(buf);
+    if (len && len + 2 < cap) strcat(buf, "; "), len += 2;
+    if (len < cap) vsnprintf(buf + len, cap - len, fmt, ap);
+}
+
+void qid_fit_list_add(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    list_vadd(buf, cap, fmt, ap);
+    va_end(ap);
+}
+
+void qid_fit_warn_add(char *buf, size_t cap, size_t *count, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    list_vadd(buf, cap, fmt, ap);
+    va_end(ap);
+    (*count)++;
 }

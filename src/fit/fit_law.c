@@ -41,6 +41,14 @@ static size_t count_free(unsigned mask)
     return p;
 }
 
+const char *const qid_fit_law_names[4] = {"k", "alpha", "beta", "gamma"};
+
+double qid_fit_law_coef(const qid_fit_law *law, int j)
+{
+    const double v[4] = {law->k, law->alpha, law->beta, law->gamma};
+    return v[j];
+}
+
 double qid_fit_law_eval(const qid_fit_law *law, double n, double d, double p)
 {
     return law->k * exp(law->beta * log(d) - law->alpha * log(n) - law->gamma * log(p));

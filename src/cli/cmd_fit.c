@@ -1,0 +1,264 @@
+/* cmd_fit.c - `qid fit STORE`: its options, usage and the printing of the
+ * laws it fits (fit_cmd.h). The work is the library's: rows ->
+ * observations (fit_obs.c), the suite of laws (fit_suite.c), /fits/<name>
+ * (fit_store.c).
+ *
+ * Does not: fit or write anything itself. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "fit_cmd.h"
+#include "fit_store.h"
+#include "parse.h"
+
+void qid_fit_cmd_opts_init(qid_fit_cmd_opts *o)
+{
+    *o = (qid_fit_cmd_opts){
+        .min_tokens = 0, .max_tokens = INFINITY, .n_boot = 1000, .seed = 1, .z = 2, .name = "default"};
+}
+
+/* The command's options as the library's filter and fit settings. */
+static void split_opts(const qid_fit_cmd_opts *o, qid_fit_filter *f, qid_fit_opts *fo)
+{
+    *f = (qid_fit_filter){.method = o->method,
+                          .format = o->format,
+                          .bits_mask = o->bits_mask,
+                          .min_tokens = o->min_tokens,
+                          .max_tokens = o->max_tokens,
+                          .models = o->models};
+    qid_fit_opts_init(fo);
+    fo->z = o->z;
+    fo->seed = o->seed;
+    fo->n_boot = o->n_boot;
+}
+
+int qid_fit_cmd_run(const char *store, const qid_fit_cmd_opts *o, FILE *out, qid_fit_suite *s_out, qid_error *err)
+{
+    qid_fit_filter f;
+    qid_fit_opts fo;
+    qid_fit_suite local, *s = s_out ? s_out : &local;
+    split_opts(o, &f, &fo);
+    int rc = qid_fit_suite_of_store(store, &f, &fo, s, err);
+    if (rc == QID_OK) {
+        if (out) qid_fit_cmd_print(out, s, o);
+        if ((rc = qid_fit_store_write_suite(store, o->name, s, &f, &fo, err)) == QID_OK && out)
+            fprintf(out, "written to /fits/%s of %s\n", o->name, store);
+    }
+    if (!s_out) qid_fit_suite_free(s);
+    return rc;
+}
+
+/* ---- printing ------------------------------------------------------------------------ */
+
+void qid_fit_list_print(FILE *out, const char *prefix, const char *list)
+{
+    for (const char *w = list; *w;) {
+        const char *e = strstr(w, "; ");
+        int len = e ? (int)(e - w) : (int)strlen(w);
+        fprintf(out, "%s%.*s\n", prefix, len, w);
+        w = e ? e + 2 : w + len;
+    }
+}
+
+static void print_filters(FILE *out, const qid_fit_cmd_opts *o)
+{
+    char bits[256];
+    qid_fit_bits_text(o->bits_mask, bits, sizeof bits);
+    fprintf(out, "filters: method %s, format %s, bits %s, tokens [%.4g, %.4g], models %s\n",
+            o->method ? o->method : "any", o->format ? o->format : "any", bits[0] ? bits : "any", o->min_tokens,
+            o->max_tokens, o->models ? o->models : "all");
+}
+
+/* The unified law: counts, coefficients with intervals, quality. */
+static void print_unified(FILE *out, const qid_fit_suite *s, const qid_fit_cmd_opts *o)
+{
+    const qid_fit_result *f = &s->law;
+    fprintf(out, "unified law: QiD = k * D^beta / (N^alpha * P^gamma)\n");
+    print_filters(out, o);
+    fprintf(out,
+            "points %zu (significant %zu, down-weighted %zu), checkpoints %zu, model sizes %zu, token counts %zu, "
+            "bit widths %zu\n",
+            s->n_points, f->n_significant, f->n_downweighted, s->n_checkpoints, s->n_models, s->n_tokens_values,
+            s->n_bits_values);
+    int have_ci = s->boot.n_draws > 0;
+    if (have_ci)
+        fprintf(out, "%-6s %12s  %2.0f%% interval (bootstrap by checkpoint: %zu draws, %zu failed, seed %llu)\n", "",
+                "value", 100 * s->boot.level, s->boot.n_draws, s->boot.n_failed, (unsigned long long)o->seed);
+    else
+        fprintf(out, "%-6s %12s  (no bootstrap intervals)\n", "", "value");
+    for (int j = 0; j < 4; j++) {
+        fprintf(out, "%-6s %12.6g", qid_fit_law_names[j], qid_fit_law_coef(&f->law, j));
+        if (have_ci) fprintf(out, "  [%.6g, %.6g]", qid_fit_law_coef(&s->boot.lo, j), qid_fit_law_coef(&s->boot.hi, j));
+        fprintf(out, "   (log-linear start %.6g)\n", qid_fit_law_coef(&f->start, j));
+    }
+    fprintf(out, "R^2 (log) %.4f, RMSE %.4g nats, residual scale %.3g, %s after %d iterations (step %.2g)\n", f->r2_log,
+            f->rmse, f->scale, f->conv.converged ? "converged" : "NOT converged", f->conv.iterations, f->conv.step);
+}
+
+static void print_lomo(FILE *out, const qid_fit_suite *s)
+{
+    if (s->lomo_status != QID_OK) return;
+    fprintf(out, "leave-one-model-size-out: pooled RMSE %.4g nats\n", s->lomo.rmse);
+    for (size_t g = 0; g < s->lomo.n_groups; g++) {
+        const qid_fit_lomo_row *r = &s->lomo.rows[g];
+        if (r->status == QID_OK)
+            fprintf(out, "  N %-10.4g %4zu points  RMSE %.4g  mean |ln pred/qid| %.3f\n", r->n, r->n_points, r->rmse,
+                    r->mean_abs_log);
+        else
+            fprintf(out, "  N %-10.4g %4zu points  fit without it failed (%s)\n", r->n, r->n_points,
+                    qid_status_name(r->status));
+    }
+}
+
+static void print_by_bits(FILE *out, const qid_fit_suite *s)
+{
+    if (!s->n_by_bits) return;
+    fprintf(out, "per bit width: QiD = k_P * D^beta / N^alpha\n  %-3s %12s %9s %9s %7s  %s\n", "P", "k_P", "alpha",
+            "beta", "points", "R^2 (log)");
+    for (size_t i = 0; i < s->n_by_bits; i++) {
+        const qid_fit_group *g = &s->by_bits[i];
+        if (g->status == QID_OK)
+            fprintf(out, "  %-3g %12.6g %9.4f %9.4f %7zu  %.4f%s\n", g->p, g->fit.law.k, g->fit.law.alpha,
+                    g->fit.law.beta, g->n_points, g->fit.r2_log, g->fit.conv.converged ? "" : "  NOT converged");
+        else
+            fprintf(out, "  %-3g %7zu points: no fit: %s\n", g->p, g->n_points, g->msg);
+    }
+}
+
+/* Every group of per-factor law f (qid fit --factors). */
+static void print_factor_groups(FILE *out, const qid_fit_suite *s, int f)
+{
+    const qid_fit_factor_info *fi = &qid_fit_factors[f];
+    for (size_t i = 0; i < s->n_factor[f]; i++) {
+        const qid_fit_group *g = &s->factor[f][i];
+        char at[96] = "";
+        if (!isnan(g->n)) snprintf(at + strlen(at), sizeof at - strlen(at), "N %-9.4g ", g->n);
+        if (!isnan(g->d)) snprintf(at + strlen(at), sizeof at - strlen(at), "D %-9.4g ", g->d);
+        if (!isnan(g->p)) snprintf(at + strlen(at), sizeof at - strlen(at), "P %-3g ", g->p);
+        if (g->status == QID_OK)
+            fprintf(out, "    %-28s c %-11.5g %s %8.4f  %3zu points  R^2 (log) %.4f\n", at, g->fit.law.k, fi->exponent,
+                    qid_fit_group_exponent(g, fi->by), g->n_points, g->fit.r2_log);
+        else
+            fprintf(out, "    %-28s %3zu points: no fit: %s\n", at, g->n_points, g->msg);
+    }
+}
+
+static void print_factors(FILE *out, const qid_fit_suite *s, const qid_fit_cmd_opts *o)
+{
+    const double unified[QID_FIT_N_FACTORS] = {s->law.law.beta, s->law.law.alpha, s->law.law.gamma};
+    fprintf(out, "per-factor laws (median exponent over the groups with a fit; the unified law's in brackets):\n");
+    for (int f = 0; f < QID_FIT_N_FACTORS; f++) {
+        fprintf(out, "  %-38s median %-5s ", qid_fit_factors[f].law, qid_fit_factors[f].exponent);
+        if (s->factor_used[f])
+            fprintf(out, "%8.4f over %zu of %zu groups  [unified %.4f]\n", s->factor_median[f], s->factor_used[f],
+                    s->n_factor[f], unified[f]);
+        else
+            fprintf(out, "no group has a fit (%zu groups%s%s)\n", s->n_factor[f], s->n_factor[f] ? "; first: " : "",
+                    s->n_factor[f] ? s->factor[f][0].msg : "");
+        if (o->factors) print_factor_groups(out, s, f);
+    }
+    if (!o->factors) fprintf(out, "  ('qid fit --factors' prints every group; all are stored in /fits/NAME/factors)\n");
+}
+
+static void print_loss16(FILE *out, const qid_fit_suite *s)
+{
+    if (s->loss16_status != QID_OK) {
+        fprintf(out, "16-bit loss law: not fitted (%zu checkpoints): %s\n", s->n_loss16_points, s->loss16_msg);
+        return;
+    }
+    const qid_fit_loss16 *l = &s->loss16.law;
+    fprintf(out,
+            "16-bit loss law: L = [(Nc/N)^(aN/aD) + Dc/D]^aD: Nc %.4g, Dc %.4g, aN %.4f, aD %.4f (%zu checkpoints, "
+            "RMSE log %.3g, R^2 log %.4f, %s)\n",
+            l->nc, l->dc, l->an, l->ad, s->n_loss16_points, s->loss16.rmse_log, s->loss16.r2_log,
+            s->loss16.conv.converged ? "converged" : "NOT converged");
+}
+
+void qid_fit_cmd_print(FILE *out, const qid_fit_suite *s, const qid_fit_cmd_opts *o)
+{
+    print_unified(out, s, o);
+    print_lomo(out, s);
+    print_by_bits(out, s);
+    print_factors(out, s, o);
+    print_loss16(out, s);
+    qid_fit_list_print(out, "warning: ", s->warnings);
+}
+
+/* ---- the command line ------------------------------------------------------------------ */
+
+static void fit_usage(FILE *out)
+{
+    fprintf(out, "usage: qid fit STORE [--method M] [--format F] [--bits 2,3,4] [--min-tokens D] [--max-tokens D]\n"
+                 "               [--models a,b] [--boot N] [--seed S] [--z Z] [--name NAME] [--factors]\n"
+                 "\n"
+                 "Fits the scaling laws of QiD to a results store and writes them into its\n"
+                 "/fits/NAME (hdf5-schema/results.md): the unified law QiD = k D^beta / (N^alpha P^gamma)\n"
+                 "with bootstrap intervals (resampling whole checkpoints), R^2 (log), RMSE and\n"
+                 "leave-one-model-size-out error; a law per bit width; the per-factor laws QiD vs D\n"
+                 "for each (N, P), vs N for each (D, P) (D within 10%% share a bin) and vs P for each\n"
+                 "(N, D), with their median exponents next to the unified law's; the 16-bit loss law\n"
+                 "from the baseline rows. Uses the last OK row of each task. Needs the store's lock\n"
+                 "for the write (fails while a 'qid run' is writing it).\n"
+                 "\n"
+                 "options:\n"
+                 "  --method M        only rows of quantizer method M (rtn, gptq)\n"
+                 "  --format F        only rows of format F\n"
+                 "  --bits LIST       only these element bit widths P\n"
+                 "  --min-tokens D    only checkpoints with D >= this many tokens\n"
+                 "  --max-tokens D    only checkpoints with D <= this many tokens\n"
+                 "  --models LIST     only these models (comma-separated names)\n"
+                 "  --boot N          bootstrap draws (default 1000; 0: none)\n"
+                 "  --seed S          bootstrap seed (default 1)\n"
+                 "  --z Z             log-linear start on points with qid > Z*se (default 2)\n"
+                 "  --name NAME       write /fits/NAME (default 'default')\n"
+                 "  --factors         print every group of the per-factor laws, not only their medians\n");
+}
+
+/* --bits 2,3,4: a mask of element bit widths 1..63. */
+static int take_bits(const char *value, void *dest)
+{
+    int64_t *v = NULL;
+    size_t n = 0;
+    if (qid_parse_int_list(value, 1, 63, &v, &n)) return -1;
+    uint64_t mask = 0;
+    for (size_t i = 0; i < n; i++)
+        mask |= (uint64_t)1 << v[i];
+    free(v);
+    *(uint64_t *)dest = mask;
+    return 0;
+}
+
+int qid_fit_main(int argc, char **argv)
+{
+    qid_fit_cmd_opts o;
+    qid_fit_cmd_opts_init(&o);
+    const cli_opt opts[] = {
+        CLI_OPT_STR("method", &o.method),
+        CLI_OPT_STR("format", &o.format),
+        CLI_OPT_FN("bits", &o.bits_mask, take_bits, "whole element bit widths 1..63, e.g. 2,3,4"),
+        CLI_OPT_REAL("min-tokens", &o.min_tokens, 0, HUGE_VAL, CLI_LO_OPEN, "a positive number of tokens"),
+        CLI_OPT_REAL("max-tokens", &o.max_tokens, 0, HUGE_VAL, CLI_LO_OPEN, "a positive number of tokens"),
+        CLI_OPT_STR("models", &o.models),
+        CLI_OPT_SIZE("boot", &o.n_boot, 0, 9e18, "a whole number >= 0"),
+        CLI_OPT_U64("seed", &o.seed, 0, "a whole number >= 0"),
+        CLI_OPT_REAL("z", &o.z, 0, HUGE_VAL, CLI_LO_OPEN, "a positive number"),
+        CLI_OPT_STR("name", &o.name),
+        CLI_OPT_FLAG("factors", &o.factors),
+    };
+    const cli_spec spec = {"fit", fit_usage, opts, sizeof opts / sizeof opts[0], 1, 1, "no results store given"};
+    char **args = qid_calloc((size_t)argc + 1, sizeof *args, "arguments");
+    int n_args = 0, rc = cli_parse(&spec, argc, argv, args, &n_args);
+    if (rc == CLI_OK) {
+        qid_error err;
+        qid_error_clear(&err);
+        if (qid_fit_cmd_run(args[0], &o, stdout, NULL, &err)) {
+            fflush(stdout);
+            rc = cli_fail("fit", "%s", err.msg);
+        }
+    }
+    free(args);
+    return rc == CLI_HELP ? 0 : rc;
+}
