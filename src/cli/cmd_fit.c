@@ -249,8 +249,8 @@ int qid_fit_main(int argc, char **argv)
         CLI_OPT_FLAG("factors", &o.factors),
     };
     const cli_spec spec = {"fit", fit_usage, opts, sizeof opts / sizeof opts[0], 1, 1, "no results store given"};
-    char **args = qid_calloc((size_t)argc + 1, sizeof *args, "arguments");
-    int n_args = 0, rc = cli_parse(&spec, argc, argv, args, &n_args);
+    int n_args = 0, rc = cli_parse(&spec, argc, argv, &n_args);
+    char **args = argv + 1; /* the positional arguments */
     if (rc == CLI_OK) {
         qid_error err;
         qid_error_clear(&err);
@@ -259,6 +259,5 @@ int qid_fit_main(int argc, char **argv)
             rc = cli_fail("fit", "%s", err.msg);
         }
     }
-    free(args);
     return rc == CLI_HELP ? 0 : rc;
 }

@@ -211,9 +211,9 @@ int qid_predict_main(int argc, char **argv)
         CLI_OPT_REAL("level", &level, 0, 1, CLI_LO_OPEN | CLI_HI_OPEN, "one number in (0, 1)"),
     };
     const cli_spec spec = {"predict", predict_usage, opts, sizeof opts / sizeof opts[0], 0, 1, NULL};
-    char **args = qid_calloc((size_t)argc + 1, sizeof *args, "arguments");
-    int n_args = 0, rc = cli_parse(&spec, argc, argv, args, &n_args);
-    int mode = 0; /* 'D' --tokens, 'T' --tokens-for, 'R' --training-level QID, 'C' --training-level CKPT */
+    int n_args = 0, rc = cli_parse(&spec, argc, argv, &n_args);
+    char **args = argv + 1; /* the positional arguments */
+    int mode = 0;           /* 'D' --tokens, 'T' --tokens-for, 'R' --training-level QID, 'C' --training-level CKPT */
     int law_given = !isnan(law.k);
     const char *store = n_args ? args[0] : NULL;
     qid_fit_boot boot = {0};
@@ -263,6 +263,6 @@ int qid_predict_main(int argc, char **argv)
     else
         print_grid(mode, &law, &boot, &N, &P, mode == 'D' ? &D : &Q);
 out:
-    free(N.v), free(D.v), free(P.v), free(Q.v), free(boot.draws), free(args);
+    free(N.v), free(D.v), free(P.v), free(Q.v), free(boot.draws);
     return rc == CLI_HELP ? 0 : rc;
 }

@@ -205,8 +205,8 @@ int qid_predictor_main(int argc, char **argv)
     };
     const cli_spec spec = {"predictor", predictor_usage,         opts, sizeof opts / sizeof opts[0], 1,
                            1,           "no results store given"};
-    char **args = qid_calloc((size_t)argc + 1, sizeof *args, "arguments");
-    int n_args = 0, rc = cli_parse(&spec, argc, argv, args, &n_args);
+    int n_args = 0, rc = cli_parse(&spec, argc, argv, &n_args);
+    char **args = argv + 1; /* the positional arguments */
     if (rc != CLI_OK) goto out;
     rc = CLI_USAGE;
     if (budget && qid_parse_bytes(budget, &o.budget)) {
@@ -225,6 +225,5 @@ int qid_predictor_main(int argc, char **argv)
         rc = cli_fail("predictor", "%s", err.msg);
     }
 out:
-    free(args);
     return rc == CLI_HELP ? 0 : rc;
 }

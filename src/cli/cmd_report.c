@@ -43,8 +43,8 @@ int qid_report_main(int argc, char **argv)
         CLI_OPT_STR("predictor", &o.predictor_name),
     };
     const cli_spec spec = {"report", report_usage, opts, sizeof opts / sizeof opts[0], 1, 1, "no results store given"};
-    char **args = qid_calloc((size_t)argc + 1, sizeof *args, "arguments");
-    int n_args = 0, rc = cli_parse(&spec, argc, argv, args, &n_args);
+    int n_args = 0, rc = cli_parse(&spec, argc, argv, &n_args);
+    char **args = argv + 1; /* the positional arguments */
     if (rc == CLI_OK && !dir) rc = cli_usage_error("report", "no output directory given (-o DIR)");
     if (rc == CLI_OK) {
         qid_error err;
@@ -56,6 +56,5 @@ int qid_report_main(int argc, char **argv)
             printf("report written to %s (summary.txt)\n", dir);
         }
     }
-    free(args);
     return rc == CLI_HELP ? 0 : rc;
 }
