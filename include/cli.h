@@ -38,6 +38,17 @@ int qid_predictor_main(int argc, char **argv);
 int qid_report_main(int argc, char **argv);
 int qid_train_main(int argc, char **argv);
 
+/* ---- what the commands print that tests read too ---------------------- */
+
+struct qid_job;
+struct qid_task;
+
+/* `qid run --dry-run` (src/cli/run_grid.c): a header with the job's
+ * settings, one table row per task of tasks[0, n) in the order given
+ * (index, checkpoint, model, params, method, format, options, cost, share
+ * of the total), and the estimated total cost. */
+void cli_print_job_grid(const struct qid_job *job, const struct qid_task *tasks, size_t n, FILE *out);
+
 /* ---- the option parser ------------------------------------------------- */
 
 typedef enum cli_kind {

@@ -246,10 +246,4 @@ void qid_job_tasks_free(qid_task *tasks, size_t n);
  * deterministic). */
 int qid_task_cmp_cost(const void *a, const void *b);
 
-/* `qid run --dry-run`: a header with the job's settings, one table row per
- * task of tasks[0, n) in the order given (index, checkpoint, model, params,
- * method, format, options, cost, share of the total), and the estimated
- * total cost. */
-void qid_job_print_grid(const qid_job *job, const qid_task *tasks, size_t n, FILE *out);
-
 #endif

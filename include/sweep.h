@@ -69,7 +69,6 @@
 
 typedef struct qid_sweep_opts {
     const char *job_file;  /* the job file (every rank gets the same name) */
-    int dry_run;           /* 1: rank 0 prints the task grid (qid_job_print_grid) on stdout, runs nothing */
     double progress_every; /* seconds between progress lines when stderr is not a terminal, > 0 */
     int threads;           /* evaluation threads per rank, >= 1; results depend on it */
 } qid_sweep_opts;
@@ -84,7 +83,7 @@ typedef struct qid_sweep_summary {
 /* The sweep of job o->job_file. Collective over MPI_COMM_WORLD, which must
  * be initialized (with MPI_ERRORS_RETURN; MPI is finalized by the caller).
  * Returns QID_OK when the run went through (every task of this run is in
- * the store, OK or failed: see sum) or the dry run printed its grid. When
+ * the store, OK or failed: see sum). When
  * the run cannot start (a bad job, no checkpoint, a store that cannot be
  * read or is locked by another run) every rank returns the status; on rank
  * 0 err holds the one-line reason, on the others err is empty. Broken

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "cli.h"
 #include "fsutil.h"
 #include "import.h"
 #include "jobfile.h"
@@ -803,7 +804,7 @@ static void test_costs(void)
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f) bail("open_memstream");
-    qid_job_print_grid(&job, t, n, f);
+    cli_print_job_grid(&job, t, n, f);
     fclose(f);
     like(buf, "job c (", "grid: job name");
     like(buf, "8 tasks over 2 checkpoints (per checkpoint: baseline, probes, 2 quantizer settings)", "grid: shape");

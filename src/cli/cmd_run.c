@@ -2,14 +2,17 @@
  * start and end for the process (the only command that initializes MPI),
  * and the one-line error when the run cannot start.
  *
- * Does not: schedule or run tasks (sweep.h), or print the dry-run grid
- * itself (jobfile.h's qid_job_print_grid, called by the sweep on rank 0). */
+ * --dry-run expands the job on rank 0 and prints its grid (run_grid.c)
+ * without opening the store.
+ *
+ * Does not: schedule or run tasks (sweep.h). */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli.h"
 #include "error.h"
+#include "jobfile.h"
 #include "sweep.h"
 
 static void usage(FILE *out)
@@ -29,6 +32,26 @@ static void usage(FILE *out)
                  "Exit status: 0 all tasks OK, 1 some task failed (recorded) or the run could not start, 2 usage.\n");
 }
 
+/* The task grid of job_file with its estimated cost, on stdout. 0, or 1
+ * after one error line. */
+static int dry_run(const char *job_file)
+{
+    qid_job job;
+    qid_task *tasks = NULL;
+    size_t n = 0;
+    qid_error err;
+    qid_error_clear(&err);
+    int rc = qid_job_load(job_file, &job, &err);
+    if (rc == QID_OK) {
+        rc = qid_job_tasks(&job, &tasks, &n, &err);
+        if (rc == QID_OK) cli_print_job_grid(&job, tasks, n, stdout);
+        qid_job_tasks_free(tasks, n);
+        qid_job_free(&job);
+    }
+    fflush(stdout);
+    return rc ? cli_fail("run", "%s", err.msg) : 0;
+}
+
 /* `qid run [--dry-run] [--progress-every S] [--threads T] JOB` (options
  * before or after JOB). Collective over MPI_COMM_WORLD: calls MPI_Init and
  * MPI_Finalize. Returns 0 when every task of this run finished OK (or
@@ -39,8 +62,9 @@ static void usage(FILE *out)
 int qid_run_main(int argc, char **argv)
 {
     qid_sweep_opts o = {.progress_every = QID_SWEEP_PROGRESS_EVERY, .threads = 1};
+    int dry = 0;
     const cli_opt opts[] = {
-        CLI_OPT_FLAG("dry-run", &o.dry_run),
+        CLI_OPT_FLAG("dry-run", &dry),
         CLI_OPT_REAL("progress-every", &o.progress_every, 0, 1e6, CLI_LO_OPEN, "seconds > 0"),
         CLI_OPT_INT("threads", &o.threads, 1, 4096, "a count 1..4096"),
     };
@@ -57,6 +81,11 @@ int qid_run_main(int argc, char **argv)
     int rank = 0;
     QID_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
     qid_log_set_rank(rank);
+    if (dry) {
+        rc = rank == 0 ? dry_run(o.job_file) : 0;
+        MPI_Finalize();
+        return rc;
+    }
 
     qid_error err;
     qid_error_clear(&err);

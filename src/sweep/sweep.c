@@ -33,7 +33,7 @@
 enum { TAG_REQUEST = 1, TAG_TASK = 2, TAG_RESULT = 3, TAG_STOP = 4 };
 
 /* start-up flag broadcast by rank 0 */
-enum { START_GO = 0, START_FAIL = 1, START_DONE = 2 };
+enum { START_GO = 0, START_FAIL = 1 };
 
 /* 0 -> worker: a task. Followed by path_len bytes of the checkpoint path.
  * A result (worker -> 0) is a sweep_scalars followed by its vectors
@@ -508,11 +508,6 @@ static int prepare(sched *s, const qid_sweep_opts *o, qid_job *job, qid_error *e
     if (qid_job_load(o->job_file, job, err)) return START_FAIL;
     s->job = job;
     if (qid_job_tasks(job, &s->tasks, &s->n_tasks, err)) return START_FAIL;
-    if (o->dry_run) {
-        qid_job_print_grid(job, s->tasks, s->n_tasks, stdout);
-        fflush(stdout);
-        return START_DONE;
-    }
     qsort(s->tasks, s->n_tasks, sizeof *s->tasks, qid_task_cmp_cost);
     for (size_t t = 0; t < s->n_tasks; t++)
         if (s->tasks[t].ckpt + 1 > s->n_ckpts) s->n_ckpts = s->tasks[t].ckpt + 1;
@@ -605,7 +600,6 @@ int qid_sweep_run(const qid_sweep_opts *o, qid_sweep_summary *sum, qid_error *er
     if (start != START_GO) {
         if (rank == 0) sched_free(&s);
         qid_job_free(&job);
-        if (start == START_DONE) return QID_OK;
         if (rank != 0) qid_error_clear(err); /* rank 0 says why */
         return QID_E_INVALID;
     }

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "jobfile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -86,7 +87,7 @@ static char **grid_keys(const qid_job *job, size_t *n, int print)
         size_t len = 0;
         FILE *f = open_memstream(&buf, &len);
         if (f) {
-            qid_job_print_grid(job, t, *n, f);
+            cli_print_job_grid(job, t, *n, f);
             fclose(f);
         }
         free(buf);

@@ -1,13 +1,15 @@
-/* job_print.c - the `qid run --dry-run` table (jobfile.h,
- * qid_job_print_grid): the job's settings, one row per task with its
- * estimated cost and share, totals per method.
+/* run_grid.c - the `qid run --dry-run` table (cli.h, cli_print_job_grid):
+ * the job's settings, one row per task with its estimated cost and share,
+ * totals per method.
  *
- * Does not: expand the grid (job_grid.c) or decide what is run. */
+ * Does not: expand the grid (jobfile.h, qid_job_tasks) or decide what is
+ * run. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "error.h"
 #include "jobfile.h"
 #include "parse.h"
@@ -40,7 +42,7 @@ static const char *task_options(const qid_job *job, const qid_task *k)
 
 static int width_of(const char *s, int w) { return (int)strlen(s) > w ? (int)strlen(s) : w; }
 
-void qid_job_print_grid(const qid_job *job, const qid_task *tasks, size_t n, FILE *out)
+void cli_print_job_grid(const qid_job *job, const qid_task *tasks, size_t n, FILE *out)
 {
     fprintf(out, "job %s (%s), seed %" PRIu64 "\n", job->name, job->file, job->seed);
     fprintf(out, "  results      %s\n", job->results.path);
