@@ -416,6 +416,15 @@ static void test_defaults(void)
            job.probes.directions == 2 && job.probes.windows == 0,
        "radii sorted, directions set, probe windows as eval");
     qid_job_free(&job);
+
+    /* whole numbers in the commands' syntax (parse.h): exponent forms with whole values */
+    char *t3 = with_base("windows = 1e3\nseq_len = 2.048e3\n[calibration]\ntokens = c.h5\nsamples = 1.28e2\n"
+                         "[quantize]\nmethods = rtn\nformats = int4-g128\n");
+    if (parse(t3, "x.job", &job, &err)) bail("exponent forms: %s", err.msg);
+    ok(job.eval.windows == 1000 && job.eval.seq_len == 2048 && job.calib.samples == 128,
+       "windows = 1e3, seq_len = 2.048e3 and samples = 1.28e2 are whole numbers");
+    qid_job_free(&job);
+    free(t3);
 }
 
 static void test_paths(void)
@@ -856,7 +865,7 @@ static void test_no_fs(void)
 
 int main(void)
 {
-    plan(161);
+    plan(162);
     qid_h5_silence();
     qid_log_set_level(QID_LOG_ERROR);
     test_examples();

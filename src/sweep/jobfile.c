@@ -204,15 +204,20 @@ static int out_of_range(parser *p, const char *key, const char *v, const char *e
     return perr(p, p->line, "'%s' is out of range for '%s'; expected %s", job_clip(v, &c), key, expect);
 }
 
-/* A whole number (decimal digits only, jobs/README.md) in [min, max]
- * (min >= 0). */
+/* A whole number in parse.h's syntax (1000, 1e3, 2.5e3; jobs/README.md) in
+ * [min, max] (min >= 0). Text that is not a whole number is reported at the
+ * first character past its digits. */
 static int val_int(parser *p, const char *key, const char *v, int64_t min, int64_t max, const char *expect,
                    int64_t *out)
 {
+    int64_t x;
+    if (qid_parse_int(v, INT64_MIN, INT64_MAX, &x) == 0) {
+        if (x < min || x > max) return out_of_range(p, key, v, expect);
+        *out = x;
+        return QID_OK;
+    }
     int rc = val_syntax(p, key, v, 0, expect);
-    if (rc) return rc;
-    if (v[0] == '-' || qid_parse_int(v, min, max, out)) return out_of_range(p, key, v, expect);
-    return QID_OK;
+    return rc ? rc : out_of_range(p, key, v, expect); /* digits past 2^63 - 1 */
 }
 
 /* A decimal number in [min, max], or (min, max] when min_open. Hex, inf and
