@@ -6,7 +6,7 @@
 #                   and munge as root with apt-get; skips where it cannot)
 #   make deps       install missing Debian packages with apt-get (root on Debian only; never
 #                   when pkg-config already finds everything, never without root)
-#   make demo       the embedded default end to end (see README)
+#   make demo       the embedded default end to end (docs/demo.md)
 #   make bench      benchmarks
 #   make fuzz       build the fuzz targets (clang + libFuzzer), FUZZ_SECONDS=N to run them
 #   make install    PREFIX=/usr/local (DESTDIR honoured)

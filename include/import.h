@@ -7,8 +7,8 @@
  * and dtype, and copies the bytes unchanged (fp32, fp16, bf16 kept). The
  * output appears only when complete (temporary name, renamed at the end).
  *
- * Does not: download anything, convert pytorch_model.bin (see README), or
- * change precision. */
+ * Does not: download anything, convert pytorch_model.bin (see
+ * tools/bin_to_safetensors.py and docs/commands.md), or change precision. */
 #ifndef QID_IMPORT_H
 #define QID_IMPORT_H
 

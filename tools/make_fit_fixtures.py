@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """make_fit_fixtures.py - writes test/fixtures/fit/reference.txt: small
 synthetic data sets and the optima that scipy.optimize.least_squares finds
-for the same objectives src/fit_law.c and src/fit_loss16.c minimise, so that
+for the same objectives src/fit/fit_law.c and src/fit/fit_loss16.c minimise, so that
 test/test_fit.c checks the C optimiser against an independent one (not
 against itself).
 

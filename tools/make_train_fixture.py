@@ -6,8 +6,8 @@ clipped AdamW steps, all computed by PyTorch / transformers.
 Usage:
     python3 tools/make_train_fixture.py [OUTDIR]     # default OUTDIR: test/fixtures/train
 
-Why: test/test_train.c checks qid's backward pass (src/train_grad.c) and
-optimizer (src/train.c) against PyTorch on the same weights and tokens.
+Why: test/test_train.c checks qid's backward pass (src/train/train_grad.c) and
+optimizer (src/train/train.c, src/train/train_optim.c) against PyTorch on the same weights and tokens.
 The model is written with save_pretrained, so the test reads it with
 `qid import --from safetensors` (qid_import_safetensors) like any Hugging
 Face checkpoint.

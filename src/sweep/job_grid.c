@@ -8,7 +8,7 @@
  * sets (metadata only) to estimate costs, and reports non-fatal problems
  * through qid_warn.
  *
- * Does not: parse job text (jobfile.c), print the grid (job_print.c), or
+ * Does not: parse job text (jobfile.c), print the grid (src/cli/run_grid.c), or
  * schedule, run or record tasks (sweep.c, sweep_task.c). */
 #include <glob.h>
 #include <inttypes.h>

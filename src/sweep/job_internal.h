@@ -3,8 +3,7 @@
  * trimming blanks (job_text.c), and paths in their two forms (job_path.c:
  * the key form relative to the job's directory, and the form to open).
  *
- * Users: jobfile.c (parsing), job_grid.c (expansion, keys, costs),
- * job_print.c (the dry-run table).
+ * Users: jobfile.c (parsing), job_grid.c (expansion, keys, costs).
  *
  * Does not: parse or expand jobs; the public contract is jobfile.h. */
 #ifndef QID_JOB_INTERNAL_H

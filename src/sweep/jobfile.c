@@ -9,7 +9,7 @@
  * prints.
  *
  * Does not: expand checkpoints into tasks, make keys or estimate costs
- * (job_grid.c), print the dry-run table (job_print.c), or schedule, run or
+ * (job_grid.c), print the dry-run table (src/cli/run_grid.c), or schedule, run or
  * record tasks (sweep.c, sweep_task.c). */
 #include "jobfile.h"
 

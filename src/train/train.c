@@ -4,7 +4,7 @@
  * checkpoints, train.tsv and train.json, and the cache check of a rerun.
  *
  * Does not: compute gradients (train_grad.c) or parse the command line
- * (train_cmd.c). */
+ * (src/cli/cmd_train.c). */
 #include "train.h"
 
 #include <errno.h>
