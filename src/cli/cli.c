@@ -15,14 +15,22 @@
 #include "error.h"
 #include "parse.h"
 
-int cli_usage_error(const char *cmd, const char *fmt, ...)
+/* "qid CMD: error: <message><tail>\n" on stderr. */
+static void say_error(const char *cmd, const char *tail, const char *fmt, va_list ap)
 {
-    va_list ap;
-    va_start(ap, fmt);
     fprintf(stderr, "qid %s: error: ", cmd);
     vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "%s\n", tail);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    char hint[128];
+    snprintf(hint, sizeof hint, " (see 'qid %s --help')", cmd);
+    va_list ap;
+    va_start(ap, fmt);
+    say_error(cmd, hint, fmt, ap);
     va_end(ap);
-    fprintf(stderr, " (see 'qid %s --help')\n", cmd);
     return CLI_USAGE;
 }
 
@@ -30,10 +38,8 @@ int cli_fail(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "qid %s: error: ", cmd);
-    vfprintf(stderr, fmt, ap);
+    say_error(cmd, "", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return 1;
 }
 
