@@ -46,7 +46,7 @@
  * /fits/<name> of the store (hdf5-schema/results.md § /fits, kind
  * "predictor") through qid_results_write_fit (which takes the store's lock).
  *
- * Does not: print (the command layer, fit_cmd.h, does), plot (report.c
+ * Does not: print (the command layer, cli_fit.h, does), plot (report.c
  * does, from /fits/<name>), predict for checkpoints that were not measured,
  * or count embedding parameters in the memory of a candidate. Nothing here
  * uses MPI.

@@ -7,7 +7,7 @@
  * of fit.h's qid_fit_opts.
  *
  * Does not: read or write the store (fit_store.h stores a suite in /fits),
- * or print (the command layer, fit_cmd.h, does). Nothing here uses MPI. */
+ * or print (the command layer, cli_fit.h, does). Nothing here uses MPI. */
 #ifndef QID_FIT_SUITE_H
 #define QID_FIT_SUITE_H
 

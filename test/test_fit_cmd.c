@@ -1,4 +1,4 @@
-/* test_fit_cmd.c - `qid fit` through its C API (fit_cmd.h) on a synthetic
+/* test_fit_cmd.c - `qid fit` through its C API (cli_fit.h) on a synthetic
  * results store written with qid_results_open/append from a known law with
  * noise: 4 model sizes x 5 checkpoints x bits 2/3/4 (60 points), one
  * baseline row per checkpoint from the 16-bit law of Ouyang et al., plus a
@@ -20,7 +20,7 @@
 
 #include <hdf5.h>
 
-#include "fit_cmd.h"
+#include "cli_fit.h"
 #include "fit_store.h"
 #include "h5io.h"
 #include "results.h"

@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fit_cmd.h"
+#include "cli_fit.h"
 #include "fit_predictor.h"
 #include "parse.h"
 #include "quant.h"

@@ -1,5 +1,5 @@
 /* cmd_fit.c - `qid fit STORE`: its options, usage and the printing of the
- * laws it fits (fit_cmd.h). The work is the library's: rows ->
+ * laws it fits (cli_fit.h). The work is the library's: rows ->
  * observations (fit_obs.c), the suite of laws (fit_suite.c), /fits/<name>
  * (fit_store.c).
  *
@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "fit_cmd.h"
+#include "cli_fit.h"
 #include "fit_store.h"
 #include "parse.h"
 

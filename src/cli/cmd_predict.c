@@ -1,4 +1,4 @@
-/* cmd_predict.c - `qid predict`: its options, usage and printing (fit_cmd.h):
+/* cmd_predict.c - `qid predict`: its options, usage and printing (cli_fit.h):
  * QiD on a grid, the tokens to reach a QiD, and the training level a QiD
  * or a checkpoint of the store implies, from a stored fit (fit_store.h) or
  * coefficients given with --law; the training level of a checkpoint is
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "fit_cmd.h"
+#include "cli_fit.h"
 #include "fit_store.h"
 #include "parse.h"
 

@@ -1,5 +1,5 @@
 /* cmd_predictor.c - `qid predictor STORE`: its options, usage and the
- * printing of the Xu et al. predictor and the Pareto frontier (fit_cmd.h).
+ * printing of the Xu et al. predictor and the Pareto frontier (cli_fit.h).
  * The work is fit_predictor.c's.
  *
  * Does not: build features, train or write anything itself. */
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "fit_cmd.h"
+#include "cli_fit.h"
 #include "parse.h"
 
 int qid_predictor_cmd_run(const char *store, const qid_predictor_opts *o, FILE *out, qid_predictor_report *rep_out,

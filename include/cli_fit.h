@@ -1,4 +1,4 @@
-/* fit_cmd.h - the command layer of the regression stage: `qid fit`,
+/* cli_fit.h - the command layer of the regression stage: `qid fit`,
  * `qid predict` and `qid predictor` (src/cli/cmd_fit.c, cmd_predict.c,
  * cmd_predictor.c; their entry points are in cli.h). What is here: the
  * options of `qid fit`, the printing of what the commands compute, and each
@@ -10,8 +10,8 @@
  * Xu et al. predictor (fit_predictor.h).
  *
  * Does not: fit, read or write anything itself. Nothing here uses MPI. */
-#ifndef QID_FIT_CMD_H
-#define QID_FIT_CMD_H
+#ifndef QID_CLI_FIT_H
+#define QID_CLI_FIT_H
 
 #include <stddef.h>
 #include <stdint.h>
