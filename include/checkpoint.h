@@ -162,7 +162,4 @@ int qid_ckpt_read_f32(const qid_ckpt *ck, const qid_tensor_spec *t, float *out, 
 int qid_ckpt_read_raw(const qid_ckpt *ck, const qid_tensor_spec *t, void *out, qid_error *err);
 void qid_ckpt_close(qid_ckpt *ck);
 
-/* Human summary for `qid inspect`; with list_tensors, one line per tensor. */
-int qid_ckpt_summary(const char *path, FILE *out, int list_tensors, qid_error *err);
-
 #endif

@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "error.h"
+
 /* ---- the commands (argv[0] is the command's name) ---------------------- */
 
 int qid_import_main(int argc, char **argv);
@@ -48,6 +50,12 @@ struct qid_task;
  * (index, checkpoint, model, params, method, format, options, cost, share
  * of the total), and the estimated total cost. */
 void cli_print_job_grid(const struct qid_job *job, const struct qid_task *tasks, size_t n, FILE *out);
+
+/* `qid inspect` of one file (src/cli/cmd_inspect.c): what it holds, chosen
+ * by its format attribute (checkpoint, token set, results store), printed
+ * to out; with tensors, a checkpoint's tensors one a line. Errors name the
+ * file (not HDF5, no or an unknown format attribute, unreadable). */
+int cli_inspect_file(const char *path, int tensors, FILE *out, qid_error *err);
 
 /* ---- the option parser ------------------------------------------------- */
 

@@ -205,8 +205,24 @@ int qid_corpus_write_synthetic(const qid_corpus_source *src, const qid_corpus_wr
  * (vocabulary 256, tokenizer "bytes"). */
 int qid_corpus_write_text(const qid_corpus_write_opts *o, qid_corpus_written *w, qid_error *err);
 
-/* For `qid inspect`: prints the corpus attributes of a token set, if it has
- * any (nothing otherwise). */
-int qid_corpus_summary(const char *path, FILE *out, qid_error *err);
+/* The corpus attributes of a token set written by qid corpus
+ * (hdf5-schema/tokens.md), for `qid inspect`. */
+typedef struct qid_corpus_info {
+    int present;        /* 0: the set has no corpus attributes (the rest is zero) */
+    int synthetic;      /* 1: QID_CORPUS_GENERATOR's stream; 0: a text file's part */
+    char generator[64]; /* corpus_generator */
+    char part[16];      /* train, eval or calib */
+    char params[256];   /* synthetic: the source's parameters as options */
+    int64_t version;    /* corpus_version */
+    int64_t stream;     /* synthetic: the stream index */
+    int64_t seq_len;    /* synthetic: the windows' length */
+    double entropy_rate, unigram_entropy, bigram_entropy, loss_floor; /* synthetic, nats/token */
+    int64_t source_offset, source_length; /* text: the part's byte range (0, 0 when not stored) */
+} qid_corpus_info;
+
+/* Reads the corpus attributes of the token set at path into info
+ * (info->present 0 when it has none). Errors: QID_E_HDF5 / QID_E_FORMAT
+ * naming the file and attribute. */
+int qid_corpus_info_read(const char *path, qid_corpus_info *info, qid_error *err);
 
 #endif

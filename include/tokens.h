@@ -147,8 +147,4 @@ int qid_tokens_read(const qid_tokens *t, size_t first, size_t count, uint32_t *o
 /* Closes the file (t may be closed or failed to open). */
 void qid_tokens_close(qid_tokens *t);
 
-/* Human summary for `qid inspect`: kind, schema version, tokenizer, vocab,
- * windows x seq_len, stored dtype, source file, token counts, sha256. */
-int qid_tokens_summary(const char *path, FILE *out, qid_error *err);
-
 #endif

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "h5io.h"
 #include "sha256.h"
 #include "tap.h"
@@ -583,7 +584,7 @@ static void test_summary(void)
     size_t len = 0;
     qid_error err;
     FILE *f = open_memstream(&buf, &len);
-    int rc = qid_tokens_summary(path_in("u16.h5"), f, &err);
+    int rc = cli_inspect_file(path_in("u16.h5"), 0, f, &err);
     fclose(f);
     is_int(QID_OK, rc, "summary succeeds");
     like(buf, "qid token set, schema version 1", "summary: kind and schema version");

@@ -681,23 +681,3 @@ void qid_tokens_close(qid_tokens *t)
     if (t->file >= 0) H5Fclose(t->file);
     t->dset = t->file = H5I_INVALID_HID;
 }
-
-int qid_tokens_summary(const char *path, FILE *out, qid_error *err)
-{
-    qid_tokens t;
-    int rc = qid_tokens_open(path, &t, err);
-    if (rc) return rc;
-    const qid_tokens_meta *m = &t.meta;
-    fprintf(out, "%s: qid token set, schema version %" PRId64 "\n", path, m->schema_version);
-    fprintf(out, "  %-22s %s\n", "tokenizer", m->tokenizer);
-    fprintf(out, "  %-22s %" PRId64 "\n", "vocab size", m->vocab_size);
-    fprintf(out, "  %-22s %" PRId64 " x %" PRId64 " tokens (%" PRId64 " tokens)\n", "windows", m->n_windows, m->seq_len,
-            m->n_windows * m->seq_len);
-    fprintf(out, "  %-22s uint%d\n", "dtype", m->id_bits);
-    fprintf(out, "  %-22s %s (%" PRId64 " tokens, %" PRId64 " dropped)\n", "source", m->source_file, m->source_tokens,
-            m->tokens_dropped);
-    fprintf(out, "  %-22s %s\n", "source sha256", m->source_sha256);
-    fprintf(out, "  %-22s %s\n", "created by", m->created_by);
-    qid_tokens_close(&t);
-    return QID_OK;
-}

@@ -377,44 +377,33 @@ int qid_corpus_write_text(const qid_corpus_write_opts *o, qid_corpus_written *w,
     return rc;
 }
 
-/* ---- inspect -------------------------------------------------------------- */
+/* ---- reading the attributes back ------------------------------------------- */
 
-int qid_corpus_summary(const char *path, FILE *out, qid_error *err)
+int qid_corpus_info_read(const char *path, qid_corpus_info *info, qid_error *err)
 {
+    memset(info, 0, sizeof *info);
     hid_t fid = H5I_INVALID_HID;
     QID_H5_TRY(err, fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), "cannot open '%s'", path);
     int rc = QID_OK;
-    char gen[64] = "", part[16] = "", params[256] = "";
-    int64_t version = 0, stream = 0, seq_len = 0, offset = 0, length = 0;
-    double h = 0, h0 = 0, h1 = 0, floor = 0;
     if (!qid_h5_attr_exists(fid, "corpus_generator")) goto done;
-    rc = qid_h5_attr_read_str(fid, "/", "corpus_generator", gen, sizeof gen, err);
-    if (!rc) rc = qid_h5_attr_read_str(fid, "/", "corpus_part", part, sizeof part, err);
-    if (!rc) rc = qid_h5_attr_read_i64(fid, "/", "corpus_version", &version, err);
+    rc = qid_h5_attr_read_str(fid, "/", "corpus_generator", info->generator, sizeof info->generator, err);
+    if (!rc) rc = qid_h5_attr_read_str(fid, "/", "corpus_part", info->part, sizeof info->part, err);
+    if (!rc) rc = qid_h5_attr_read_i64(fid, "/", "corpus_version", &info->version, err);
     if (rc) goto done;
-    if (strcmp(gen, QID_CORPUS_GENERATOR) == 0) {
-        rc = qid_h5_attr_read_str(fid, "/", "corpus_params", params, sizeof params, err);
-        if (!rc) rc = qid_h5_attr_read_i64(fid, "/", "corpus_stream", &stream, err);
-        if (!rc) rc = qid_h5_attr_read_i64(fid, "/", "seq_len", &seq_len, err);
-        if (!rc) rc = qid_h5_attr_read_f64(fid, "/", "entropy_rate", &h, err);
-        if (!rc) rc = qid_h5_attr_read_f64(fid, "/", "unigram_entropy", &h0, err);
-        if (!rc) rc = qid_h5_attr_read_f64(fid, "/", "bigram_entropy", &h1, err);
-        if (!rc) rc = qid_h5_attr_read_f64(fid, "/", "loss_floor", &floor, err);
-        if (rc) goto done;
-        fprintf(out, "  %-22s %s v%" PRId64 ", part %s (stream %" PRId64 ")\n", "corpus", gen, version, part, stream);
-        fprintf(out, "  %-22s %s\n", "corpus params", params);
-        fprintf(out, "  %-22s %.6f nats/token (%.6f bits)\n", "entropy rate", h, h / log(2.0));
-        fprintf(out, "  %-22s %.6f nats/token on %" PRId64 "-token windows\n", "loss floor", floor, seq_len);
-        fprintf(out, "  %-22s %.6f / %.6f nats/token\n", "unigram / bigram", h0, h1);
-    } else {
-        if (qid_h5_attr_exists(fid, "source_offset")) {
-            rc = qid_h5_attr_read_i64(fid, "/", "source_offset", &offset, err);
-            if (!rc) rc = qid_h5_attr_read_i64(fid, "/", "source_length", &length, err);
-            if (rc) goto done;
-        }
-        fprintf(out, "  %-22s %s v%" PRId64 ", part %s: bytes %" PRId64 "..%" PRId64 " of the source\n", "corpus", gen,
-                version, part, offset, offset + length);
+    info->synthetic = strcmp(info->generator, QID_CORPUS_GENERATOR) == 0;
+    if (info->synthetic) {
+        rc = qid_h5_attr_read_str(fid, "/", "corpus_params", info->params, sizeof info->params, err);
+        if (!rc) rc = qid_h5_attr_read_i64(fid, "/", "corpus_stream", &info->stream, err);
+        if (!rc) rc = qid_h5_attr_read_i64(fid, "/", "seq_len", &info->seq_len, err);
+        if (!rc) rc = qid_h5_attr_read_f64(fid, "/", "entropy_rate", &info->entropy_rate, err);
+        if (!rc) rc = qid_h5_attr_read_f64(fid, "/", "unigram_entropy", &info->unigram_entropy, err);
+        if (!rc) rc = qid_h5_attr_read_f64(fid, "/", "bigram_entropy", &info->bigram_entropy, err);
+        if (!rc) rc = qid_h5_attr_read_f64(fid, "/", "loss_floor", &info->loss_floor, err);
+    } else if (qid_h5_attr_exists(fid, "source_offset")) {
+        rc = qid_h5_attr_read_i64(fid, "/", "source_offset", &info->source_offset, err);
+        if (!rc) rc = qid_h5_attr_read_i64(fid, "/", "source_length", &info->source_length, err);
     }
+    info->present = rc == QID_OK;
 done:
     H5Fclose(fid);
     return rc;
