@@ -56,8 +56,8 @@ static void check_job(const qid_job *job, size_t size)
         if (q->method != QID_JOB_METHOD_RTN && q->method != QID_JOB_METHOD_GPTQ) abort();
         if (q->method == QID_JOB_METHOD_GPTQ) {
             if (!job->calib.tokens.rel) abort();
-            size_t m = q->gptq.micro_block;
-            if (m && ((q->spec.block && m % q->spec.block) || q->gptq.block_size % m)) abort();
+            size_t m = q->gptq.micro_block; /* gptq.h's: 1 is plain GPTQ, the job's 0 */
+            if (m == 0 || (m > 1 && ((q->spec.block && m % q->spec.block) || q->gptq.block % m))) abort();
         }
     }
     for (size_t i = 1; i < job->probes.n_radii; i++)
