@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # cli.t - the qid command line: help and version, `qid import` and
 # `qid inspect` end to end on a transformers-written checkpoint, the golden
-# h5dump listing of the checkpoint schema, and one-line errors that leave no
-# output behind.
+# h5dump listing of the checkpoint schema, one-line errors that leave no
+# output behind, and the one command-line rule of every command (help,
+# unknown options, options after the arguments, 3e11-style integers).
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 27
+plan 70
 tap_tmpdir
 T=$TAP_TMP
 FIX=test/fixtures/hf
@@ -48,3 +49,18 @@ $QID import --from safetensors "$FIX/gpt-neox-tiny" -o "$T/ck.h5" 2>"$T/err"; is
 like "$(cat "$T/err")" "exists (use --force to replace it)" "existing output: message"
 $QID inspect "$FIX/gpt-neox-tiny/config.json" 2>"$T/err"; is 1 $? "inspect of a non-HDF5 file exits 1"
 like "$(cat "$T/err")" "is not an HDF5 file" "inspect non-HDF5: message"
+
+# one command-line rule for every command (src/cli/cli.c, docs/commands.md)
+for c in import tokens corpus inspect eval run results quantize fit predict predictor report train; do
+    $QID $c --help >"$T/help" 2>&1; ok $? "qid $c --help exits 0"
+    $QID $c --no-such-option 2>"$T/err" >/dev/null; is 2 $? "qid $c with an unknown option exits 2"
+    is "qid $c: error: unknown option '--no-such-option' (see 'qid $c --help')" "$(cat "$T/err")" \
+        "qid $c: the unknown option is one line naming it, with the hint"
+done
+# options after the positional arguments, and 3e11-style integers, everywhere alike
+out=$($QID import "$FIX/gpt-neox-tiny" -o "$T/ck2.h5" --from safetensors --step 1e3 --tokens-per-step 2.097152e6 2>&1)
+like "$out" "N = 17152, step 1000, D = 2097152000" "import: options after the directory, 1e3 and 2.097152e6 as integers"
+out=$($QID inspect "$T/ck2.h5" --tensors)
+like "$out" "/layers/1/mlp.down.weight" "inspect: --tensors after the file"
+$QID eval "$T/ck2.h5" "$T/ck2.h5" --windows 0.5 2>"$T/err"; is 2 $? "eval: --windows 0.5 exits 2"
+is "qid eval: error: --windows wants a positive integer, got '0.5'" "$(cat "$T/err")" "eval: a fraction where an integer is wanted: one line"
