@@ -26,17 +26,10 @@
 
 /* The options of `qid fit`. Start from qid_fit_cmd_opts_init. */
 typedef struct qid_fit_cmd_opts {
-    const char *method; /* NULL: every quantizer method (never baseline/probes) */
-    const char *format; /* NULL: every format */
-    uint64_t bits_mask; /* bit P set: element bits P kept (P < 64); 0: all */
-    double min_tokens;  /* keep D >= min_tokens (default 0) */
-    double max_tokens;  /* keep D <= max_tokens (default INFINITY) */
-    const char *models; /* comma-separated model names; NULL: all */
-    size_t n_boot;      /* bootstrap draws (default 1000); 0: no bootstrap */
-    uint64_t seed;      /* bootstrap seed (default 1) */
-    double z;           /* significance threshold of the log-linear start (default 2) */
-    const char *name;   /* /fits/<name> (default "default") */
-    int factors;        /* 1: print every per-factor group, not only the medians (default 0) */
+    qid_fit_filter filter; /* which rows become points (fit_obs.h; --method, --format, --bits, ...) */
+    qid_fit_opts fit;      /* the fit's settings (fit.h; --boot, --seed, --z; n_boot 0: no bootstrap) */
+    const char *name;      /* /fits/<name> (default "default") */
+    int factors;           /* 1: print every per-factor group, not only the medians (default 0) */
 } qid_fit_cmd_opts;
 
 void qid_fit_cmd_opts_init(qid_fit_cmd_opts *o);

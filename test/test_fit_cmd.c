@@ -162,8 +162,8 @@ int main(int argc, char **argv)
 
     qid_fit_cmd_opts o;
     qid_fit_cmd_opts_init(&o);
-    o.n_boot = 200;
-    o.seed = 7;
+    o.fit.n_boot = 200;
+    o.fit.seed = 7;
     qid_fit_suite rep;
     qid_error err;
     qid_error_clear(&err);
@@ -252,14 +252,14 @@ int main(int argc, char **argv)
 
     /* filters */
     qid_fit_cmd_opts f = o;
-    f.n_boot = 0;
+    f.fit.n_boot = 0;
     f.name = "bits34";
-    f.bits_mask = (1u << 3) | (1u << 4);
+    f.filter.bits_mask = (1u << 3) | (1u << 4);
     rc = qid_fit_cmd_run(store, &f, NULL, &rep, &err);
     is_int(40, (long long)rep.n_points, "filter --bits 3,4: 40 points (rc %d)", rc);
     qid_fit_suite_free(&rep);
     f = o;
-    f.max_tokens = 1e11;
+    f.filter.max_tokens = 1e11;
     f.name = "early";
     rc = qid_fit_cmd_run(store, &f, NULL, &rep, &err);
     is_int(36, (long long)rep.n_points, "filter --max-tokens 1e11: 36 points (rc %d)", rc);
@@ -268,19 +268,19 @@ int main(int argc, char **argv)
        rep.boot.hi.beta - rep.boot.lo.beta, width_all);
     qid_fit_suite_free(&rep);
     f = o;
-    f.n_boot = 0;
-    f.models = "m2,m3,m4";
-    f.min_tokens = 3e10;
+    f.fit.n_boot = 0;
+    f.filter.models = "m2,m3,m4";
+    f.filter.min_tokens = 3e10;
     rc = qid_fit_cmd_run(store, &f, NULL, &rep, &err);
     is_int(36, (long long)rep.n_points, "filter --models m2,m3,m4 --min-tokens 3e10: 36 points (rc %d)", rc);
     qid_fit_suite_free(&rep);
 
     /* too few points: a fit, with a warning */
     f = o;
-    f.n_boot = 0;
-    f.models = "m1,m2,m3";
-    f.bits_mask = (1u << 3) | (1u << 4);
-    f.max_tokens = 3e10;
+    f.fit.n_boot = 0;
+    f.filter.models = "m1,m2,m3";
+    f.filter.bits_mask = (1u << 3) | (1u << 4);
+    f.filter.max_tokens = 3e10;
     f.name = "few";
     rc = qid_fit_cmd_run(store, &f, NULL, &rep, &err);
     is_int(12, (long long)rep.n_points, "too few: 12 points (rc %d: %s)", rc, rc ? err.msg : "");
@@ -291,8 +291,8 @@ int main(int argc, char **argv)
     qid_fit_law before, again;
     if (qid_fit_store_read_law(store, "default", &before, NULL, NULL, NULL, &err)) bail("read default: %s", err.msg);
     f = o;
-    f.n_boot = 0;
-    f.models = "m2";
+    f.fit.n_boot = 0;
+    f.filter.models = "m2";
     qid_error_clear(&err);
     rc = qid_fit_cmd_run(store, &f, NULL, &rep, &err);
     ok(rc != QID_OK && strstr(err.msg, "cannot fit the unified law to 15 points") &&
@@ -304,10 +304,10 @@ int main(int argc, char **argv)
        "... /fits/default is the earlier fit, bit for bit");
     /* fewer points than parameters */
     f = o;
-    f.n_boot = 0;
-    f.models = "m1,m2";
-    f.bits_mask = 1u << 2;
-    f.max_tokens = 3e10;
+    f.fit.n_boot = 0;
+    f.filter.models = "m1,m2";
+    f.filter.bits_mask = 1u << 2;
+    f.filter.max_tokens = 3e10;
     f.name = "four";
     qid_error_clear(&err);
     rc = qid_fit_cmd_run(store, &f, NULL, &rep, &err);
@@ -317,8 +317,8 @@ int main(int argc, char **argv)
     ok(qid_fit_store_read_law(store, "four", &again, NULL, NULL, NULL, &err) == QID_E_INVALID &&
            strstr(err.msg, "has no fit '/fits/four'"),
        "... and no /fits/four");
-    f.models = NULL;
-    f.method = "gptq";
+    f.filter.models = NULL;
+    f.filter.method = "gptq";
     rc = qid_fit_cmd_run(store, &f, NULL, &rep, &err);
     ok(rc != QID_OK && strstr(err.msg, "no QiD points"), "no points: error: %s", err.msg);
     qid_fit_suite_free(&rep);
@@ -340,7 +340,7 @@ int main(int argc, char **argv)
         snprintf(path, sizeof path, "%s/%s.h5", tap_tmpdir(), degen[k].name);
         write_store(path, degen[k].kind);
         f = o;
-        f.n_boot = 0;
+        f.fit.n_boot = 0;
         qid_error_clear(&err);
         rc = qid_fit_cmd_run(path, &f, NULL, &rep, &err);
         ok(rc != QID_OK && strstr(err.msg, degen[k].want) && !strchr(err.msg, '\n'), "%s: one line: %s", degen[k].name,
@@ -432,7 +432,7 @@ int main(int argc, char **argv)
     char ch = 0;
     if (read(to_parent[0], &ch, 1) != 1 || ch != 'y') bail("the child could not open the store");
     f = o;
-    f.n_boot = 0;
+    f.fit.n_boot = 0;
     f.name = "locked";
     qid_error_clear(&err);
     rc = qid_fit_cmd_run(store, &f, NULL, NULL, &err);

@@ -16,35 +16,18 @@
 
 void qid_fit_cmd_opts_init(qid_fit_cmd_opts *o)
 {
-    *o = (qid_fit_cmd_opts){
-        .min_tokens = 0, .max_tokens = INFINITY, .n_boot = 1000, .seed = 1, .z = 2, .name = "default"};
-}
-
-/* The command's options as the library's filter and fit settings. */
-static void split_opts(const qid_fit_cmd_opts *o, qid_fit_filter *f, qid_fit_opts *fo)
-{
-    *f = (qid_fit_filter){.method = o->method,
-                          .format = o->format,
-                          .bits_mask = o->bits_mask,
-                          .min_tokens = o->min_tokens,
-                          .max_tokens = o->max_tokens,
-                          .models = o->models};
-    qid_fit_opts_init(fo);
-    fo->z = o->z;
-    fo->seed = o->seed;
-    fo->n_boot = o->n_boot;
+    *o = (qid_fit_cmd_opts){.name = "default"};
+    qid_fit_filter_init(&o->filter);
+    qid_fit_opts_init(&o->fit);
 }
 
 int qid_fit_cmd_run(const char *store, const qid_fit_cmd_opts *o, FILE *out, qid_fit_suite *s_out, qid_error *err)
 {
-    qid_fit_filter f;
-    qid_fit_opts fo;
     qid_fit_suite local, *s = s_out ? s_out : &local;
-    split_opts(o, &f, &fo);
-    int rc = qid_fit_suite_of_store(store, &f, &fo, s, err);
+    int rc = qid_fit_suite_of_store(store, &o->filter, &o->fit, s, err);
     if (rc == QID_OK) {
         if (out) qid_fit_cmd_print(out, s, o);
-        if ((rc = qid_fit_store_write_suite(store, o->name, s, &f, &fo, err)) == QID_OK && out)
+        if ((rc = qid_fit_store_write_suite(store, o->name, s, &o->filter, &o->fit, err)) == QID_OK && out)
             fprintf(out, "written to /fits/%s of %s\n", o->name, store);
     }
     if (!s_out) qid_fit_suite_free(s);
@@ -66,10 +49,11 @@ void qid_fit_list_print(FILE *out, const char *prefix, const char *list)
 static void print_filters(FILE *out, const qid_fit_cmd_opts *o)
 {
     char bits[256];
-    qid_fit_bits_text(o->bits_mask, bits, sizeof bits);
+    const qid_fit_filter *f = &o->filter;
+    qid_fit_bits_text(f->bits_mask, bits, sizeof bits);
     fprintf(out, "filters: method %s, format %s, bits %s, tokens [%.4g, %.4g], models %s\n",
-            o->method ? o->method : "any", o->format ? o->format : "any", bits[0] ? bits : "any", o->min_tokens,
-            o->max_tokens, o->models ? o->models : "all");
+            f->method ? f->method : "any", f->format ? f->format : "any", bits[0] ? bits : "any", f->min_tokens,
+            f->max_tokens, f->models ? f->models : "all");
 }
 
 /* The unified law: counts, coefficients with intervals, quality. */
@@ -86,7 +70,7 @@ static void print_unified(FILE *out, const qid_fit_suite *s, const qid_fit_cmd_o
     int have_ci = s->boot.n_draws > 0;
     if (have_ci)
         fprintf(out, "%-6s %12s  %2.0f%% interval (bootstrap by checkpoint: %zu draws, %zu failed, seed %llu)\n", "",
-                "value", 100 * s->boot.level, s->boot.n_draws, s->boot.n_failed, (unsigned long long)o->seed);
+                "value", 100 * s->boot.level, s->boot.n_draws, s->boot.n_failed, (unsigned long long)o->fit.seed);
     else
         fprintf(out, "%-6s %12s  (no bootstrap intervals)\n", "", "value");
     for (int j = 0; j < 4; j++) {
@@ -236,15 +220,15 @@ int qid_fit_main(int argc, char **argv)
     qid_fit_cmd_opts o;
     qid_fit_cmd_opts_init(&o);
     const cli_opt opts[] = {
-        CLI_OPT_STR("method", &o.method),
-        CLI_OPT_STR("format", &o.format),
-        CLI_OPT_FN("bits", &o.bits_mask, take_bits, "whole element bit widths 1..63, e.g. 2,3,4"),
-        CLI_OPT_REAL("min-tokens", &o.min_tokens, 0, HUGE_VAL, CLI_LO_OPEN, "a positive number of tokens"),
-        CLI_OPT_REAL("max-tokens", &o.max_tokens, 0, HUGE_VAL, CLI_LO_OPEN, "a positive number of tokens"),
-        CLI_OPT_STR("models", &o.models),
-        CLI_OPT_SIZE("boot", &o.n_boot, 0, 9e18, "a whole number >= 0"),
-        CLI_OPT_U64("seed", &o.seed, 0, "a whole number >= 0"),
-        CLI_OPT_REAL("z", &o.z, 0, HUGE_VAL, CLI_LO_OPEN, "a positive number"),
+        CLI_OPT_STR("method", &o.filter.method),
+        CLI_OPT_STR("format", &o.filter.format),
+        CLI_OPT_FN("bits", &o.filter.bits_mask, take_bits, "whole element bit widths 1..63, e.g. 2,3,4"),
+        CLI_OPT_REAL("min-tokens", &o.filter.min_tokens, 0, HUGE_VAL, CLI_LO_OPEN, "a positive number of tokens"),
+        CLI_OPT_REAL("max-tokens", &o.filter.max_tokens, 0, HUGE_VAL, CLI_LO_OPEN, "a positive number of tokens"),
+        CLI_OPT_STR("models", &o.filter.models),
+        CLI_OPT_SIZE("boot", &o.fit.n_boot, 0, 9e18, "a whole number >= 0"),
+        CLI_OPT_U64("seed", &o.fit.seed, 0, "a whole number >= 0"),
+        CLI_OPT_REAL("z", &o.fit.z, 0, HUGE_VAL, CLI_LO_OPEN, "a positive number"),
         CLI_OPT_STR("name", &o.name),
         CLI_OPT_FLAG("factors", &o.factors),
     };
