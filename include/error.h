@@ -67,6 +67,8 @@ void qid_log_set_rank(int rank);
 void qid_log_set_level(int level);
 /* Seconds since the process started logging (first call to any log function). */
 double qid_elapsed(void);
+/* Seconds on the monotonic clock, for measuring durations. */
+double qid_now(void);
 
 /* The current UTC time as ISO 8601 ("2026-11-22T23:41:52Z") into buf. */
 void qid_utc_now(char *buf, size_t len);

@@ -15,17 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "checkpoint.h"
 #include "tokens.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static long peak_rss_kb(void)
 {
@@ -82,7 +74,7 @@ int qid_eval_windows(qid_model *m, const uint32_t *tokens, size_t n_windows, siz
     }
     const size_t bw = batch_size(qid_model_cfg(m), n_windows, seq_len, o);
     r->batch_windows = bw;
-    double t0 = now();
+    double t0 = qid_now();
     for (size_t w0 = 0; w0 < n_windows; w0 += bw) {
         size_t nb = n_windows - w0 < bw ? n_windows - w0 : bw;
         qid_forward_opts f = {.weight_hook = o->weight_hook,
@@ -103,7 +95,7 @@ int qid_eval_windows(qid_model *m, const uint32_t *tokens, size_t n_windows, siz
             return rc;
         }
     }
-    r->seconds = now() - t0;
+    r->seconds = qid_now() - t0;
     double sum = 0.0, ref_sum = 0.0, kl_sum = 0.0;
     for (size_t w = 0; w < n_windows; w++) {
         r->window_tokens[w] = (int64_t)per_window;

@@ -30,7 +30,6 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "kernels.h"
 
@@ -78,13 +77,6 @@ struct qid_batch {
     float *scratch; /* attention scratch, per OpenMP thread */
     size_t scratch_threads;
 };
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int is_llama(const qid_model_config *c) { return c->arch == QID_ARCH_LLAMA; }
 
@@ -306,7 +298,7 @@ static int read_tensor(qid_model *m, const qid_tensor_spec *t, float *out, qid_e
 
 int qid_model_load(qid_model *m, int stage, qid_error *err)
 {
-    double t0 = now();
+    double t0 = qid_now();
     drop_stage(m);
     if (stage < QID_STAGE_EMBED || stage > m->cfg.n_layers)
         return qid_error_set(err, QID_E_INVALID, "no stage %d in a model of %" PRId64 " layers", stage,
@@ -345,18 +337,18 @@ int qid_model_load(qid_model *m, int stage, qid_error *err)
     m->stage = stage;
     if (stage >= 0 && stage < m->cfg.n_layers) resolve_layer(m);
     if (stage == m->cfg.n_layers) resolve_head(m, &m->hv, m->data);
-    m->stats.read_s += now() - t0;
+    m->stats.read_s += qid_now() - t0;
     return QID_OK;
 fail:
     drop_stage(m);
-    m->stats.read_s += now() - t0;
+    m->stats.read_s += qid_now() - t0;
     return err ? err->code : QID_E_IO;
 }
 
 int qid_model_apply_hook(qid_model *m, qid_weight_hook hook, void *ctx, qid_error *err)
 {
     if (m->stage == QID_STAGE_NONE) return qid_error_set(err, QID_E_INVALID, "no stage loaded");
-    double t0 = now();
+    double t0 = qid_now();
     int rc = QID_OK;
     for (size_t i = 0; i < m->n_specs && rc == QID_OK; i++) {
         rc = hook(ctx, &m->specs[i], m->data[i], err);
@@ -366,7 +358,7 @@ int qid_model_apply_hook(qid_model *m, qid_weight_hook hook, void *ctx, qid_erro
             qid_error_wrap(err, rc, "weight hook failed on '%s'", path);
         }
     }
-    m->stats.hook_s += now() - t0;
+    m->stats.hook_s += qid_now() - t0;
     return rc;
 }
 
@@ -561,18 +553,18 @@ static int call_act_hook(qid_model *m, qid_act_hook hook, void *ctx, const int *
                          size_t ldx, qid_error *err)
 {
     if (!hook) return QID_OK;
-    double t0 = now();
+    double t0 = qid_now();
     for (int i = 0; i < n; i++) {
         const qid_tensor_spec *t = &m->specs[idx[i]];
         int rc = hook(ctx, t, x, rows, ldx, m->data[idx[i]], err);
         if (rc) {
             char path[160];
             qid_tensor_path(t, path, sizeof path);
-            m->stats.hook_s += now() - t0;
+            m->stats.hook_s += qid_now() - t0;
             return qid_error_wrap(err, rc, "activation hook failed on '%s'", path);
         }
     }
-    m->stats.hook_s += now() - t0;
+    m->stats.hook_s += qid_now() - t0;
     return QID_OK;
 }
 
@@ -641,10 +633,10 @@ static int run_layer(qid_model *m, qid_batch *b, qid_act_hook hook, void *ctx, q
     const size_t N = b->N, d = (size_t)c->d_model, ff = (size_t)c->d_ff;
     const size_t qw = qkv_width(c), aw = att_width(c), fw = ff_width(c);
     float *qkv = b->u, *att = b->u + N * qw, *h = b->u;
-    double t = now();
+    double t = qid_now();
 #define LAP(field)                                                                                                     \
     do {                                                                                                               \
-        double t1_ = now();                                                                                            \
+        double t1_ = qid_now();                                                                                        \
         m->stats.field += t1_ - t;                                                                                     \
         t = t1_;                                                                                                       \
     } while (0)
@@ -652,13 +644,13 @@ static int run_layer(qid_model *m, qid_batch *b, qid_act_hook hook, void *ctx, q
     norm_rows(c, b->xn, b->x, v->ln1_w, v->ln1_b, N);
     LAP(other_s);
     if (call_act_hook(m, hook, ctx, v->qkv_spec, v->n_qkv, b->xn, N, d, err)) return err ? err->code : QID_E_INVALID;
-    t = now();
+    t = qid_now();
     linear(qkv, qw, b->xn, d, N, v->qkv_w, qw, d, v->qkv_b, 0);
     LAP(gemm_s);
     attention(m, b, qkv, att);
     LAP(attn_s);
     if (call_act_hook(m, hook, ctx, &v->out_spec, 1, att, N, aw, err)) return err ? err->code : QID_E_INVALID;
-    t = now();
+    t = qid_now();
     if (c->parallel_residual) {
         /* x + attn(ln1(x)) + mlp(ln2(x)): ln2 sees the layer's input */
         norm_rows(c, b->xn, b->x, v->ln2_w, v->ln2_b, N);
@@ -672,7 +664,7 @@ static int run_layer(qid_model *m, qid_batch *b, qid_act_hook hook, void *ctx, q
         LAP(other_s);
     }
     if (call_act_hook(m, hook, ctx, v->up_spec, v->n_up, b->xn, N, d, err)) return err ? err->code : QID_E_INVALID;
-    t = now();
+    t = qid_now();
     linear(h, fw, b->xn, d, N, v->up_w, fw, d, v->up_b, 0);
     LAP(gemm_s);
     const size_t nblk = (N + ROW_BLOCK - 1) / ROW_BLOCK;
@@ -689,7 +681,7 @@ static int run_layer(qid_model *m, qid_batch *b, qid_act_hook hook, void *ctx, q
     }
     LAP(other_s);
     if (call_act_hook(m, hook, ctx, &v->down_spec, 1, h, N, fw, err)) return err ? err->code : QID_E_INVALID;
-    t = now();
+    t = qid_now();
     linear(b->x, d, h, fw, N, v->down_w, d, ff, v->down_b, 1);
     LAP(gemm_s);
 #undef LAP
@@ -710,9 +702,9 @@ int qid_batch_step(qid_model *m, qid_batch *b, qid_act_hook act_hook, void *act_
                              m->stage);
     int rc, saved = qid_blas_single_begin();
     if (m->stage == QID_STAGE_EMBED) {
-        double t0 = now();
+        double t0 = qid_now();
         rc = run_embed(m, b);
-        m->stats.gemm_s += now() - t0;
+        m->stats.gemm_s += qid_now() - t0;
     } else {
         rc = run_layer(m, b, act_hook, act_ctx, err);
     }
@@ -760,7 +752,7 @@ int qid_batch_head(qid_model *m, qid_batch *b, const qid_head_opts *o, qid_error
                 memcmp(ref->tokens, b->tokens, b->N * sizeof *b->tokens) != 0))
         return qid_error_set(err, QID_E_INVALID, "the reference batch is not the same tokens at the head stage");
     if (ref && !o->window_kl) return qid_error_set(err, QID_E_INVALID, "a reference batch needs window_kl");
-    double t0 = now();
+    double t0 = qid_now();
     const size_t B = b->B, T = b->T, d = (size_t)c->d_model, V = (size_t)c->vocab_size;
     const size_t lo = o->logits ? 0 : (o->score_from < T ? o->score_from : T);
     const size_t hi = o->logits ? T : (T >= 1 ? T - 1 : 0);
@@ -840,7 +832,7 @@ int qid_batch_head(qid_model *m, qid_batch *b, const qid_head_opts *o, qid_error
     free(L);
     free(Ar);
     free(Lr);
-    m->stats.head_s += now() - t0;
+    m->stats.head_s += qid_now() - t0;
     return rc;
 }
 

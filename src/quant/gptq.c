@@ -36,7 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct qid_gptq_hessian {
     size_t n;            /* input features */
@@ -65,13 +64,6 @@ struct qid_gptq_hessian {
  * OpenMP team's idle threads spin for milliseconds after a region and slow
  * the OpenBLAS call that follows, which costs more than a small loop gains. */
 #define GPTQ_PAR_MIN ((size_t)1 << 26)
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static const char *name_or(const char *what) { return what ? what : "tensor"; }
 
@@ -499,7 +491,7 @@ static int check_opts(const qid_gptq_opts *o, const qid_quant_spec *spec, const 
 int qid_gptq_quantize(qid_gptq_hessian *h, const qid_quant_spec *spec, const qid_gptq_opts *opts, float *w, size_t rows,
                       size_t cols, const char *what, qid_gptq_stats *stats, qid_error *err)
 {
-    const double t0 = now_s();
+    const double t0 = qid_now();
     qid_gptq_opts o;
     if (opts)
         o = *opts;
@@ -660,7 +652,7 @@ int qid_gptq_quantize(qid_gptq_hessian *h, const qid_quant_spec *spec, const qid
         stats->micro_block = mb;
         stats->block = B;
         stats->reused = reused;
-        stats->seconds = now_s() - t0;
+        stats->seconds = qid_now() - t0;
     }
     return QID_OK;
 }

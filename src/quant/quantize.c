@@ -15,17 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "fsutil.h"
 #include "tokens.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Distinct input widths a model has: d_model, attention width, d_ff. */
 #define MAX_WIDTHS 8
@@ -148,7 +140,7 @@ int qid_quantizer_weight_hook(void *ctx, const qid_tensor_spec *t, float *w, qid
 {
     qid_quantizer *q = ctx;
     if (q->o.method != QID_QUANTIZE_RTN || t->kind != QID_TENSOR_LINEAR) return QID_OK;
-    double t0 = now();
+    double t0 = qid_now();
     const size_t rows = (size_t)t->shape[0], cols = (size_t)t->shape[1], n = rows * cols;
     float *y = scratch_of(q, n);
     char path[160];
@@ -159,7 +151,7 @@ int qid_quantizer_weight_hook(void *ctx, const qid_tensor_spec *t, float *w, qid
     memcpy(w, y, n * sizeof *w);
     q->st.tensors++;
     q->st.params += n;
-    q->st.seconds += now() - t0;
+    q->st.seconds += qid_now() - t0;
     return QID_OK;
 }
 
@@ -187,7 +179,7 @@ int qid_quantizer_act_hook(void *ctx, const qid_tensor_spec *t, const float *x, 
 {
     qid_quantizer *q = ctx;
     if (q->o.method != QID_QUANTIZE_GPTQ || t->kind != QID_TENSOR_LINEAR) return QID_OK;
-    double t0 = now();
+    double t0 = qid_now();
     const size_t out = (size_t)t->shape[0], cols = (size_t)t->shape[1], n = out * cols;
     char path[160];
     qid_tensor_path(t, path, sizeof path);
@@ -222,7 +214,7 @@ int qid_quantizer_act_hook(void *ctx, const qid_tensor_spec *t, const float *x, 
     q->st.retries += gs.retries;
     q->st.dead += gs.dead;
     q->st.gptq_loss += gs.loss;
-    q->st.seconds += now() - t0;
+    q->st.seconds += qid_now() - t0;
     return QID_OK;
 }
 
@@ -389,7 +381,7 @@ done:
 int qid_quantize_checkpoint(const char *in, const char *out, int force, const qid_quantize_opts *o,
                             qid_quantize_stats *stats, qid_error *err)
 {
-    double t0 = now();
+    double t0 = qid_now();
     if (stats) memset(stats, 0, sizeof *stats);
     int rc = check_format(o, err);
     if (rc) return rc;
@@ -403,7 +395,7 @@ int qid_quantize_checkpoint(const char *in, const char *out, int force, const qi
                                         : quantize_stream(in, out, q, err);
     if (stats) {
         *stats = q->st;
-        stats->seconds = now() - t0;
+        stats->seconds = qid_now() - t0;
     }
     qid_quantizer_free(q);
     return rc;

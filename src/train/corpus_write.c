@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fsutil.h"
@@ -178,13 +177,6 @@ static int close_file(FILE *f, const char *path, qid_error *err)
     return QID_OK;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Writes n tokens of stream `part` to path as little-endian uint16. */
 static int write_stream(const qid_corpus_source *src, int part, uint64_t n, const char *path, double *seconds,
                         qid_error *err)
@@ -198,9 +190,9 @@ static int write_stream(const qid_corpus_source *src, int part, uint64_t n, cons
     int rc = QID_OK;
     for (uint64_t done = 0; done < n && !rc;) {
         size_t m = n - done < GEN_BLOCK ? (size_t)(n - done) : GEN_BLOCK;
-        double t0 = now_seconds();
+        double t0 = qid_now();
         qid_corpus_generate(&s, ids, m);
-        *seconds += now_seconds() - t0;
+        *seconds += qid_now() - t0;
         for (size_t i = 0; i < m; i++) {
             bytes[2 * i] = (uint8_t)(ids[i] & 0xff);
             bytes[2 * i + 1] = (uint8_t)(ids[i] >> 8);

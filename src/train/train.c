@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cJSON.h>
@@ -34,13 +33,6 @@
 #define DEFAULT_EVAL_WINDOWS 64
 /* Data-order streams of the generator start here (tensor i's init uses stream i). */
 #define DATA_STREAM ((uint64_t)1 << 32)
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- models from checkpoints ----------------------------------------------------- */
 
@@ -563,7 +555,7 @@ static void fmt_eta(double s, char *buf, size_t len)
 static void progress(trainer *t, int64_t step, double loss, double lr, int force)
 {
     if (t->o->quiet) return;
-    const double tn = now();
+    const double tn = qid_now();
     if (!force && !t->tty && tn - t->last_progress < t->o->progress_every) return;
     if (!force && t->tty && tn - t->last_progress < 0.5) return;
     t->last_progress = tn;
@@ -598,7 +590,7 @@ static void tsv_row(trainer *t, int64_t step, double lr, double loss, double gno
     if (isfinite(gnorm)) snprintf(b, sizeof b, "%.9g", gnorm);
     if (isfinite(ev)) snprintf(c, sizeof c, "%.9g", ev);
     fprintf(t->tsv, "%" PRId64 "\t%" PRId64 "\t%.9g\t%s\t%s\t%s\t%.3f\n", step, step * (int64_t)(t->B * t->L), lr, a, b,
-            c, now() - t->t_start);
+            c, qid_now() - t->t_start);
     fflush(t->tsv);
 }
 
@@ -825,14 +817,14 @@ int qid_train_run(const qid_train_opts *o, qid_train_result *r, qid_error *err)
     }
     fprintf(t.tsv, "step\ttokens\tlr\ttrain_loss\tgrad_norm\teval_loss\tseconds\n");
     t.tty = isatty(2);
-    t.t_start = t.last_progress = now();
+    t.t_start = t.last_progress = qid_now();
     if (!o->quiet)
         qid_info("train: %s: N = %" PRId64 " (%" PRId64 " with embeddings), %" PRId64 " steps of %zu x %zu tokens, %s "
                  "lr %g, %d threads, %.1f MiB of activations",
                  t.name, r->params_nonembedding, r->params_total, t.steps, t.B, t.L, qid_sched_name(t.sched.kind),
                  t.sched.lr, omp_get_max_threads(), (double)qid_tacts_bytes(&t.cfg, t.B, t.L) / 1048576.0);
     rc = train_loop(&t, r, err);
-    r->seconds = now() - t.t_start;
+    r->seconds = qid_now() - t.t_start;
     r->steps = t.steps;
     r->tokens = t.steps * (int64_t)(t.B * t.L);
     r->tokens_per_s = r->seconds > 0 ? (double)r->tokens / r->seconds : 0;
