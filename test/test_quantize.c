@@ -347,7 +347,14 @@ static void check_errors(const char *neox, const char *tok)
     ok(rc == QID_E_INVALID, "unknown format int9-g16 is rejected");
     like(err.msg, "unknown format 'int9-g16'", "unknown format: message names it (%s)", err.msg);
     char *argv[] = {"quantize", (char *)neox, "--format", "bogus", "-o", out, NULL};
-    ok(qid_quantize_main(6, argv) == 2 && dir_entries(dir) == 0, "qid quantize --format bogus exits 2, no output");
+    tap_capture_begin();
+    rc = qid_quantize_main(6, argv);
+    char *msg = tap_capture_end();
+    ok(rc == 2 && dir_entries(dir) == 0, "qid quantize --format bogus exits 2, no output");
+    like(msg, "qid quantize: error: unknown format 'bogus'", "qid quantize --format bogus: one line naming the format");
+    is_int(1, (long long)(strchr(msg, '\n') ? strchr(msg, '\n') - msg + 1 == (long)strlen(msg) : 0),
+           "qid quantize --format bogus: exactly one line");
+    free(msg);
 
     qid_quantize_opts o = opts_for("int4-g16", QID_QUANTIZE_GPTQ, NULL);
     rc = qid_quantize_checkpoint(neox, out, 0, &o, NULL, &err);
@@ -386,7 +393,7 @@ static void check_errors(const char *neox, const char *tok)
 
 int main(void)
 {
-    plan(37);
+    plan(39);
     const char *neox = tap_import_fixture("gpt-neox-tiny", 1000, 2097152000),
                *llama = tap_import_fixture("llama-tiny", 1000, 2097152000);
     const char *tok = make_tokens();
