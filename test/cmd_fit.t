@@ -18,7 +18,7 @@ GEN=${BUILD:-build}/test/fit_cmd.t
 GENP=${BUILD:-build}/test/fit_predictor.t
 require_exe "$GEN"
 require_exe "$GENP"
-plan 61
+plan 75
 tap_tmpdir
 T=$TAP_TMP
 S=$T/r.h5
@@ -44,6 +44,31 @@ $QID fit "$S" --boot 0 --factors --name factors >"$T/out" 2>"$T/err"
 is 12 "$(grep -cE '^    N [0-9.e+]+ +P [234] +c ' "$T/out")" "fit --factors: one line per (N, P) group of the law vs D"
 is 20 "$(grep -cE '^    N [0-9.e+]+ +D [0-9.e+]+ +c ' "$T/out")" "fit --factors: one line per (N, D) group of the law vs P"
 
+# law forms: Kumar et al.'s exponential in P, stored with its form
+$QID fit "$S" --law kumar --boot 100 --seed 3 --name kumar >"$T/out" 2>"$T/err"
+ok $? "fit --law kumar: exits 0"
+like "$(cat "$T/out")" "unified law (kumar): QiD = C * D^gamma_D * N^-gamma_N * exp(-P/gamma_post)" "fit --law kumar: the form printed"
+gp=$(awk '$1 == "gamma_post" { print $2 }' "$T/out")
+is 1 "$(awk -v a="$gp" 'BEGIN { print (a > 0.45 && a < 0.6) }')" "fit --law kumar: gamma_post $gp (about 1/ln 6.6: the 3->4 bit ratio of Ouyang's law)"
+like "$(cat "$T/out")" "written to /fits/kumar" "fit --law kumar: written to /fits/kumar"
+is '(0): "kumar" (0): "ouyang"' "$(echo $(h5dump -a /fits/kumar/form "$S" | grep -o '(0): "[a-z]*"') $(h5dump -a /fits/default/form "$S" | grep -o '(0): "[a-z]*"'))" "the form attribute: kumar, and ouyang for the default"
+is "C,gamma_N,gamma_D,gamma_post" "$(h5dump -a /fits/kumar/draws/columns "$S" | grep -o 'C,gamma_[A-Za-z_,]*')" "kumar's draws are named by its coefficients"
+$QID predict "$S" --fit kumar --params 1e9 --bits 2 --tokens-for 0.2 >"$T/out" 2>"$T/err"
+like "$(cat "$T/out")" "law (kumar): C " "predict --fit kumar: reads the form from the stored fit"
+is 1 "$(awk '$1 == "1e+09" && $2 == "2" { print ($4 > 5e8 && $4 < 5e9) }' "$T/out")" "predict --fit kumar --tokens-for 0.2: a D near Ouyang's 1.2e9 ($(awk '$1 == "1e+09" { print $4 }' "$T/out"))"
+$QID predict "$S" --fit kumar --training-level m2-3.h5 >"$T/out" 2>"$T/err"
+d=$(awk '/all bit widths together/ { print $7 }' "$T/out")
+is 1 "$(awk -v d="$d" 'BEGIN { print (d > 2.55e11 && d < 3.45e11) }')" "predict --fit kumar --training-level CKPT: D $d, within 15% of 3e11"
+$QID predict --law 2,0.25,0.5,0.5 --form kumar --params 1e8 --bits 3 --tokens 1e10 >"$T/out" 2>"$T/err"
+is 4.9575 "$(awk '$1 == "1e+08" { print $4 }' "$T/out")" "predict --law --form kumar: 2 sqrt(1e10) 1e8^-0.25 e^-6 = 4.9575 by hand"
+$QID predict --form kumar --params 1e8 --bits 3 --tokens 1e10 "$S" >"$T/out" 2>"$T/err"
+is 2 $? "predict --form without --law: usage error"
+$QID fit "$S" --law power >"$T/out" 2>"$T/err"
+is "2 qid fit: error: --law wants a law form: ouyang or kumar, got 'power'" "$? $(cat "$T/err")" "fit --law with an unknown form: usage error naming the forms"
+$QID fit "$S" --law kumar --bits 3 --boot 0 --name k3 >"$T/out" 2>"$T/err"
+is "1 1" "$? $(wc -l <"$T/err" | tr -d ' ')" "fit --law kumar, one bit width: exits 1 with one line"
+like "$(cat "$T/err")" "P 1;" "... saying P does not vary"
+
 # filters
 $QID fit "$S" --bits 3,4 --boot 0 --name b34 >"$T/out" 2>"$T/err"
 like "$(cat "$T/out")" "points 40 (" "filter --bits 3,4: 40 points"
@@ -65,7 +90,7 @@ like "$(cat "$T/out")" "95% interval (bootstrap, QiD)" "predict: intervals from 
 $QID predict "$S" --params 1e9 --bits 3 --training-level 0.1 >"$T/out" 2>"$T/err"
 like "$(cat "$T/out")" "D implied" "predict --training-level: the D a QiD implies"
 $QID predict "$S" --fit nope --params 1e9 --bits 3 --tokens 1e12 >"$T/out" 2>"$T/err"
-like "$(cat "$T/err")" "has no fit '/fits/nope' (fits there: b34, default, factors, few, sub" "predict: a missing fit is named"
+like "$(cat "$T/err")" "has no fit '/fits/nope' (fits there: b34, default, factors, few, kumar, sub" "predict: a missing fit is named"
 
 # the training level of a checkpoint of the store
 $QID predict "$S" --training-level m2-3.h5 >"$T/out" 2>"$T/err"

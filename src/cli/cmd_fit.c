@@ -60,7 +60,8 @@ static void print_filters(FILE *out, const qid_fit_cmd_opts *o)
 static void print_unified(FILE *out, const qid_fit_suite *s, const qid_fit_cmd_opts *o)
 {
     const qid_fit_result *f = &s->law;
-    fprintf(out, "unified law: QiD = k * D^beta / (N^alpha * P^gamma)\n");
+    const qid_fit_form *form = qid_fit_form_of(f->law.form);
+    fprintf(out, "unified law (%s): %s\n", form->name, form->text);
     print_filters(out, o);
     fprintf(out,
             "points %zu (significant %zu, down-weighted %zu), checkpoints %zu, model sizes %zu, token counts %zu, "
@@ -68,13 +69,14 @@ static void print_unified(FILE *out, const qid_fit_suite *s, const qid_fit_cmd_o
             s->n_points, f->n_significant, f->n_downweighted, s->n_checkpoints, s->n_models, s->n_tokens_values,
             s->n_bits_values);
     int have_ci = s->boot.n_draws > 0;
+    int w = f->law.form == QID_FIT_FORM_OUYANG ? 6 : 10; /* the width of the longest coefficient name */
     if (have_ci)
-        fprintf(out, "%-6s %12s  %2.0f%% interval (bootstrap by checkpoint: %zu draws, %zu failed, seed %llu)\n", "",
+        fprintf(out, "%-*s %12s  %2.0f%% interval (bootstrap by checkpoint: %zu draws, %zu failed, seed %llu)\n", w, "",
                 "value", 100 * s->boot.level, s->boot.n_draws, s->boot.n_failed, (unsigned long long)o->fit.seed);
     else
-        fprintf(out, "%-6s %12s  (no bootstrap intervals)\n", "", "value");
+        fprintf(out, "%-*s %12s  (no bootstrap intervals)\n", w, "", "value");
     for (int j = 0; j < 4; j++) {
-        fprintf(out, "%-6s %12.6g", qid_fit_law_names[j], qid_fit_law_coef(&f->law, j));
+        fprintf(out, "%-*s %12.6g", w, form->coef[j], qid_fit_law_coef(&f->law, j));
         if (have_ci) fprintf(out, "  [%.6g, %.6g]", qid_fit_law_coef(&s->boot.lo, j), qid_fit_law_coef(&s->boot.hi, j));
         fprintf(out, "   (log-linear start %.6g)\n", qid_fit_law_coef(&f->start, j));
     }
@@ -132,13 +134,19 @@ static void print_factor_groups(FILE *out, const qid_fit_suite *s, int f)
 
 static void print_factors(FILE *out, const qid_fit_suite *s, const qid_fit_cmd_opts *o)
 {
-    const double unified[QID_FIT_N_FACTORS] = {s->law.law.beta, s->law.law.alpha, s->law.law.gamma};
+    /* Kumar's law has no power of P: its gamma_post is not the per-factor gamma. */
+    const double unified[QID_FIT_N_FACTORS] = {s->law.law.beta, s->law.law.alpha,
+                                               s->law.law.form == QID_FIT_FORM_OUYANG ? s->law.law.gamma : NAN};
     fprintf(out, "per-factor laws (median exponent over the groups with a fit; the unified law's in brackets):\n");
     for (int f = 0; f < QID_FIT_N_FACTORS; f++) {
         fprintf(out, "  %-38s median %-5s ", qid_fit_factors[f].law, qid_fit_factors[f].exponent);
         if (s->factor_used[f])
-            fprintf(out, "%8.4f over %zu of %zu groups  [unified %.4f]\n", s->factor_median[f], s->factor_used[f],
-                    s->n_factor[f], unified[f]);
+            if (isnan(unified[f]))
+                fprintf(out, "%8.4f over %zu of %zu groups  [the %s law has no power of P]\n", s->factor_median[f],
+                        s->factor_used[f], s->n_factor[f], qid_fit_form_of(s->law.law.form)->name);
+            else
+                fprintf(out, "%8.4f over %zu of %zu groups  [unified %.4f]\n", s->factor_median[f], s->factor_used[f],
+                        s->n_factor[f], unified[f]);
         else
             fprintf(out, "no group has a fit (%zu groups%s%s)\n", s->n_factor[f], s->n_factor[f] ? "; first: " : "",
                     s->n_factor[f] ? s->factor[f][0].msg : "");
@@ -177,6 +185,7 @@ static void fit_usage(FILE *out)
 {
     fprintf(out, "usage: qid fit STORE [--method M] [--format F] [--bits 2,3,4] [--min-tokens D] [--max-tokens D]\n"
                  "               [--models a,b] [--boot N] [--seed S] [--z Z] [--name NAME] [--factors]\n"
+                 "               [--law NAME]\n"
                  "\n"
                  "Fits the scaling laws of QiD to a results store and writes them into its\n"
                  "/fits/NAME (hdf5-schema/results.md): the unified law QiD = k D^beta / (N^alpha P^gamma)\n"
@@ -198,7 +207,19 @@ static void fit_usage(FILE *out)
                  "  --seed S          bootstrap seed (default 1)\n"
                  "  --z Z             log-linear start on points with qid > Z*se (default 2)\n"
                  "  --name NAME       write /fits/NAME (default 'default')\n"
-                 "  --factors         print every group of the per-factor laws, not only their medians\n");
+                 "  --factors         print every group of the per-factor laws, not only their medians\n"
+                 "  --law NAME        the form of the unified law: ouyang (default), QiD = k D^beta /\n"
+                 "                    (N^alpha P^gamma), or kumar, QiD = C D^gamma_D N^-gamma_N\n"
+                 "                    exp(-P/gamma_post) (Kumar et al. 2025); stored with the fit\n");
+}
+
+/* --law NAME: a law form (fit.h). */
+static int take_form(const char *value, void *dest)
+{
+    int f = qid_fit_form_find(value);
+    if (f < 0) return -1;
+    *(int *)dest = f;
+    return 0;
 }
 
 /* --bits 2,3,4: a mask of element bit widths 1..63. */
@@ -230,6 +251,7 @@ int qid_fit_main(int argc, char **argv)
         CLI_OPT_U64("seed", &o.fit.seed, 0, "a whole number >= 0"),
         CLI_OPT_REAL("z", &o.fit.z, 0, HUGE_VAL, CLI_LO_OPEN, "a positive number"),
         CLI_OPT_STR("name", &o.name),
+        CLI_OPT_FN("law", &o.fit.form, take_form, "a law form: ouyang or kumar"),
         CLI_OPT_FLAG("factors", &o.factors),
     };
     const cli_spec spec = {"fit", fit_usage, opts, sizeof opts / sizeof opts[0], 1, 1, "no results store given"};

@@ -170,11 +170,12 @@ typedef struct write_ctx {
     const qid_fit_opts *fo;
 } write_ctx;
 
-/* The coefficients and quality of one law (the entry's and each bits/P's). */
+/* The coefficients (under their form's names) and quality of one law (the entry's and each bits/P's). */
 static int write_law_attrs(hid_t g, const qid_fit_result *f, qid_error *err)
 {
+    const qid_fit_form *form = qid_fit_form_of(f->law.form);
     for (int j = 0; j < 4; j++)
-        TRY(qid_h5_attr_write_f64(g, qid_fit_law_names[j], qid_fit_law_coef(&f->law, j), err));
+        TRY(qid_h5_attr_write_f64(g, form->coef[j], qid_fit_law_coef(&f->law, j), err));
     const qid_fit_attr a[] = {
         QID_FIT_ATTR_I64("n_points", f->n_points),
         QID_FIT_ATTR_I64("n_significant", f->n_significant),
@@ -195,15 +196,17 @@ static int write_unified(hid_t g, const write_ctx *ctx, qid_error *err)
     const qid_fit_filter *fl = ctx->filter;
     char name[32], bits[256];
     int ci = s->boot.n_draws > 0;
+    const qid_fit_form *form = qid_fit_form_of(s->law.law.form);
     TRY(qid_h5_attr_write_str(g, "kind", "unified", err));
-    TRY(qid_h5_attr_write_str(g, "law", "QiD = k * D^beta / (N^alpha * P^gamma)", err));
+    TRY(qid_h5_attr_write_str(g, "law", form->text, err));
+    TRY(qid_h5_attr_write_str(g, "form", form->name, err));
     TRY(write_law_attrs(g, &s->law, err));
     for (int j = 0; j < 4; j++) {
-        snprintf(name, sizeof name, "start_%s", qid_fit_law_names[j]);
+        snprintf(name, sizeof name, "start_%s", form->coef[j]);
         TRY(qid_h5_attr_write_f64(g, name, qid_fit_law_coef(&s->law.start, j), err));
-        snprintf(name, sizeof name, "%s_lo", qid_fit_law_names[j]);
+        snprintf(name, sizeof name, "%s_lo", form->coef[j]);
         TRY(qid_h5_attr_write_f64(g, name, ci ? qid_fit_law_coef(&s->boot.lo, j) : NAN, err));
-        snprintf(name, sizeof name, "%s_hi", qid_fit_law_names[j]);
+        snprintf(name, sizeof name, "%s_hi", form->coef[j]);
         TRY(qid_h5_attr_write_f64(g, name, ci ? qid_fit_law_coef(&s->boot.hi, j) : NAN, err));
     }
     qid_fit_bits_text(fl->bits_mask, bits, sizeof bits);
@@ -243,7 +246,7 @@ static int write_draws_lomo(hid_t g, const qid_fit_suite *s, qid_error *err)
     for (size_t i = 0; i < nd; i++)
         for (int j = 0; j < 4; j++)
             buf[4 * i + (size_t)j] = qid_fit_law_coef(&s->boot.draws[i], j);
-    int rc = qid_fit_store_write_matrix(g, "draws", buf, nd, 4, "k,alpha,beta,gamma", err);
+    int rc = qid_fit_store_write_matrix(g, "draws", buf, nd, 4, qid_fit_form_of(s->law.law.form)->columns, err);
     for (size_t i = 0; i < ng; i++) {
         const qid_fit_lomo_row *r = &s->lomo.rows[i];
         buf[4 * i] = r->n, buf[4 * i + 1] = (double)r->n_points;
@@ -288,7 +291,9 @@ fail:
 static int write_factor(hid_t factors, const qid_fit_suite *s, int f, qid_error *err)
 {
     const qid_fit_factor_info *fi = &qid_fit_factors[f];
-    const double unified[QID_FIT_N_FACTORS] = {s->law.law.beta, s->law.law.alpha, s->law.law.gamma};
+    /* Kumar's law has no power of P: its gamma_post is not the per-factor gamma. */
+    const double unified[QID_FIT_N_FACTORS] = {s->law.law.beta, s->law.law.alpha,
+                                               s->law.law.form == QID_FIT_FORM_OUYANG ? s->law.law.gamma : NAN};
     hid_t sub = H5I_INVALID_HID;
     double *buf = NULL;
     QID_H5_TRY(err, sub = H5Gcreate2(factors, fi->dir, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
@@ -374,6 +379,12 @@ int qid_fit_store_write_suite(const char *store, const char *name, const qid_fit
 
 /* ---- reading a stored law ----------------------------------------------------------- */
 
+/* Reads the string attribute `name` of g into buf when g has it (buf is left as it is otherwise). */
+static int read_str_if(hid_t g, const char *where, const char *name, char *buf, size_t len, qid_error *err)
+{
+    return qid_h5_attr_exists(g, name) > 0 ? qid_h5_attr_read_str(g, where, name, buf, len, err) : QID_OK;
+}
+
 int qid_fit_store_read_law(const char *store, const char *name, qid_fit_law *law, qid_fit_law **draws, size_t *n_draws,
                            double *level, qid_error *err)
 {
@@ -392,9 +403,17 @@ int qid_fit_store_read_law(const char *store, const char *name, qid_fit_law *law
                       store, kind);
         goto fail;
     }
+    char fname[32] = "ouyang"; /* fits written before the forms have no `form` */
+    if (read_str_if(g, where, "form", fname, sizeof fname, err)) goto fail;
+    int form = qid_fit_form_find(fname);
+    if (form < 0) {
+        qid_error_set(err, QID_E_FORMAT, "'%s' in '%s' is a law of form '%s', which this qid does not know (forms: %s)",
+                      where, store, fname, qid_fit_form_list());
+        goto fail;
+    }
     for (int j = 0; j < 4; j++)
-        if (qid_h5_attr_read_f64(g, where, qid_fit_law_names[j], &v[j], err)) goto fail;
-    *law = (qid_fit_law){v[0], v[1], v[2], v[3]};
+        if (qid_h5_attr_read_f64(g, where, qid_fit_forms[form].coef[j], &v[j], err)) goto fail;
+    *law = (qid_fit_law){v[0], v[1], v[2], v[3], form};
     if (level && qid_h5_attr_read_f64(g, where, "level", level, err)) goto fail;
     if (draws && has_link(g, "draws")) {
         double *buf = NULL;
@@ -402,7 +421,7 @@ int qid_fit_store_read_law(const char *store, const char *name, qid_fit_law *law
         if (qid_fit_store_read_matrix(g, where, "draws", 4, &buf, &nd, err)) goto fail;
         qid_fit_law *dr = qid_malloc(qid_mul_size(nd + 1, sizeof *dr), "bootstrap draws");
         for (size_t i = 0; i < nd; i++)
-            dr[i] = (qid_fit_law){buf[4 * i], buf[4 * i + 1], buf[4 * i + 2], buf[4 * i + 3]};
+            dr[i] = (qid_fit_law){buf[4 * i], buf[4 * i + 1], buf[4 * i + 2], buf[4 * i + 3], form};
         free(buf);
         *draws = dr;
         *n_draws = nd;
@@ -414,12 +433,6 @@ fail:
     H5Gclose(g);
     H5Fclose(fid);
     return err && err->code ? err->code : QID_E_HDF5;
-}
-
-/* Reads the string attribute `name` of g into buf when g has it (buf is left as it is otherwise). */
-static int read_str_if(hid_t g, const char *where, const char *name, char *buf, size_t len, qid_error *err)
-{
-    return qid_h5_attr_exists(g, name) > 0 ? qid_h5_attr_read_str(g, where, name, buf, len, err) : QID_OK;
 }
 
 int qid_fit_store_read_filters(const char *store, const char *name, char *method, size_t method_len, char *format,
