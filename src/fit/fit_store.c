@@ -166,6 +166,7 @@ int qid_fit_store_write_provenance(int64_t obj, qid_error *err)
 
 typedef struct write_ctx {
     const qid_fit_suite *s;
+    const qid_fit_compare *cmp;
     const qid_fit_filter *filter;
     const qid_fit_opts *fo;
 } write_ctx;
@@ -351,6 +352,74 @@ fail:
     return err && err->code ? err->code : QID_E_HDF5;
 }
 
+/* The group `compare`: the law forms side by side (fit_compare.h). */
+static int write_compare(hid_t g, const qid_fit_compare *c, const qid_fit_opts *fo, qid_error *err)
+{
+    hid_t sub = H5I_INVALID_HID;
+    double *buf = NULL;
+    char laws[128] = "";
+    for (size_t f = 0; f < c->n_laws; f++)
+        snprintf(laws + strlen(laws), sizeof laws - strlen(laws), "%s%s", f ? "," : "",
+                 qid_fit_form_of(c->law[f].form)->name);
+    QID_H5_TRY(err, sub = H5Gcreate2(g, "compare", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "cannot create 'compare'");
+    const qid_fit_attr a[] = {
+        QID_FIT_ATTR_STR("laws", laws),
+        QID_FIT_ATTR_STR("likelihood", "ln qid ~ Normal(ln law, sigma^2 (se/qid)^2) on the points with qid > z*se, "
+                                       "sigma^2 at its maximum; k = coefficients + 1"),
+        QID_FIT_ATTR_STR("lfo_rule", "each model size: points with ln D <= ln D_min + cut (ln D_max - ln D_min) "
+                                     "fitted, the later ones predicted"),
+        QID_FIT_ATTR_F64("cut", c->cut),
+        QID_FIT_ATTR_STR("best_lfo", qid_fit_form_of(c->law[c->best_lfo].form)->name),
+        QID_FIT_ATTR_I64("n_points", c->n_points),
+        QID_FIT_ATTR_I64("n_significant", c->n_significant),
+        QID_FIT_ATTR_I64("n_past", c->n_past),
+        QID_FIT_ATTR_I64("n_future", c->n_future),
+        QID_FIT_ATTR_I64("n_future_significant", c->n_future_significant),
+        QID_FIT_ATTR_I64("n_future_checkpoints", c->n_future_checkpoints),
+        QID_FIT_ATTR_I64("boot", c->n_boot),
+        QID_FIT_ATTR_I64("seed", fo->seed),
+        QID_FIT_ATTR_F64("level", c->level),
+    };
+    TRY(qid_fit_store_write_attrs(sub, a, N_OF(a), err));
+    enum { LC = 14, PC = 5, RC = 7 };
+    buf = qid_malloc(qid_mul_size(c->n_laws * QID_FIT_COMPARE_N_PRED + 1, LC * sizeof *buf), "law comparison table");
+    for (size_t f = 0; f < c->n_laws; f++) {
+        const qid_fit_compare_law *L = &c->law[f];
+        double *b = buf + LC * f;
+        b[0] = (double)L->n_coef, b[1] = L->wrmse_log, b[2] = L->loglik, b[3] = L->aic, b[4] = L->bic;
+        b[5] = L->lomo_err, b[6] = (double)L->lomo_failed, b[7] = L->lfo_err, b[8] = L->fit.r2_log;
+        b[9] = L->fit.rmse;
+        for (int j = 0; j < 4; j++)
+            b[10 + j] = qid_fit_law_coef(&L->fit.law, j);
+    }
+    TRY(qid_fit_store_write_matrix(sub, "laws_table", buf, c->n_laws, LC,
+                                   "n_coef,wrmse_log,loglik,aic,bic,lomo_err,lomo_failed,lfo_err,r2_log,rmse,c0,c1,c2,"
+                                   "c3",
+                                   err));
+    for (size_t p = 0; p < c->n_pairs; p++) {
+        const qid_fit_compare_pair *P = &c->pair[p];
+        double *b = buf + PC * p;
+        b[0] = P->a, b[1] = P->b, b[2] = P->diff, b[3] = P->lo, b[4] = P->hi;
+    }
+    TRY(qid_fit_store_write_matrix(sub, "pairs", buf, c->n_pairs, PC, "law_a,law_b,lfo_diff,lo,hi", err));
+    size_t r = 0;
+    for (size_t f = 0; f < c->n_laws; f++)
+        for (int j = 0; j < QID_FIT_COMPARE_N_PRED; j++, r++) {
+            double *b = buf + RC * r;
+            b[0] = (double)f, b[1] = qid_fit_compare_pred_n[j / 3], b[2] = qid_fit_compare_pred_d;
+            b[3] = qid_fit_compare_pred_p[j % 3], b[4] = c->law[f].pred[j], b[5] = c->law[f].pred_lo[j];
+            b[6] = c->law[f].pred_hi[j];
+        }
+    TRY(qid_fit_store_write_matrix(sub, "predictions", buf, r, RC, "law,n,d,p,qid,lo,hi", err));
+    free(buf);
+    H5Gclose(sub);
+    return QID_OK;
+fail:
+    free(buf);
+    if (sub >= 0) H5Gclose(sub);
+    return err && err->code ? err->code : QID_E_HDF5;
+}
+
 static int write_suite(int64_t group, void *vctx, qid_error *err)
 {
     const write_ctx *ctx = vctx;
@@ -364,16 +433,17 @@ static int write_suite(int64_t group, void *vctx, qid_error *err)
         TRY(write_factor(factors, ctx->s, f, err));
     H5Gclose(factors);
     factors = H5I_INVALID_HID;
-    return write_loss16(g, ctx->s, err);
+    TRY(write_loss16(g, ctx->s, err));
+    return ctx->cmp ? write_compare(g, ctx->cmp, ctx->fo, err) : QID_OK;
 fail:
     if (factors >= 0) H5Gclose(factors);
     return err && err->code ? err->code : QID_E_HDF5;
 }
 
-int qid_fit_store_write_suite(const char *store, const char *name, const qid_fit_suite *s, const qid_fit_filter *filter,
-                              const qid_fit_opts *fo, qid_error *err)
+int qid_fit_store_write_suite(const char *store, const char *name, const qid_fit_suite *s, const qid_fit_compare *cmp,
+                              const qid_fit_filter *filter, const qid_fit_opts *fo, qid_error *err)
 {
-    write_ctx ctx = {s, filter, fo};
+    write_ctx ctx = {s, cmp, filter, fo};
     return qid_results_write_fit(store, name, write_suite, &ctx, err);
 }
 
