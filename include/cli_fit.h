@@ -19,6 +19,7 @@
 
 #include "error.h"
 #include "fit.h"
+#include "fit_compare.h"
 #include "fit_level.h"
 #include "fit_obs.h"
 #include "fit_predictor.h"
@@ -30,21 +31,28 @@ typedef struct qid_fit_cmd_opts {
     qid_fit_opts fit;      /* the fit's settings (fit.h; --boot, --seed, --z; n_boot 0: no bootstrap) */
     const char *name;      /* /fits/<name> (default "default") */
     int factors;           /* 1: print every per-factor group, not only the medians (default 0) */
+    int compare;           /* 1: compare every law form (fit_compare.h), print it, store it in /fits/<name>/compare */
 } qid_fit_cmd_opts;
 
 void qid_fit_cmd_opts_init(qid_fit_cmd_opts *o);
 
 /* The whole of `qid fit` on a store: read and fit (qid_fit_suite_of_store),
+ * with o->compare the comparison of the law forms (qid_fit_compare_of_store),
  * print to out (NULL: no printing), write /fits/<o->name>
- * (qid_fit_store_write_suite; nothing is written when the unified law cannot
- * be fitted). s may be NULL; else it holds the suite (free it). Errors: as
- * qid_fit_suite_of_store and qid_fit_store_write_suite. */
+ * (qid_fit_store_write_suite; nothing is written when the unified law, or
+ * with o->compare the comparison, cannot be made). s may be NULL; else it
+ * holds the suite (free it). Errors: as qid_fit_suite_of_store,
+ * qid_fit_compare_of_store and qid_fit_store_write_suite. */
 int qid_fit_cmd_run(const char *store, const qid_fit_cmd_opts *o, FILE *out, qid_fit_suite *s, qid_error *err);
 
 /* Prints a suite: coefficients with intervals, convergence, counts, the
  * per-bit-width and per-factor laws (every group with o->factors), the
  * 16-bit law, warnings. */
 void qid_fit_cmd_print(FILE *out, const qid_fit_suite *s, const qid_fit_cmd_opts *o);
+
+/* Prints a comparison of the law forms: the table of scores, the pairwise
+ * leave-future-out differences, the predictions side by side, the winner. */
+void qid_fit_cmd_print_compare(FILE *out, const qid_fit_compare *c);
 
 /* `qid predict STORE --training-level CKPT`: qid_fit_level_of_store, printed
  * to out (a block per checkpoint: each bit width's D next to the tokens

@@ -56,17 +56,66 @@ typedef struct qid_fit_obs {
     double loss16; /* 16-bit loss (not used by the QiD laws; NaN if unknown) */
 } qid_fit_obs;
 
-/* QiD = k * D^beta / (N^alpha * P^gamma). */
+/* The functional forms of the law (`qid fit --law NAME`). Every form has
+ * four coefficients in the slots k, alpha, beta, gamma of qid_fit_law:
+ *   QID_FIT_FORM_OUYANG  QiD = k * D^beta / (N^alpha * P^gamma)
+ *                        (Ouyang et al. 2024; stored as k, alpha, beta, gamma)
+ *   QID_FIT_FORM_KUMAR   QiD = C * D^gamma_D * N^-gamma_N * exp(-P/gamma_post)
+ *                        (Kumar et al. 2025, post-train degradation; stored as
+ *                        C, gamma_N, gamma_D, gamma_post in the slots k,
+ *                        alpha, beta, gamma)
+ * The default is QID_FIT_FORM_OUYANG (0), so a zero-initialised law or
+ * options struct is Ouyang's. */
+enum { QID_FIT_FORM_OUYANG = 0, QID_FIT_FORM_KUMAR = 1, QID_FIT_N_FORMS = 2 };
+
+/* One fitted law: the coefficients of its form. */
 typedef struct qid_fit_law {
     double k, alpha, beta, gamma;
+    int form; /* QID_FIT_FORM_* (0: Ouyang's) */
 } qid_fit_law;
+
+/* What a form is. Each form is log-linear in an internal parametrisation:
+ *     ln QiD = ln k - alpha ln N + beta ln D - g * x(P),
+ * with x(P) = p_feature(P) (ln P for Ouyang, P for Kumar) and g = gamma, or
+ * 1/gamma when p_reciprocal (Kumar's gamma_post). So every form shares the
+ * log-linear start (stage 1), the model and Jacobian of the robust
+ * refinement (d law/d theta_j = law * x_j) and the bootstrap; what differs
+ * is the design column of P and the map to the stored coefficients. The
+ * inversions are NULL where a form has none (the command layer then says
+ * so in one line). */
+typedef struct qid_fit_form {
+    const char *name;    /* "ouyang", "kumar": `qid fit --law NAME`, the `form` attribute in /fits */
+    const char *text;    /* the law as text (the `law` attribute) */
+    const char *source;  /* where it is from */
+    const char *coef[4]; /* the names of the slots k, alpha, beta, gamma (attributes in /fits) */
+    const char *columns; /* the same, comma-separated (the `draws` dataset's columns) */
+    double (*p_feature)(double p);
+    int p_reciprocal;
+    size_t min_bits; /* distinct bit widths a fit needs */
+    double (*eval)(const qid_fit_law *law, double n, double d, double p);
+    double (*tokens_for)(const qid_fit_law *law, double qid, double n, double p); /* NULL: not defined */
+    double (*training_level)(const qid_fit_law *law, const double *qid, const double *se, double n, const double *p,
+                             size_t m); /* NULL: not defined */
+} qid_fit_form;
+
+extern const qid_fit_form qid_fit_forms[QID_FIT_N_FORMS];
+
+/* The form of a law (any out-of-range id gives Ouyang's: never NULL). */
+const qid_fit_form *qid_fit_form_of(int form);
+
+/* The form called name, or -1. */
+int qid_fit_form_find(const char *name);
+
+/* The forms' names, comma-separated ("ouyang, kumar"), for messages. */
+const char *qid_fit_form_list(void);
 
 /* Ouyang et al. (2024) unified law: k 0.017, alpha 0.2261, beta 0.5251,
  * gamma 5.4967. */
 extern const qid_fit_law QID_FIT_LAW_OUYANG;
 
 /* The coefficients by index j = 0..3: k, alpha, beta, gamma (the names
- * under which /fits stores them). */
+ * under which /fits stores an Ouyang law; a form's own names are in
+ * qid_fit_forms[].coef). */
 extern const char *const qid_fit_law_names[4];
 double qid_fit_law_coef(const qid_fit_law *law, int j);
 
@@ -94,6 +143,8 @@ typedef struct qid_fit_opts {
     size_t n_boot;     /* bootstrap draws (default 1000) */
     uint64_t seed;     /* bootstrap seed (default 1) */
     double level;      /* confidence level of intervals (default 0.95) */
+    int form;          /* QID_FIT_FORM_* of the law fitted (default QID_FIT_FORM_OUYANG); opts->fixed.gamma is
+                          the form's gamma slot (Kumar's gamma_post) */
 } qid_fit_opts;
 
 /* Fills o with the defaults above. */
@@ -139,21 +190,25 @@ int qid_fit_law_fit(const qid_fit_obs *obs, size_t n, const qid_fit_opts *opts, 
 int qid_fit_law_refine(const qid_fit_obs *obs, size_t n, const qid_fit_law *start, const qid_fit_opts *opts,
                        qid_fit_result *res, qid_error *err);
 
-/* QiD the law predicts at (n, d, p). */
+/* QiD the law predicts at (n, d, p), in the law's form. */
 double qid_fit_law_eval(const qid_fit_law *law, double n, double d, double p);
 
 /* Tokens D at which the law reaches `qid` for (n, p):
- *     D = (qid * N^alpha * P^gamma / k)^(1/beta).
+ *     D = (qid * N^alpha * P^gamma / k)^(1/beta)           (Ouyang)
+ *     D = (qid * N^gamma_N * e^(P/gamma_post) / C)^(1/gamma_D)  (Kumar).
  * This is also the training level a checkpoint's measured QiD implies.
- * NaN when qid <= 0, k <= 0 or beta == 0 (no such D). */
+ * NaN when qid <= 0, k <= 0 or beta == 0 (no such D), or when the law's
+ * form has no such inversion (its tokens_for is NULL). */
 double qid_fit_tokens_for(const qid_fit_law *law, double qid, double n, double p);
 
 /* The training level D that one checkpoint's QiD at several bit widths
  * implies together: the D whose law values at (n, p[i]) best match qid[i],
  * i < m, in weighted least squares with weights 1/se[i]^2. With
- * c_i = k n^-alpha p_i^-gamma and u = D^beta the law is c_i u, so
+ * c_i = the law at (n, D = 1, p_i) (k n^-alpha p_i^-gamma for Ouyang's) and
+ * u = D^beta the law is c_i u, so
  *     u = sum(c_i qid_i / se_i^2) / sum(c_i^2 / se_i^2),  D = u^(1/beta).
- * se may be NULL (all 1). NaN when m == 0, u <= 0, k <= 0 or beta == 0. */
+ * se may be NULL (all 1). NaN when m == 0, u <= 0, k <= 0 or beta == 0, or
+ * when the form has no training level. */
 double qid_fit_training_level(const qid_fit_law *law, const double *qid, const double *se, double n, const double *p,
                               size_t m);
 

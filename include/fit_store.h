@@ -20,6 +20,7 @@
 
 #include "error.h"
 #include "fit.h"
+#include "fit_compare.h"
 #include "fit_obs.h"
 #include "fit_suite.h"
 
@@ -69,10 +70,11 @@ int qid_fit_store_write_provenance(int64_t obj, qid_error *err);
 
 /* Writes suite s, fitted from the rows filter kept with fo's settings, to
  * /fits/<name> of store (replacing an entry of that name; the layout
- * above). Errors: as qid_results_write_fit (a store a run is writing:
- * QID_E_INVALID, "... is locked by pid ..."). */
-int qid_fit_store_write_suite(const char *store, const char *name, const qid_fit_suite *s, const qid_fit_filter *filter,
-                              const qid_fit_opts *fo, qid_error *err);
+ * above), with the comparison of the law forms cmp as its group `compare`
+ * (cmp NULL: none). Errors: as qid_results_write_fit (a store a run is
+ * writing: QID_E_INVALID, "... is locked by pid ..."). */
+int qid_fit_store_write_suite(const char *store, const char *name, const qid_fit_suite *s, const qid_fit_compare *cmp,
+                              const qid_fit_filter *filter, const qid_fit_opts *fo, qid_error *err);
 
 /* Reads /fits/<name> of a store: the law, and its bootstrap draws (*draws
  * malloc'd, n_draws entries, NULL/0 when the fit has none; draws may be

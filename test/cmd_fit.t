@@ -18,7 +18,7 @@ GEN=${BUILD:-build}/test/fit_cmd.t
 GENP=${BUILD:-build}/test/fit_predictor.t
 require_exe "$GEN"
 require_exe "$GENP"
-plan 61
+plan 89
 tap_tmpdir
 T=$TAP_TMP
 S=$T/r.h5
@@ -44,6 +44,55 @@ $QID fit "$S" --boot 0 --factors --name factors >"$T/out" 2>"$T/err"
 is 12 "$(grep -cE '^    N [0-9.e+]+ +P [234] +c ' "$T/out")" "fit --factors: one line per (N, P) group of the law vs D"
 is 20 "$(grep -cE '^    N [0-9.e+]+ +D [0-9.e+]+ +c ' "$T/out")" "fit --factors: one line per (N, D) group of the law vs P"
 
+# law forms: Kumar et al.'s exponential in P, stored with its form
+$QID fit "$S" --law kumar --boot 100 --seed 3 --name kumar >"$T/out" 2>"$T/err"
+ok $? "fit --law kumar: exits 0"
+like "$(cat "$T/out")" "unified law (kumar): QiD = C * D^gamma_D * N^-gamma_N * exp(-P/gamma_post)" "fit --law kumar: the form printed"
+gp=$(awk '$1 == "gamma_post" { print $2 }' "$T/out")
+is 1 "$(awk -v a="$gp" 'BEGIN { print (a > 0.45 && a < 0.6) }')" "fit --law kumar: gamma_post $gp (about 1/ln 6.6: the 3->4 bit ratio of Ouyang's law)"
+like "$(cat "$T/out")" "written to /fits/kumar" "fit --law kumar: written to /fits/kumar"
+is '(0): "kumar" (0): "ouyang"' "$(echo $(h5dump -a /fits/kumar/form "$S" | grep -o '(0): "[a-z]*"') $(h5dump -a /fits/default/form "$S" | grep -o '(0): "[a-z]*"'))" "the form attribute: kumar, and ouyang for the default"
+is "C,gamma_N,gamma_D,gamma_post" "$(h5dump -a /fits/kumar/draws/columns "$S" | grep -o 'C,gamma_[A-Za-z_,]*')" "kumar's draws are named by its coefficients"
+$QID predict "$S" --fit kumar --params 1e9 --bits 2 --tokens-for 0.2 >"$T/out" 2>"$T/err"
+like "$(cat "$T/out")" "law (kumar): C " "predict --fit kumar: reads the form from the stored fit"
+is 1 "$(awk '$1 == "1e+09" && $2 == "2" { print ($4 > 5e8 && $4 < 5e9) }' "$T/out")" "predict --fit kumar --tokens-for 0.2: a D near Ouyang's 1.2e9 ($(awk '$1 == "1e+09" { print $4 }' "$T/out"))"
+$QID predict "$S" --fit kumar --training-level m2-3.h5 >"$T/out" 2>"$T/err"
+d=$(awk '/all bit widths together/ { print $7 }' "$T/out")
+is 1 "$(awk -v d="$d" 'BEGIN { print (d > 2.55e11 && d < 3.45e11) }')" "predict --fit kumar --training-level CKPT: D $d, within 15% of 3e11"
+$QID predict --law 2,0.25,0.5,0.5 --form kumar --params 1e8 --bits 3 --tokens 1e10 >"$T/out" 2>"$T/err"
+is 4.9575 "$(awk '$1 == "1e+08" { print $4 }' "$T/out")" "predict --law --form kumar: 2 sqrt(1e10) 1e8^-0.25 e^-6 = 4.9575 by hand"
+$QID predict --form kumar --params 1e8 --bits 3 --tokens 1e10 "$S" >"$T/out" 2>"$T/err"
+is 2 $? "predict --form without --law: usage error"
+$QID fit "$S" --law power >"$T/out" 2>"$T/err"
+is "2 qid fit: error: --law wants a law form: ouyang or kumar, got 'power'" "$? $(cat "$T/err")" "fit --law with an unknown form: usage error naming the forms"
+$QID fit "$S" --law kumar --bits 3 --boot 0 --name k3 >"$T/out" 2>"$T/err"
+is "1 1" "$? $(wc -l <"$T/err" | tr -d ' ')" "fit --law kumar, one bit width: exits 1 with one line"
+like "$(cat "$T/err")" "P 1;" "... saying P does not vary"
+
+# the law forms compared on the same points
+$QID fit "$S" --compare --boot 100 --seed 3 --name cmp >"$T/out" 2>"$T/err"
+ok $? "fit --compare: exits 0"
+like "$(cat "$T/out")" "law comparison on the same 60 points (60 significant" "fit --compare: the table's points"
+like "$(cat "$T/out")" "the rest predicted (24 points, 24 significant, 8 checkpoints)" "fit --compare: the last third of log D (3e11, 1e12) is the future"
+is ouyang "$(awk '/lowest leave-future-out error:/ { print $NF }' "$T/out")" "fit --compare: Ouyang's law, which made the data, predicts the future best"
+is 1 "$(grep -c 'future err ouyang - kumar: -[0-9.]*  95% \[-[0-9.]*, -[0-9.]*\]' "$T/out")" "fit --compare: the difference of the future errors, its bootstrap interval below zero"
+is 9 "$(grep -cE '^  [0-9.e+]+ +[234] +[0-9.e+-]+ +\[' "$T/out")" "fit --compare: 9 predictions (7B/70B/405B x 2/3/4 bits), each law side by side"
+like "$(cat "$T/out")" "written to /fits/cmp (and its compare group)" "fit --compare: stored"
+is '(0): "ouyang"' "$(h5dump -a /fits/cmp/compare/best_lfo "$S" | grep -o '(0): "[a-z]*"')" "/fits/cmp/compare: best_lfo ouyang"
+dims() { h5dump -H -d "$1" "$S" | grep -o 'DATASPACE  SIMPLE { ( [0-9]*' | grep -o '[0-9]*$'; }
+is "2 1 18" "$(dims /fits/cmp/compare/laws_table) $(dims /fits/cmp/compare/pairs) $(dims /fits/cmp/compare/predictions)" "/fits/cmp/compare: 2 laws, 1 pair, 18 predictions"
+FF=$T/flatfuture.h5
+"$GEN" --write-store "$FF" flatfuture
+$QID fit "$FF" --compare --boot 0 >"$T/out" 2>"$T/err"
+is "1 1" "$? $(wc -l <"$T/err" | tr -d ' ')" "fit --compare with no significant QiD beyond the cut: exits 1 with one line"
+like "$(cat "$T/err")" "qid fit: error: law comparison: leave-future-out needs at least 2 checkpoints beyond the first 67% of each model's log D range with QiD significantly above zero; there are 0 (24 points beyond the cut)" "... saying why"
+$QID predict "$FF" --params 1e9 --bits 2 --tokens 1e10 >/dev/null 2>"$T/err2"
+like "$(cat "$T/err2")" "has no fit '/fits/default' (no fits;" "... and nothing written to /fits"
+$QID fit "$S" --compare --bits 3 --boot 0 --name c3 >"$T/out" 2>"$T/err"
+is "1 1" "$? $(wc -l <"$T/err" | tr -d ' ')" "fit --compare with one bit width: exits 1 with one line"
+$QID predict "$S" --fit c3 --params 1e9 --bits 2 --tokens 1e10 >/dev/null 2>"$T/err2"
+like "$(cat "$T/err2")" "has no fit '/fits/c3'" "... and /fits/c3 is not written"
+
 # filters
 $QID fit "$S" --bits 3,4 --boot 0 --name b34 >"$T/out" 2>"$T/err"
 like "$(cat "$T/out")" "points 40 (" "filter --bits 3,4: 40 points"
@@ -65,7 +114,7 @@ like "$(cat "$T/out")" "95% interval (bootstrap, QiD)" "predict: intervals from 
 $QID predict "$S" --params 1e9 --bits 3 --training-level 0.1 >"$T/out" 2>"$T/err"
 like "$(cat "$T/out")" "D implied" "predict --training-level: the D a QiD implies"
 $QID predict "$S" --fit nope --params 1e9 --bits 3 --tokens 1e12 >"$T/out" 2>"$T/err"
-like "$(cat "$T/err")" "has no fit '/fits/nope' (fits there: b34, default, factors, few, sub" "predict: a missing fit is named"
+like "$(cat "$T/err")" "has no fit '/fits/nope' (fits there: b34, cmp, default, factors, few, kumar, sub" "predict: a missing fit is named"
 
 # the training level of a checkpoint of the store
 $QID predict "$S" --training-level m2-3.h5 >"$T/out" 2>"$T/err"

@@ -38,7 +38,7 @@ is 0 "$(grep -c ',FAILED,' "$TAP_TMP/rows.csv")" "no failed task"
 is 108 "$(tail -n +2 "$TAP_TMP/rows.csv" | cut -d, -f1 | sort -u | wc -l | tr -d ' ')" "every task once"
 is 12 "$(grep -c ',baseline,' "$TAP_TMP/rows.csv")" "one baseline per checkpoint"
 
-like "$(cat "$TAP_TMP/out")" "unified law: QiD = k * D^beta / (N^alpha * P^gamma)" "qid fit printed the law"
+like "$(cat "$TAP_TMP/out")" "unified law (ouyang): QiD = k * D^beta / (N^alpha * P^gamma)" "qid fit printed the law"
 like "$(cat "$TAP_TMP/out")" "written to /fits/default" "qid fit wrote /fits/default"
 like "$(cat "$TAP_TMP/out")" "demo:   gamma =" "the summary judges gamma"
 ok "$([ -s "$D/report/summary.txt" ]; echo $?)" "report: summary.txt"

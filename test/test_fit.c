@@ -614,7 +614,7 @@ static void test_logo_by_hand(void)
  * u = sqrt(D) = sum(c q / se^2) / sum(c^2 / se^2). */
 static void test_training_level(void)
 {
-    const qid_fit_law law = {1, 0, 0.5, 1};
+    const qid_fit_law law = {1, 0, 0.5, 1, QID_FIT_FORM_OUYANG};
     const double p[] = {1, 2}, q1[] = {2, 1}, q2[] = {2, 2}, se[] = {1, 0.5}, qneg[] = {-1, -1};
     is_double(4.0, qid_fit_training_level(&law, q1, NULL, 1, p, 2), 1e-12,
               "training level: QiD 2 at 1 bit and 1 at 2 bits both say D = 4");
@@ -774,9 +774,75 @@ static void test_scipy(void)
     free(text);
 }
 
+/* ---- Kumar et al.'s form ------------------------------------------------------- */
+
+/* The exponential-in-P form: a value by hand, its inversions, recovery of a
+ * known law with bootstrap intervals, the Ouyang form telling the two apart
+ * on the same points, and one bit width as an error. */
+static void test_kumar(void)
+{
+    const qid_fit_form *F = qid_fit_form_of(QID_FIT_FORM_KUMAR);
+    ok(qid_fit_form_find("kumar") == QID_FIT_FORM_KUMAR && qid_fit_form_find("ouyang") == QID_FIT_FORM_OUYANG &&
+           qid_fit_form_find("nope") == -1 && strcmp(F->coef[3], "gamma_post") == 0,
+       "forms: kumar and ouyang by name, kumar's coefficients named C, gamma_N, gamma_D, gamma_post");
+    /* 2 * (1e10)^0.5 * (1e8)^-0.25 * exp(-3/0.5) = 2000 exp(-6), by hand. */
+    const qid_fit_law H = {2, 0.25, 0.5, 0.5, QID_FIT_FORM_KUMAR};
+    is_double(2000 * exp(-6.0), qid_fit_law_eval(&H, 1e8, 1e10, 3), 1e-12,
+              "kumar law at N=1e8 D=1e10 P=3 is 2000 e^-6");
+    is_double(1e10, qid_fit_tokens_for(&H, 2000 * exp(-6.0), 1e8, 3), 1e-2,
+              "kumar tokens-for inverts it: D = 1e10 (abs 1e-2)");
+    const double p2[] = {2, 4}, q2[] = {qid_fit_law_eval(&H, 1e8, 4e10, 2), qid_fit_law_eval(&H, 1e8, 4e10, 4)};
+    ok(rel_err(4e10, qid_fit_training_level(&H, q2, NULL, 1e8, p2, 2)) < 1e-12,
+       "kumar training level from 2 and 4 bits on the law: D = 4e10 (rel 1e-12)");
+
+    const qid_fit_law T = {0.015, 0.23, 0.52, 0.53, QID_FIT_FORM_KUMAR};
+    size_t n = 240;
+    qid_fit_obs *o = malloc(n * sizeof *o);
+    gen(o, n, 81, 0.05, 0.002, 0, &T);
+    qid_fit_opts op;
+    qid_fit_opts_init(&op);
+    op.form = QID_FIT_FORM_KUMAR;
+    op.n_boot = 300;
+    op.seed = 5;
+    qid_fit_result r, ro;
+    qid_fit_boot b;
+    qid_error e;
+    qid_error_clear(&e);
+    if (qid_fit_law_fit(o, n, &op, &r, &e) || qid_fit_law_bootstrap(o, n, &op, &b, &e)) bail("kumar fit: %s", e.msg);
+    ok(r.conv.converged && r.law.form == QID_FIT_FORM_KUMAR && b.lo.form == QID_FIT_FORM_KUMAR,
+       "kumar fit converges (%d iterations) and its law and intervals are of form kumar", r.conv.iterations);
+    /* Each 95% interval misses 5% of the time; coverage over many stores is
+     * test/test_fit_laws.c's. Here: at least 3 of the 4. */
+    int inside = 0;
+    for (int j = 0; j < 4; j++) {
+        double lo = coef(&b.lo, j), hi = coef(&b.hi, j), t = coef(&T, j);
+        inside += lo <= t && t <= hi;
+        diag("kumar: true %-10s %-8.5g fitted %-9.5g 95%% interval [%.5g, %.5g]", F->coef[j], t, coef(&r.law, j), lo,
+             hi);
+    }
+    ok(inside >= 3, "kumar: %d of 4 true coefficients inside their 95%% bootstrap intervals (at least 3)", inside);
+    qid_fit_opts oo = op;
+    oo.form = QID_FIT_FORM_OUYANG;
+    if (qid_fit_law_fit(o, n, &oo, &ro, &e)) bail("ouyang on kumar data: %s", e.msg);
+    ok(r.r2_log > ro.r2_log, "on kumar data the kumar form fits better: R^2 (log) %.4f > ouyang's %.4f", r.r2_log,
+       ro.r2_log);
+    qid_fit_lomo lomo;
+    if (qid_fit_law_lomo(o, n, &op, &lomo, &e)) bail("kumar lomo: %s", e.msg);
+    ok(lomo.n_groups == 8 && lomo.n_failed == 0 && lomo.rmse < 3 * r.rmse,
+       "kumar leave-one-model-size-out: 8 groups, RMSE %.4g (all-points %.4g)", lomo.rmse, r.rmse);
+    qid_fit_lomo_free(&lomo);
+    qid_fit_boot_free(&b);
+    for (size_t i = 0; i < n; i++)
+        o[i].p = 3;
+    qid_error_clear(&e);
+    is_int(QID_E_NUMERIC, qid_fit_law_fit(o, n, &op, &r, &e), "kumar with one bit width: an error, not a number");
+    like(e.msg, "P 1;", "... saying P does not vary: %s", e.msg);
+    free(o);
+}
+
 int main(void)
 {
-    plan(101);
+    plan(111);
     test_published();
     test_recovery();
     test_robust();
@@ -788,5 +854,6 @@ int main(void)
     test_training_level();
     test_pareto();
     test_scipy();
+    test_kumar();
     return 0;
 }

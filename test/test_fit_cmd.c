@@ -43,6 +43,7 @@ enum store_kind {
     STORE_LAW = 0,         /* the law with noise (below) */
     STORE_NONPOSITIVE = 1, /* the same rows with QiD <= 0 everywhere */
     STORE_COLLINEAR = 2,   /* one checkpoint per model at D = 30 N: D and N collinear */
+    STORE_FLAT_FUTURE = 3, /* the law, but QiD <= 0 at D >= 3e11 (the last third of log D): no future to predict */
 };
 
 /* The synthetic store: law QID_FIT_LAW_OUYANG with 5% log-normal noise,
@@ -101,7 +102,8 @@ static void write_store(const char *path, enum store_kind kind)
                 row.bits = true_p[k] + 0.125;
                 row.qid = law * exp(0.05 * qid_rng_normal(&rng));
                 row.qid_se = 0.05 * law;
-                if (kind == STORE_NONPOSITIVE) row.qid = -0.5 * row.qid_se * (double)k;
+                if (kind == STORE_NONPOSITIVE || (kind == STORE_FLAT_FUTURE && j >= 3))
+                    row.qid = -0.5 * row.qid_se * (double)k;
                 row.loss = l16 + row.qid;
                 append(r, &row);
             }
@@ -149,10 +151,11 @@ int main(int argc, char **argv)
 {
     if ((argc == 3 || argc == 4) && strcmp(argv[1], "--write-store") == 0) {
         const char *k = argc == 4 ? argv[3] : "law";
-        write_store(argv[2], strcmp(k, "nonpositive") == 0 ? STORE_NONPOSITIVE
-                             : strcmp(k, "collinear") == 0 ? STORE_COLLINEAR
-                             : strcmp(k, "law") == 0       ? STORE_LAW
-                                                           : (bail("unknown store kind '%s'", k), STORE_LAW));
+        write_store(argv[2], strcmp(k, "nonpositive") == 0  ? STORE_NONPOSITIVE
+                             : strcmp(k, "collinear") == 0  ? STORE_COLLINEAR
+                             : strcmp(k, "flatfuture") == 0 ? STORE_FLAT_FUTURE
+                             : strcmp(k, "law") == 0        ? STORE_LAW
+                                                            : (bail("unknown store kind '%s'", k), STORE_LAW));
         return 0;
     }
     plan(58);

@@ -24,11 +24,21 @@ void qid_fit_cmd_opts_init(qid_fit_cmd_opts *o)
 int qid_fit_cmd_run(const char *store, const qid_fit_cmd_opts *o, FILE *out, qid_fit_suite *s_out, qid_error *err)
 {
     qid_fit_suite local, *s = s_out ? s_out : &local;
+    qid_fit_compare cmp;
     int rc = qid_fit_suite_of_store(store, &o->filter, &o->fit, s, err);
+    if (rc == QID_OK && o->compare) {
+        int forms[QID_FIT_N_FORMS];
+        for (int f = 0; f < QID_FIT_N_FORMS; f++)
+            forms[f] = f;
+        rc = qid_fit_compare_of_store(store, &o->filter, forms, QID_FIT_N_FORMS, &o->fit, &cmp, err);
+    }
     if (rc == QID_OK) {
         if (out) qid_fit_cmd_print(out, s, o);
-        if ((rc = qid_fit_store_write_suite(store, o->name, s, &o->filter, &o->fit, err)) == QID_OK && out)
-            fprintf(out, "written to /fits/%s of %s\n", o->name, store);
+        if (out && o->compare) qid_fit_cmd_print_compare(out, &cmp);
+        if ((rc = qid_fit_store_write_suite(store, o->name, s, o->compare ? &cmp : NULL, &o->filter, &o->fit, err)) ==
+                QID_OK &&
+            out)
+            fprintf(out, "written to /fits/%s%s of %s\n", o->name, o->compare ? " (and its compare group)" : "", store);
     }
     if (!s_out) qid_fit_suite_free(s);
     return rc;
@@ -60,7 +70,8 @@ static void print_filters(FILE *out, const qid_fit_cmd_opts *o)
 static void print_unified(FILE *out, const qid_fit_suite *s, const qid_fit_cmd_opts *o)
 {
     const qid_fit_result *f = &s->law;
-    fprintf(out, "unified law: QiD = k * D^beta / (N^alpha * P^gamma)\n");
+    const qid_fit_form *form = qid_fit_form_of(f->law.form);
+    fprintf(out, "unified law (%s): %s\n", form->name, form->text);
     print_filters(out, o);
     fprintf(out,
             "points %zu (significant %zu, down-weighted %zu), checkpoints %zu, model sizes %zu, token counts %zu, "
@@ -68,13 +79,14 @@ static void print_unified(FILE *out, const qid_fit_suite *s, const qid_fit_cmd_o
             s->n_points, f->n_significant, f->n_downweighted, s->n_checkpoints, s->n_models, s->n_tokens_values,
             s->n_bits_values);
     int have_ci = s->boot.n_draws > 0;
+    int w = f->law.form == QID_FIT_FORM_OUYANG ? 6 : 10; /* the width of the longest coefficient name */
     if (have_ci)
-        fprintf(out, "%-6s %12s  %2.0f%% interval (bootstrap by checkpoint: %zu draws, %zu failed, seed %llu)\n", "",
+        fprintf(out, "%-*s %12s  %2.0f%% interval (bootstrap by checkpoint: %zu draws, %zu failed, seed %llu)\n", w, "",
                 "value", 100 * s->boot.level, s->boot.n_draws, s->boot.n_failed, (unsigned long long)o->fit.seed);
     else
-        fprintf(out, "%-6s %12s  (no bootstrap intervals)\n", "", "value");
+        fprintf(out, "%-*s %12s  (no bootstrap intervals)\n", w, "", "value");
     for (int j = 0; j < 4; j++) {
-        fprintf(out, "%-6s %12.6g", qid_fit_law_names[j], qid_fit_law_coef(&f->law, j));
+        fprintf(out, "%-*s %12.6g", w, form->coef[j], qid_fit_law_coef(&f->law, j));
         if (have_ci) fprintf(out, "  [%.6g, %.6g]", qid_fit_law_coef(&s->boot.lo, j), qid_fit_law_coef(&s->boot.hi, j));
         fprintf(out, "   (log-linear start %.6g)\n", qid_fit_law_coef(&f->start, j));
     }
@@ -132,13 +144,19 @@ static void print_factor_groups(FILE *out, const qid_fit_suite *s, int f)
 
 static void print_factors(FILE *out, const qid_fit_suite *s, const qid_fit_cmd_opts *o)
 {
-    const double unified[QID_FIT_N_FACTORS] = {s->law.law.beta, s->law.law.alpha, s->law.law.gamma};
+    /* Kumar's law has no power of P: its gamma_post is not the per-factor gamma. */
+    const double unified[QID_FIT_N_FACTORS] = {s->law.law.beta, s->law.law.alpha,
+                                               s->law.law.form == QID_FIT_FORM_OUYANG ? s->law.law.gamma : NAN};
     fprintf(out, "per-factor laws (median exponent over the groups with a fit; the unified law's in brackets):\n");
     for (int f = 0; f < QID_FIT_N_FACTORS; f++) {
         fprintf(out, "  %-38s median %-5s ", qid_fit_factors[f].law, qid_fit_factors[f].exponent);
         if (s->factor_used[f])
-            fprintf(out, "%8.4f over %zu of %zu groups  [unified %.4f]\n", s->factor_median[f], s->factor_used[f],
-                    s->n_factor[f], unified[f]);
+            if (isnan(unified[f]))
+                fprintf(out, "%8.4f over %zu of %zu groups  [the %s law has no power of P]\n", s->factor_median[f],
+                        s->factor_used[f], s->n_factor[f], qid_fit_form_of(s->law.law.form)->name);
+            else
+                fprintf(out, "%8.4f over %zu of %zu groups  [unified %.4f]\n", s->factor_median[f], s->factor_used[f],
+                        s->n_factor[f], unified[f]);
         else
             fprintf(out, "no group has a fit (%zu groups%s%s)\n", s->n_factor[f], s->n_factor[f] ? "; first: " : "",
                     s->n_factor[f] ? s->factor[f][0].msg : "");
@@ -171,12 +189,62 @@ void qid_fit_cmd_print(FILE *out, const qid_fit_suite *s, const qid_fit_cmd_opts
     qid_fit_list_print(out, "warning: ", s->warnings);
 }
 
+void qid_fit_cmd_print_compare(FILE *out, const qid_fit_compare *c)
+{
+    fprintf(out,
+            "\nlaw comparison on the same %zu points (%zu significant, qid > z*se):\n"
+            "  wRMSE log, AIC, BIC: ln QiD on the significant points, weights (qid/se)^2; ln qid ~ Normal(ln law, "
+            "sigma^2 (se/qid)^2), k = 5\n"
+            "  LOMO and future err: RMS of (qid - law)/se over every held-out point (1 for the true law)\n"
+            "  leave-future-out: each model size's first %.0f%% of its log D range fitted (%zu points), the rest "
+            "predicted (%zu points, %zu significant, %zu checkpoints)\n",
+            c->n_points, c->n_significant, 100 * c->cut, c->n_past, c->n_future, c->n_future_significant,
+            c->n_future_checkpoints);
+    fprintf(out, "  %-8s %10s %10s %10s %10s %12s %12s  %s\n", "law", "wRMSE log", "ln L", "AIC", "BIC", "LOMO err",
+            "future err", "R^2 (log)");
+    for (size_t f = 0; f < c->n_laws; f++) {
+        const qid_fit_compare_law *L = &c->law[f];
+        fprintf(out, "  %-8s %10.4f %10.2f %10.2f %10.2f %12.4f %12.4f  %.4f%s\n", qid_fit_form_of(L->form)->name,
+                L->wrmse_log, L->loglik, L->aic, L->bic, L->lomo_err, L->lfo_err, L->fit.r2_log,
+                L->lomo_failed ? "  (some leave-one-size-out fits failed)" : "");
+    }
+    for (size_t p = 0; p < c->n_pairs; p++) {
+        const qid_fit_compare_pair *P = &c->pair[p];
+        fprintf(out, "  future err %s - %s: %+.4f", qid_fit_form_of(c->law[P->a].form)->name,
+                qid_fit_form_of(c->law[P->b].form)->name, P->diff);
+        if (!isnan(P->lo))
+            fprintf(out, "  %.0f%% [%+.4f, %+.4f] (bootstrap over the future checkpoints, %zu draws)%s\n",
+                    100 * c->level, P->lo, P->hi, c->n_boot, P->lo > 0 || P->hi < 0 ? "" : ": not resolved");
+        else
+            fprintf(out, "  (no bootstrap)\n");
+    }
+    fprintf(out, "  lowest leave-future-out error: %s\n", qid_fit_form_of(c->law[c->best_lfo].form)->name);
+    fprintf(out,
+            "predictions at D = %.3g tokens (extrapolation: the spread between laws is part of its uncertainty):\n",
+            qid_fit_compare_pred_d);
+    fprintf(out, "  %-8s %-4s", "N", "P");
+    for (size_t f = 0; f < c->n_laws; f++)
+        fprintf(out, " %32s", qid_fit_form_of(c->law[f].form)->name);
+    fprintf(out, "\n");
+    for (int j = 0; j < QID_FIT_COMPARE_N_PRED; j++) {
+        fprintf(out, "  %-8.3g %-4g", qid_fit_compare_pred_n[j / 3], qid_fit_compare_pred_p[j % 3]);
+        for (size_t f = 0; f < c->n_laws; f++) {
+            const qid_fit_compare_law *L = &c->law[f];
+            char ci[48] = "";
+            if (!isnan(L->pred_lo[j])) snprintf(ci, sizeof ci, "[%.3g, %.3g]", L->pred_lo[j], L->pred_hi[j]);
+            fprintf(out, " %10.4g %21s", L->pred[j], ci);
+        }
+        fprintf(out, "\n");
+    }
+}
+
 /* ---- the command line ------------------------------------------------------------------ */
 
 static void fit_usage(FILE *out)
 {
     fprintf(out, "usage: qid fit STORE [--method M] [--format F] [--bits 2,3,4] [--min-tokens D] [--max-tokens D]\n"
                  "               [--models a,b] [--boot N] [--seed S] [--z Z] [--name NAME] [--factors]\n"
+                 "               [--law NAME] [--compare]\n"
                  "\n"
                  "Fits the scaling laws of QiD to a results store and writes them into its\n"
                  "/fits/NAME (hdf5-schema/results.md): the unified law QiD = k D^beta / (N^alpha P^gamma)\n"
@@ -198,7 +266,24 @@ static void fit_usage(FILE *out)
                  "  --seed S          bootstrap seed (default 1)\n"
                  "  --z Z             log-linear start on points with qid > Z*se (default 2)\n"
                  "  --name NAME       write /fits/NAME (default 'default')\n"
-                 "  --factors         print every group of the per-factor laws, not only their medians\n");
+                 "  --factors         print every group of the per-factor laws, not only their medians\n"
+                 "  --law NAME        the form of the unified law: ouyang (default), QiD = k D^beta /\n"
+                 "                    (N^alpha P^gamma), or kumar, QiD = C D^gamma_D N^-gamma_N\n"
+                 "                    exp(-P/gamma_post) (Kumar et al. 2025); stored with the fit\n"
+                 "  --compare         fit every law form to the same points and compare them: weighted\n"
+                 "                    RMSE of ln QiD, AIC/BIC, leave-one-model-size-out and leave-future-out\n"
+                 "                    error (each size's first 2/3 of log D fitted, the rest predicted)\n"
+                 "                    with bootstrap intervals on the differences, and each law's QiD at\n"
+                 "                    7B/70B/405B x 1e14 tokens x 2/3/4 bits; stored in /fits/NAME/compare\n");
+}
+
+/* --law NAME: a law form (fit.h). */
+static int take_form(const char *value, void *dest)
+{
+    int f = qid_fit_form_find(value);
+    if (f < 0) return -1;
+    *(int *)dest = f;
+    return 0;
 }
 
 /* --bits 2,3,4: a mask of element bit widths 1..63. */
@@ -230,7 +315,9 @@ int qid_fit_main(int argc, char **argv)
         CLI_OPT_U64("seed", &o.fit.seed, 0, "a whole number >= 0"),
         CLI_OPT_REAL("z", &o.fit.z, 0, HUGE_VAL, CLI_LO_OPEN, "a positive number"),
         CLI_OPT_STR("name", &o.name),
+        CLI_OPT_FN("law", &o.fit.form, take_form, "a law form: ouyang or kumar"),
         CLI_OPT_FLAG("factors", &o.factors),
+        CLI_OPT_FLAG("compare", &o.compare),
     };
     const cli_spec spec = {"fit", fit_usage, opts, sizeof opts / sizeof opts[0], 1, 1, "no results store given"};
     int n_args = 0, rc = cli_parse(&spec, argc, argv, &n_args);

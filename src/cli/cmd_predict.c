@@ -61,7 +61,7 @@ int qid_fit_cmd_training_level(const char *store, const char *which, const qid_f
 
 static void predict_usage(FILE *out)
 {
-    fprintf(out, "usage: qid predict STORE [--fit NAME] | --law k,alpha,beta,gamma\n"
+    fprintf(out, "usage: qid predict STORE [--fit NAME] | --law k,alpha,beta,gamma [--form NAME]\n"
                  "                   --params N,... --bits P,... (--tokens D,... | --tokens-for QID,... |\n"
                  "                   --training-level QID,...)\n"
                  "       qid predict STORE [--fit NAME | --law k,alpha,beta,gamma] [--bits P,...]\n"
@@ -70,7 +70,9 @@ static void predict_usage(FILE *out)
                  "Evaluates QiD = k D^beta / (N^alpha P^gamma), from /fits/NAME of a store (with\n"
                  "bootstrap intervals when the fit has draws) or from coefficients given with\n"
                  "--law (e.g. Ouyang et al.'s --law 0.017,0.2261,0.5251,5.4967), on the grid of\n"
-                 "the lists given:\n"
+                 "the lists given. A stored fit carries its law form (qid fit --law NAME); --form\n"
+                 "kumar reads the --law coefficients as C,gamma_N,gamma_D,gamma_post of\n"
+                 "QiD = C D^gamma_D N^-gamma_N exp(-P/gamma_post) (Kumar et al. 2025).\n"
                  "  --tokens D,...           the QiD predicted after D training tokens\n"
                  "  --tokens-for QID,...     the training tokens after which QiD reaches this value\n"
                  "                           (D = (QiD N^alpha P^gamma / k)^(1/beta))\n"
@@ -83,6 +85,7 @@ static void predict_usage(FILE *out)
                  "                           Uses the rows the fit was made from (its method, format and\n"
                  "                           bits filters; --bits narrows them)\n"
                  "  --fit NAME               the stored fit to use (default 'default')\n"
+                 "  --form NAME              the form of the --law coefficients: ouyang (default) or kumar\n"
                  "  --level L                interval level (default: the fit's, 0.95)\n");
 }
 
@@ -108,13 +111,16 @@ static int take_positive_list(const char *value, void *dest)
     return 0;
 }
 
-/* --law k,alpha,beta,gamma: four reals (the exponents of any sign). */
+/* --law k,alpha,beta,gamma: four reals (the exponents of any sign), the slots of the law's form. */
 static int take_law(const char *value, void *dest)
 {
     double *v = NULL;
     size_t n = 0;
     if (qid_parse_real_list(value, &v, &n)) return -1;
-    if (n == 4) *(qid_fit_law *)dest = (qid_fit_law){v[0], v[1], v[2], v[3]};
+    if (n == 4) {
+        qid_fit_law *law = dest;
+        law->k = v[0], law->alpha = v[1], law->beta = v[2], law->gamma = v[3];
+    }
     free(v);
     return n == 4 ? 0 : -1;
 }
@@ -171,14 +177,22 @@ static int predict_level(const char *store, const char *fit_name, const char *wh
     return 0;
 }
 
+/* "law (ouyang): k 0.017, alpha 0.2261, beta 0.5251, gamma 5.4967" under the form's names. */
+static void print_law(const qid_fit_law *law)
+{
+    const qid_fit_form *f = qid_fit_form_of(law->form);
+    printf("law (%s): %s %.6g, %s %.6g, %s %.6g, %s %.6g", f->name, f->coef[0], law->k, f->coef[1], law->alpha,
+           f->coef[2], law->beta, f->coef[3], law->gamma);
+}
+
 /* The law to use: --law, or /fits/<fit_name> of the store with its draws. */
 static int predict_law(const char *store, const char *fit_name, int law_given, qid_fit_law *law, qid_fit_boot *boot,
                        double level)
 {
     boot->level = level;
     if (law_given) {
-        printf("law: k %.6g, alpha %.6g, beta %.6g, gamma %.6g (given with --law)\n", law->k, law->alpha, law->beta,
-               law->gamma);
+        print_law(law);
+        printf(" (given with --law)\n");
     } else {
         qid_error err;
         qid_error_clear(&err);
@@ -186,10 +200,19 @@ static int predict_law(const char *store, const char *fit_name, int law_given, q
         if (qid_fit_store_read_law(store, fit_name, law, &boot->draws, &boot->n_draws, &stored_level, &err))
             return cli_fail("predict", "%s", err.msg);
         if (!(boot->level > 0)) boot->level = stored_level;
-        printf("law: k %.6g, alpha %.6g, beta %.6g, gamma %.6g (/fits/%s of %s, %zu bootstrap draws)\n", law->k,
-               law->alpha, law->beta, law->gamma, fit_name, store, boot->n_draws);
+        print_law(law);
+        printf(" (/fits/%s of %s, %zu bootstrap draws)\n", fit_name, store, boot->n_draws);
     }
     if (!(boot->level > 0)) boot->level = 0.95;
+    return 0;
+}
+
+/* --form NAME: a law form (fit.h). */
+static int take_form(const char *value, void *dest)
+{
+    int f = qid_fit_form_find(value);
+    if (f < 0) return -1;
+    *(int *)dest = f;
     return 0;
 }
 
@@ -197,12 +220,14 @@ int qid_predict_main(int argc, char **argv)
 {
     const char *fit_name = "default", *training = NULL;
     num_list N = {0}, D = {0}, P = {0}, Q = {0};
-    qid_fit_law law = {NAN, NAN, NAN, NAN};
+    qid_fit_law law = {NAN, NAN, NAN, NAN, QID_FIT_FORM_OUYANG};
+    int form = -1; /* --form; -1: not given */
     double level = NAN;
     const char *list_want = "positive numbers separated by commas, e.g. 7e9,70e9";
     const cli_opt opts[] = {
         CLI_OPT_STR("fit", &fit_name),
         CLI_OPT_FN("law", &law, take_law, "k,alpha,beta,gamma, e.g. 0.017,0.2261,0.5251,5.4967"),
+        CLI_OPT_FN("form", &form, take_form, "a law form: ouyang or kumar"),
         CLI_OPT_FN("params", &N, take_positive_list, list_want),
         CLI_OPT_FN("tokens", &D, take_positive_list, list_want),
         CLI_OPT_FN("bits", &P, take_positive_list, list_want),
@@ -257,7 +282,19 @@ int qid_predict_main(int argc, char **argv)
         cli_usage_error("predict", "give one results store (or --law k,alpha,beta,gamma)");
         goto out;
     }
+    if (form >= 0 && !law_given) {
+        cli_usage_error("predict", "--form names the form of the coefficients given with --law (a stored fit "
+                                   "carries its own)");
+        goto out;
+    }
+    law.form = form >= 0 ? form : QID_FIT_FORM_OUYANG;
     if ((rc = predict_law(store, fit_name, law_given, &law, &boot, level))) goto out;
+    const qid_fit_form *lf = qid_fit_form_of(law.form);
+    if ((mode == 'T' && !lf->tokens_for) || ((mode == 'R' || mode == 'C') && !lf->training_level)) {
+        rc = cli_fail("predict", "the %s law (%s) cannot be inverted for D: %s is not defined for it", lf->name,
+                      lf->text, mode == 'T' ? "--tokens-for" : "--training-level");
+        goto out;
+    }
     if (mode == 'C')
         rc = predict_level(store, fit_name, training, law_given, &law, &boot, &P);
     else

@@ -1,14 +1,18 @@
-/* fit_law.c - the QiD scaling law QiD = k * D^beta / (N^alpha * P^gamma):
- * the two-stage fit (weighted log-linear least squares on significant points,
- * then robust Levenberg-Marquardt on all points), bootstrap intervals over
- * whole checkpoints, leave-one-model-size-out validation, per-bit-width and
- * per-factor laws, inversions (tokens to reach a QiD; training level) and
- * predictions with intervals.
+/* fit_law.c - the QiD scaling laws: the table of their forms (Ouyang et al.'s
+ * QiD = k * D^beta / (N^alpha * P^gamma), Kumar et al.'s
+ * QiD = C * D^gamma_D * N^-gamma_N * exp(-P/gamma_post)), the two-stage fit (weighted log-linear least squares on
+ * significant points, then robust Levenberg-Marquardt on all points), bootstrap intervals over whole checkpoints,
+ * leave-one-model-size-out validation, per-bit-width and per-factor laws, inversions (tokens to reach a QiD; training
+ * level) and predictions with intervals.
  *
- * Parametrisation. Both stages work with centred logs, x = ln v - ln v0, where
- * v0 is the data value of N, D and P closest to the mean of the logs, and
- *     ln law = c - alpha*xN + beta*xD - gamma*xP,
- *     ln k   = c + alpha*ln N0 - beta*ln D0 + gamma*ln P0.
+ * Parametrisation. Both stages work with centred features, x = t(v) - t(v0),
+ * where t is ln for N and D and the form's p_feature for P (ln P for Ouyang's
+ * law, P itself for Kumar's), v0 is the data value closest to the mean of
+ * t(v), and
+ *     ln law = c - alpha*xN + beta*xD - g*xP,
+ *     ln k   = c + alpha*ln N0 - beta*ln D0 + g*t(P0),
+ * with g = gamma (Ouyang) or 1/gamma_post (Kumar). Every form being linear in
+ * (c, alpha, beta, g), one model function and Jacobian serve them all.
  * Centring keeps the least-squares problems well conditioned (ln D ~ 20..26
  * would otherwise be nearly parallel to the intercept), and because v0 is one
  * of the values, a variable that never varies gives an exactly zero column,
@@ -29,6 +33,113 @@
 #include "fit_internal.h"
 
 const qid_fit_law QID_FIT_LAW_OUYANG = {.k = 0.017, .alpha = 0.2261, .beta = 0.5251, .gamma = 5.4967};
+
+/* ---- the forms ----------------------------------------------------------- */
+
+static double feature_log(double p) { return log(p); }
+static double feature_linear(double p) { return p; }
+
+static double ouyang_eval(const qid_fit_law *law, double n, double d, double p)
+{
+    return law->k * exp(law->beta * log(d) - law->alpha * log(n) - law->gamma * log(p));
+}
+
+static double ouyang_tokens_for(const qid_fit_law *law, double qid, double n, double p)
+{
+    if (!(qid > 0) || !(law->k > 0) || law->beta == 0) return NAN;
+    return exp((log(qid) + law->alpha * log(n) + law->gamma * log(p) - log(law->k)) / law->beta);
+}
+
+static double kumar_eval(const qid_fit_law *law, double n, double d, double p)
+{
+    return law->k * exp(law->beta * log(d) - law->alpha * log(n) - p / law->gamma);
+}
+
+static double kumar_tokens_for(const qid_fit_law *law, double qid, double n, double p)
+{
+    if (!(qid > 0) || !(law->k > 0) || law->beta == 0 || law->gamma == 0) return NAN;
+    return exp((log(qid) + law->alpha * log(n) + p / law->gamma - log(law->k)) / law->beta);
+}
+
+/* The weighted least-squares D^beta of a checkpoint's QiD at several P,
+ * c[i] being the law at D = 1 (qid_fit_training_level). */
+static double level_from(const qid_fit_law *law, const double *c, const double *qid, const double *se, size_t m)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < m; i++) {
+        double w = se ? 1.0 / (se[i] * se[i]) : 1.0;
+        num += w * c[i] * qid[i];
+        den += w * c[i] * c[i];
+    }
+    double u = num / den;
+    return u > 0 && isfinite(u) ? pow(u, 1.0 / law->beta) : NAN;
+}
+
+static double ouyang_training_level(const qid_fit_law *law, const double *qid, const double *se, double n,
+                                    const double *p, size_t m)
+{
+    if (m == 0 || !(law->k > 0) || law->beta == 0) return NAN;
+    double num = 0, den = 0;
+    for (size_t i = 0; i < m; i++) {
+        double c = law->k * pow(n, -law->alpha) * pow(p[i], -law->gamma);
+        double w = se ? 1.0 / (se[i] * se[i]) : 1.0;
+        num += w * c * qid[i];
+        den += w * c * c;
+    }
+    double u = num / den;
+    return u > 0 && isfinite(u) ? pow(u, 1.0 / law->beta) : NAN;
+}
+
+static double kumar_training_level(const qid_fit_law *law, const double *qid, const double *se, double n,
+                                   const double *p, size_t m)
+{
+    if (m == 0 || !(law->k > 0) || law->beta == 0 || law->gamma == 0) return NAN;
+    double *c = qid_malloc(qid_mul_size(m, sizeof *c), "fit: training level");
+    for (size_t i = 0; i < m; i++)
+        c[i] = law->k * pow(n, -law->alpha) * exp(-p[i] / law->gamma);
+    double t = level_from(law, c, qid, se, m);
+    free(c);
+    return t;
+}
+
+const qid_fit_form qid_fit_forms[QID_FIT_N_FORMS] = {
+    [QID_FIT_FORM_OUYANG] = {.name = "ouyang",
+                             .text = "QiD = k * D^beta / (N^alpha * P^gamma)",
+                             .source = "Ouyang et al. (2024)",
+                             .coef = {"k", "alpha", "beta", "gamma"},
+                             .columns = "k,alpha,beta,gamma",
+                             .p_feature = feature_log,
+                             .p_reciprocal = 0,
+                             .min_bits = 2,
+                             .eval = ouyang_eval,
+                             .tokens_for = ouyang_tokens_for,
+                             .training_level = ouyang_training_level},
+    [QID_FIT_FORM_KUMAR] = {.name = "kumar",
+                            .text = "QiD = C * D^gamma_D * N^-gamma_N * exp(-P/gamma_post)",
+                            .source = "Kumar et al. (2025), arXiv 2411.04330",
+                            .coef = {"C", "gamma_N", "gamma_D", "gamma_post"},
+                            .columns = "C,gamma_N,gamma_D,gamma_post",
+                            .p_feature = feature_linear,
+                            .p_reciprocal = 1,
+                            .min_bits = 2,
+                            .eval = kumar_eval,
+                            .tokens_for = kumar_tokens_for,
+                            .training_level = kumar_training_level},
+};
+
+const qid_fit_form *qid_fit_form_of(int form)
+{
+    return &qid_fit_forms[form >= 0 && form < QID_FIT_N_FORMS ? form : QID_FIT_FORM_OUYANG];
+}
+
+int qid_fit_form_find(const char *name)
+{
+    for (int f = 0; name && f < QID_FIT_N_FORMS; f++)
+        if (strcmp(qid_fit_forms[f].name, name) == 0) return f;
+    return -1;
+}
+
+const char *qid_fit_form_list(void) { return "ouyang, kumar"; }
 
 /* Parameter order inside theta: the free ones of (c, alpha, beta, gamma). */
 static const unsigned free_bits[4] = {QID_FIT_FREE_K, QID_FIT_FREE_ALPHA, QID_FIT_FREE_BETA, QID_FIT_FREE_GAMMA};
@@ -51,13 +162,13 @@ double qid_fit_law_coef(const qid_fit_law *law, int j)
 
 double qid_fit_law_eval(const qid_fit_law *law, double n, double d, double p)
 {
-    return law->k * exp(law->beta * log(d) - law->alpha * log(n) - law->gamma * log(p));
+    return qid_fit_form_of(law->form)->eval(law, n, d, p);
 }
 
 double qid_fit_tokens_for(const qid_fit_law *law, double qid, double n, double p)
 {
-    if (!(qid > 0) || !(law->k > 0) || law->beta == 0) return NAN;
-    return exp((log(qid) + law->alpha * log(n) + law->gamma * log(p) - log(law->k)) / law->beta);
+    const qid_fit_form *f = qid_fit_form_of(law->form);
+    return f->tokens_for ? f->tokens_for(law, qid, n, p) : NAN;
 }
 
 /* ---- validation ---------------------------------------------------------- */
@@ -86,6 +197,9 @@ static int check_opts(const qid_fit_opts *o, qid_error *err)
 {
     if (!(o->free & QID_FIT_FREE_K))
         return qid_error_set(err, QID_E_INVALID, "fit options: k must be a free parameter");
+    if (o->form < 0 || o->form >= QID_FIT_N_FORMS)
+        return qid_error_set(err, QID_E_INVALID, "fit options: no law form %d (forms: %s)", o->form,
+                             qid_fit_form_list());
     if (!(o->huber_c > 0) || !(o->z >= 0) || o->max_iter < 1 || !(o->level > 0 && o->level < 1))
         return qid_error_set(err, QID_E_INVALID,
                              "fit options: need huber_c > 0, z >= 0, max_iter >= 1 and 0 < level < 1 "
@@ -187,6 +301,24 @@ static double ref_log(const qid_fit_obs *obs, size_t n, size_t off)
     return best;
 }
 
+/* The value of t(P) closest to the mean of t(P) (ref_log for the form's feature t). */
+static double ref_feature(const qid_fit_obs *obs, size_t n, double (*t)(double))
+{
+    double mean = 0;
+    for (size_t i = 0; i < n; i++)
+        mean += t(obs[i].p);
+    mean /= (double)n;
+    double best = 0, bestd = INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        double l = t(obs[i].p);
+        if (fabs(l - mean) < bestd) {
+            bestd = fabs(l - mean);
+            best = l;
+        }
+    }
+    return best;
+}
+
 /* "N has 1 distinct value, D 12, P 3" over all points, or the significant ones. */
 static void distinct_hint(const qid_fit_obs *obs, size_t n, double z, int sig_only, double *tmp, char *buf, size_t len)
 {
@@ -202,21 +334,24 @@ static void distinct_hint(const qid_fit_obs *obs, size_t n, double z, int sig_on
     snprintf(buf, len, "N has %zu distinct value%s, D %zu, P %zu", cnt[0], cnt[0] == 1 ? "" : "s", cnt[1], cnt[2]);
 }
 
-/* Full (c, alpha, beta, gamma) in centred terms <-> the law. */
-static void to_law(const double v[4], const double ref[3], qid_fit_law *law)
+/* Full (c, alpha, beta, g) in centred terms <-> the law of form `form`
+ * (g = gamma, or 1/gamma for a form with p_reciprocal). */
+static void to_law(const double v[4], const double ref[3], int form, qid_fit_law *law)
 {
     law->alpha = v[1];
     law->beta = v[2];
-    law->gamma = v[3];
+    law->gamma = qid_fit_form_of(form)->p_reciprocal ? 1.0 / v[3] : v[3];
     law->k = exp(v[0] + v[1] * ref[0] - v[2] * ref[1] + v[3] * ref[2]);
+    law->form = form;
 }
 
 static void from_law(const qid_fit_law *law, const double ref[3], double v[4])
 {
-    v[0] = log(law->k) - law->alpha * ref[0] + law->beta * ref[1] - law->gamma * ref[2];
+    double g = qid_fit_form_of(law->form)->p_reciprocal ? 1.0 / law->gamma : law->gamma;
+    v[0] = log(law->k) - law->alpha * ref[0] + law->beta * ref[1] - g * ref[2];
     v[1] = law->alpha;
     v[2] = law->beta;
-    v[3] = law->gamma;
+    v[3] = g;
 }
 
 /* "N has 1 distinct value, D 12, P 3" over the significant points, into buf
@@ -310,17 +445,19 @@ static int law_fit_ws(const qid_fit_obs *obs, size_t n, const qid_fit_opts *o, c
     if (rc) return rc;
     QID_CHECK(n <= w->m_max, "workspace for %zu points, %zu given", w->m_max, n);
     size_t p = count_free(o->free);
+    const qid_fit_form *form = qid_fit_form_of(o->form);
     double ref[3] = {ref_log(obs, n, offsetof(qid_fit_obs, n)), ref_log(obs, n, offsetof(qid_fit_obs, d)),
-                     ref_log(obs, n, offsetof(qid_fit_obs, p))};
+                     o->form == QID_FIT_FORM_OUYANG ? ref_log(obs, n, offsetof(qid_fit_obs, p))
+                                                    : ref_feature(obs, n, form->p_feature)};
     for (size_t i = 0; i < n; i++) {
         w->xn[i] = log(obs[i].n) - ref[0];
         w->xd[i] = log(obs[i].d) - ref[1];
-        w->xp[i] = log(obs[i].p) - ref[2];
+        w->xp[i] = (o->form == QID_FIT_FORM_OUYANG ? log(obs[i].p) : form->p_feature(obs[i].p)) - ref[2];
     }
     law_ctx cx = {.m = n, .xn = w->xn, .xd = w->xd, .xp = w->xp, .free = o->free};
     cx.fixed[1] = o->fixed.alpha;
     cx.fixed[2] = o->fixed.beta;
-    cx.fixed[3] = o->fixed.gamma;
+    cx.fixed[3] = form->p_reciprocal ? 1.0 / o->fixed.gamma : o->fixed.gamma;
 
     double theta[4], full[4];
     size_t n_sig = 0;
@@ -329,14 +466,15 @@ static int law_fit_ws(const qid_fit_obs *obs, size_t n, const qid_fit_opts *o, c
         rc = loglin(obs, n, o, &cx, w, theta, &n_sig, err);
         if (rc) return rc;
         unpack(&cx, theta, full);
-        to_law(full, ref, &start_law);
+        to_law(full, ref, o->form, &start_law);
     } else {
         for (size_t i = 0; i < n; i++)
             n_sig += significant(&obs[i], o->z);
         if (!(start->k > 0 && isfinite(start->k)))
             return qid_error_set(err, QID_E_INVALID, "refinement: the start law needs k > 0 (got %g)", start->k);
         start_law = *start;
-        qid_fit_law s = *start;
+        start_law.form = o->form;
+        qid_fit_law s = start_law;
         /* Fixed parameters come from opts, whatever the start says. */
         if (!(o->free & QID_FIT_FREE_ALPHA)) s.alpha = o->fixed.alpha;
         if (!(o->free & QID_FIT_FREE_BETA)) s.beta = o->fixed.beta;
@@ -364,10 +502,9 @@ static int law_fit_ws(const qid_fit_obs *obs, size_t n, const qid_fit_opts *o, c
                      .max_iter = o->max_iter,
                      .xtol = o->xtol,
                      .gtol = o->gtol};
-    static const char *const all_names[4] = {"k", "alpha", "beta", "gamma"};
     const char *names[4];
     for (int j = 0, t = 0; j < 4; j++)
-        if (o->free & free_bits[j]) names[t++] = all_names[j];
+        if (o->free & free_bits[j]) names[t++] = form->coef[j];
     pb.names = names;
     char what[64];
     snprintf(what, sizeof what, "robust refinement on %zu points", n);
@@ -383,7 +520,7 @@ static int law_fit_ws(const qid_fit_obs *obs, size_t n, const qid_fit_opts *o, c
     }
     unpack(&cx, theta, full);
     qid_fit_law law;
-    to_law(full, ref, &law);
+    to_law(full, ref, o->form, &law);
     if (!(isfinite(law.k) && law.k > 0 && isfinite(law.alpha) && isfinite(law.beta) && isfinite(law.gamma)))
         return qid_error_set(err, QID_E_NUMERIC, "%s: the refinement diverged (k=%g alpha=%g beta=%g gamma=%g)", what,
                              law.k, law.alpha, law.beta, law.gamma);
@@ -546,6 +683,7 @@ int qid_fit_law_bootstrap(const qid_fit_obs *obs, size_t n, const qid_fit_opts *
     law_ws_init(&w, m_max);
     boot->draws = qid_malloc(qid_mul_size(o.n_boot, sizeof *boot->draws), "fit: bootstrap draws");
     boot->level = o.level;
+    boot->lo.form = boot->hi.form = o.form;
     qid_error first;
     qid_error_clear(&first);
     for (size_t b = 0; b < o.n_boot; b++) {
@@ -608,16 +746,8 @@ void qid_fit_predict_ci(const qid_fit_boot *boot, const double *n, const double 
 double qid_fit_training_level(const qid_fit_law *law, const double *qid, const double *se, double n, const double *p,
                               size_t m)
 {
-    if (m == 0 || !(law->k > 0) || law->beta == 0) return NAN;
-    double num = 0, den = 0;
-    for (size_t i = 0; i < m; i++) {
-        double c = law->k * pow(n, -law->alpha) * pow(p[i], -law->gamma);
-        double w = se ? 1.0 / (se[i] * se[i]) : 1.0;
-        num += w * c * qid[i];
-        den += w * c * c;
-    }
-    double u = num / den;
-    return u > 0 && isfinite(u) ? pow(u, 1.0 / law->beta) : NAN;
+    const qid_fit_form *f = qid_fit_form_of(law->form);
+    return f->training_level ? f->training_level(law, qid, se, n, p, m) : NAN;
 }
 
 void qid_fit_tokens_for_ci(const qid_fit_boot *boot, const double *qid, const double *n, const double *p, size_t m,
@@ -799,7 +929,8 @@ int qid_fit_groups(const qid_fit_obs *obs, size_t n, enum qid_fit_by by, const q
     if (n == 0) return qid_error_set(err, QID_E_INVALID, "no points to group");
     qid_fit_opts o = opts_or_default(opts);
     o.free = by_free(by);
-    o.fixed = (qid_fit_law){0, 0, 0, 0};
+    o.fixed = (qid_fit_law){0, 0, 0, 0, QID_FIT_FORM_OUYANG};
+    o.form = QID_FIT_FORM_OUYANG; /* gamma 0 or alone: the groups are power laws whatever the unified form */
     int rc = check_opts(&o, err);
     if (!rc) rc = check_obs(obs, n, err);
     if (rc) return rc;

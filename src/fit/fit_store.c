@@ -166,15 +166,17 @@ int qid_fit_store_write_provenance(int64_t obj, qid_error *err)
 
 typedef struct write_ctx {
     const qid_fit_suite *s;
+    const qid_fit_compare *cmp;
     const qid_fit_filter *filter;
     const qid_fit_opts *fo;
 } write_ctx;
 
-/* The coefficients and quality of one law (the entry's and each bits/P's). */
+/* The coefficients (under their form's names) and quality of one law (the entry's and each bits/P's). */
 static int write_law_attrs(hid_t g, const qid_fit_result *f, qid_error *err)
 {
+    const qid_fit_form *form = qid_fit_form_of(f->law.form);
     for (int j = 0; j < 4; j++)
-        TRY(qid_h5_attr_write_f64(g, qid_fit_law_names[j], qid_fit_law_coef(&f->law, j), err));
+        TRY(qid_h5_attr_write_f64(g, form->coef[j], qid_fit_law_coef(&f->law, j), err));
     const qid_fit_attr a[] = {
         QID_FIT_ATTR_I64("n_points", f->n_points),
         QID_FIT_ATTR_I64("n_significant", f->n_significant),
@@ -195,15 +197,17 @@ static int write_unified(hid_t g, const write_ctx *ctx, qid_error *err)
     const qid_fit_filter *fl = ctx->filter;
     char name[32], bits[256];
     int ci = s->boot.n_draws > 0;
+    const qid_fit_form *form = qid_fit_form_of(s->law.law.form);
     TRY(qid_h5_attr_write_str(g, "kind", "unified", err));
-    TRY(qid_h5_attr_write_str(g, "law", "QiD = k * D^beta / (N^alpha * P^gamma)", err));
+    TRY(qid_h5_attr_write_str(g, "law", form->text, err));
+    TRY(qid_h5_attr_write_str(g, "form", form->name, err));
     TRY(write_law_attrs(g, &s->law, err));
     for (int j = 0; j < 4; j++) {
-        snprintf(name, sizeof name, "start_%s", qid_fit_law_names[j]);
+        snprintf(name, sizeof name, "start_%s", form->coef[j]);
         TRY(qid_h5_attr_write_f64(g, name, qid_fit_law_coef(&s->law.start, j), err));
-        snprintf(name, sizeof name, "%s_lo", qid_fit_law_names[j]);
+        snprintf(name, sizeof name, "%s_lo", form->coef[j]);
         TRY(qid_h5_attr_write_f64(g, name, ci ? qid_fit_law_coef(&s->boot.lo, j) : NAN, err));
-        snprintf(name, sizeof name, "%s_hi", qid_fit_law_names[j]);
+        snprintf(name, sizeof name, "%s_hi", form->coef[j]);
         TRY(qid_h5_attr_write_f64(g, name, ci ? qid_fit_law_coef(&s->boot.hi, j) : NAN, err));
     }
     qid_fit_bits_text(fl->bits_mask, bits, sizeof bits);
@@ -243,7 +247,7 @@ static int write_draws_lomo(hid_t g, const qid_fit_suite *s, qid_error *err)
     for (size_t i = 0; i < nd; i++)
         for (int j = 0; j < 4; j++)
             buf[4 * i + (size_t)j] = qid_fit_law_coef(&s->boot.draws[i], j);
-    int rc = qid_fit_store_write_matrix(g, "draws", buf, nd, 4, "k,alpha,beta,gamma", err);
+    int rc = qid_fit_store_write_matrix(g, "draws", buf, nd, 4, qid_fit_form_of(s->law.law.form)->columns, err);
     for (size_t i = 0; i < ng; i++) {
         const qid_fit_lomo_row *r = &s->lomo.rows[i];
         buf[4 * i] = r->n, buf[4 * i + 1] = (double)r->n_points;
@@ -288,7 +292,9 @@ fail:
 static int write_factor(hid_t factors, const qid_fit_suite *s, int f, qid_error *err)
 {
     const qid_fit_factor_info *fi = &qid_fit_factors[f];
-    const double unified[QID_FIT_N_FACTORS] = {s->law.law.beta, s->law.law.alpha, s->law.law.gamma};
+    /* Kumar's law has no power of P: its gamma_post is not the per-factor gamma. */
+    const double unified[QID_FIT_N_FACTORS] = {s->law.law.beta, s->law.law.alpha,
+                                               s->law.law.form == QID_FIT_FORM_OUYANG ? s->law.law.gamma : NAN};
     hid_t sub = H5I_INVALID_HID;
     double *buf = NULL;
     QID_H5_TRY(err, sub = H5Gcreate2(factors, fi->dir, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
@@ -346,6 +352,74 @@ fail:
     return err && err->code ? err->code : QID_E_HDF5;
 }
 
+/* The group `compare`: the law forms side by side (fit_compare.h). */
+static int write_compare(hid_t g, const qid_fit_compare *c, const qid_fit_opts *fo, qid_error *err)
+{
+    hid_t sub = H5I_INVALID_HID;
+    double *buf = NULL;
+    char laws[128] = "";
+    for (size_t f = 0; f < c->n_laws; f++)
+        snprintf(laws + strlen(laws), sizeof laws - strlen(laws), "%s%s", f ? "," : "",
+                 qid_fit_form_of(c->law[f].form)->name);
+    QID_H5_TRY(err, sub = H5Gcreate2(g, "compare", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "cannot create 'compare'");
+    const qid_fit_attr a[] = {
+        QID_FIT_ATTR_STR("laws", laws),
+        QID_FIT_ATTR_STR("likelihood", "ln qid ~ Normal(ln law, sigma^2 (se/qid)^2) on the points with qid > z*se, "
+                                       "sigma^2 at its maximum; k = coefficients + 1"),
+        QID_FIT_ATTR_STR("lfo_rule", "each model size: points with ln D <= ln D_min + cut (ln D_max - ln D_min) "
+                                     "fitted, the later ones predicted"),
+        QID_FIT_ATTR_F64("cut", c->cut),
+        QID_FIT_ATTR_STR("best_lfo", qid_fit_form_of(c->law[c->best_lfo].form)->name),
+        QID_FIT_ATTR_I64("n_points", c->n_points),
+        QID_FIT_ATTR_I64("n_significant", c->n_significant),
+        QID_FIT_ATTR_I64("n_past", c->n_past),
+        QID_FIT_ATTR_I64("n_future", c->n_future),
+        QID_FIT_ATTR_I64("n_future_significant", c->n_future_significant),
+        QID_FIT_ATTR_I64("n_future_checkpoints", c->n_future_checkpoints),
+        QID_FIT_ATTR_I64("boot", c->n_boot),
+        QID_FIT_ATTR_I64("seed", fo->seed),
+        QID_FIT_ATTR_F64("level", c->level),
+    };
+    TRY(qid_fit_store_write_attrs(sub, a, N_OF(a), err));
+    enum { LC = 14, PC = 5, RC = 7 };
+    buf = qid_malloc(qid_mul_size(c->n_laws * QID_FIT_COMPARE_N_PRED + 1, LC * sizeof *buf), "law comparison table");
+    for (size_t f = 0; f < c->n_laws; f++) {
+        const qid_fit_compare_law *L = &c->law[f];
+        double *b = buf + LC * f;
+        b[0] = (double)L->n_coef, b[1] = L->wrmse_log, b[2] = L->loglik, b[3] = L->aic, b[4] = L->bic;
+        b[5] = L->lomo_err, b[6] = (double)L->lomo_failed, b[7] = L->lfo_err, b[8] = L->fit.r2_log;
+        b[9] = L->fit.rmse;
+        for (int j = 0; j < 4; j++)
+            b[10 + j] = qid_fit_law_coef(&L->fit.law, j);
+    }
+    TRY(qid_fit_store_write_matrix(sub, "laws_table", buf, c->n_laws, LC,
+                                   "n_coef,wrmse_log,loglik,aic,bic,lomo_err,lomo_failed,lfo_err,r2_log,rmse,c0,c1,c2,"
+                                   "c3",
+                                   err));
+    for (size_t p = 0; p < c->n_pairs; p++) {
+        const qid_fit_compare_pair *P = &c->pair[p];
+        double *b = buf + PC * p;
+        b[0] = P->a, b[1] = P->b, b[2] = P->diff, b[3] = P->lo, b[4] = P->hi;
+    }
+    TRY(qid_fit_store_write_matrix(sub, "pairs", buf, c->n_pairs, PC, "law_a,law_b,lfo_diff,lo,hi", err));
+    size_t r = 0;
+    for (size_t f = 0; f < c->n_laws; f++)
+        for (int j = 0; j < QID_FIT_COMPARE_N_PRED; j++, r++) {
+            double *b = buf + RC * r;
+            b[0] = (double)f, b[1] = qid_fit_compare_pred_n[j / 3], b[2] = qid_fit_compare_pred_d;
+            b[3] = qid_fit_compare_pred_p[j % 3], b[4] = c->law[f].pred[j], b[5] = c->law[f].pred_lo[j];
+            b[6] = c->law[f].pred_hi[j];
+        }
+    TRY(qid_fit_store_write_matrix(sub, "predictions", buf, r, RC, "law,n,d,p,qid,lo,hi", err));
+    free(buf);
+    H5Gclose(sub);
+    return QID_OK;
+fail:
+    free(buf);
+    if (sub >= 0) H5Gclose(sub);
+    return err && err->code ? err->code : QID_E_HDF5;
+}
+
 static int write_suite(int64_t group, void *vctx, qid_error *err)
 {
     const write_ctx *ctx = vctx;
@@ -359,20 +433,27 @@ static int write_suite(int64_t group, void *vctx, qid_error *err)
         TRY(write_factor(factors, ctx->s, f, err));
     H5Gclose(factors);
     factors = H5I_INVALID_HID;
-    return write_loss16(g, ctx->s, err);
+    TRY(write_loss16(g, ctx->s, err));
+    return ctx->cmp ? write_compare(g, ctx->cmp, ctx->fo, err) : QID_OK;
 fail:
     if (factors >= 0) H5Gclose(factors);
     return err && err->code ? err->code : QID_E_HDF5;
 }
 
-int qid_fit_store_write_suite(const char *store, const char *name, const qid_fit_suite *s, const qid_fit_filter *filter,
-                              const qid_fit_opts *fo, qid_error *err)
+int qid_fit_store_write_suite(const char *store, const char *name, const qid_fit_suite *s, const qid_fit_compare *cmp,
+                              const qid_fit_filter *filter, const qid_fit_opts *fo, qid_error *err)
 {
-    write_ctx ctx = {s, filter, fo};
+    write_ctx ctx = {s, cmp, filter, fo};
     return qid_results_write_fit(store, name, write_suite, &ctx, err);
 }
 
 /* ---- reading a stored law ----------------------------------------------------------- */
+
+/* Reads the string attribute `name` of g into buf when g has it (buf is left as it is otherwise). */
+static int read_str_if(hid_t g, const char *where, const char *name, char *buf, size_t len, qid_error *err)
+{
+    return qid_h5_attr_exists(g, name) > 0 ? qid_h5_attr_read_str(g, where, name, buf, len, err) : QID_OK;
+}
 
 int qid_fit_store_read_law(const char *store, const char *name, qid_fit_law *law, qid_fit_law **draws, size_t *n_draws,
                            double *level, qid_error *err)
@@ -392,9 +473,17 @@ int qid_fit_store_read_law(const char *store, const char *name, qid_fit_law *law
                       store, kind);
         goto fail;
     }
+    char fname[32] = "ouyang"; /* fits written before the forms have no `form` */
+    if (read_str_if(g, where, "form", fname, sizeof fname, err)) goto fail;
+    int form = qid_fit_form_find(fname);
+    if (form < 0) {
+        qid_error_set(err, QID_E_FORMAT, "'%s' in '%s' is a law of form '%s', which this qid does not know (forms: %s)",
+                      where, store, fname, qid_fit_form_list());
+        goto fail;
+    }
     for (int j = 0; j < 4; j++)
-        if (qid_h5_attr_read_f64(g, where, qid_fit_law_names[j], &v[j], err)) goto fail;
-    *law = (qid_fit_law){v[0], v[1], v[2], v[3]};
+        if (qid_h5_attr_read_f64(g, where, qid_fit_forms[form].coef[j], &v[j], err)) goto fail;
+    *law = (qid_fit_law){v[0], v[1], v[2], v[3], form};
     if (level && qid_h5_attr_read_f64(g, where, "level", level, err)) goto fail;
     if (draws && has_link(g, "draws")) {
         double *buf = NULL;
@@ -402,7 +491,7 @@ int qid_fit_store_read_law(const char *store, const char *name, qid_fit_law *law
         if (qid_fit_store_read_matrix(g, where, "draws", 4, &buf, &nd, err)) goto fail;
         qid_fit_law *dr = qid_malloc(qid_mul_size(nd + 1, sizeof *dr), "bootstrap draws");
         for (size_t i = 0; i < nd; i++)
-            dr[i] = (qid_fit_law){buf[4 * i], buf[4 * i + 1], buf[4 * i + 2], buf[4 * i + 3]};
+            dr[i] = (qid_fit_law){buf[4 * i], buf[4 * i + 1], buf[4 * i + 2], buf[4 * i + 3], form};
         free(buf);
         *draws = dr;
         *n_draws = nd;
@@ -414,12 +503,6 @@ fail:
     H5Gclose(g);
     H5Fclose(fid);
     return err && err->code ? err->code : QID_E_HDF5;
-}
-
-/* Reads the string attribute `name` of g into buf when g has it (buf is left as it is otherwise). */
-static int read_str_if(hid_t g, const char *where, const char *name, char *buf, size_t len, qid_error *err)
-{
-    return qid_h5_attr_exists(g, name) > 0 ? qid_h5_attr_read_str(g, where, name, buf, len, err) : QID_OK;
 }
 
 int qid_fit_store_read_filters(const char *store, const char *name, char *method, size_t method_len, char *format,

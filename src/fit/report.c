@@ -231,7 +231,7 @@ static void summary_coefs(FILE *f, const report_fit *rf, double lv)
         fprintf(f, "%-10s %12s   (no bootstrap draws: no intervals)\n", "", "value");
     double *col = qid_malloc((rf->boot.n_draws + 1) * sizeof *col, "report: bootstrap column");
     for (int j = 0; j < 4; j++) {
-        fprintf(f, "%-10s %12.6g", qid_fit_law_names[j], qid_fit_law_coef(&rf->law, j));
+        fprintf(f, "%-10s %12.6g", qid_fit_form_of(rf->law.form)->coef[j], qid_fit_law_coef(&rf->law, j));
         if (rf->boot.n_draws >= 2) {
             for (size_t b = 0; b < rf->boot.n_draws; b++)
                 col[b] = qid_fit_law_coef(&rf->boot.draws[b], j);
@@ -274,7 +274,7 @@ static void summary_law(FILE *f, const report *r)
     else
         fprintf(f, "fit: made in memory (the store has no /fits/%s; 'qid fit %s' stores one)\n", r->o->fit_name,
                 r->store);
-    fprintf(f, "law: QiD = k * D^beta / (N^alpha * P^gamma)\n\n");
+    fprintf(f, "law (%s): %s\n\n", qid_fit_form_of(rf->law.form)->name, qid_fit_form_of(rf->law.form)->text);
     if (rf->have) {
         summary_coefs(f, rf, r->level);
         fprintf(f, "\nR2 (log)   %.4f\n", rf->r2_log);
