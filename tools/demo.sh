@@ -133,7 +133,7 @@ wait $p1 || rc=1
 wait $p2 || rc=1
 echo "$SUITE" | while read -r name d layers heads lr schedule l; do
     echo "demo:   $name: d_model $d, $layers layer(s), $heads heads, lr $lr $schedule"
-    grep -E '^(parameters|eval loss|seconds|already holds)|error' "$OUT/suite/$name.log" | sed 's/^/demo:     /' || true
+    grep -E '^(parameters|eval loss|seconds)|already holds|error' "$OUT/suite/$name.log" | sed 's/^/demo:     /' || true
 done
 if [ $rc -ne 0 ]; then
     echo "demo: error: training failed: $(cat "$OUT/suite/failed" 2>/dev/null | tr '\n' ' ')(logs in $OUT/suite/)" >&2
