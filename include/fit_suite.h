@@ -71,7 +71,10 @@ qid_fit_obs *qid_fit_bin_tokens(const qid_fit_obs *obs, size_t n);
 /* Fits obs[0..n) (and the 16-bit law on n16/d16/l16[0..m)) with fo's
  * settings (z, seed, n_boot) into *s (zeroed first): the unified law, its
  * bootstrap and leave-one-model-size-out error, the per-bit-width and the
- * per-factor laws, the 16-bit law. Returns QID_OK, or the status of the
+ * per-factor laws, the 16-bit law. Points of one bit width P fit Ouyang's law
+ * with gamma fixed at 0 (k then holds P^-gamma) and a warning saying so;
+ * another form fails on them (it needs several bit widths). Returns
+ * QID_OK, or the status of the
  * unified fit with a one-line message in err (too few points, one model
  * size, no significant QiD, a rank-deficient design); the other fits'
  * failures are recorded in s, not returned. */

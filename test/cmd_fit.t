@@ -18,7 +18,7 @@ GEN=${BUILD:-build}/test/fit_cmd.t
 GENP=${BUILD:-build}/test/fit_predictor.t
 require_exe "$GEN"
 require_exe "$GENP"
-plan 89
+plan 90
 tap_tmpdir
 T=$TAP_TMP
 S=$T/r.h5
@@ -143,9 +143,11 @@ for kind in nonpositive collinear; do
 done
 like "$(cat "$T/err-nonpositive")" "qid fit: error: cannot fit the unified law to 60 points: no point has QiD significantly above zero" "zero or negative QiD only: the message"
 like "$(cat "$T/err-collinear")" "rank-deficient design" "D collinear with N: the message"
-$QID fit "$S" --bits 3 --boot 0 --name p3 >"$T/out" 2>"$T/err"
-is "1 1" "$? $(wc -l <"$T/err" | tr -d ' ')" "one bit width: exits 1 with one line"
-like "$(cat "$T/err")" "cannot fit the unified law to 20 points: log-linear fit on 20 significant points: singular design (N has 4 distinct values, D 5, P 1;" "one bit width: gamma cannot be fitted, and the message says why"
+$QID fit "$S" --bits 3 --boot 50 --name p3 >"$T/out" 2>"$T/err"
+is "0 0" "$? $(wc -l <"$T/err" | tr -d ' ')" "one bit width: fitted, exit 0"
+like "$(cat "$T/out")" "warning: one bit width (P 3): gamma is not fitted but fixed at 0, so k is k / P^gamma of that P" \
+    "one bit width: the warning says gamma is fixed at 0"
+like "$(grep '^gamma ' "$T/out")" " 0  [0, 0]   (log-linear start 0)" "one bit width: gamma 0, also in every bootstrap draw"
 $QID fit "$S" --models m1,m2 --bits 2 --max-tokens 3e10 --boot 0 --name four >"$T/out" 2>"$T/err"
 is "1 qid fit: error: too few points to fit the unified law: 4 (needs at least 5 for 4 coefficients)" "$? $(cat "$T/err")" \
     "fewer points than parameters: exits 1 with the message"

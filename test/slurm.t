@@ -30,7 +30,7 @@
 #
 # The sweep job: QID_SLURM_JOB=FILE (its [job] results store is deleted and
 # rewritten several times) or, by default, the demo's (tools/demo.sh with
-# DEMO_SIZE=small: two tiny models trained here, 108 tasks). The requeue and
+# DEMO_SIZE=small: two tiny sizes and two schedule runs trained here, 252 tasks). The requeue and
 # import parts always use jobs written here from the tiny fixtures
 # (test/fixtures/hf, eval windows sampled from the models: test/fixtures/slurm).
 set -u

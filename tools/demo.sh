@@ -3,26 +3,39 @@
 #
 #   1. qid corpus: a seeded synthetic language with a known entropy rate
 #      (train, eval and calibration token sets);
-#   2. qid train: a suite of tiny GPT-NeoX models of several sizes, each saved
-#      at log-spaced points of its training;
-#   3. mpirun -np 2 qid run jobs/demo.job: RTN and GPTQ at 2, 3, 4 and 8 bits
-#      and MXFP4 on every checkpoint, into one results store;
-#   4. qid fit, qid report: the laws with bootstrap intervals, tables, plots;
-#   5. a short summary: the fitted law and whether QiD rises with training
-#      tokens and falls with model size and bit width on this suite.
+#   2. qid train: a miniature Pythia suite: four tiny GPT-NeoX sizes trained on
+#      the same tokens with the same checkpoint steps (log-spaced, then
+#      linear) and one cosine schedule across each whole run, plus the
+#      smallest size twice more with a warm-up-stable-decay and a constant
+#      learning rate (the schedule confound); two single-thread trainings run
+#      side by side;
+#   3. mpirun qid run jobs/demo.job: GPTQ at 2, 3, 4 and 8 bits, RTN at 2, 3
+#      and 4 bits and RTN MXFP4 on every checkpoint, into one results store;
+#   4. qid fit: the headline law (GPTQ 2/3/4 bits on the four cosine sizes,
+#      Ouyang et al.'s setting) as /fits/default, then the named fits rtn and
+#      mxfp4; qid report; a plot of QiD vs D under the three schedules with
+#      each run's learning rate;
+#   5. a summary: the law with its intervals, its per-factor exponents, the
+#      evaluation noise, the 8-bit sanity row and the confound.
 #
 # Usage: tools/demo.sh [QID]            (QID defaults to build/qid)
 # Environment:
-#   DEMO_DIR    where everything goes (default build/demo; the job file's
-#               paths are rewritten for another directory)
-#   DEMO_SIZE   full (default: the suite of `make demo`) or small (the
-#               end-to-end test of `make check`: smaller models, fewer
-#               tokens and settings)
-#   DEMO_NP     MPI ranks of the sweep (default 2: rank 0 schedules, one
-#               worker evaluates with DEMO_THREADS threads, default
-#               min(2, cores))
-#   DEMO_STEPS  all (default) or prepare: stop once corpus, suite and job
-#               file are ready (test/slurm.t submits that job with slurm/submit)
+#   DEMO_DIR      where everything goes (default build/demo; the job file's
+#                 paths are rewritten for another directory)
+#   DEMO_SIZE     full (default: the suite of `make demo`) or small (the
+#                 end-to-end test of `make check`: two tiny sizes, few tokens,
+#                 windows and calibration samples)
+#   DEMO_NP       MPI ranks of the sweep (default 1 + the number of cores:
+#                 rank 0 schedules, every other rank evaluates with
+#                 DEMO_THREADS threads)
+#   DEMO_THREADS  threads of each worker and each training (default 1: the
+#                 numbers depend on the thread count in the last bits, and do
+#                 not depend on the rank count, so with 1 they are those of
+#                 docs/demo.md on any machine)
+#   DEMO_WINDOWS  evaluation windows of the sweep (default: the job's 768;
+#                 docs/demo.md measures the trade-off)
+#   DEMO_STEPS    all (default) or prepare: stop once corpus, suite and job
+#                 file are ready (test/slurm.t submits that job with slurm/submit)
 # Every step is cached: corpus and suite are kept (qid train does nothing for
 # a complete training with the same settings) and the sweep resumes its
 # store, so a second run only fits and reports again.
@@ -30,12 +43,9 @@ set -eu
 QID=${1:-build/qid}
 OUT=${DEMO_DIR:-build/demo}
 SIZE=${DEMO_SIZE:-full}
-NP=${DEMO_NP:-2}
-# threads of the trainer and of the sweep's worker: at most 2 by default, so
-# that the numbers (which depend on the thread count in the last bits) are
-# those of docs/demo.md on any machine with 2 or more cores
-THREADS=${DEMO_THREADS:-$(nproc 2>/dev/null || echo 1)}
-[ -n "${DEMO_THREADS:-}" ] || [ "$THREADS" -le 2 ] || THREADS=2
+CORES=$(nproc 2>/dev/null || echo 1)
+NP=${DEMO_NP:-$((CORES + 1))}
+THREADS=${DEMO_THREADS:-1}
 MPIRUN="mpirun --oversubscribe"
 if [ "$(id -u)" -eq 0 ]; then MPIRUN="$MPIRUN --allow-run-as-root"; fi
 command -v mpirun >/dev/null || { echo "demo: error: mpirun not found (make deps installs openmpi-bin)" >&2; exit 1; }
@@ -43,35 +53,53 @@ command -v mpirun >/dev/null || { echo "demo: error: mpirun not found (make deps
 
 t_start=$(date +%s)
 stamp() { echo "demo: [$(($(date +%s) - t_start)) s] $*"; }
-mkdir -p "$OUT/suite"
+mkdir -p "$OUT/suite" "$OUT/report"
 
 # ---- the suite ---------------------------------------------------------------
-# name d_model layers heads training-tokens peak-learning-rate (smaller for
-# larger models, as Pythia's). Widths are multiples of 32 so that groups and
-# MX blocks of 32 weights tile every row.
+# name d_model layers heads peak-learning-rate schedule lane. Every run sees
+# the same TOKENS in steps of BATCH windows of SEQ tokens, saved at the same
+# steps SAVE, with a warm-up of WARMUP steps (1%, as Pythia) and, for cosine
+# and wsd, a decay to 0.1 of the peak (Pythia's). Widths are multiples of 32
+# so that groups and MX blocks of 32 weights tile every row; head_dim 8 or
+# more. The peak rate is smaller for larger models, as Pythia's. The lanes
+# are the two single-thread processes that train side by side, balanced by
+# the trainer's measured speed (docs/demo.md). MAIN are the sizes of the law;
+# CONF the runs of one size under three schedules (cosine is MAIN's).
 if [ "$SIZE" = small ]; then
-    SUITE="s16 16 1 2 65536 0.003
-s32 32 2 2 65536 0.002"
-    CORPUS_TOKENS=262144
-    SAVE="1,2,4,8,16,32"
+    SUITE="s32 32 1 4 0.003 cosine 1
+s64 64 1 4 0.002 cosine 2
+s32-wsd 32 1 4 0.003 wsd 1
+s32-constant 32 1 4 0.003 constant 2"
+    MAIN=s32,s64
+    CONF=s32,s32-wsd,s32-constant
+    TOKENS=65536
+    SAVE="4,8,16,32,64,96,128"
     BATCH=8
     SEQ=64
-    FORMATS="int2-g16-sym, int3-g16-sym, int4-g16-sym, int8-g16-sym"
+    WARMUP=4
+    CORPUS_TOKENS=262144
     WINDOWS=16
     SAMPLES=8
 else
-    SUITE="d32 32 2 2 1048576 0.003
-d64 64 2 4 1048576 0.002
-d96 96 3 4 1048576 0.0015
-d128 128 4 4 1048576 0.001"
-    CORPUS_TOKENS=2097152
-    SAVE="2,4,8,16,32,64,128,256,512"
+    SUITE="d96l1 96 1 4 0.0015 cosine 1
+d64l1 64 1 4 0.002 cosine 2
+d32l2 32 2 4 0.003 cosine 1
+d32l1 32 1 4 0.003 cosine 2
+d32l1-wsd 32 1 4 0.003 wsd 2
+d32l1-constant 32 1 4 0.003 constant 2"
+    MAIN=d32l1,d32l2,d64l1,d96l1
+    CONF=d32l1,d32l1-wsd,d32l1-constant
+    TOKENS=4194304
+    SAVE="8,16,32,64,128,256,512,1024,1536,2048"
     BATCH=16
     SEQ=128
-    FORMATS=
+    WARMUP=20
+    CORPUS_TOKENS=4194304
     WINDOWS=
     SAMPLES=
 fi
+WINDOWS=${DEMO_WINDOWS:-$WINDOWS}
+models() { echo "$1" | sed 's/\([^,]*\)/demo-\1/g'; }
 
 stamp "corpus: the synthetic language (qid corpus --synthetic)"
 if [ ! -f "$OUT/corpus/eval.h5" ]; then
@@ -81,25 +109,46 @@ else
     echo "demo: corpus: reusing $OUT/corpus"
 fi
 
-echo "$SUITE" | while read -r name d layers heads tokens lr; do
-    stamp "train $name: d_model $d, $layers layers, $heads heads, $tokens tokens, lr $lr"
-    "$QID" train --train "$OUT/corpus/train.h5" --eval "$OUT/corpus/eval.h5" -o "$OUT/suite/$name" \
-        --d-model "$d" --layers "$layers" --heads "$heads" --tokens "$tokens" --batch "$BATCH" \
-        --seq-len "$SEQ" --save "$SAVE" --lr "$lr" --threads "$THREADS" --seed 1 --name "demo-$name" --quiet |
-        grep -E '^(parameters|eval loss|seconds|tokens/s)' | sed 's/^/demo:   /'
+# train NAME D LAYERS HEADS LR SCHEDULE: one run, its summary into NAME.log
+train() {
+    "$QID" train --train "$OUT/corpus/train.h5" --eval "$OUT/corpus/eval.h5" -o "$OUT/suite/$1" \
+        --d-model "$2" --layers "$3" --heads "$4" --lr "$5" --schedule "$6" --tokens "$TOKENS" \
+        --batch "$BATCH" --seq-len "$SEQ" --warmup "$WARMUP" --save "$SAVE" --threads "$THREADS" \
+        --seed 1 --name "demo-$1" --quiet >"$OUT/suite/$1.log" 2>&1
+}
+lane() {
+    echo "$SUITE" | while read -r name d layers heads lr schedule l; do
+        [ "$l" = "$1" ] || continue
+        train "$name" "$d" "$layers" "$heads" "$lr" "$schedule" || { echo "$name" >>"$OUT/suite/failed"; exit 1; }
+    done
+}
+stamp "train: $(echo "$SUITE" | wc -l | tr -d ' ') runs of $TOKENS tokens, two at a time, $THREADS thread(s) each"
+rm -f "$OUT/suite/failed"
+lane 1 &
+p1=$!
+lane 2 &
+p2=$!
+rc=0
+wait $p1 || rc=1
+wait $p2 || rc=1
+echo "$SUITE" | while read -r name d layers heads lr schedule l; do
+    echo "demo:   $name: d_model $d, $layers layer(s), $heads heads, lr $lr $schedule"
+    grep -E '^(parameters|eval loss|seconds)|already holds|error' "$OUT/suite/$name.log" | sed 's/^/demo:     /' || true
 done
+if [ $rc -ne 0 ]; then
+    echo "demo: error: training failed: $(cat "$OUT/suite/failed" 2>/dev/null | tr '\n' ' ')(logs in $OUT/suite/)" >&2
+    exit 1
+fi
 
 # ---- the sweep -----------------------------------------------------------------
 JOB=jobs/demo.job
-if [ "$OUT" != build/demo ] || [ "$SIZE" = small ]; then
+if [ "$OUT" != build/demo ] || [ "$SIZE" = small ] || [ -n "$WINDOWS" ]; then
     # the same job with its paths pointing into $OUT (and the small settings)
     abs=$(cd "$OUT" && pwd)
     JOB="$OUT/demo.job"
     sed -e "s#\.\./build/demo#$abs#g" jobs/demo.job >"$JOB.tmp"
-    if [ -n "$FORMATS" ]; then
-        sed -i -e "s#^formats = .*#formats = $FORMATS#" \
-            -e "s#^windows = .*#windows = $WINDOWS#" -e "s#^samples = .*#samples = $SAMPLES#" "$JOB.tmp"
-    fi
+    [ -z "$WINDOWS" ] || sed -i -e "s#^windows = .*#windows = $WINDOWS#" "$JOB.tmp"
+    [ -z "$SAMPLES" ] || sed -i -e "s#^samples = .*#samples = $SAMPLES#" "$JOB.tmp"
     mv "$JOB.tmp" "$JOB"
 fi
 if [ "${DEMO_STEPS:-all}" = prepare ]; then
@@ -110,28 +159,179 @@ stamp "sweep: $MPIRUN -np $NP $QID run --threads $THREADS $JOB"
 $MPIRUN -np "$NP" "$QID" run --threads "$THREADS" "$JOB"
 
 # ---- laws and report -------------------------------------------------------------
-stamp "fit: $QID fit $OUT/results.h5"
-"$QID" fit "$OUT/results.h5" --boot 200 >"$OUT/fit.txt"
-cat "$OUT/fit.txt"
+# The headline: Ouyang et al.'s setting (GPTQ, 2/3/4 bits, symmetric, one
+# group size) on the four cosine sizes, stored as /fits/default so that the
+# report draws it. RTN and MXFP4 get fits of their own; 8 bits never enters
+# a law, and the schedule runs never enter one.
+stamp "fit: $QID fit $OUT/results.h5 (gptq 2/3/4 bits as /fits/default, rtn, mxfp4)"
+"$QID" fit "$OUT/results.h5" --method gptq --bits 2,3,4 --models "$(models $MAIN)" --factors >"$OUT/fit.txt"
+grep -v '^    ' "$OUT/fit.txt"
+for f in "rtn --method rtn --bits 2,3,4" "mxfp4 --format mxfp4"; do
+    set -- $f
+    name=$1
+    shift
+    "$QID" fit "$OUT/results.h5" "$@" --models "$(models $MAIN)" --name "$name" >"$OUT/fit-$name.txt" 2>&1 ||
+        echo "demo: the $name fit failed: $(tail -1 "$OUT/fit-$name.txt")"
+done
 stamp "report: $QID report $OUT/results.h5 -o $OUT/report"
 "$QID" report "$OUT/results.h5" -o "$OUT/report" >/dev/null
 
+# every OK row, and each run's learning rate at every step, for the summary and the plots
+ROWS=$OUT/report/demo-rows.csv
+"$QID" results "$OUT/results.h5" --csv --status ok --latest \
+    --columns model,params,step,tokens_seen,method,format,elem_bits,qid,qid_se >"$ROWS"
+i=0
+for name in $(echo "$CONF" | tr ',' ' '); do
+    i=$((i + 1))
+    awk -F'\t' -v i=$i 'NR > 1 { print i, $2, $3 }' "$OUT/suite/$name/train.tsv"
+done >"$OUT/report/demo-lr.dat"
+awk -F, -v main="$(models $MAIN)" -v conf="$(models $CONF)" -v dir="$OUT/report" '
+BEGIN { n = split(main, c, ","); for (i = 1; i <= n; i++) ismain[c[i]] = i
+        n = split(conf, c, ","); for (i = 1; i <= n; i++) isconf[c[i]] = i }
+NR > 1 && $5 == "gptq" && $7 <= 4 {
+    if ($1 in ismain) print ismain[$1], $2, $4, $7, $8, $9 >(dir "/demo-main.dat")
+    if ($1 in isconf) print isconf[$1], $4, $7, $8, $9 >(dir "/demo-schedules.dat")
+}' "$ROWS"
+if command -v gnuplot >/dev/null; then
+    law=$(awk '/^(k|alpha|beta|gamma) / { printf "%s=%s; ", $1, $2 }' "$OUT/fit.txt")
+    sizes=$(for m in $(echo "$MAIN" | tr ',' ' '); do awk -F, -v m="demo-$m" '$1 == m { print $2; exit }' "$ROWS"; done)
+    lrmax=$(echo "$SUITE" | awk -v m="${CONF%%,*}" '$1 == m { print $5 }')
+    gp=$(pwd)/tools/demo-plots.gp
+    (cd "$OUT/report" && gnuplot -e "${law}lrmax=$lrmax; sizes='$(echo $sizes)'" "$gp") >"$OUT/report/demo-plots.log" 2>&1 ||
+        echo "demo: warning: the demo plots failed (gnuplot; $OUT/report/demo-plots.log)"
+fi
+
 # ---- summary -----------------------------------------------------------------------
-# The signs of the fitted exponents, judged by their 95% bootstrap intervals:
-# Ouyang et al. found beta > 0 (QiD rises with training tokens), alpha > 0
-# (falls with model size) and gamma > 0 (falls with bit width).
+# Read from fit.txt, fit-rtn.txt, fit-mxfp4.txt and the rows; every rule is
+# stated where it is applied:
+# - exponents: the sign is judged by the 95% bootstrap interval (resampling
+#   whole checkpoints); Ouyang et al. found alpha, beta, gamma > 0;
+# - evaluation noise: SE/QiD of 4-bit GPTQ on the MAIN sizes at the last third
+#   of the checkpoints (the last ceil(C/3) of the C saved steps);
+# - 8 bits: GPTQ int8 on the MAIN sizes, never in a law: max |QiD| and max |QiD|/SE;
+# - the confound: per bit width, QiD at the last checkpoint of each schedule
+#   and its ratio to the constant-rate run's, with a 95% interval from the
+#   two SEs (log ratio +- 1.96 sqrt((se1/q1)^2 + (se2/q2)^2): the runs share
+#   the evaluation windows, so treating them as independent widens it); and
+#   the change of QiD from the second-last to the last checkpoint, over which
+#   wsd decays its rate and constant does not.
 echo
-echo "demo: summary ($SIZE suite: $(echo "$SUITE" | wc -l) model sizes; the law fitted to every method and format)"
-awk '
-function verdict(name, v, lo, hi, what, sign) {
-    if (lo > 0) s = "yes"; else if (hi < 0) s = "no, the opposite"; else s = "not resolved (interval includes 0)";
+nsave=$(echo "$SAVE" | tr ',' ' ' | wc -w | tr -d ' ')
+last_third=$(echo "$SAVE" | tr ',' '\n' | tail -n $(((nsave + 2) / 3)) | head -1)
+awk -v size="$SIZE" -v main="$(models $MAIN)" -v conf="$(models $CONF)" -v from="$last_third" -v nsave="$nsave" \
+    -v rtn="$OUT/fit-rtn.txt" -v mx="$OUT/fit-mxfp4.txt" -v plot="$OUT/report/demo-schedules.png" '
+function verdict(name, v, lo, hi, what,    s) {
+    if (lo > 0) s = "yes"; else if (hi < 0) s = "no, the opposite"; else s = "not resolved (interval includes 0)"
     printf "demo:   %-5s = %9.4f  95%% [%9.4f, %9.4f]   QiD %s: %s\n", name, v, lo, hi, what, s
 }
-/^k / { gsub(/[\[\],]/, " "); printf "demo:   QiD = k D^beta / (N^alpha P^gamma) with k = %.4g [%.4g, %.4g]\n", $2, $3, $4 }
-/^beta / { gsub(/[\[\],]/, " "); verdict("beta", $2, $3, $4, "rises with training tokens D") }
-/^alpha / { gsub(/[\[\],]/, " "); verdict("alpha", $2, $3, $4, "falls with model size N") }
-/^gamma / { gsub(/[\[\],]/, " "); verdict("gamma", $2, $3, $4, "falls with bit width P") }
-/^R\^2/ { print "demo:   " $0 }
-/^warning:/ { print "demo:   " $0 }
-' "$OUT/fit.txt"
-stamp "done: results $OUT/results.h5, report $OUT/report/ (summary.txt, *.png, *.svg)"
+function coef(line,    f) {
+    if (line !~ /\[/) { split(line, f, " "); return sprintf("%.3f (no interval)", f[2]) }
+    gsub(/[\[\],]/, " ", line); split(line, f, " "); return sprintf("%.3f [%.3f, %.3f]", f[2], f[3], f[4])
+}
+function other(file, name,    line, a, b, g, r2, f, pts) {
+    a = b = g = r2 = ""
+    while ((getline line < file) > 0) {
+        if (line ~ /^alpha /) a = coef(line)
+        if (line ~ /^beta /) b = coef(line)
+        if (line ~ /^gamma /) g = coef(line)
+        if (line ~ /^warning: one bit width/) g = "not fitted (one bit width)"
+        if (line ~ /^points /) { split(line, f, " "); pts = f[2] }
+        if (line ~ /^R\^2/) { split(line, f, " "); r2 = f[3]; sub(/,$/, "", r2) }
+    }
+    close(file)
+    if (a == "") { printf "demo:   %-6s no fit (%s)\n", name, file; return }
+    printf "demo:   %-6s alpha %s  beta %s  gamma %s  R^2 (log) %s, %s points\n", name, a, b, g, r2, pts
+}
+function cmp(q1, s1, q2, s2,    l, e) {
+    if (q1 <= 0 || q2 <= 0) return "?"
+    l = log(q1 / q2); e = 1.96 * sqrt((s1 / q1) ^ 2 + (s2 / q2) ^ 2)
+    return l - e > 0 ? "higher" : l + e < 0 ? "lower" : "not resolved"
+}
+function pct(x) { return x > 1e100 ? "inf (a QiD <= 0)" : sprintf("%.1f%%", 100 * x) }
+function ratio(q1, s1, q2, s2,    l, e) {
+    if (q1 <= 0 || q2 <= 0) return sprintf("%-20s", "- (QiD <= 0)")
+    l = log(q1 / q2); e = 1.96 * sqrt((s1 / q1) ^ 2 + (s2 / q2) ^ 2)
+    return sprintf("%5.2f [%4.2f, %4.2f]", q1 / q2, exp(l - e), exp(l + e))
+}
+BEGIN {
+    nm = split(main, m, ","); for (i = 1; i <= nm; i++) ismain[m[i]] = 1
+    nc = split(conf, c, ","); for (i = 1; i <= nc; i++) isconf[c[i]] = i
+}
+FNR == 1 { file++; if (file == 2) FS = "," }
+# fit.txt: the headline law
+file == 1 && /^points / { pts = $2 }
+file == 1 && /^k / { gsub(/[\[\],]/, " "); k = sprintf("k = %.4g [%.4g, %.4g]", $2, $3, $4) }
+file == 1 && /^alpha / { gsub(/[\[\],]/, " "); al = $2; al_lo = $3; al_hi = $4 }
+file == 1 && /^beta / { gsub(/[\[\],]/, " "); be = $2; be_lo = $3; be_hi = $4 }
+file == 1 && /^gamma / { gsub(/[\[\],]/, " "); ga = $2; ga_lo = $3; ga_hi = $4 }
+file == 1 && /^R\^2/ { r2line = $0 }
+file == 1 && /^leave-one-model-size-out:/ { lomo = $0; sub(/^leave-one-model-size-out: pooled /, "", lomo) }
+file == 1 && /^warning:/ { warn[++nw] = $0 }
+file == 1 && /^  QiD = / { sect = ($0 ~ /for each \(N, P\)/); if (sect) medline = $0 }
+file == 1 && sect && /^    N / {
+    for (i = 1; i <= NF; i++) { if ($i == "beta") b = $(i + 1); if ($i == "points") np = $(i - 1) }
+    if ($0 ~ /no fit/) { groups_nofit++; next }
+    if (np >= 6) { groups6++; if (b > 0) pos6++ }
+    groups++
+}
+# the rows: model,params,step,tokens_seen,method,format,elem_bits,qid,qid_se
+file == 2 && FNR > 1 && $5 == "gptq" {
+    if (($1 in ismain) && $7 == 4 && $3 + 0 >= from + 0) {
+        nr++; r[nr] = ($8 > 0) ? $9 / $8 : 1e300; if (r[nr] <= 0.1) ok10++
+    }
+    if (($1 in ismain) && $7 == 8) {
+        n8++; a = $8 < 0 ? -$8 : $8; if (a > max8) max8 = a; if ($9 > 0 && a / $9 > z8) z8 = a / $9
+    }
+    if (($1 in isconf) && $7 <= 4) {
+        s = isconf[$1]
+        if ($3 + 0 > last[s, $7] + 0) { prevq[s, $7] = lq[s, $7]; prevse[s, $7] = lse[s, $7]; prevstep = last[s, $7]
+                                        last[s, $7] = $3; lq[s, $7] = $8; lse[s, $7] = $9; lastd = $4 }
+        bits[$7] = 1
+        if (!((s, $7) in firstq)) { firstq[s, $7] = $8; firstd = $4 }
+    }
+}
+END {
+    printf "demo: summary (%s suite): %d model sizes trained alike, %d checkpoints each\n", size, nm, nsave
+    printf "demo: headline law: GPTQ at 2, 3 and 4 bits, groups of 32, symmetric (Ouyang et al.'"'"'s setting), %s points\n", pts
+    printf "demo:   QiD = k D^beta / (N^alpha P^gamma) with %s\n", k
+    verdict("alpha", al, al_lo, al_hi, "falls with model size N")
+    verdict("beta", be, be_lo, be_hi, "rises with training tokens D")
+    verdict("gamma", ga, ga_lo, ga_hi, "falls with bit width P")
+    print "demo:   " r2line
+    print "demo:   leave-one-model-size-out " lomo
+    nf = split(medline, f, " ")
+    for (i = 1; i <= nf; i++) if (f[i] == "beta" && f[i - 1] == "median") mb = f[i + 1]
+    printf "demo:   per-(N, P) laws QiD = c D^beta: median beta %s (unified %s); beta > 0 in %d of %d groups with >= 6 checkpoints\n",
+        mb, sprintf("%.4f", be), pos6, groups6
+    for (i = 1; i <= nw; i++) print "demo:   " warn[i]
+    # median and max of SE/QiD
+    for (i = 2; i <= nr; i++) { v = r[i]; for (j = i - 1; j >= 1 && r[j] > v; j--) r[j + 1] = r[j]; r[j + 1] = v }
+    if (nr) printf "demo: evaluation noise: SE/QiD of 4-bit GPTQ at the last third of the checkpoints (step >= %d): median %s, max %s, %d of %d points at most 10%%\n",
+        from, pct(nr % 2 ? r[(nr + 1) / 2] : (r[nr / 2] + r[nr / 2 + 1]) / 2), pct(r[nr]), ok10, nr
+    print "demo: the other methods, fitted alike on the same sizes (/fits/rtn: RTN at 2, 3 and 4 bits; /fits/mxfp4: RTN to MXFP4):"
+    other(rtn, "rtn"); other(mx, "mxfp4")
+    if (n8) printf "demo: 8-bit sanity row (GPTQ int8-g32, in no law): max |QiD| %.2g nats over %d checkpoints, max |QiD|/SE %.1f\n", max8, n8, z8
+    printf "demo: schedule confound: %s trained three times on the same tokens and checkpoints (cosine, wsd, constant);\n", c[1]
+    printf "demo:   GPTQ QiD at the last checkpoint (D = %d) and its ratio to the constant rate'"'"'s, 95%% intervals:\n", lastd
+    printf "demo:   P  %-18s %-18s %-18s %-20s %s\n", "cosine", "wsd", "constant", "cosine/constant", "wsd/constant"
+    for (p = 2; p <= 4; p++) {
+        if (!(p in bits)) continue
+        printf "demo:   %d  %.4f +- %.4f   %.4f +- %.4f   %.4f +- %.4f   %-20s %s\n", p, lq[1, p], lse[1, p], lq[2, p], lse[2, p], lq[3, p], lse[3, p],
+            ratio(lq[1, p], lse[1, p], lq[3, p], lse[3, p]), ratio(lq[2, p], lse[2, p], lq[3, p], lse[3, p])
+    }
+    printf "demo:   at the same D, QiD of a decayed rate (cosine, wsd) against the constant one:"
+    sep = ""
+    for (p = 2; p <= 4; p++) if (p in bits) {
+        printf "%s %d bits %s, %s", sep, p, cmp(lq[1, p], lse[1, p], lq[3, p], lse[3, p]), cmp(lq[2, p], lse[2, p], lq[3, p], lse[3, p]); sep = ";"
+    }
+    printf "\n"
+    if (firstq[3, 2] > 0) printf "demo:   at the constant rate QiD still rises with D: x%.2f at 2 bits from D = %d to %d\n", lq[3, 2] / firstq[3, 2], firstd, lastd
+    printf "demo:   QiD from step %d to %d (wsd decays its rate in between, constant does not), ratio and 95%% interval:\n", prevstep, last[1, 2]
+    for (p = 2; p <= 4; p++) {
+        if (!(p in bits)) continue
+        printf "demo:   %d  cosine %-20s  wsd %-20s  constant %s\n", p, ratio(lq[1, p], lse[1, p], prevq[1, p], prevse[1, p]),
+            ratio(lq[2, p], lse[2, p], prevq[2, p], prevse[2, p]), ratio(lq[3, p], lse[3, p], prevq[3, p], prevse[3, p])
+    }
+    if (plot != "") printf "demo:   plot: %s\n", plot
+}' "$OUT/fit.txt" "$ROWS"
+stamp "done: results $OUT/results.h5, report $OUT/report/ (summary.txt, *.png, *.svg, demo-schedules.png)"

@@ -69,7 +69,7 @@ static void warn_unified(qid_fit_suite *s, size_t n)
     if (n < QID_FIT_SUITE_MIN_POINTS)
         WARN(s, "too few points: %zu (fewer than %d): the coefficients and intervals are unreliable", n,
              QID_FIT_SUITE_MIN_POINTS);
-    if (s->n_models < 3 || s->n_bits_values < 3 || s->n_tokens_values < 3)
+    if (s->n_models < 3 || (s->n_bits_values < 3 && s->n_bits_values != 1) || s->n_tokens_values < 3)
         WARN(s, "few distinct values (N %zu, D %zu, P %zu: 3 or more of each pin the exponents down)", s->n_models,
              s->n_tokens_values, s->n_bits_values);
     if (!s->law.conv.converged)
@@ -146,6 +146,17 @@ int qid_fit_suite_run(const qid_fit_obs *obs, size_t n, const double *n16, const
     if (n < 5)
         return qid_error_set(err, QID_E_INVALID,
                              "too few points to fit the unified law: %zu (needs at least 5 for 4 coefficients)", n);
+    /* One bit width: Ouyang's law is the per-bit law k_P D^beta / N^alpha,
+     * with gamma fixed at 0 (k holds P^-gamma) rather than a singular design.
+     * Other forms need several bit widths (fit.h); they fail below. */
+    qid_fit_opts one_p;
+    if (s->n_bits_values == 1 && (fo->free & QID_FIT_FREE_GAMMA) && fo->form == QID_FIT_FORM_OUYANG) {
+        one_p = *fo;
+        one_p.free &= ~QID_FIT_FREE_GAMMA;
+        one_p.fixed.gamma = 0;
+        fo = &one_p;
+        WARN(s, "one bit width (P %g): gamma is not fitted but fixed at 0, so k is k / P^gamma of that P", obs[0].p);
+    }
     if (qid_fit_law_fit(obs, n, fo, &s->law, err)) {
         qid_error_wrap(err, err ? err->code : QID_E_INVALID, "cannot fit the unified law to %zu points", n);
         return err ? err->code : QID_E_INVALID;
