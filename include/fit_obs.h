@@ -41,6 +41,14 @@ void qid_fit_bits_text(uint64_t bits_mask, char *buf, size_t len);
  * key's last OK row). malloc'd, n entries (at least 1). */
 unsigned char *qid_fit_rows_that_count(const qid_result *rows, size_t n);
 
+/* The rows of a results store (qid_results_read) in key order, rows of one
+ * key in store order (so the last is still the latest). Every fit reads
+ * its rows this way: the points, their checkpoint ids and so the bootstrap
+ * draws then do not depend on the order in which a run finished its tasks
+ * (1, 2 or 64 ranks give the same fit). Free with qid_results_rows_free.
+ * Errors: as qid_results_read. */
+int qid_fit_rows_read(const char *store, qid_result **rows, size_t *n, qid_error *err);
+
 /* 1 if name is one of the comma-separated items of list (NULL list: yes). */
 int qid_fit_in_list(const char *list, const char *name);
 

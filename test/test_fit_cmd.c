@@ -136,6 +136,23 @@ static void write_store(const char *path, enum store_kind kind)
     if (qid_results_close(r, &err)) bail("close: %s", err.msg);
 }
 
+/* The rows of store `from` appended to a new store `to` in reverse order, as
+ * a run whose tasks finished in another order would leave them. */
+static void write_reversed(const char *from, const char *to)
+{
+    qid_result *rows = NULL;
+    size_t n = 0;
+    qid_error err;
+    qid_error_clear(&err);
+    if (qid_results_read(from, &rows, &n, &err)) bail("read %s: %s", from, err.msg);
+    qid_results *r = qid_results_open(to, NULL, &err);
+    if (!r) bail("open %s: %s", to, err.msg);
+    for (size_t i = n; i-- > 0;)
+        append(r, &rows[i]);
+    if (qid_results_close(r, &err)) bail("close: %s", err.msg);
+    qid_results_rows_free(rows, n);
+}
+
 /* Reads what was written to the temporary file f into text[cap] and closes f. */
 static void slurp(FILE *f, char *text, size_t cap)
 {
@@ -158,7 +175,7 @@ int main(int argc, char **argv)
                                                             : (bail("unknown store kind '%s'", k), STORE_LAW));
         return 0;
     }
-    plan(58);
+    plan(59);
     char store[512];
     snprintf(store, sizeof store, "%s/r.h5", tap_tmpdir());
     write_store(store, STORE_LAW);
@@ -196,6 +213,22 @@ int main(int argc, char **argv)
     is_int(QID_OK, rep.loss16_status, "16-bit law: fitted (%s)", rep.loss16_msg);
     is_int(20, (long long)rep.n_loss16_points, "16-bit law: one point per checkpoint");
     ok(rep.lomo_status == QID_OK && rep.lomo.n_groups == 4, "lomo: 4 groups");
+    {
+        /* the same rows in another order (tasks finished otherwise): the same fit, to the bit */
+        char reversed[600];
+        snprintf(reversed, sizeof reversed, "%s/reversed.h5", tap_tmpdir());
+        write_reversed(store, reversed);
+        qid_fit_suite rev;
+        if (qid_fit_cmd_run(reversed, &o, NULL, &rev, &err)) bail("fit of the reversed store: %s", err.msg);
+        const qid_fit_law *a[3] = {&rev.law.law, &rev.boot.lo, &rev.boot.hi};
+        const qid_fit_law *b[3] = {&rep.law.law, &rep.boot.lo, &rep.boot.hi};
+        int same = rev.lomo.rmse == rep.lomo.rmse;
+        for (int i = 0; i < 3; i++)
+            same = same && a[i]->k == b[i]->k && a[i]->alpha == b[i]->alpha && a[i]->beta == b[i]->beta &&
+                   a[i]->gamma == b[i]->gamma;
+        ok(same, "rows in reverse store order: the same law, bootstrap interval and LOMO error, bit for bit");
+        qid_fit_suite_free(&rev);
+    }
     double width_all = hi->beta - lo->beta;
 
     /* per-factor laws: medians near the truth and the unified law */

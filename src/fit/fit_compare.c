@@ -290,7 +290,7 @@ int qid_fit_compare_of_store(const char *store, const qid_fit_filter *filter, co
     size_t n_rows = 0, n_obs = 0, m16 = 0;
     qid_fit_obs *obs = NULL;
     memset(out, 0, sizeof *out);
-    int rc = qid_results_read(store, &rows, &n_rows, err);
+    int rc = qid_fit_rows_read(store, &rows, &n_rows, err);
     if (rc) return rc;
     qid_fit_obs_from_rows(rows, n_rows, filter, &obs, &n_obs, NULL, NULL, NULL, &m16);
     rc = qid_fit_compare_run(obs, n_obs, forms, n_forms, opts, out, err);

@@ -162,7 +162,7 @@ int qid_fit_level_of_store(const char *store, const char *which, const qid_fit_l
                            qid_fit_level *out, qid_error *err)
 {
     memset(out, 0, sizeof *out);
-    int rc = qid_results_read(store, &out->rows, &out->n_store_rows, err);
+    int rc = qid_fit_rows_read(store, &out->rows, &out->n_store_rows, err);
     if (rc) return rc;
     size_t n = out->n_store_rows;
     unsigned char *counts = qid_fit_rows_that_count(out->rows, n);

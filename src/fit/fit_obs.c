@@ -82,6 +82,24 @@ unsigned char *qid_fit_rows_that_count(const qid_result *rows, size_t n)
     return counts;
 }
 
+int qid_fit_rows_read(const char *store, qid_result **rows, size_t *n, qid_error *err)
+{
+    int rc = qid_results_read(store, rows, n, err);
+    if (rc) return rc;
+    size_t *idx = qid_malloc(qid_mul_size(*n ? *n : 1, sizeof *idx), "row order");
+    for (size_t i = 0; i < *n; i++)
+        idx[i] = i;
+    sort_rows = *rows;
+    qsort(idx, *n, sizeof *idx, cmp_key_index);
+    qid_result *sorted = qid_malloc(qid_mul_size(*n ? *n : 1, sizeof *sorted), "rows in key order");
+    for (size_t i = 0; i < *n; i++)
+        sorted[i] = (*rows)[idx[i]]; /* moves each row's allocations */
+    free(idx);
+    free(*rows);
+    *rows = sorted;
+    return QID_OK;
+}
+
 /* ---- observations ------------------------------------------------------------------ */
 
 static const char *ckpt_identity(const qid_result *r)

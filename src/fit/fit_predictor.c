@@ -753,7 +753,7 @@ int qid_predictor_of_store(const char *store, const qid_predictor_opts *o, qid_p
     qid_result *rows = NULL;
     size_t n_rows = 0;
     memset(rep, 0, sizeof *rep);
-    int rc = qid_results_read(store, &rows, &n_rows, err);
+    int rc = qid_fit_rows_read(store, &rows, &n_rows, err);
     if (rc) return rc;
     rc = qid_predictor_fit(rows, n_rows, o, rep, err);
     qid_results_rows_free(rows, n_rows);

@@ -176,7 +176,7 @@ int qid_fit_suite_of_store(const char *store, const qid_fit_filter *filter, cons
     qid_fit_obs *obs = NULL;
     double *n16 = NULL, *d16 = NULL, *l16 = NULL;
     memset(s, 0, sizeof *s);
-    int rc = qid_results_read(store, &rows, &n_rows, err);
+    int rc = qid_fit_rows_read(store, &rows, &n_rows, err);
     if (rc) return rc;
     qid_fit_obs_from_rows(rows, n_rows, filter, &obs, &n_obs, &n16, &d16, &l16, &m16);
     rc = qid_fit_suite_run(obs, n_obs, n16, d16, l16, m16, fo, s, err);

@@ -342,7 +342,7 @@ static int gather(report *r, FILE *log, qid_error *err)
 {
     qid_result *rows = NULL;
     size_t n_rows = 0;
-    int st = qid_results_read(r->store, &rows, &n_rows, err);
+    int st = qid_fit_rows_read(r->store, &rows, &n_rows, err);
     if (st) return st;
     qid_fit_filter filter;
     qid_fit_filter_init(&filter);
