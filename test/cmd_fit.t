@@ -14,10 +14,7 @@
 # refuses a fit while a writer holds it.
 set -u
 . "$(dirname "$0")/taplib.sh"
-GEN=${BUILD:-build}/test/fit_cmd.t
-GENP=${BUILD:-build}/test/fit_predictor.t
-require_exe "$GEN"
-require_exe "$GENP"
+tap_fit_generators
 plan 90
 tap_tmpdir
 T=$TAP_TMP

@@ -13,10 +13,7 @@
 # frontier and a line saying why there is no predictor.
 set -u
 . "$(dirname "$0")/taplib.sh"
-GEN=${BUILD:-build}/test/fit_cmd.t
-GENP=${BUILD:-build}/test/fit_predictor.t
-require_exe "$GEN"
-require_exe "$GENP"
+tap_fit_generators
 plan 32
 tap_tmpdir
 T=$TAP_TMP

@@ -70,3 +70,14 @@ tap_tokens_fixture() {
     "${QIDA:-$QID}" tokens --from "${ROOT:-.}/test/fixtures/hf/tokens.u16" --dtype uint16 --vocab 96 --seq-len 16 -o "$1" >/dev/null 2>&1 ||
         echo "# tokens import failed"
 }
+
+# ---- shared set-up of the fit tests (cmd_fit.t, cmd_report.t)
+
+# GEN and GENP: the synthetic-store writers build/test/fit_cmd.t and
+# build/test/fit_predictor.t (`--write-store PATH [KIND]`); both must be built.
+tap_fit_generators() {
+    GEN=${BUILD:-build}/test/fit_cmd.t
+    GENP=${BUILD:-build}/test/fit_predictor.t
+    require_exe "$GEN"
+    require_exe "$GENP"
+}
