@@ -53,7 +53,7 @@ static int read_double(const char *s, size_t n, double *out)
 {
     char buf[64];
     if (n >= sizeof buf) {
-        /* so long a number is a digit string; strtod reads it in place */
+        /* too long for buf: strtod reads it in place and must stop where the scan did */
         char *end;
         errno = 0;
         double v = strtod(s, &end);
