@@ -65,6 +65,11 @@ static int ckpt_summary(const char *path, FILE *out, int list_tensors, qid_error
         fprintf(out, "  %-22s %" PRId64 " (%.3g)\n", "tokens seen (D)", m->tokens_seen, (double)m->tokens_seen);
     else
         fprintf(out, "  %-22s unknown\n", "tokens seen (D)");
+    if (!isnan(m->lr_frac))
+        fprintf(out, "  %-22s %.4g of peak%s%s%s\n", "learning rate", m->lr_frac, m->lr_schedule[0] ? " (" : "",
+                m->lr_schedule, m->lr_schedule[0] ? ")" : "");
+    else
+        fprintf(out, "  %-22s unknown (qid import --schedule)\n", "learning rate");
     print_count(out, "params non-embed (N)", m->params_nonembedding);
     print_count(out, "params total", m->params_total);
     fprintf(out, "  %-22s %" PRId64 " layers, d_model %" PRId64 ", d_ff %" PRId64 ", vocab %" PRId64 "\n", "shape",
