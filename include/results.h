@@ -23,7 +23,7 @@
 #include "error.h"
 
 #define QID_RESULTS_FORMAT         "qid-results"
-#define QID_RESULTS_SCHEMA_VERSION 1
+#define QID_RESULTS_SCHEMA_VERSION 2
 
 typedef enum qid_result_status {
     QID_RESULT_OK = 0,
@@ -41,6 +41,7 @@ typedef struct qid_result {
     int64_t params;          /* N, non-embedding parameters */
     int64_t tokens_seen;     /* D */
     int64_t step;
+    double lr_frac;            /* learning rate at step / its peak (checkpoint.h); NaN if unknown */
     const char *method;        /* "baseline", "rtn", "gptq", "probes" */
     const char *format;        /* canonical quantizer name, "" for the baseline */
     double bits;               /* storage bits per weight incl. scales; 16 or the source's for the baseline */
@@ -91,7 +92,7 @@ typedef struct qid_result_column {
     size_t offset; /* in qid_result */
 } qid_result_column;
 
-#define QID_RESULT_N_COLUMNS 30
+#define QID_RESULT_N_COLUMNS 31
 extern const qid_result_column qid_result_columns[QID_RESULT_N_COLUMNS];
 
 /* What to record in /provenance when a store is created (NULL strings are

@@ -35,6 +35,7 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <libgen.h>
+#include <math.h>
 #include <pthread.h>
 #include <spawn.h>
 #include <stddef.h>
@@ -75,16 +76,17 @@ _Static_assert(sizeof(qid_result_status) == sizeof(int), "qid_result_status is s
 #member, kind, offsetof(qid_result, member)                                                                    \
     }
 const qid_result_column qid_result_columns[QID_RESULT_N_COLUMNS] = {
-    COL(key, QID_COL_STR),         COL(checkpoint, QID_COL_STR),   COL(model, QID_COL_STR),
-    COL(ckpt_sha256, QID_COL_STR), COL(params, QID_COL_I64),       COL(tokens_seen, QID_COL_I64),
-    COL(step, QID_COL_I64),        COL(method, QID_COL_STR),       COL(format, QID_COL_STR),
-    COL(bits, QID_COL_F64),        COL(elem_bits, QID_COL_I32),    COL(block, QID_COL_I64),
-    COL(options, QID_COL_STR),     COL(calib, QID_COL_STR),        COL(eval_protocol, QID_COL_STR),
-    COL(eval_sha256, QID_COL_STR), COL(loss, QID_COL_F64),         COL(loss16, QID_COL_F64),
-    COL(qid, QID_COL_F64),         COL(qid_se, QID_COL_F64),       COL(sqnr_db, QID_COL_F64),
-    COL(kl, QID_COL_F64),          COL(tokens, QID_COL_I64),       COL(windows, QID_COL_I64),
-    COL(seconds, QID_COL_F64),     COL(rank, QID_COL_I32),         COL(status, QID_COL_STATUS),
-    COL(error, QID_COL_STR),       COL(finished_utc, QID_COL_STR), COL(nll_offset, QID_COL_I64),
+    COL(key, QID_COL_STR),           COL(checkpoint, QID_COL_STR),  COL(model, QID_COL_STR),
+    COL(ckpt_sha256, QID_COL_STR),   COL(params, QID_COL_I64),      COL(tokens_seen, QID_COL_I64),
+    COL(step, QID_COL_I64),          COL(lr_frac, QID_COL_F64),     COL(method, QID_COL_STR),
+    COL(format, QID_COL_STR),        COL(bits, QID_COL_F64),        COL(elem_bits, QID_COL_I32),
+    COL(block, QID_COL_I64),         COL(options, QID_COL_STR),     COL(calib, QID_COL_STR),
+    COL(eval_protocol, QID_COL_STR), COL(eval_sha256, QID_COL_STR), COL(loss, QID_COL_F64),
+    COL(loss16, QID_COL_F64),        COL(qid, QID_COL_F64),         COL(qid_se, QID_COL_F64),
+    COL(sqnr_db, QID_COL_F64),       COL(kl, QID_COL_F64),          COL(tokens, QID_COL_I64),
+    COL(windows, QID_COL_I64),       COL(seconds, QID_COL_F64),     COL(rank, QID_COL_I32),
+    COL(status, QID_COL_STATUS),     COL(error, QID_COL_STR),       COL(finished_utc, QID_COL_STR),
+    COL(nll_offset, QID_COL_I64),
 };
 #undef COL
 #define N_COLUMNS QID_RESULT_N_COLUMNS
@@ -1145,6 +1147,12 @@ static int read_once(const char *path, qid_result **rows_out, size_t *n_out, qid
         n--;
     }
     raw = qid_calloc(n ? n : 1, sizeof *raw, "the rows of a results store");
+    /* A column the file lacks (a store of an older schema: lr_frac came in
+     * version 2) is left alone by the compound conversion: it reads as NaN. */
+    for (size_t i = 0; i < (size_t)n; i++)
+        for (size_t c = 0; c < QID_RESULT_N_COLUMNS; c++)
+            if (qid_result_columns[c].kind == QID_COL_F64)
+                *(double *)((char *)&raw[i] + qid_result_columns[c].offset) = NAN;
     if (n > 0) {
         QID_H5_TRY(err, fs = H5Dget_space(tasks), "cannot get the dataspace of '/tasks'");
         QID_H5_TRY(err, H5Sselect_hyperslab(fs, H5S_SELECT_SET, (hsize_t[]){0}, NULL, &n, NULL),
