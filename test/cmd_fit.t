@@ -15,7 +15,7 @@
 set -u
 . "$(dirname "$0")/taplib.sh"
 tap_fit_generators
-plan 90
+plan 103
 tap_tmpdir
 T=$TAP_TMP
 S=$T/r.h5
@@ -90,6 +90,33 @@ is "1 1" "$? $(wc -l <"$T/err" | tr -d ' ')" "fit --compare with one bit width: 
 $QID predict "$S" --fit c3 --params 1e9 --bits 2 --tokens 1e10 >/dev/null 2>"$T/err2"
 like "$(cat "$T/err2")" "has no fit '/fits/c3'" "... and /fits/c3 is not written"
 
+# the learning-rate form: refused where the points have no learning rate or it does not vary
+$QID fit "$S" --law ouyang-lr --boot 0 --name lr0 >"$T/out" 2>"$T/err"
+is "1 1" "$? $(wc -l <"$T/err" | tr -d ' ')" "fit --law ouyang-lr without learning rates: exits 1 with one line"
+like "$(cat "$T/err")" "the ouyang-lr law needs the learning rate at every checkpoint: 60 of 60 points have none (hint: qid import --schedule records it" "... saying which points lack it and how to record it"
+$QID predict "$S" --fit lr0 --params 1e9 --bits 2 --tokens 1e10 >/dev/null 2>"$T/err2"
+like "$(cat "$T/err2")" "has no fit '/fits/lr0'" "... and /fits/lr0 is not written"
+like "$(cat "$T/out") $($QID fit "$S" --compare --boot 0 --name cmp0 2>&1)" "(ouyang-lr left out: 60 of 60 points have no learning rate" "fit --compare without learning rates: compares the other forms and says why"
+LF=$T/lrflat.h5
+"$GEN" --write-store "$LF" lrflat
+$QID fit "$LF" --law ouyang-lr --boot 0 --name lr0 >"$T/out" 2>"$T/err"
+is "1 1" "$? $(wc -l <"$T/err" | tr -d ' ')" "fit --law ouyang-lr, one learning rate: exits 1 with one line"
+like "$(cat "$T/err")" "the ouyang-lr law needs checkpoints at different learning rates: all 60 points have lr 0.5 of the peak" "... saying it does not vary"
+LV=$T/lr.h5
+"$GEN" --write-store "$LV" lr
+$QID fit "$LV" --law ouyang-lr --boot 100 --seed 3 --name lr >"$T/out" 2>"$T/err"
+ok $? "fit --law ouyang-lr with learning rates 0.2..1, apart from D: exits 0"
+d=$(awk '$1 == "delta" { print $2 }' "$T/out")
+is 1 "$(awk -v a="$d" 'BEGIN { print (a > -0.5 && a < 0.5) }')" "fit --law ouyang-lr: delta $d near 0 (the data have no learning-rate effect)"
+like "$(cat "$T/out")" "(predictions at lr 0.2 of the peak: the lowest learning rate of the points" "fit --law ouyang-lr: predictions at the end of the schedule, said"
+is "k,alpha,beta,gamma,delta 0.2" "$(h5dump -a /fits/lr/draws/columns "$LV" | grep -o 'k,alpha,[a-z,]*') $(h5dump -a /fits/lr/lr "$LV" | sed -n 's/^ *(0): //p')" "/fits/lr: five draws columns and the lr of its predictions"
+$QID predict "$LV" --fit lr --params 1e9 --bits 3 --tokens 1e11 --lr 1 >"$T/out" 2>"$T/err"
+like "$(cat "$T/out")" "delta" "predict --fit lr --lr 1: the law with delta"
+$QID predict "$LV" --fit lr --params 1e9 --bits 3 --tokens-for 0.1 >"$T/out" 2>"$T/err"
+is "1 qid predict: error: the ouyang-lr law (QiD = k * D^beta / (N^alpha * P^gamma) * exp(delta * (1 - lr/lr_peak))) cannot be inverted for D: --tokens-for is not defined for it" "$? $(cat "$T/err")" "predict --tokens-for on the ouyang-lr law: a clear error"
+$QID fit "$LV" --compare --boot 0 --name cmplr >"$T/out" 2>"$T/err"
+like "$(cat "$T/out")" "  ouyang-lr " "fit --compare with learning rates: the ouyang-lr law is compared too"
+
 # filters
 $QID fit "$S" --bits 3,4 --boot 0 --name b34 >"$T/out" 2>"$T/err"
 like "$(cat "$T/out")" "points 40 (" "filter --bits 3,4: 40 points"
@@ -111,7 +138,7 @@ like "$(cat "$T/out")" "95% interval (bootstrap, QiD)" "predict: intervals from 
 $QID predict "$S" --params 1e9 --bits 3 --training-level 0.1 >"$T/out" 2>"$T/err"
 like "$(cat "$T/out")" "D implied" "predict --training-level: the D a QiD implies"
 $QID predict "$S" --fit nope --params 1e9 --bits 3 --tokens 1e12 >"$T/out" 2>"$T/err"
-like "$(cat "$T/err")" "has no fit '/fits/nope' (fits there: b34, cmp, default, factors, few, kumar, sub" "predict: a missing fit is named"
+like "$(cat "$T/err")" "has no fit '/fits/nope' (fits there: b34, cmp, cmp0, default, factors, few, kumar, sub" "predict: a missing fit is named"
 
 # the training level of a checkpoint of the store
 $QID predict "$S" --training-level m2-3.h5 >"$T/out" 2>"$T/err"

@@ -44,6 +44,9 @@ enum store_kind {
     STORE_NONPOSITIVE = 1, /* the same rows with QiD <= 0 everywhere */
     STORE_COLLINEAR = 2,   /* one checkpoint per model at D = 30 N: D and N collinear */
     STORE_FLAT_FUTURE = 3, /* the law, but QiD <= 0 at D >= 3e11 (the last third of log D): no future to predict */
+    STORE_LR = 4,          /* the law, learning rates 0.2 + 0.2 ((i + j) mod 5) of model i's checkpoint j: apart from D
+                              (no effect on QiD) */
+    STORE_LR_FLAT = 5,     /* the law, every checkpoint at learning rate 0.5 */
 };
 
 /* The synthetic store: law QID_FIT_LAW_OUYANG with 5% log-normal noise,
@@ -70,6 +73,9 @@ static void write_store(const char *path, enum store_kind kind)
                               .params = (int64_t)true_n[i],
                               .tokens_seen = (int64_t)D,
                               .step = (int64_t)j,
+                              .lr_frac = kind == STORE_LR        ? 0.2 + 0.2 * (double)((i + j) % 5)
+                                         : kind == STORE_LR_FLAT ? 0.5
+                                                                 : NAN,
                               .bits = 16,
                               .elem_bits = -1,
                               .block = -1,
@@ -172,6 +178,8 @@ int main(int argc, char **argv)
                              : strcmp(k, "collinear") == 0  ? STORE_COLLINEAR
                              : strcmp(k, "flatfuture") == 0 ? STORE_FLAT_FUTURE
                              : strcmp(k, "law") == 0        ? STORE_LAW
+                             : strcmp(k, "lr") == 0         ? STORE_LR
+                             : strcmp(k, "lrflat") == 0     ? STORE_LR_FLAT
                                                             : (bail("unknown store kind '%s'", k), STORE_LAW));
         return 0;
     }

@@ -85,11 +85,16 @@ static void print_unified(FILE *out, const qid_fit_suite *s, const qid_fit_cmd_o
                 "value", 100 * s->boot.level, s->boot.n_draws, s->boot.n_failed, (unsigned long long)o->fit.seed);
     else
         fprintf(out, "%-*s %12s  (no bootstrap intervals)\n", w, "", "value");
-    for (int j = 0; j < 4; j++) {
+    for (int j = 0; j < form->n_coef; j++) {
         fprintf(out, "%-*s %12.6g", w, form->coef[j], qid_fit_law_coef(&f->law, j));
         if (have_ci) fprintf(out, "  [%.6g, %.6g]", qid_fit_law_coef(&s->boot.lo, j), qid_fit_law_coef(&s->boot.hi, j));
         fprintf(out, "   (log-linear start %.6g)\n", qid_fit_law_coef(&f->start, j));
     }
+    if (form->n_coef == QID_FIT_MAX_COEF)
+        fprintf(out,
+                "(predictions at lr %.4g of the peak: the lowest learning rate of the points, the end of their "
+                "schedule)\n",
+                f->law.lr);
     fprintf(out, "R^2 (log) %.4f, RMSE %.4g nats, residual scale %.3g, %s after %d iterations (step %.2g)\n", f->r2_log,
             f->rmse, f->scale, f->conv.converged ? "converged" : "NOT converged", f->conv.iterations, f->conv.step);
 }
@@ -194,17 +199,18 @@ void qid_fit_cmd_print_compare(FILE *out, const qid_fit_compare *c)
     fprintf(out,
             "\nlaw comparison on the same %zu points (%zu significant, qid > z*se):\n"
             "  wRMSE log, AIC, BIC: ln QiD on the significant points, weights (qid/se)^2; ln qid ~ Normal(ln law, "
-            "sigma^2 (se/qid)^2), k = 5\n"
+            "sigma^2 (se/qid)^2), k = coefficients + 1\n"
             "  LOMO and future err: RMS of (qid - law)/se over every held-out point (1 for the true law)\n"
             "  leave-future-out: each model size's first %.0f%% of its log D range fitted (%zu points), the rest "
             "predicted (%zu points, %zu significant, %zu checkpoints)\n",
             c->n_points, c->n_significant, 100 * c->cut, c->n_past, c->n_future, c->n_future_significant,
             c->n_future_checkpoints);
-    fprintf(out, "  %-8s %10s %10s %10s %10s %12s %12s  %s\n", "law", "wRMSE log", "ln L", "AIC", "BIC", "LOMO err",
+    if (c->note[0]) fprintf(out, "  (%s)\n", c->note);
+    fprintf(out, "  %-10s %10s %10s %10s %10s %12s %12s  %s\n", "law", "wRMSE log", "ln L", "AIC", "BIC", "LOMO err",
             "future err", "R^2 (log)");
     for (size_t f = 0; f < c->n_laws; f++) {
         const qid_fit_compare_law *L = &c->law[f];
-        fprintf(out, "  %-8s %10.4f %10.2f %10.2f %10.2f %12.4f %12.4f  %.4f%s\n", qid_fit_form_of(L->form)->name,
+        fprintf(out, "  %-10s %10.4f %10.2f %10.2f %10.2f %12.4f %12.4f  %.4f%s\n", qid_fit_form_of(L->form)->name,
                 L->wrmse_log, L->loglik, L->aic, L->bic, L->lomo_err, L->lfo_err, L->fit.r2_log,
                 L->lomo_failed ? "  (some leave-one-size-out fits failed)" : "");
     }
@@ -222,6 +228,10 @@ void qid_fit_cmd_print_compare(FILE *out, const qid_fit_compare *c)
     fprintf(out,
             "predictions at D = %.3g tokens (extrapolation: the spread between laws is part of its uncertainty):\n",
             qid_fit_compare_pred_d);
+    for (size_t f = 0; f < c->n_laws; f++)
+        if (c->law[f].n_coef == QID_FIT_MAX_COEF)
+            fprintf(out, "  (%s at lr %.4g of the peak, the lowest of the points: the end of their schedule)\n",
+                    qid_fit_form_of(c->law[f].form)->name, c->law[f].fit.law.lr);
     fprintf(out, "  %-8s %-4s", "N", "P");
     for (size_t f = 0; f < c->n_laws; f++)
         fprintf(out, " %32s", qid_fit_form_of(c->law[f].form)->name);

@@ -175,8 +175,9 @@ typedef struct write_ctx {
 static int write_law_attrs(hid_t g, const qid_fit_result *f, qid_error *err)
 {
     const qid_fit_form *form = qid_fit_form_of(f->law.form);
-    for (int j = 0; j < 4; j++)
+    for (int j = 0; j < form->n_coef; j++)
         TRY(qid_h5_attr_write_f64(g, form->coef[j], qid_fit_law_coef(&f->law, j), err));
+    if (form->n_coef == QID_FIT_MAX_COEF) TRY(qid_h5_attr_write_f64(g, "lr", f->law.lr, err));
     const qid_fit_attr a[] = {
         QID_FIT_ATTR_I64("n_points", f->n_points),
         QID_FIT_ATTR_I64("n_significant", f->n_significant),
@@ -202,7 +203,7 @@ static int write_unified(hid_t g, const write_ctx *ctx, qid_error *err)
     TRY(qid_h5_attr_write_str(g, "law", form->text, err));
     TRY(qid_h5_attr_write_str(g, "form", form->name, err));
     TRY(write_law_attrs(g, &s->law, err));
-    for (int j = 0; j < 4; j++) {
+    for (int j = 0; j < form->n_coef; j++) {
         snprintf(name, sizeof name, "start_%s", form->coef[j]);
         TRY(qid_h5_attr_write_f64(g, name, qid_fit_law_coef(&s->law.start, j), err));
         snprintf(name, sizeof name, "%s_lo", form->coef[j]);
@@ -239,15 +240,17 @@ fail:
     return err ? err->code : QID_E_HDF5;
 }
 
-/* The datasets `draws` [n_draws, 4] and `lomo` [n_groups, 4]. */
+/* The datasets `draws` [n_draws, n_coef] and `lomo` [n_groups, 4]. */
 static int write_draws_lomo(hid_t g, const qid_fit_suite *s, qid_error *err)
 {
     size_t nd = s->boot.n_draws, ng = s->lomo_status == QID_OK ? s->lomo.n_groups : 0;
-    double *buf = qid_malloc(qid_mul_size((nd > ng ? nd : ng) + 1, 4 * sizeof *buf), "bootstrap draws");
+    const qid_fit_form *form = qid_fit_form_of(s->law.law.form);
+    const size_t nc = (size_t)form->n_coef;
+    double *buf = qid_malloc(qid_mul_size((nd > ng ? nd : ng) + 1, nc * sizeof *buf), "bootstrap draws");
     for (size_t i = 0; i < nd; i++)
-        for (int j = 0; j < 4; j++)
-            buf[4 * i + (size_t)j] = qid_fit_law_coef(&s->boot.draws[i], j);
-    int rc = qid_fit_store_write_matrix(g, "draws", buf, nd, 4, qid_fit_form_of(s->law.law.form)->columns, err);
+        for (size_t j = 0; j < nc; j++)
+            buf[nc * i + j] = qid_fit_law_coef(&s->boot.draws[i], (int)j);
+    int rc = qid_fit_store_write_matrix(g, "draws", buf, nd, nc, form->columns, err);
     for (size_t i = 0; i < ng; i++) {
         const qid_fit_lomo_row *r = &s->lomo.rows[i];
         buf[4 * i] = r->n, buf[4 * i + 1] = (double)r->n_points;
@@ -381,7 +384,7 @@ static int write_compare(hid_t g, const qid_fit_compare *c, const qid_fit_opts *
         QID_FIT_ATTR_F64("level", c->level),
     };
     TRY(qid_fit_store_write_attrs(sub, a, N_OF(a), err));
-    enum { LC = 14, PC = 5, RC = 7 };
+    enum { LC = 10 + QID_FIT_MAX_COEF, PC = 5, RC = 7 };
     buf = qid_malloc(qid_mul_size(c->n_laws * QID_FIT_COMPARE_N_PRED + 1, LC * sizeof *buf), "law comparison table");
     for (size_t f = 0; f < c->n_laws; f++) {
         const qid_fit_compare_law *L = &c->law[f];
@@ -389,12 +392,12 @@ static int write_compare(hid_t g, const qid_fit_compare *c, const qid_fit_opts *
         b[0] = (double)L->n_coef, b[1] = L->wrmse_log, b[2] = L->loglik, b[3] = L->aic, b[4] = L->bic;
         b[5] = L->lomo_err, b[6] = (double)L->lomo_failed, b[7] = L->lfo_err, b[8] = L->fit.r2_log;
         b[9] = L->fit.rmse;
-        for (int j = 0; j < 4; j++)
-            b[10 + j] = qid_fit_law_coef(&L->fit.law, j);
+        for (int j = 0; j < QID_FIT_MAX_COEF; j++)
+            b[10 + j] = j < qid_fit_form_of(L->fit.law.form)->n_coef ? qid_fit_law_coef(&L->fit.law, j) : NAN;
     }
     TRY(qid_fit_store_write_matrix(sub, "laws_table", buf, c->n_laws, LC,
                                    "n_coef,wrmse_log,loglik,aic,bic,lomo_err,lomo_failed,lfo_err,r2_log,rmse,c0,c1,c2,"
-                                   "c3",
+                                   "c3,c4",
                                    err));
     for (size_t p = 0; p < c->n_pairs; p++) {
         const qid_fit_compare_pair *P = &c->pair[p];
@@ -459,7 +462,7 @@ int qid_fit_store_read_law(const char *store, const char *name, qid_fit_law *law
                            double *level, qid_error *err)
 {
     int64_t fid, g;
-    double v[4];
+    double v[QID_FIT_MAX_COEF] = {0}, lr = NAN;
     char where[300];
     if (draws) *draws = NULL;
     if (n_draws) *n_draws = 0;
@@ -481,17 +484,22 @@ int qid_fit_store_read_law(const char *store, const char *name, qid_fit_law *law
                       where, store, fname, qid_fit_form_list());
         goto fail;
     }
-    for (int j = 0; j < 4; j++)
+    const size_t nc = (size_t)qid_fit_forms[form].n_coef;
+    for (size_t j = 0; j < nc; j++)
         if (qid_h5_attr_read_f64(g, where, qid_fit_forms[form].coef[j], &v[j], err)) goto fail;
-    *law = (qid_fit_law){v[0], v[1], v[2], v[3], form};
+    if (nc == QID_FIT_MAX_COEF && qid_h5_attr_read_f64(g, where, "lr", &lr, err)) goto fail;
+    *law = (qid_fit_law){.k = v[0], .alpha = v[1], .beta = v[2], .gamma = v[3], .delta = v[4], .lr = lr, .form = form};
     if (level && qid_h5_attr_read_f64(g, where, "level", level, err)) goto fail;
     if (draws && has_link(g, "draws")) {
         double *buf = NULL;
         size_t nd = 0;
-        if (qid_fit_store_read_matrix(g, where, "draws", 4, &buf, &nd, err)) goto fail;
+        if (qid_fit_store_read_matrix(g, where, "draws", nc, &buf, &nd, err)) goto fail;
         qid_fit_law *dr = qid_malloc(qid_mul_size(nd + 1, sizeof *dr), "bootstrap draws");
-        for (size_t i = 0; i < nd; i++)
-            dr[i] = (qid_fit_law){buf[4 * i], buf[4 * i + 1], buf[4 * i + 2], buf[4 * i + 3], form};
+        for (size_t i = 0; i < nd; i++) {
+            dr[i] = (qid_fit_law){.lr = lr, .form = form};
+            for (size_t j = 0; j < nc; j++)
+                qid_fit_law_set_coef(&dr[i], (int)j, buf[nc * i + j]);
+        }
         free(buf);
         *draws = dr;
         *n_draws = nd;

@@ -30,7 +30,7 @@ void qid_report_opts_init(qid_report_opts *o)
 double report_fitted(const report *r, size_t i)
 {
     const qid_fit_obs *ob = &r->obs[i];
-    return r->rf.have ? qid_fit_law_eval(&r->rf.law, ob->n, ob->d, ob->p) : NAN;
+    return r->rf.have ? qid_fit_law_eval_obs(&r->rf.law, ob) : NAN;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -230,7 +230,7 @@ static void summary_coefs(FILE *f, const report_fit *rf, double lv)
     else
         fprintf(f, "%-10s %12s   (no bootstrap draws: no intervals)\n", "", "value");
     double *col = qid_malloc((rf->boot.n_draws + 1) * sizeof *col, "report: bootstrap column");
-    for (int j = 0; j < 4; j++) {
+    for (int j = 0; j < qid_fit_form_of(rf->law.form)->n_coef; j++) {
         fprintf(f, "%-10s %12.6g", qid_fit_form_of(rf->law.form)->coef[j], qid_fit_law_coef(&rf->law, j));
         if (rf->boot.n_draws >= 2) {
             for (size_t b = 0; b < rf->boot.n_draws; b++)
