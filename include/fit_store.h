@@ -98,4 +98,22 @@ typedef struct qid_fit_stats {
 } qid_fit_stats;
 int qid_fit_store_read_stats(const char *store, const char *name, qid_fit_stats *st, qid_error *err);
 
+/* The law comparison stored with a fit (`qid fit --compare`: the group
+ * /fits/<name>/compare): each law's name and scores, and its predictions at
+ * the 7B/70B/405B x 1e14 x 2/3/4-bit grid. Free with
+ * qid_fit_compare_stored_free. */
+typedef struct qid_fit_compare_stored {
+    size_t n_laws;
+    char name[QID_FIT_N_FORMS][16];
+    double aic[QID_FIT_N_FORMS], lomo_err[QID_FIT_N_FORMS], lfo_err[QID_FIT_N_FORMS];
+    char best_lfo[16];
+    double *pred; /* n_pred rows of law index, n, d, p, qid, lo, hi */
+    size_t n_pred;
+} qid_fit_compare_stored;
+
+/* Reads it into c: QID_OK; 1 when the fit has no comparison (c empty);
+ * errors as qid_fit_store_open, QID_E_FORMAT for a damaged group. */
+int qid_fit_store_read_compare(const char *store, const char *name, qid_fit_compare_stored *c, qid_error *err);
+void qid_fit_compare_stored_free(qid_fit_compare_stored *c);
+
 #endif

@@ -61,7 +61,7 @@ is 4.9575 "$(awk '$1 == "1e+08" { print $4 }' "$T/out")" "predict --law --form k
 $QID predict --form kumar --params 1e8 --bits 3 --tokens 1e10 "$S" >"$T/out" 2>"$T/err"
 is 2 $? "predict --form without --law: usage error"
 $QID fit "$S" --law power >"$T/out" 2>"$T/err"
-is "2 qid fit: error: --law wants a law form: ouyang or kumar, got 'power'" "$? $(cat "$T/err")" "fit --law with an unknown form: usage error naming the forms"
+is "2 qid fit: error: --law wants a law form: ouyang, kumar or ouyang-lr, got 'power'" "$? $(cat "$T/err")" "fit --law with an unknown form: usage error naming the forms"
 $QID fit "$S" --law kumar --bits 3 --boot 0 --name k3 >"$T/out" 2>"$T/err"
 is "1 1" "$? $(wc -l <"$T/err" | tr -d ' ')" "fit --law kumar, one bit width: exits 1 with one line"
 like "$(cat "$T/err")" "P 1;" "... saying P does not vary"

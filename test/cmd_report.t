@@ -14,7 +14,7 @@
 set -u
 . "$(dirname "$0")/taplib.sh"
 tap_fit_generators
-plan 32
+plan 37
 tap_tmpdir
 T=$TAP_TMP
 S=$T/r.h5
@@ -61,6 +61,19 @@ like "$(cat "$R/summary.txt")" "fit OK: 60 points" "summary: fit OK on 60 points
 is 0 "$(grep -cE 'POOR FIT|TOO FEW POINTS' "$R/summary.txt")" "summary: no POOR FIT / TOO FEW POINTS line"
 is 9 "$(tail -n +2 "$R/predictions.csv" | grep -c '^[47]')" "predictions.csv: 9 rows (7B/70B/405B x 2/3/4 bit)"
 is 61 "$(wc -l <"$R/points.csv" | tr -d ' ')" "points.csv: header + 60 points"
+
+# a fit with its law comparison (qid fit --compare): the forms side by side
+[ ! -e "$R/law_compare.csv" ]; ok $? "no comparison stored: no law_compare.csv"
+$QID fit "$S" --compare --boot 100 --seed 3 --name cmp >/dev/null 2>&1
+$QID report "$S" --fit cmp -o "$T/cmp" >/dev/null 2>"$T/err"
+is 19 "$(wc -l <"$T/cmp/law_compare.csv" | tr -d ' ')" "law_compare.csv: header + 2 laws x 9 grid points"
+like "$(cat "$T/cmp/summary.txt")" "law forms compared on the same points (qid fit --compare; law_compare.png):" "summary: the comparison's section"
+like "$(cat "$T/cmp/summary.txt")" "lowest leave-future-out error: ouyang" "summary: the form that predicts the future best"
+if [ $HAVE_GP = 1 ]; then
+    is 89504e470d0a1a0a "$(head -c 8 "$T/cmp/law_compare.png" | od -An -tx1 | tr -d ' \n')" "law_compare.png drawn"
+else
+    skip_ok "gnuplot is not installed"
+fi
 
 # the predictor (trained in memory: the store has no /fits/predictor) and the frontier
 like "$(cat "$T/out")" "has no /fits/predictor; the predictor was trained in memory" "predictor: a note, trained in memory"

@@ -278,9 +278,13 @@ static void fit_usage(FILE *out)
                  "  --name NAME       write /fits/NAME (default 'default')\n"
                  "  --factors         print every group of the per-factor laws, not only their medians\n"
                  "  --law NAME        the form of the unified law: ouyang (default), QiD = k D^beta /\n"
-                 "                    (N^alpha P^gamma), or kumar, QiD = C D^gamma_D N^-gamma_N\n"
-                 "                    exp(-P/gamma_post) (Kumar et al. 2025); stored with the fit\n"
-                 "  --compare         fit every law form to the same points and compare them: weighted\n"
+                 "                    (N^alpha P^gamma); kumar, QiD = C D^gamma_D N^-gamma_N\n"
+                 "                    exp(-P/gamma_post) (Kumar et al. 2025); or ouyang-lr, Ouyang's law\n"
+                 "                    times exp(delta (1 - lr/lr_peak)), the learning rate at each\n"
+                 "                    checkpoint (the store's lr_frac: qid train, qid import --schedule);\n"
+                 "                    stored with the fit\n"
+                 "  --compare         fit every law form to the same points and compare them (ouyang-lr\n"
+                 "                    only where the points have learning rates that vary): weighted\n"
                  "                    RMSE of ln QiD, AIC/BIC, leave-one-model-size-out and leave-future-out\n"
                  "                    error (each size's first 2/3 of log D fitted, the rest predicted)\n"
                  "                    with bootstrap intervals on the differences, and each law's QiD at\n"
@@ -325,7 +329,7 @@ int qid_fit_main(int argc, char **argv)
         CLI_OPT_U64("seed", &o.fit.seed, 0, "a whole number >= 0"),
         CLI_OPT_REAL("z", &o.fit.z, 0, HUGE_VAL, CLI_LO_OPEN, "a positive number"),
         CLI_OPT_STR("name", &o.name),
-        CLI_OPT_FN("law", &o.fit.form, take_form, "a law form: ouyang or kumar"),
+        CLI_OPT_FN("law", &o.fit.form, take_form, "a law form: ouyang, kumar or ouyang-lr"),
         CLI_OPT_FLAG("factors", &o.factors),
         CLI_OPT_FLAG("compare", &o.compare),
     };

@@ -558,3 +558,61 @@ int qid_fit_store_read_stats(const char *store, const char *name, qid_fit_stats 
     H5Fclose((hid_t)fid);
     return QID_OK;
 }
+
+/* ---- the stored comparison ------------------------------------------------------- */
+
+void qid_fit_compare_stored_free(qid_fit_compare_stored *c)
+{
+    free(c->pred);
+    memset(c, 0, sizeof *c);
+}
+
+int qid_fit_store_read_compare(const char *store, const char *name, qid_fit_compare_stored *c, qid_error *err)
+{
+    int64_t fid, g;
+    hid_t sub = H5I_INVALID_HID;
+    double *table = NULL;
+    char where[300], laws[128] = "";
+    memset(c, 0, sizeof *c);
+    int rc = qid_fit_store_open(store, name, "qid fit", "default", &fid, &g, err);
+    if (rc) return rc;
+    if (!has_link(g, "compare")) {
+        H5Gclose(g);
+        H5Fclose(fid);
+        return 1;
+    }
+    snprintf(where, sizeof where, "/fits/%s/compare", name);
+    QID_H5_TRY(err, sub = H5Gopen2(g, "compare", H5P_DEFAULT), "cannot open '%s' in '%s'", where, store);
+    if (qid_h5_attr_read_str(sub, where, "laws", laws, sizeof laws, err)) goto fail;
+    if (qid_h5_attr_read_str(sub, where, "best_lfo", c->best_lfo, sizeof c->best_lfo, err)) goto fail;
+    for (char *save = NULL, *w = strtok_r(laws, ",", &save); w && c->n_laws < QID_FIT_N_FORMS;
+         w = strtok_r(NULL, ",", &save))
+        snprintf(c->name[c->n_laws++], sizeof c->name[0], "%s", w);
+    /* laws_table: n_coef,wrmse_log,loglik,aic,bic,lomo_err,lomo_failed,lfo_err,... (14 columns before the
+     * learning-rate form, 15 after) */
+    size_t rows = 0, cols = 10 + QID_FIT_MAX_COEF;
+    if (qid_fit_store_read_matrix(sub, where, "laws_table", cols, &table, &rows, NULL)) {
+        cols = 14;
+        if (qid_fit_store_read_matrix(sub, where, "laws_table", cols, &table, &rows, err)) goto fail;
+    }
+    if (rows != c->n_laws) {
+        qid_error_set(err, QID_E_FORMAT, "'%s' in '%s': %zu rows in laws_table for %zu laws", where, store, rows,
+                      c->n_laws);
+        goto fail;
+    }
+    for (size_t f = 0; f < rows; f++)
+        c->aic[f] = table[cols * f + 3], c->lomo_err[f] = table[cols * f + 5], c->lfo_err[f] = table[cols * f + 7];
+    if (qid_fit_store_read_matrix(sub, where, "predictions", 7, &c->pred, &c->n_pred, err)) goto fail;
+    free(table);
+    H5Gclose(sub);
+    H5Gclose(g);
+    H5Fclose(fid);
+    return QID_OK;
+fail:
+    free(table);
+    if (sub >= 0) H5Gclose(sub);
+    H5Gclose(g);
+    H5Fclose(fid);
+    qid_fit_compare_stored_free(c);
+    return err && err->code ? err->code : QID_E_FORMAT;
+}

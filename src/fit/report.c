@@ -324,11 +324,24 @@ static void summary_pred(FILE *f, const qid_report_opts *o, const report_pred *r
     fprintf(f, "\n");
 }
 
+/* The law comparison's lines of summary.txt (none without one). */
+static void summary_compare(FILE *f, const report *r)
+{
+    const qid_fit_compare_stored *c = &r->cmp;
+    if (!c->n_laws) return;
+    fprintf(f, "\nlaw forms compared on the same points (qid fit --compare; law_compare.png):\n");
+    fprintf(f, "  %-10s %10s %12s %12s\n", "law", "AIC", "LOMO err", "future err");
+    for (size_t k = 0; k < c->n_laws; k++)
+        fprintf(f, "  %-10s %10.2f %12.4f %12.4f\n", c->name[k], c->aic[k], c->lomo_err[k], c->lfo_err[k]);
+    fprintf(f, "  lowest leave-future-out error: %s (errors: RMS of (qid - law)/se on held-out points)\n", c->best_lfo);
+}
+
 static int write_summary(const report *r, qid_error *err)
 {
     FILE *f = report_open(r->dir, "summary.txt", err);
     if (!f) return err->code ? err->code : QID_E_IO;
     summary_law(f, r);
+    summary_compare(f, r);
     summary_pred(f, r->o, &r->rp);
     fprintf(f, "\nfiles: points.csv, predictions.csv, pareto.csv, predictor.csv; plots *.png, *.svg drawn by gnuplot "
                "from report.gp and *.dat\n");
@@ -350,7 +363,12 @@ static int gather(report *r, FILE *log, qid_error *err)
     st = get_pred(r->store, rows, n_rows, r->o, log, &r->rp, err);
     qid_results_rows_free(rows, n_rows);
     if (st) return st;
-    return get_fit(r->store, r->obs, r->n_obs, r->o, log, &r->rf, err);
+    if ((st = get_fit(r->store, r->obs, r->n_obs, r->o, log, &r->rf, err))) return st;
+    if (r->rf.stored) { /* its comparison of the law forms, when qid fit --compare made one */
+        st = qid_fit_store_read_compare(r->store, r->o->fit_name, &r->cmp, err);
+        if (st == 1) st = QID_OK;
+    }
+    return st;
 }
 
 int qid_report_write(const char *store, const char *dir, const qid_report_opts *o, FILE *log, qid_error *err)
@@ -372,6 +390,7 @@ int qid_report_write(const char *store, const char *dir, const qid_report_opts *
     }
     qid_fit_boot_free(&r.rf.boot);
     report_pred_free(&r.rp);
+    qid_fit_compare_stored_free(&r.cmp);
     free(r.obs), free(r.un), free(r.up), free(r.ud), free(r.cnt);
     return st;
 }
