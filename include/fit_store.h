@@ -98,6 +98,22 @@ typedef struct qid_fit_stats {
 } qid_fit_stats;
 int qid_fit_store_read_stats(const char *store, const char *name, qid_fit_stats *st, qid_error *err);
 
+/* One entry of /fits as a reader sees it: what it is and what it was made
+ * from. */
+typedef struct qid_fit_entry {
+    char name[64];
+    char kind[16];     /* "unified" (qid fit), "predictor" (qid predictor), ... */
+    char form[16];     /* the law form of a unified fit ("" otherwise) */
+    char filters[320]; /* "method gptq, format any, bits 2,3,4, models all, tokens [0, inf]" ("" when unknown) */
+    char created[32];  /* created_utc */
+    int compare;       /* 1: it has a law comparison (qid fit --compare) */
+} qid_fit_entry;
+
+/* Every entry of /fits of a store, by name: *out malloc'd (free()), *n
+ * entries (0 and NULL when there is no /fits). Errors: QID_E_IO/FORMAT for
+ * the file. */
+int qid_fit_store_entries(const char *store, qid_fit_entry **out, size_t *n, qid_error *err);
+
 /* The law comparison stored with a fit (`qid fit --compare`: the group
  * /fits/<name>/compare): each law's name and scores, and its predictions at
  * the 7B/70B/405B x 1e14 x 2/3/4-bit grid. Free with

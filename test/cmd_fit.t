@@ -15,7 +15,7 @@
 set -u
 . "$(dirname "$0")/taplib.sh"
 tap_fit_generators
-plan 103
+plan 105
 tap_tmpdir
 T=$TAP_TMP
 S=$T/r.h5
@@ -116,6 +116,13 @@ $QID predict "$LV" --fit lr --params 1e9 --bits 3 --tokens-for 0.1 >"$T/out" 2>"
 is "1 qid predict: error: the ouyang-lr law (QiD = k * D^beta / (N^alpha * P^gamma) * exp(delta * (1 - lr/lr_peak))) cannot be inverted for D: --tokens-for is not defined for it" "$? $(cat "$T/err")" "predict --tokens-for on the ouyang-lr law: a clear error"
 $QID fit "$LV" --compare --boot 0 --name cmplr >"$T/out" 2>"$T/err"
 like "$(cat "$T/out")" "  ouyang-lr " "fit --compare with learning rates: the ouyang-lr law is compared too"
+
+# a fit never replaces another silently; inspect lists the fits with their filters
+$QID fit "$S" --bits 3,4 --boot 0 --name b34 >/dev/null 2>&1
+$QID fit "$S" --bits 2,3 --boot 0 --name b34 >"$T/out" 2>&1
+like "$(cat "$T/out")" "replacing /fits/b34: ouyang law from method any, format any, bits 3,4, models all, tokens [0, inf], made " "fit over an existing name: says what it replaced"
+$QID fit "$S" --bits 3,4 --boot 0 --name b34 >"$T/out" 2>&1
+like "$($QID inspect "$S")" "    /fits/b34            ouyang law: method any, format any, bits 3,4, models all, tokens [0, inf]" "inspect lists each fit with its law and filters"
 
 # filters
 $QID fit "$S" --bits 3,4 --boot 0 --name b34 >"$T/out" 2>"$T/err"

@@ -21,6 +21,22 @@ void qid_fit_cmd_opts_init(qid_fit_cmd_opts *o)
     qid_fit_opts_init(&o->fit);
 }
 
+/* "replacing /fits/NAME (...)" when the store already has an entry of that name: a fit never replaces another
+ * silently. */
+static void print_replaced(FILE *out, const char *store, const char *name)
+{
+    qid_fit_entry *e = NULL;
+    size_t n = 0;
+    if (qid_fit_store_entries(store, &e, &n, NULL) == QID_OK)
+        for (size_t k = 0; k < n; k++)
+            if (strcmp(e[k].name, name) == 0)
+                fprintf(out, "replacing /fits/%s: %s%s%s%s%s%s%s\n", name, e[k].form[0] ? e[k].form : e[k].kind,
+                        e[k].form[0] ? " law" : "", e[k].filters[0] ? " from " : "", e[k].filters,
+                        e[k].created[0] ? ", made " : "", e[k].created,
+                        strcmp(name, "default") == 0 ? " (--name NAME keeps both)" : "");
+    free(e);
+}
+
 int qid_fit_cmd_run(const char *store, const qid_fit_cmd_opts *o, FILE *out, qid_fit_suite *s_out, qid_error *err)
 {
     qid_fit_suite local, *s = s_out ? s_out : &local;
@@ -35,6 +51,7 @@ int qid_fit_cmd_run(const char *store, const qid_fit_cmd_opts *o, FILE *out, qid
     if (rc == QID_OK) {
         if (out) qid_fit_cmd_print(out, s, o);
         if (out && o->compare) qid_fit_cmd_print_compare(out, &cmp);
+        if (out) print_replaced(out, store, o->name);
         if ((rc = qid_fit_store_write_suite(store, o->name, s, o->compare ? &cmp : NULL, &o->filter, &o->fit, err)) ==
                 QID_OK &&
             out)

@@ -616,3 +616,64 @@ fail:
     qid_fit_compare_stored_free(c);
     return err && err->code ? err->code : QID_E_FORMAT;
 }
+
+/* ---- the entries ------------------------------------------------------------------- */
+
+/* Attribute `name` of g as text: a string as it is, a number with %g ("" when absent). */
+static void attr_text(hid_t g, const char *name, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (!qid_h5_attr_exists(g, name)) return;
+    if (qid_h5_attr_read_str(g, ".", name, buf, len, NULL) == QID_OK) return;
+    double v = NAN;
+    if (qid_h5_attr_read_f64(g, ".", name, &v, NULL) == QID_OK) snprintf(buf, len, "%g", v);
+}
+
+int qid_fit_store_entries(const char *store, qid_fit_entry **out, size_t *n, qid_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    hid_t fid = qid_h5_open_format(store, QID_RESULTS_FORMAT, QID_RESULTS_SCHEMA_VERSION, NULL, err);
+    if (fid < 0) return err ? err->code : QID_E_FORMAT;
+    if (!has_link(fid, "fits")) {
+        H5Fclose(fid);
+        return QID_OK;
+    }
+    hid_t fits = H5Gopen2(fid, "fits", H5P_DEFAULT);
+    H5G_info_t info = {0};
+    if (fits < 0 || H5Gget_info(fits, &info) < 0) {
+        if (fits >= 0) H5Gclose(fits);
+        H5Fclose(fid);
+        return qid_error_set(err, QID_E_HDF5, "cannot read '/fits' in '%s'", store);
+    }
+    qid_fit_entry *e = qid_calloc(info.nlinks + 1, sizeof *e, "the fits of a store");
+    for (hsize_t i = 0; i < info.nlinks; i++) {
+        qid_fit_entry *x = &e[*n];
+        H5Lget_name_by_idx(fits, ".", H5_INDEX_NAME, H5_ITER_INC, i, x->name, sizeof x->name, H5P_DEFAULT);
+        hid_t g = H5Gopen2(fits, x->name, H5P_DEFAULT);
+        if (g < 0) continue;
+        char method[64], format[64], bits[128], models[160], lo[32], hi[32];
+        attr_text(g, "kind", x->kind, sizeof x->kind);
+        if (!x->kind[0]) snprintf(x->kind, sizeof x->kind, "unified");
+        attr_text(g, "form", x->form, sizeof x->form);
+        if (!x->form[0] && strcmp(x->kind, "unified") == 0) snprintf(x->form, sizeof x->form, "ouyang");
+        attr_text(g, "created_utc", x->created, sizeof x->created);
+        attr_text(g, "filter_method", method, sizeof method);
+        attr_text(g, "filter_format", format, sizeof format);
+        attr_text(g, "filter_bits", bits, sizeof bits);
+        attr_text(g, "filter_models", models, sizeof models);
+        attr_text(g, "min_tokens", lo, sizeof lo);
+        attr_text(g, "max_tokens", hi, sizeof hi);
+        if (strcmp(x->kind, "unified") == 0)
+            snprintf(x->filters, sizeof x->filters, "method %s, format %s, bits %s, models %s, tokens [%s, %s]",
+                     method[0] ? method : "any", format[0] ? format : "any", bits[0] ? bits : "any",
+                     models[0] ? models : "all", lo[0] ? lo : "0", hi[0] ? hi : "inf");
+        x->compare = has_link(g, "compare");
+        H5Gclose(g);
+        (*n)++;
+    }
+    H5Gclose(fits);
+    H5Fclose(fid);
+    *out = e;
+    return QID_OK;
+}

@@ -101,7 +101,8 @@ static int get_fit(const char *store, const qid_fit_obs *obs, size_t n_obs, cons
         rf->converged = stats.converged, rf->iterations = stats.iterations;
         return QID_OK;
     }
-    if (st != QID_E_INVALID || !strstr(e.msg, "has no fit")) {
+    /* A fit asked for by name must be there; only the default is fitted in memory when missing. */
+    if (st != QID_E_INVALID || !strstr(e.msg, "has no fit") || strcmp(o->fit_name, "default") != 0) {
         *err = e;
         return st;
     }
@@ -269,9 +270,16 @@ static void summary_law(FILE *f, const report *r)
 {
     const report_fit *rf = &r->rf;
     fprintf(f, "qid report of %s\n\n", r->store);
-    if (rf->stored)
+    if (rf->stored) {
         fprintf(f, "fit: /fits/%s (stored by 'qid fit')\n", r->o->fit_name);
-    else
+        qid_fit_entry *e = NULL;
+        size_t n = 0;
+        if (qid_fit_store_entries(r->store, &e, &n, NULL) == QID_OK)
+            for (size_t k = 0; k < n; k++)
+                if (strcmp(e[k].name, r->o->fit_name) == 0 && e[k].filters[0])
+                    fprintf(f, "filters: %s\n", e[k].filters);
+        free(e);
+    } else
         fprintf(f, "fit: made in memory (the store has no /fits/%s; 'qid fit %s' stores one)\n", r->o->fit_name,
                 r->store);
     fprintf(f, "law (%s): %s\n\n", qid_fit_form_of(rf->law.form)->name, qid_fit_form_of(rf->law.form)->text);
@@ -360,14 +368,14 @@ static int gather(report *r, FILE *log, qid_error *err)
     qid_fit_filter filter;
     qid_fit_filter_init(&filter);
     qid_fit_obs_from_rows(rows, n_rows, &filter, &r->obs, &r->n_obs, NULL, NULL, NULL, NULL);
-    st = get_pred(r->store, rows, n_rows, r->o, log, &r->rp, err);
-    qid_results_rows_free(rows, n_rows);
-    if (st) return st;
-    if ((st = get_fit(r->store, r->obs, r->n_obs, r->o, log, &r->rf, err))) return st;
-    if (r->rf.stored) { /* its comparison of the law forms, when qid fit --compare made one */
+    /* The law first: a fit asked for by name and missing ends the report before anything else is said. */
+    st = get_fit(r->store, r->obs, r->n_obs, r->o, log, &r->rf, err);
+    if (!st && r->rf.stored) { /* its comparison of the law forms, when qid fit --compare made one */
         st = qid_fit_store_read_compare(r->store, r->o->fit_name, &r->cmp, err);
         if (st == 1) st = QID_OK;
     }
+    if (!st) st = get_pred(r->store, rows, n_rows, r->o, log, &r->rp, err);
+    qid_results_rows_free(rows, n_rows);
     return st;
 }
 
