@@ -15,7 +15,7 @@
 set -u
 . "$(dirname "$0")/taplib.sh"
 tap_fit_generators
-plan 105
+plan 112
 tap_tmpdir
 T=$TAP_TMP
 S=$T/r.h5
@@ -124,6 +124,19 @@ like "$(cat "$T/out")" "replacing /fits/b34: ouyang law from method any, format 
 $QID fit "$S" --bits 3,4 --boot 0 --name b34 >"$T/out" 2>&1
 like "$($QID inspect "$S")" "    /fits/b34            ouyang law: method any, format any, bits 3,4, models all, tokens [0, inf]" "inspect lists each fit with its law and filters"
 
+# filters are checked against the format grammar and against the store
+$QID fit "$S" --format int3_g128 --boot 0 --name f1 >"$T/out" 2>"$T/err"
+is "2 qid fit: error: --format wants a quantizer format, e.g. int4-g128-sym, mxfp4, nf4 (qid quantize --help lists them), got 'int3_g128'" "$? $(cat "$T/err")" "--format not in the grammar: usage error"
+$QID fit "$S" --method RTN --boot 0 --name f1 >"$T/out" 2>"$T/err"
+is "2 qid fit: error: --method wants a quantizer method: rtn or gptq, got 'RTN'" "$? $(cat "$T/err")" "--method RTN (case): usage error"
+$QID fit "$S" --format int4-g32-sym --boot 0 --name f1 >"$T/out" 2>"$T/err"
+is "1 qid fit: error: no QiD points pass the filters: no rows with format 'int4-g32-sym' (the store has: int2-g128-sym, int3-g128-sym, int4-g128-sym)" "$? $(cat "$T/err")" "a valid format the store lacks: what the store has"
+$QID fit "$S" --method gptq --boot 0 --name f1 >"$T/out" 2>"$T/err"
+is "1 qid fit: error: no QiD points pass the filters: no rows with method 'gptq' (the store has: rtn)" "$? $(cat "$T/err")" "a method the store lacks: what the store has"
+$QID fit "$S" --format int3-g128 --boot 0 --name f1 >"$T/out" 2>"$T/err"
+like "$(cat "$T/out")" "points 20 (" "--format int3-g128: the canonical int3-g128-sym's 20 points"
+like "$(h5dump -a /fits/f1/filter_format "$S")" '(0): "int3-g128-sym"' "... stored as int3-g128-sym"
+
 # filters
 $QID fit "$S" --bits 3,4 --boot 0 --name b34 >"$T/out" 2>"$T/err"
 like "$(cat "$T/out")" "points 40 (" "filter --bits 3,4: 40 points"
@@ -145,13 +158,20 @@ like "$(cat "$T/out")" "95% interval (bootstrap, QiD)" "predict: intervals from 
 $QID predict "$S" --params 1e9 --bits 3 --training-level 0.1 >"$T/out" 2>"$T/err"
 like "$(cat "$T/out")" "D implied" "predict --training-level: the D a QiD implies"
 $QID predict "$S" --fit nope --params 1e9 --bits 3 --tokens 1e12 >"$T/out" 2>"$T/err"
-like "$(cat "$T/err")" "has no fit '/fits/nope' (fits there: b34, cmp, cmp0, default, factors, few, kumar, sub" "predict: a missing fit is named"
+like "$(cat "$T/err")" "has no fit '/fits/nope' (fits there: b34, cmp, cmp0, default, f1, factors, few, kumar, sub" "predict: a missing fit is named"
 
 # the training level of a checkpoint of the store
+tap_abs_paths
+tap_import_tiny "$T/files" gpt-neox-tiny 3
+sha=$(h5dump -a /tensor_sha256 "$T/files/neox-3.h5" | sed -n 's/^ *(0): "\(.*\)"$/\1/p')
+QID_TEST_M23_SHA=$sha "$GEN" --write-store "$T/bysha.h5"
+$QID fit "$T/bysha.h5" --boot 0 >/dev/null 2>&1
+$QID predict "$T/bysha.h5" --training-level "$T/files/neox-3.h5" >"$T/out" 2>"$T/err"
+like "$(cat "$T/out")" "checkpoint ck/m2-3.h5: model m2" "--training-level FILE spelled another way than the job: found by its tensor hash"
 $QID predict "$S" --training-level m2-3.h5 >"$T/out" 2>"$T/err"
 ok $? "--training-level CKPT: exits 0"
 like "$(cat "$T/out")" "checkpoint ck/m2-3.h5: model m2, N 3e+08, step 3, tokens seen 3e+11" "--training-level CKPT: the checkpoint and its tokens"
-is 3 "$(grep -cE '^  [234] +rtn +int[234]-g128 ' "$T/out")" "--training-level CKPT: one D per bit width"
+is 3 "$(grep -cE '^  [234] +rtn +int[234]-g128-sym ' "$T/out")" "--training-level CKPT: one D per bit width"
 d=$(awk '/all bit widths together/ { print $7 }' "$T/out")
 is 1 "$(awk -v d="$d" 'BEGIN { print (d > 2.55e11 && d < 3.45e11) }')" "--training-level CKPT: all bit widths imply D $d, within 15% of 3e11"
 like "$(cat "$T/out")" "95% interval (bootstrap)" "--training-level CKPT: intervals from the stored draws"

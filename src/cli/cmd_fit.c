@@ -13,6 +13,8 @@
 #include "cli_fit.h"
 #include "fit_store.h"
 #include "parse.h"
+#include "quant.h"
+#include "quantize.h"
 
 void qid_fit_cmd_opts_init(qid_fit_cmd_opts *o)
 {
@@ -331,13 +333,40 @@ static int take_bits(const char *value, void *dest)
     return 0;
 }
 
+/* --format F: a format name (quant.h's grammar), kept in its canonical spelling, the one the store's rows
+ * carry (int4-g32 is int4-g32-sym). */
+typedef struct format_arg {
+    char canon[64];
+    int given;
+} format_arg;
+
+static int take_format(const char *value, void *dest)
+{
+    format_arg *a = dest;
+    qid_quant_spec spec;
+    if (qid_quant_parse(value, &spec, NULL)) return -1;
+    qid_quant_name(&spec, a->canon, sizeof a->canon);
+    a->given = 1;
+    return 0;
+}
+
+/* --method M: rtn or gptq, as the store spells them. */
+static int take_method(const char *value, void *dest)
+{
+    if (qid_quantize_method_parse(value) < 0) return -1;
+    *(const char **)dest = value;
+    return 0;
+}
+
 int qid_fit_main(int argc, char **argv)
 {
     qid_fit_cmd_opts o;
     qid_fit_cmd_opts_init(&o);
+    format_arg fa = {.given = 0};
     const cli_opt opts[] = {
-        CLI_OPT_STR("method", &o.filter.method),
-        CLI_OPT_STR("format", &o.filter.format),
+        CLI_OPT_FN("method", &o.filter.method, take_method, "a quantizer method: rtn or gptq"),
+        CLI_OPT_FN("format", &fa, take_format,
+                   "a quantizer format, e.g. int4-g128-sym, mxfp4, nf4 (qid quantize --help lists them)"),
         CLI_OPT_FN("bits", &o.filter.bits_mask, take_bits, "whole element bit widths 1..63, e.g. 2,3,4"),
         CLI_OPT_REAL("min-tokens", &o.filter.min_tokens, 0, HUGE_VAL, CLI_LO_OPEN, "a positive number of tokens"),
         CLI_OPT_REAL("max-tokens", &o.filter.max_tokens, 0, HUGE_VAL, CLI_LO_OPEN, "a positive number of tokens"),
@@ -353,6 +382,7 @@ int qid_fit_main(int argc, char **argv)
     const cli_spec spec = {"fit", fit_usage, opts, sizeof opts / sizeof opts[0], 1, 1, "no results store given"};
     int n_args = 0, rc = cli_parse(&spec, argc, argv, &n_args);
     char **args = argv + 1; /* the positional arguments */
+    if (fa.given) o.filter.format = fa.canon;
     if (rc == CLI_OK) {
         qid_error err;
         qid_error_clear(&err);
