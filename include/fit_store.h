@@ -95,6 +95,7 @@ int qid_fit_store_read_filters(const char *store, const char *name, char *method
  * qid_fit_store_open (then every field is NaN). */
 typedef struct qid_fit_stats {
     double r2_log, rmse, n_points, converged, iterations;
+    double n_min, n_max, d_min, d_max, p_min, p_max; /* the range of the points fitted (NaN in older fits) */
 } qid_fit_stats;
 int qid_fit_store_read_stats(const char *store, const char *name, qid_fit_stats *st, qid_error *err);
 

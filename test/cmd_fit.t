@@ -15,7 +15,7 @@
 set -u
 . "$(dirname "$0")/taplib.sh"
 tap_fit_generators
-plan 112
+plan 115
 tap_tmpdir
 T=$TAP_TMP
 S=$T/r.h5
@@ -137,6 +137,15 @@ $QID fit "$S" --format int3-g128 --boot 0 --name f1 >"$T/out" 2>"$T/err"
 like "$(cat "$T/out")" "points 20 (" "--format int3-g128: the canonical int3-g128-sym's 20 points"
 like "$(h5dump -a /fits/f1/filter_format "$S")" '(0): "int3-g128-sym"' "... stored as int3-g128-sym"
 
+# extrapolation is stated with its factor; uninformative intervals are flagged
+$QID predict "$S" --params 7e9 --tokens 1e14 --bits 3 >"$T/out" 2>&1
+like "$(cat "$T/out")" "note: extrapolation beyond the points the law was fitted to: N up to 7e+09 is 2.33x the largest fitted (3e+09); D up to 1e+14 is 100x the largest fitted (1e+12)" "predict beyond the fitted N and D: a note with the factors"
+$QID predict "$S" --params 1e9 --tokens 1e11 --bits 3 >"$T/out" 2>&1
+is 0 "$(grep -c 'extrapolation' "$T/out")" "predict inside the fitted range: no note"
+$QID fit "$S" --models m1,m2,m3 --bits 3,4 --max-tokens 3e10 --boot 200 --seed 3 --name few12 >/dev/null 2>&1
+$QID predict "$S" --fit few12 --params 1e9 --bits 2 --tokens-for 1e-8 >"$T/out" 2>&1
+like "$(cat "$T/out")" "(uninformative: the interval spans 5 orders of magnitude)  (D outside the fitted 1e+10..3e+10)" "a 12-point fit's tokens-for far below its data: the interval flagged, D outside the fitted range"
+
 # filters
 $QID fit "$S" --bits 3,4 --boot 0 --name b34 >"$T/out" 2>"$T/err"
 like "$(cat "$T/out")" "points 40 (" "filter --bits 3,4: 40 points"
@@ -158,7 +167,7 @@ like "$(cat "$T/out")" "95% interval (bootstrap, QiD)" "predict: intervals from 
 $QID predict "$S" --params 1e9 --bits 3 --training-level 0.1 >"$T/out" 2>"$T/err"
 like "$(cat "$T/out")" "D implied" "predict --training-level: the D a QiD implies"
 $QID predict "$S" --fit nope --params 1e9 --bits 3 --tokens 1e12 >"$T/out" 2>"$T/err"
-like "$(cat "$T/err")" "has no fit '/fits/nope' (fits there: b34, cmp, cmp0, default, f1, factors, few, kumar, sub" "predict: a missing fit is named"
+like "$(cat "$T/err")" "has no fit '/fits/nope' (fits there: b34, cmp, cmp0, default, f1, factors, few, few12, kumar, sub" "predict: a missing fit is named"
 
 # the training level of a checkpoint of the store
 tap_abs_paths

@@ -19,6 +19,22 @@
 
 static const char *nz(const char *s) { return s ? s : ""; }
 
+/* An interval that spans more than this factor says the data do not constrain the value. */
+#define WIDE_INTERVAL 1e4
+
+/* "  (uninformative: the interval spans 117 orders of magnitude)" for an interval that wide or unbounded; ""
+ * otherwise. */
+static const char *interval_flag(double lo, double hi, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (isnan(lo) && isnan(hi)) return buf;
+    if (!(lo > 0) || !isfinite(hi))
+        snprintf(buf, len, "  (uninformative: an unbounded interval)");
+    else if (hi / lo > WIDE_INTERVAL)
+        snprintf(buf, len, "  (uninformative: the interval spans %.0f orders of magnitude)", log10(hi / lo));
+    return buf;
+}
+
 static void print_level_ckpt(FILE *out, const qid_fit_level *lv, const qid_fit_level_ckpt *c)
 {
     const qid_result *r0 = &lv->rows[c->row];
@@ -36,11 +52,13 @@ static void print_level_ckpt(FILE *out, const qid_fit_level *lv, const qid_fit_l
         const qid_result *r = &lv->rows[lr->row];
         fprintf(out, "  %-4g %-6s %-16s %10.5g %9.3g %12.4g %8.3g", lr->p, nz(r->method), nz(r->format), r->qid,
                 r->qid_se, lr->t, lr->t / c->seen);
-        if (lv->ci) fprintf(out, "  [%.4g, %.4g]", lr->lo, lr->hi);
+        char flag[96] = "";
+        if (lv->ci) fprintf(out, "  [%.4g, %.4g]%s", lr->lo, lr->hi, interval_flag(lr->lo, lr->hi, flag, sizeof flag));
         fprintf(out, "%s\n", r->qid > 0 ? "" : "  (QiD <= 0: no D)");
     }
     fprintf(out, "  %-28s %21s %12.4g %8.3g", "all bit widths together", "(weights 1/se^2)", c->t, c->t / c->seen);
-    if (lv->ci) fprintf(out, "  [%.4g, %.4g]", c->lo, c->hi);
+    char flag[96] = "";
+    if (lv->ci) fprintf(out, "  [%.4g, %.4g]%s", c->lo, c->hi, interval_flag(c->lo, c->hi, flag, sizeof flag));
     fprintf(out, "\n");
 }
 
@@ -137,9 +155,38 @@ static int take_law(const char *value, void *dest)
     return n == 4 || n == QID_FIT_MAX_COEF ? 0 : -1;
 }
 
+/* "note: extrapolation: ..." when the grid leaves the range of N, D and P the fit saw (st: the stored fit's;
+ * NaN ranges, as a --law or an older fit has, say nothing). */
+static void print_extrapolation(const qid_fit_stats *st, const num_list *N, const num_list *P, const num_list *D)
+{
+    char msg[512] = "";
+    size_t used = 0;
+    const struct {
+        const char *name;
+        const num_list *l;
+        double lo, hi;
+    } v[3] = {{"N", N, st->n_min, st->n_max}, {"D", D, st->d_min, st->d_max}, {"P", P, st->p_min, st->p_max}};
+    for (int k = 0; k < 3; k++) {
+        if (!v[k].l || !(v[k].lo > 0) || !(v[k].hi > 0)) continue;
+        double top = 0, bottom = INFINITY;
+        for (size_t i = 0; i < v[k].l->n; i++)
+            top = fmax(top, v[k].l->v[i]), bottom = fmin(bottom, v[k].l->v[i]);
+        if (top > v[k].hi)
+            used +=
+                (size_t)snprintf(msg + used, sizeof msg - used, "%s%s up to %.3g is %.3gx the largest fitted (%.3g)",
+                                 used ? "; " : "", v[k].name, top, top / v[k].hi, v[k].hi);
+        if (bottom < v[k].lo && used < sizeof msg)
+            used += (size_t)snprintf(msg + used, sizeof msg - used,
+                                     "%s%s down to %.3g is %.3gx below the smallest fitted (%.3g)", used ? "; " : "",
+                                     v[k].name, bottom, v[k].lo / bottom, v[k].lo);
+        if (used >= sizeof msg) break;
+    }
+    if (msg[0]) printf("note: extrapolation beyond the points the law was fitted to: %s\n", msg);
+}
+
 /* The grid of --tokens (mode 'D') or --tokens-for / --training-level QID (mode 'T', 'R'). */
-static void print_grid(int mode, const qid_fit_law *law, const qid_fit_boot *boot, const num_list *N, const num_list *P,
-                       const num_list *X)
+static void print_grid(int mode, const qid_fit_law *law, const qid_fit_boot *boot, const qid_fit_stats *st,
+                       const num_list *N, const num_list *P, const num_list *X)
 {
     int ci = boot->n_draws >= 2;
     double level = boot->level;
@@ -153,6 +200,7 @@ static void print_grid(int mode, const qid_fit_law *law, const qid_fit_boot *boo
         for (size_t k = 0; k < P->n; k++)
             for (size_t j = 0; j < X->n; j++) {
                 double n = N->v[i], p = P->v[k], x = X->v[j], mid, lo = NAN, hi = NAN;
+                char outside[80] = "";
                 if (mode == 'D') {
                     if (ci) qid_fit_predict_ci(boot, &n, &x, &p, 1, level, &mid, &lo, &hi);
                     printf("%-10.4g %-10.4g %-4g %12.5g", n, x, p, qid_fit_law_eval(law, n, x, p));
@@ -160,9 +208,12 @@ static void print_grid(int mode, const qid_fit_law *law, const qid_fit_boot *boo
                     double t = qid_fit_tokens_for(law, x, n, p);
                     if (ci) qid_fit_tokens_for_ci(boot, &x, &n, &p, 1, level, &mid, &lo, &hi);
                     printf("%-10.4g %-4g %-8g %12.4g %12.4g", n, p, x, t, t / 1e12);
+                    if (st->d_min > 0 && (t < st->d_min || t > st->d_max))
+                        snprintf(outside, sizeof outside, "  (D outside the fitted %.3g..%.3g)", st->d_min, st->d_max);
                 }
-                if (ci) printf("  [%.4g, %.4g]", lo, hi);
-                printf("\n");
+                char flag[96];
+                if (ci) printf("  [%.4g, %.4g]%s", lo, hi, interval_flag(lo, hi, flag, sizeof flag));
+                printf("%s\n", outside);
             }
 }
 
@@ -336,10 +387,15 @@ int qid_predict_main(int argc, char **argv)
                       lf->text, mode == 'T' ? "--tokens-for" : "--training-level");
         goto out;
     }
-    if (mode == 'C')
+    if (mode == 'C') {
         rc = predict_level(store, fit_name, training, law_given, &law, &boot, &P);
-    else
-        print_grid(mode, &law, &boot, &N, &P, mode == 'D' ? &D : &Q);
+    } else {
+        qid_fit_stats st;
+        qid_error e;
+        if (law_given || qid_fit_store_read_stats(store, fit_name, &st, &e)) st.n_min = st.d_min = st.p_min = NAN;
+        print_extrapolation(&st, &N, &P, mode == 'D' ? &D : NULL);
+        print_grid(mode, &law, &boot, &st, &N, &P, mode == 'D' ? &D : &Q);
+    }
 out:
     free(N.v), free(D.v), free(P.v), free(Q.v), free(boot.draws);
     return rc == CLI_HELP ? 0 : rc;

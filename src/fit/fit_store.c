@@ -220,6 +220,12 @@ static int write_unified(hid_t g, const write_ctx *ctx, qid_error *err)
         QID_FIT_ATTR_I64("n_models", s->n_models),
         QID_FIT_ATTR_I64("n_bits", s->n_bits_values),
         QID_FIT_ATTR_I64("n_tokens", s->n_tokens_values),
+        QID_FIT_ATTR_F64("n_min", s->n_min),
+        QID_FIT_ATTR_F64("n_max", s->n_max),
+        QID_FIT_ATTR_F64("d_min", s->d_min),
+        QID_FIT_ATTR_F64("d_max", s->d_max),
+        QID_FIT_ATTR_F64("p_min", s->p_min),
+        QID_FIT_ATTR_F64("p_max", s->p_max),
         QID_FIT_ATTR_I64("boot", ctx->fo->n_boot),
         QID_FIT_ATTR_I64("boot_draws", s->boot.n_draws),
         QID_FIT_ATTR_I64("boot_failed", s->boot.n_failed),
@@ -540,8 +546,10 @@ int qid_fit_store_read_filters(const char *store, const char *name, char *method
 
 int qid_fit_store_read_stats(const char *store, const char *name, qid_fit_stats *st, qid_error *err)
 {
-    static const char *const names[] = {"r2_log", "rmse", "n_points", "converged", "iterations"};
-    double *dst[] = {&st->r2_log, &st->rmse, &st->n_points, &st->converged, &st->iterations};
+    static const char *const names[] = {"r2_log", "rmse",  "n_points", "converged", "iterations", "n_min",
+                                        "n_max",  "d_min", "d_max",    "p_min",     "p_max"};
+    double *dst[] = {&st->r2_log, &st->rmse,  &st->n_points, &st->converged, &st->iterations, &st->n_min,
+                     &st->n_max,  &st->d_min, &st->d_max,    &st->p_min,     &st->p_max};
     int64_t fid, g;
     char where[300];
     for (size_t j = 0; j < N_OF(dst); j++)
