@@ -15,7 +15,7 @@
 set -u
 . "$(dirname "$0")/taplib.sh"
 tap_fit_generators
-plan 116
+plan 118
 tap_tmpdir
 T=$TAP_TMP
 S=$T/r.h5
@@ -149,6 +149,13 @@ like "$(cat "$T/out")" "(uninformative: the interval spans 5 orders of magnitude
 $QID fit "$S" --boot 0 --name pts >"$T/out" 2>&1
 like "$(cat "$T/out")" "points 60 (all in the robust fit; 60 with QiD > 2 se start it; " "the counts say what each is: all points fitted, the significant ones start it"
 
+# a poor law of one bit width is a warning (the unified law on all three can still look fine)
+"$GEN" --write-store "$T/noisy4.h5" noisy4
+$QID fit "$T/noisy4.h5" --boot 0 >"$T/out" 2>&1
+like "$(cat "$T/out")" "warning: poor per-bit fit at P 4: R^2 (log) 0.496 < 0.80" "4-bit QiD without a law of its own: the per-bit warning"
+$QID fit "$S" --boot 0 --name clean >"$T/out" 2>&1
+is 0 "$(grep -c '^warning' "$T/out")" "the clean store (Ouyang's law, 5% noise): no warning"
+
 # filters
 $QID fit "$S" --bits 3,4 --boot 0 --name b34 >"$T/out" 2>"$T/err"
 like "$(cat "$T/out")" "points 40 (" "filter --bits 3,4: 40 points"
@@ -170,7 +177,7 @@ like "$(cat "$T/out")" "95% interval (bootstrap, QiD)" "predict: intervals from 
 $QID predict "$S" --params 1e9 --bits 3 --training-level 0.1 >"$T/out" 2>"$T/err"
 like "$(cat "$T/out")" "D implied" "predict --training-level: the D a QiD implies"
 $QID predict "$S" --fit nope --params 1e9 --bits 3 --tokens 1e12 >"$T/out" 2>"$T/err"
-like "$(cat "$T/err")" "has no fit '/fits/nope' (fits there: b34, cmp, cmp0, default, f1, factors, few, few12, kumar, pts, sub" "predict: a missing fit is named"
+like "$(cat "$T/err")" "has no fit '/fits/nope' (fits there: b34, clean, cmp, cmp0, default, f1, factors, few, few12, kumar, pts, sub" "predict: a missing fit is named"
 
 # the training level of a checkpoint of the store
 tap_abs_paths
