@@ -73,7 +73,7 @@ static void pickle_refused(const char *bytes, size_t len, const char *want, cons
 
 int main(void)
 {
-    plan(74);
+    plan(77);
     qid_tb_file tb;
     qid_error err;
 
@@ -133,6 +133,8 @@ int main(void)
     refused(TORCH "/hostile/size-overflow.bin", "tensor size overflows", "size overflow");
     refused(TORCH "/hostile/stride-past.bin", "reaches element 8 of storage '0', which has 4",
             "strides past the storage");
+    refused(TORCH "/hostile/expanded.bin", "tensor of 8 elements over the 4 of storage '0' (overlapping strides)",
+            "expanded view");
     refused(TORCH "/hostile/storage-size.bin", "declares 8 elements of F32 but entry 'archive/data/0' has 16 bytes",
             "storage size");
     refused(TORCH "/hostile/truncated.bin", "not a zip archive (or truncated", "truncated zip");

@@ -170,6 +170,7 @@ HOSTILE = """\
   size-overflow.bin    size (2^40, 2^40): the element count overflows 64 bits
   stride-past.bin      a [3, 3] tensor with strides (3, 1) in a 4-element storage
   storage-size.bin     a storage declaring 8 floats whose entry holds 16 bytes
+  expanded.bin         8 elements with stride 0 over a 4-element storage
   truncated.bin        gpt-neox-tiny-bin's archive cut to half its length
   zip-bomb.bin         a 64-byte storage entry whose local and central headers
                        both declare 2^31 - 16 bytes
@@ -191,6 +192,8 @@ def hostile(out):
     archive(os.path.join(d, "stride-past.bin"), sd_pickle([("w", "FloatStorage", "0", 4, 0, (3, 3), (3, 1))]),
             {"0": four})
     archive(os.path.join(d, "storage-size.bin"), sd_pickle([("w", "FloatStorage", "0", 8, 0, (2, 2), (2, 1))]),
+            {"0": four})
+    archive(os.path.join(d, "expanded.bin"), sd_pickle([("w", "FloatStorage", "0", 4, 0, (8,), (0,))]),
             {"0": four})
     archive(os.path.join(d, "not-a-dict.bin"),
             b"\x80\x02](ctorch._utils\n_rebuild_tensor_v2\n((" + b_str("storage") + b"ctorch\nFloatStorage\n"

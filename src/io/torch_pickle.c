@@ -391,6 +391,12 @@ static int rebuild_tensor(interp *p, const val *a, val **res)
                     "tensor of %" PRIu64 " elements at offset %" PRIu64 " reaches element %" PRIu64
                     " of storage '%.40s', which has %" PRIu64,
                     numel, t.offset, last, s->key, s->numel);
+    /* more elements than the storage holds means a view that repeats
+     * elements (a zero stride of an expanded tensor): refused, so that no
+     * tensor needs more memory than its bytes in the file */
+    if (numel > s->numel)
+        return fail(p, "tensor of %" PRIu64 " elements over the %" PRIu64 " of storage '%.40s' (overlapping strides)",
+                    numel, s->numel, s->key);
     t.contiguous = contiguous;
     if (p->out->n == p->cap_tensors) {
         p->cap_tensors = p->cap_tensors ? 2 * p->cap_tensors : 64;
