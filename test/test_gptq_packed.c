@@ -163,7 +163,7 @@ int main(void)
     check_fixture("neox-int4-g16-sym", 4, 16, 0, 8);
     check_fixture("neox-int3-g16-asym-descact", 3, 16, 0, 8);
     check_fixture("neox-int2-gall-sym", 2, -1, 0, 8);
-    check_fixture("llama-int8-g32-asym-v2", 8, 32, 1, 14);
+    check_fixture("llama-int8-g32-asym-v2", 8, 32, 1, 15); /* with the head */
 
     /* auto-detection: a GPTQ config means --from gptq */
     char out[4200];

@@ -39,7 +39,8 @@ Face ".weight" name:
                               zero - 1; GPTQModel's convert_gptq_v1_to_v2_format
                               adds one to each zero field, which is what
                               packing the zeros with AutoGPTQ's packer without
-                              its "zeros -= 1" gives)
+                              its "zeros -= 1" gives), with the output head
+                              packed too (GPTQModel's "lm_head": true)
 
 The gpt-neox model is test/fixtures/hf/gpt-neox-tiny in fp16; the llama
 model a seeded LlamaForCausalLM with d 64, 4 heads, 2 key/value heads and
@@ -125,9 +126,9 @@ def llama_model():
     return m
 
 
-def linear_layers(model):
+def linear_layers(model, lm_head):
     return [(n, mod) for n, mod in model.named_modules()
-            if isinstance(mod, torch.nn.Linear) and ".layers." in n]
+            if isinstance(mod, torch.nn.Linear) and (".layers." in n or (lm_head and n == "lm_head"))]
 
 
 def make(out, name, kind, bits, group_size, sym, desc_act, fmt):
@@ -138,7 +139,8 @@ def make(out, name, kind, bits, group_size, sym, desc_act, fmt):
     sd = {k: v.half().contiguous() for k, v in model.state_dict().items()}
     ref = {}
     g = torch.Generator().manual_seed(1234)
-    for lname, layer in linear_layers(model):
+    lm_head = fmt == "gptq_v2"  # GPTQModel's lm_head = True: the head packed too
+    for lname, layer in linear_layers(model, lm_head):
         layer = layer.half()  # AutoGPTQ quantizes the fp16 model
         gq = GPTQ(layer)
         gq.quantizer.configure(bits, perchannel=True, sym=sym, mse=False)
@@ -183,6 +185,8 @@ def make(out, name, kind, bits, group_size, sym, desc_act, fmt):
          "true_sequential": True, "quant_method": "gptq"}
     if fmt:
         q["checkpoint_format"] = fmt
+    if lm_head:
+        q["lm_head"] = True
     cfg["quantization_config"] = q
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2, sort_keys=True)

@@ -635,7 +635,8 @@ int qid_import(const qid_import_opts *o, qid_error *err)
     int dtype = -1;
     for (size_t i = 0; i < n_specs; i++) {
         if ((rc = locate(&shards, specs[i].hf_name, &found[i], &found_shard[i], err))) goto done;
-        if (gq.on && specs[i].kind == QID_TENSOR_LINEAR) {
+        /* linear layers, and the head when the packer quantized it too */
+        if (gq.on && (specs[i].kind == QID_TENSOR_LINEAR || strcmp(specs[i].name, "lm_head.weight") == 0)) {
             char base[128];
             size_t bl = strlen(specs[i].hf_name) - strlen(".weight");
             for (int k = 0; k < N_PACKED && !rc; k++) {
