@@ -5,7 +5,7 @@
 # `qid eval`, and bad input as one line, its exit status and no output.
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 21
+plan 22
 tap_tmpdir
 T=$TAP_TMP
 HF=test/fixtures/hf
@@ -29,6 +29,7 @@ out=$($QID import "$GPTQ/neox-int4-g16-sym" --step 1000 -o "$T/gptq.h5" 2>"$T/er
 ok $? "a GPTQ-packed model imported without --from"
 like "$($QID inspect "$T/gptq.h5")" "(gptq)" "inspect: source format gptq"
 $QID import --from gptq "$GPTQ/neox-int3-g16-asym-descact" -o "$T/gptq3.h5" 2>/dev/null; ok $? "--from gptq: 3 bits, act-order"
+like "$($QID inspect "$T/gptq3.h5")" "dequantized from       GPTQ 3-bit, group 16, asymmetric, desc_act yes, gptq format, 8 packed layers" "inspect shows the GPTQ config"
 l16=$($QID eval "$T/st.h5" "$T/tok.h5" 2>/dev/null | awk '$1 == "loss" {print $2}')
 lq=$($QID eval "$T/gptq.h5" "$T/tok.h5" 2>/dev/null | awk '$1 == "loss" {print $2}')
 ok "$([ -n "$l16" ] && [ -n "$lq" ] && [ "$l16" != "$lq" ]; echo $?)" "qid eval measures the released GPTQ model beside its 16-bit source ($l16 vs $lq)"
