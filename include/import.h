@@ -30,6 +30,10 @@ typedef enum qid_import_format {
 /* "auto", "safetensors", "torch", "gptq" to the enum; -1 when unknown. */
 int qid_import_format_parse(const char *s);
 
+/* Called after each tensor is written: tensors and output bytes done of
+ * their totals. */
+typedef void (*qid_import_progress_fn)(void *ctx, size_t done, size_t total, uint64_t bytes_done, uint64_t bytes_total);
+
 typedef struct qid_import_opts {
     const char *dir;   /* Hugging Face checkpoint directory */
     const char *out;   /* output .h5 path */
@@ -38,6 +42,8 @@ typedef struct qid_import_opts {
     int64_t tokens;    /* -1 if unknown */
     int force;         /* replace an existing output */
     qid_import_format format;
+    qid_import_progress_fn progress; /* NULL: none */
+    void *progress_ctx;
 } qid_import_opts;
 
 /* Reads a Hugging Face config.json text into cfg. `where` names the file in

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "cli.h"
@@ -46,6 +47,28 @@ static void usage(FILE *out)
                  "example (Pythia-160M at step 143000):\n"
                  "  qid import --from safetensors pythia-160m-step143000/ --step 143000 \\\n"
                  "             --tokens-per-step 2097152 --model pythia-160m -o pythia-160m-143000.h5\n");
+}
+
+/* Progress on stderr: a line rewritten every half second on a terminal,
+ * else a line every 30 seconds (a 12B import takes minutes). */
+typedef struct {
+    int tty;
+    double start, last;
+} progress_state;
+
+static void show_progress(void *ctx, size_t done, size_t total, uint64_t bytes_done, uint64_t bytes_total)
+{
+    progress_state *p = ctx;
+    double t = qid_now();
+    int last = done == total;
+    if (!last && t - p->last < (p->tty ? 0.5 : 30.0)) return;
+    if (last && !p->tty) return;
+    p->last = t;
+    double el = t - p->start;
+    fprintf(stderr, "%sqid import: %zu/%zu tensors, %.2f/%.2f GB, %.0f MB/s%s", p->tty ? "\r" : "", done, total,
+            (double)bytes_done / 1e9, (double)bytes_total / 1e9, el > 0 ? (double)bytes_done / 1e6 / el : 0.0,
+            p->tty ? "   " : "\n");
+    if (last) fprintf(stderr, "\r%-80s\r", "");
 }
 
 int qid_import_main(int argc, char **argv)
@@ -84,6 +107,9 @@ int qid_import_main(int argc, char **argv)
         o.tokens = o.step * per_step;
     }
     if (o.tokens < 0) qid_warn("import: no --tokens or --tokens-per-step: tokens seen (D) recorded as unknown");
+    progress_state ps = {isatty(2), qid_now(), qid_now()};
+    o.progress = show_progress;
+    o.progress_ctx = &ps;
     qid_error err;
     qid_error_clear(&err);
     if (qid_import(&o, &err)) return cli_fail("import", "%s", err.msg);

@@ -755,6 +755,9 @@ int qid_import(const qid_import_opts *o, qid_error *err)
         rc = err ? err->code : QID_E_IO;
         goto done;
     }
+    uint64_t bytes_total = 0, bytes_done = 0;
+    for (size_t i = 0; i < n_specs; i++)
+        bytes_total += (uint64_t)qid_tensor_numel(&specs[i]) * qid_dtype_size(meta.dtype);
     for (size_t i = 0; i < n_specs; i++) {
         if (packed[i][P_QWEIGHT]) {
             buf = qid_realloc(buf, (size_t)qid_tensor_numel(&specs[i]) * qid_dtype_size(meta.dtype),
@@ -771,6 +774,8 @@ int qid_import(const qid_import_opts *o, qid_error *err)
                            shards.names[packed[i][P_QWEIGHT] ? packed_shard[i][P_QWEIGHT] : found_shard[i]]);
             goto done;
         }
+        bytes_done += (uint64_t)qid_tensor_numel(&specs[i]) * qid_dtype_size(meta.dtype);
+        if (o->progress) o->progress(o->progress_ctx, i + 1, n_specs, bytes_done, bytes_total);
     }
     if (gq.on && (rc = write_gptq_group(w, &gq, n_packed, err))) goto done;
     rc = qid_ckpt_finish(w, err);
