@@ -1,7 +1,8 @@
 /* test_gptq_packed.c - GPTQ-packed models (qweight, qzeros, scales, g_idx)
  * imported as dequantized checkpoints: the unpacking against hand-packed
  * codes (3 bits crossing words, v1 and v2 zero points), and `qid import
- * --from gptq` of models packed by AutoGPTQ 0.7.1 itself
+ * --from gptq` of models packed by AutoGPTQ 0.7.1 itself (safetensors and
+ * pytorch_model.bin)
  * (test/fixtures/gptq-packed, tools/make_gptq_packed_fixtures.py) against
  * the producer's own dequantization, bit for bit; the config recorded in
  * /gptq; packed tensors that disagree with the config refused in one line
@@ -57,7 +58,7 @@ static void hand_packed(void)
 
 /* Imports fixture name with --from gptq and compares every tensor: linear
  * weights with the producer's dequantization, the rest with model.safetensors. */
-static void check_fixture(const char *name, int bits, int64_t group, int v2, int n_packed)
+static void check_fixture(const char *name, const char *ref_name, int bits, int64_t group, int v2, int n_packed)
 {
     char dir[256], out[4200], path[512];
     snprintf(dir, sizeof dir, FIX "/%s", name);
@@ -70,9 +71,9 @@ static void check_fixture(const char *name, int bits, int64_t group, int v2, int
     is_string("gptq", ck.meta.source_format, "%s: source format gptq", name);
     is_string("float16", qid_dtype_name(ck.meta.dtype), "%s: float16 like the model", name);
     qid_st_file ref, src;
-    snprintf(path, sizeof path, FIX "/%s.reference.safetensors", name);
+    snprintf(path, sizeof path, FIX "/%s.reference.safetensors", ref_name);
     if (qid_st_open(path, &ref, &err)) bail("%s", err.msg);
-    snprintf(path, sizeof path, FIX "/%s/model.safetensors", name);
+    snprintf(path, sizeof path, FIX "/%s/model.safetensors", ref_name);
     if (qid_st_open(path, &src, &err)) bail("%s", err.msg);
     size_t n = 0;
     qid_tensor_spec *specs = qid_ckpt_tensors(&ck.cfg, &n);
@@ -158,12 +159,13 @@ static void import_fails(qid_import_format format, const char *want, const char 
 int main(void)
 {
     qid_h5_silence();
-    plan(48);
+    plan(54);
     hand_packed();
-    check_fixture("neox-int4-g16-sym", 4, 16, 0, 8);
-    check_fixture("neox-int3-g16-asym-descact", 3, 16, 0, 8);
-    check_fixture("neox-int2-gall-sym", 2, -1, 0, 8);
-    check_fixture("llama-int8-g32-asym-v2", 8, 32, 1, 15); /* with the head */
+    check_fixture("neox-int4-g16-sym", "neox-int4-g16-sym", 4, 16, 0, 8);
+    check_fixture("neox-int3-g16-asym-descact", "neox-int3-g16-asym-descact", 3, 16, 0, 8);
+    check_fixture("neox-int2-gall-sym", "neox-int2-gall-sym", 2, -1, 0, 8);
+    check_fixture("llama-int8-g32-asym-v2", "llama-int8-g32-asym-v2", 8, 32, 1, 15); /* with the head */
+    check_fixture("neox-int4-g16-sym-bin", "neox-int4-g16-sym", 4, 16, 0, 8);        /* pytorch_model.bin */
 
     /* auto-detection: a GPTQ config means --from gptq */
     char out[4200];

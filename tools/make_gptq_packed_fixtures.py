@@ -42,6 +42,10 @@ Face ".weight" name:
                               its "zeros -= 1" gives), with the output head
                               packed too (GPTQModel's "lm_head": true)
 
+neox-int4-g16-sym-bin/ holds the first variant's tensors saved with
+torch.save as pytorch_model.bin (int32 and fp16 storages), as older AutoGPTQ
+releases ship them; its reference is the first variant's.
+
 The gpt-neox model is test/fixtures/hf/gpt-neox-tiny in fp16; the llama
 model a seeded LlamaForCausalLM with d 64, 4 heads, 2 key/value heads and
 d_ff 96 (AutoGPTQ packs only layers whose sizes are multiples of 32).
@@ -199,6 +203,12 @@ def main():
     torch.set_num_threads(1)
     for v in VARIANTS:
         make(out, *v)
+    # the first variant as older AutoGPTQ saved it: pytorch_model.bin (torch.save)
+    src, dst = os.path.join(out, VARIANTS[0][0]), os.path.join(out, VARIANTS[0][0] + "-bin")
+    os.makedirs(dst)
+    shutil.copy(os.path.join(src, "config.json"), dst)
+    torch.save(dict(sorted(load_file(os.path.join(src, "model.safetensors")).items())),
+               os.path.join(dst, "pytorch_model.bin"))
     with open(os.path.join(out, "README.md"), "w") as f:
         f.write("# GPTQ-packed fixtures\n\nWritten by `tools/make_gptq_packed_fixtures.py` with auto-gptq 0.7.1 "
                 f"(GPTQ and QuantLinear.pack of qlinear_cuda.py), torch {torch.__version__}, transformers "
