@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "fsutil.h"
 #include "import.h"
 #include "tap.h"
 
@@ -168,6 +169,37 @@ static void check_fixture(const char *name, const char *arch, const char *dtype,
     qid_ckpt_close(&ck);
 }
 
+/* The torch.save fixture bin_name (test/fixtures/torch) imports to the same
+ * tensor hash as the safetensors fixture st_name, with its files recorded. */
+static void check_bin(const char *bin_name, const char *st_name, qid_import_format format, const char *files)
+{
+    char dir[512], out[4200], st_out[4200];
+    snprintf(dir, sizeof dir, "test/fixtures/torch/%s", bin_name);
+    snprintf(out, sizeof out, "%s/%s.h5", tap_tmpdir(), bin_name);
+    snprintf(st_out, sizeof st_out, "%s/%s.h5", tap_tmpdir(), st_name);
+    qid_import_opts o = {.dir = dir, .out = out, .step = 1000, .tokens = 1000LL * 2097152, .format = format};
+    qid_error err;
+    if (!is_int(QID_OK, qid_import(&o, &err), "%s: imports", bin_name)) diag("%s", err.msg);
+    qid_ckpt a, b;
+    if (qid_ckpt_open(out, &a, &err) || qid_ckpt_open(st_out, &b, &err)) bail("%s", err.msg);
+    is_string(b.meta.tensor_sha256, a.meta.tensor_sha256, "%s: the tensor hash of %s", bin_name, st_name);
+    is_string("torch", a.meta.source_format, "%s: source format torch", bin_name);
+    char got[1024] = "";
+    hid_t src = H5Gopen2(a.file, "source", H5P_DEFAULT);
+    if (qid_h5_attr_read_str(src, "/source", "files", got, sizeof got, &err)) diag("%s", err.msg);
+    is_string(files, got, "%s: source files recorded", bin_name);
+    char path[600], hex[65], hashes[2048] = "";
+    snprintf(path, sizeof path, "%s/pytorch_model.bin", dir);
+    if (tap_exists(path)) {
+        qid_sha256_file(path, hex, &err);
+        qid_h5_attr_read_str(src, "/source", "sha256", hashes, sizeof hashes, &err);
+        like(hashes, hex, "%s: SHA-256 of pytorch_model.bin recorded", bin_name);
+    }
+    H5Gclose(src);
+    qid_ckpt_close(&a);
+    qid_ckpt_close(&b);
+}
+
 /* float32 reading of 16-bit checkpoints is exact: the fp16/bf16 fixtures are
  * the fp32 weights rounded, so rounding our f32 reading of the fp32 file
  * must give back exactly the 16-bit bits stored. */
@@ -214,6 +246,7 @@ static void check_widening(const char *f32_name, const char *h16_name, qid_dtype
 /* ---- bad input ------------------------------------------------------------ */
 
 static char work[4200];
+static qid_import_format fail_format = QID_IMPORT_SAFETENSORS;
 
 /* Fresh copy of fixture name in work/bad. */
 static void fresh_copy(const char *name)
@@ -233,10 +266,10 @@ static void import_fails(const char *want, const char *what)
     char cmd[4300];
     snprintf(cmd, sizeof cmd, "mkdir -p '%s/out'", tap_tmpdir());
     if (system(cmd) != 0) bail("mkdir failed");
-    qid_import_opts o = {.dir = work, .out = out, .step = -1, .tokens = -1};
+    qid_import_opts o = {.dir = work, .out = out, .step = -1, .tokens = -1, .format = fail_format};
     qid_error err;
     qid_error_clear(&err);
-    int rc = qid_import_safetensors(&o, &err);
+    int rc = qid_import(&o, &err);
     ok(rc != QID_OK, "%s: import fails", what);
     like(err.msg, want, "%s: message", what);
     char outdir[4300];
@@ -347,7 +380,7 @@ static void truncate_model(size_t cut)
 int main(void)
 {
     qid_h5_silence();
-    plan(139);
+    plan(191);
     check_fixture("gpt-neox-tiny", "gpt-neox", "float32",
                   (int64_t)reference_number(FIX "/gpt-neox-tiny", "params_nonembedding"),
                   (int64_t)reference_number(FIX "/gpt-neox-tiny", "params_total"));
@@ -363,6 +396,12 @@ int main(void)
                   (int64_t)reference_number(FIX "/llama-tiny-tied", "params_nonembedding"),
                   (int64_t)reference_number(FIX "/llama-tiny-tied", "params_total"));
     check_widening("gpt-neox-tiny", "gpt-neox-tiny-fp16", QID_DTYPE_F16);
+    check_bin("gpt-neox-tiny-bin", "gpt-neox-tiny", QID_IMPORT_TORCH, "config.json\npytorch_model.bin");
+    check_bin("gpt-neox-tiny-fp16-bin", "gpt-neox-tiny-fp16", QID_IMPORT_AUTO, "config.json\npytorch_model.bin");
+    check_bin("llama-tiny-bf16-sharded-bin", "llama-tiny-bf16-sharded", QID_IMPORT_TORCH,
+              "config.json\npytorch_model.bin.index.json\npytorch_model-00003-of-00003.bin\n"
+              "pytorch_model-00001-of-00003.bin\npytorch_model-00002-of-00003.bin"); /* the index's order */
+    check_bin("llama-tiny-tied-bin", "llama-tiny-tied", QID_IMPORT_AUTO, "config.json\npytorch_model.bin");
     check_widening("llama-tiny", "llama-tiny-bf16-sharded", QID_DTYPE_BF16);
 
     /* hyperparameters read from transformers 5 config files */
@@ -460,6 +499,40 @@ int main(void)
     snprintf(path, sizeof path, "%s/model.safetensors", work);
     remove(path);
     import_fails("no model.safetensors or model.safetensors.index.json", "no weights");
+
+    /* torch.save archives: refused ones leave nothing behind */
+    fail_format = QID_IMPORT_AUTO;
+    static const char *const hostile[][2] = {
+        {"legacy.bin", "in the legacy format (torch < 1.6 or _use_new_zipfile_serialization=False)"},
+        {"hostile/os-system.bin", "global 'os.system' is not allowed"},
+        {"hostile/reduce-storage.bin", "REDUCE on 'torch.FloatStorage' is not allowed"},
+        {"hostile/pid-outside.bin", "names storage '9', which is not in the archive"},
+        {"hostile/size-overflow.bin", "tensor size overflows"},
+        {"hostile/stride-past.bin", "reaches element 8 of storage '0', which has 4"},
+        {"hostile/truncated.bin", "(or truncated: no end of central directory)"},
+        {"hostile/zip-bomb.bin", "(zip bomb or corrupt archive)"},
+    };
+    for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
+        fresh_copy("../torch/gpt-neox-tiny-bin");
+        char cmd[9000];
+        snprintf(cmd, sizeof cmd, "cp test/fixtures/torch/%s '%s/pytorch_model.bin'", hostile[i][0], work);
+        if (system(cmd) != 0) bail("cannot copy %s", hostile[i][0]);
+        import_fails(hostile[i][1], hostile[i][0]);
+    }
+    fresh_copy("../torch/gpt-neox-tiny-bin");
+    edit_file("config.json", "\"intermediate_size\": 64", "\"intermediate_size\": 60");
+    import_fails("tensor 'gpt_neox.layers.0.mlp.dense_h_to_4h.weight' in 'pytorch_model.bin' has shape [64, 32], "
+                 "config.json implies [60, 32]",
+                 "torch: shape disagreeing with config.json");
+    fail_format = QID_IMPORT_TORCH;
+    fresh_copy("gpt-neox-tiny");
+    import_fails("no pytorch_model.bin or pytorch_model.bin.index.json in", "--from torch without .bin files");
+    fail_format = QID_IMPORT_AUTO;
+    fresh_copy("gpt-neox-tiny");
+    snprintf(path, sizeof path, "%s/model.safetensors", work);
+    remove(path);
+    import_fails("no model.safetensors, model.safetensors.index.json, pytorch_model.bin or", "auto without weights");
+    fail_format = QID_IMPORT_SAFETENSORS;
 
     /* wrong schema version and wrong format on read */
     snprintf(path, sizeof path, "%s/gpt-neox-tiny.h5", tap_tmpdir());

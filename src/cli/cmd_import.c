@@ -1,6 +1,6 @@
 /* cmd_import.c - `qid import`: its usage, options and the line it prints.
- * `qid import --from safetensors DIR -o OUT.h5` imports a Hugging Face
- * checkpoint directory with qid_import_safetensors (import.h); --step,
+ * `qid import [--from auto|safetensors|torch|gptq] DIR -o OUT.h5` imports a
+ * Hugging Face checkpoint directory with qid_import (import.h); --step,
  * --tokens and --tokens-per-step (D = S * T) record where in training the
  * checkpoint is, as integers in parse.h's syntax (3e11 is one); --schedule
  * records its learning-rate fraction (lr_schedule.h).
@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "cli.h"
@@ -25,15 +26,18 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: qid import --from safetensors DIR -o OUT.h5 [options]\n"
+    fprintf(out, "usage: qid import [--from FORMAT] DIR -o OUT.h5 [options]\n"
                  "\n"
-                 "Imports a Hugging Face checkpoint directory (config.json and model.safetensors,\n"
-                 "or shards with model.safetensors.index.json) into one qid checkpoint file.\n"
-                 "Architectures: gpt_neox (Pythia), llama, mistral, qwen2. Tensors keep their\n"
-                 "precision (F32, F16, BF16) bit for bit.\n"
+                 "Imports a Hugging Face checkpoint directory (config.json and model.safetensors\n"
+                 "or pytorch_model.bin, single or shards with their index .json) into one qid\n"
+                 "checkpoint file. Architectures: gpt_neox (Pythia), llama, mistral, qwen2.\n"
+                 "Tensors keep their precision (F32, F16, BF16) bit for bit; a GPTQ-packed model\n"
+                 "becomes its dequantized weights with its quantization config recorded.\n"
                  "\n"
                  "options:\n"
-                 "  --from FORMAT          source format; only 'safetensors'\n"
+                 "  --from FORMAT          auto (default: gptq when config.json says so, else\n"
+                 "                         safetensors if present, else torch), safetensors,\n"
+                 "                         torch (pytorch_model.bin, torch.save zip format) or gptq\n"
                  "  -o, --output OUT       checkpoint file to write (appears only when complete)\n"
                  "  --step S               training step of this checkpoint\n"
                  "  --tokens D             training tokens seen (D)\n"
@@ -50,6 +54,28 @@ static void usage(FILE *out)
                  "  qid import --from safetensors pythia-160m-step143000/ --step 143000 \\\n"
                  "             --tokens-per-step 2097152 --schedule pythia --model pythia-160m \\\n"
                  "             -o pythia-160m-143000.h5\n");
+}
+
+/* Progress on stderr: a line rewritten every half second on a terminal,
+ * else a line every 30 seconds (a 12B import takes minutes). */
+typedef struct {
+    int tty;
+    double start, last;
+} progress_state;
+
+static void show_progress(void *ctx, size_t done, size_t total, uint64_t bytes_done, uint64_t bytes_total)
+{
+    progress_state *p = ctx;
+    double t = qid_now();
+    int last = done == total;
+    if (!last && t - p->last < (p->tty ? 0.5 : 30.0)) return;
+    if (last && !p->tty) return;
+    p->last = t;
+    double el = t - p->start;
+    fprintf(stderr, "%sqid import: %zu/%zu tensors, %.2f/%.2f GB, %.0f MB/s%s", p->tty ? "\r" : "", done, total,
+            (double)bytes_done / 1e9, (double)bytes_total / 1e9, el > 0 ? (double)bytes_done / 1e6 / el : 0.0,
+            p->tty ? "   " : "\n");
+    if (last) fprintf(stderr, "\r%-80s\r", "");
 }
 
 int qid_import_main(int argc, char **argv)
@@ -73,12 +99,13 @@ int qid_import_main(int argc, char **argv)
     if (n_args > 0) o.dir = args[0];
     if (rc == CLI_HELP) return 0;
     if (rc != CLI_OK) return rc;
-    const char *why = !from                              ? "--from safetensors is required"
-                      : strcmp(from, "safetensors") != 0 ? "only --from safetensors is supported"
-                      : !o.dir                           ? "no checkpoint directory given"
-                      : !o.out                           ? "no output given (-o OUT.h5)"
-                      : n_args > 1                       ? "too many arguments"
-                                                         : NULL;
+    int format = from ? qid_import_format_parse(from) : QID_IMPORT_AUTO;
+    if (format < 0) return cli_usage_error("import", "unknown --from '%s' (auto, safetensors, torch or gptq)", from);
+    o.format = (qid_import_format)format;
+    const char *why = !o.dir       ? "no checkpoint directory given"
+                      : !o.out     ? "no output given (-o OUT.h5)"
+                      : n_args > 1 ? "too many arguments"
+                                   : NULL;
     if (why) return cli_usage_error("import", "%s", why);
     if (per_step >= 0) {
         if (o.step < 0 || o.tokens >= 0)
@@ -95,9 +122,12 @@ int qid_import_main(int argc, char **argv)
             return cli_usage_error("import", "--schedule needs --step (where in the schedule the checkpoint is)");
     }
     if (o.tokens < 0) qid_warn("import: no --tokens or --tokens-per-step: tokens seen (D) recorded as unknown");
+    progress_state ps = {isatty(2), qid_now(), qid_now()};
+    o.progress = show_progress;
+    o.progress_ctx = &ps;
     qid_error err;
     qid_error_clear(&err);
-    if (qid_import_safetensors(&o, &err)) return cli_fail("import", "%s", err.msg);
+    if (qid_import(&o, &err)) return cli_fail("import", "%s", err.msg);
     qid_ckpt ck;
     if (qid_ckpt_open(o.out, &ck, &err) == QID_OK) {
         printf("imported %s: %s, %s, N = %" PRId64 ", step %" PRId64 ", D = %" PRId64, o.out,

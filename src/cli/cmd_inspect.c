@@ -85,6 +85,23 @@ static int ckpt_summary(const char *path, FILE *out, int list_tensors, qid_error
     fprintf(out, "  %-22s %" PRId64 "\n", "max positions", c->max_seq_len);
     fprintf(out, "  %-22s %s (%s)\n", "source sha256", m->source_sha256, m->source_format);
     fprintf(out, "  %-22s %s\n", "tensor sha256", m->tensor_sha256);
+    if (H5Lexists(ck.file, "gptq", H5P_DEFAULT) > 0) { /* imported from a GPTQ-packed model */
+        hid_t g = H5Gopen2(ck.file, "gptq", H5P_DEFAULT);
+        int64_t bits = 0, group = 0, sym = 0, act = 0, layers = 0;
+        char fmt[32] = "?";
+        qid_error e;
+        if (g >= 0 && !qid_h5_attr_read_i64(g, "/gptq", "bits", &bits, &e) &&
+            !qid_h5_attr_read_i64(g, "/gptq", "group_size", &group, &e) &&
+            !qid_h5_attr_read_i64(g, "/gptq", "sym", &sym, &e) &&
+            !qid_h5_attr_read_i64(g, "/gptq", "desc_act", &act, &e) &&
+            !qid_h5_attr_read_i64(g, "/gptq", "packed_layers", &layers, &e) &&
+            !qid_h5_attr_read_str(g, "/gptq", "checkpoint_format", fmt, sizeof fmt, &e))
+            fprintf(out,
+                    "  %-22s GPTQ %" PRId64 "-bit, group %" PRId64 ", %s, desc_act %s, %s format, %" PRId64
+                    " packed layers\n",
+                    "dequantized from", bits, group, sym ? "symmetric" : "asymmetric", act ? "yes" : "no", fmt, layers);
+        if (g >= 0) H5Gclose(g);
+    }
     size_t n = 0;
     qid_tensor_spec *t = qid_ckpt_tensors(c, &n);
     fprintf(out, "  %-22s %zu\n", "tensors", n);

@@ -13,8 +13,11 @@
 #include <string.h>
 
 #include "fsutil.h"
+#include "gptq_packed.h"
+#include "h5io.h"
 #include "lr_schedule.h"
-#include "safetensors.h"
+#include "sha256.h"
+#include "tensor_source.h"
 
 #define MAX_JSON_BYTES (16u << 20)
 
@@ -215,16 +218,18 @@ done:
 
 typedef struct {
     size_t n;
-    char **names;       /* shard file names (basenames) */
-    qid_st_file *files; /* parsed headers */
-    char *index_json;   /* text of model.safetensors.index.json or NULL */
+    char **names;     /* shard file names (basenames) */
+    qid_tsrc *files;  /* their tensor lists */
+    char *index_json; /* text of the index or NULL */
+    const char *index_name, *single_name;
+    qid_tsrc_format format;
 } shard_set;
 
 static void shards_free(shard_set *s)
 {
     for (size_t i = 0; i < s->n; i++) {
         free(s->names[i]);
-        if (s->files) qid_st_free(&s->files[i]);
+        if (s->files) qid_tsrc_close(&s->files[i]);
     }
     free(s->names);
     free(s->files);
@@ -234,13 +239,42 @@ static void shards_free(shard_set *s)
 
 static int plain_name(const char *s) { return s[0] && s[0] != '.' && !strchr(s, '/'); }
 
-/* Finds model.safetensors or the shards named by the index. */
-static int find_shards(const char *dir, shard_set *s, cJSON **weight_map_root, qid_error *err)
+static const char *index_file(qid_tsrc_format f)
+{
+    return f == QID_TSRC_TORCH ? "pytorch_model.bin.index.json" : "model.safetensors.index.json";
+}
+static const char *single_file(qid_tsrc_format f)
+{
+    return f == QID_TSRC_TORCH ? "pytorch_model.bin" : "model.safetensors";
+}
+
+static int dir_has(const char *dir, const char *name)
+{
+    char *p = qid_path_join(dir, name);
+    int yes = qid_path_exists(p);
+    free(p);
+    return yes;
+}
+
+/* The weight files present: safetensors first (Hugging Face's own
+ * preference), then torch.save archives; -1 when neither. */
+static int detect_weights(const char *dir)
+{
+    for (int f = QID_TSRC_SAFETENSORS; f <= QID_TSRC_TORCH; f++)
+        if (dir_has(dir, index_file((qid_tsrc_format)f)) || dir_has(dir, single_file((qid_tsrc_format)f))) return f;
+    return -1;
+}
+
+/* Finds the single weight file or the shards named by the index. */
+static int find_shards(const char *dir, qid_tsrc_format format, shard_set *s, cJSON **weight_map_root, qid_error *err)
 {
     memset(s, 0, sizeof *s);
     *weight_map_root = NULL;
-    char *index = qid_path_join(dir, "model.safetensors.index.json");
-    char *single = qid_path_join(dir, "model.safetensors");
+    s->format = format;
+    s->index_name = index_file(format);
+    s->single_name = single_file(format);
+    char *index = qid_path_join(dir, s->index_name);
+    char *single = qid_path_join(dir, s->single_name);
     int rc = QID_OK;
     if (qid_path_exists(index)) {
         rc = qid_read_text_file(index, MAX_JSON_BYTES, &s->index_json, NULL, err);
@@ -273,19 +307,16 @@ static int find_shards(const char *dir, shard_set *s, cJSON **weight_map_root, q
         }
     } else if (qid_path_exists(single)) {
         s->names = qid_malloc(sizeof *s->names, "shard names");
-        s->names[0] = qid_strdup("model.safetensors");
+        s->names[0] = qid_strdup(s->single_name);
         s->n = 1;
     } else {
-        rc = qid_error_set(err, QID_E_IO,
-                           "no model.safetensors or model.safetensors.index.json in '%s' (hint: convert "
-                           "pytorch_model.bin with tools/bin_to_safetensors.py)",
-                           dir);
+        rc = qid_error_set(err, QID_E_IO, "no %s or %s in '%s'", s->single_name, s->index_name, dir);
         goto done;
     }
     s->files = qid_calloc(s->n, sizeof *s->files, "shard headers");
     for (size_t i = 0; i < s->n && !rc; i++) {
         char *p = qid_path_join(dir, s->names[i]);
-        rc = qid_st_open(p, &s->files[i], err);
+        rc = qid_tsrc_open(p, format, &s->files[i], err);
         free(p);
     }
 done:
@@ -352,45 +383,300 @@ static int import_lr(const qid_import_opts *o, qid_ckpt_meta *meta, qid_error *e
     return QID_OK;
 }
 
-int qid_import_safetensors(const qid_import_opts *o, qid_error *err)
+/* ---- GPTQ ----------------------------------------------------------------------- */
+
+typedef struct {
+    int on;
+    qid_gptq_layout l; /* bits, group_size, v2 (in and out per layer) */
+    int sym, desc_act;
+    char format[16];
+    char *json; /* the quantization config as read, for /gptq */
+} gptq_cfg;
+
+enum { P_QWEIGHT, P_QZEROS, P_SCALES, P_GIDX, N_PACKED };
+static const char *const packed_suffix[N_PACKED] = {".qweight", ".qzeros", ".scales", ".g_idx"};
+
+/* The quantization config: config.json's quantization_config, else
+ * quantize_config.json (older AutoGPTQ). Sets g->on when one says gptq. */
+static int read_gptq_config(const char *dir, const char *config_json, gptq_cfg *g, qid_error *err)
+{
+    memset(g, 0, sizeof *g);
+    cJSON *root = cJSON_Parse(config_json), *own = NULL;
+    const cJSON *q = root ? cJSON_GetObjectItemCaseSensitive(root, "quantization_config") : NULL;
+    char *where = qid_path_join(dir, "config.json"), *text = NULL;
+    int rc = QID_OK;
+    if (!cJSON_IsObject(q)) {
+        free(where);
+        where = qid_path_join(dir, "quantize_config.json");
+        if (qid_path_exists(where)) {
+            if ((rc = qid_read_text_file(where, MAX_JSON_BYTES, &text, NULL, err))) goto done;
+            q = own = cJSON_Parse(text);
+            if (!cJSON_IsObject(q)) {
+                rc = qid_error_set(err, QID_E_FORMAT, "'%s' is not a JSON object", where);
+                goto done;
+            }
+        }
+    }
+    if (!cJSON_IsObject(q)) goto done;
+    const cJSON *method = cJSON_GetObjectItemCaseSensitive(q, "quant_method");
+    if (cJSON_IsString(method) && strcmp(method->valuestring, "gptq") != 0) {
+        rc = qid_error_set(err, QID_E_INVALID, "'%s': quant_method '%s' is not supported (qid imports gptq)", where,
+                           method->valuestring);
+        goto done;
+    }
+    json_reader r = {q, where, err, 0};
+    g->l.bits = (int)jint(&r, "bits", -2);
+    int64_t gs = -1;
+    const cJSON *gsv = cJSON_GetObjectItemCaseSensitive(q, "group_size");
+    if (cJSON_IsNumber(gsv) && gsv->valuedouble == -1)
+        gs = -1;
+    else
+        gs = jint(&r, "group_size", -2);
+    g->sym = jbool(&r, "sym", 1);
+    g->desc_act = jbool(&r, "desc_act", 0);
+    const char *fmt = jstr(&r, "checkpoint_format");
+    if (r.failed) {
+        rc = err ? err->code : QID_E_INVALID;
+        goto done;
+    }
+    if (g->l.bits != 2 && g->l.bits != 3 && g->l.bits != 4 && g->l.bits != 8) {
+        rc = qid_error_set(err, QID_E_INVALID, "'%s': GPTQ bits %d is not supported (2, 3, 4 or 8)", where, g->l.bits);
+        goto done;
+    }
+    if (gs == 0) {
+        rc = qid_error_set(err, QID_E_INVALID, "'%s': group_size 0 (expected -1 or a positive size)", where);
+        goto done;
+    }
+    if (fmt && strcmp(fmt, "gptq") != 0 && strcmp(fmt, "gptq_v2") != 0) {
+        rc = qid_error_set(err, QID_E_INVALID, "'%s': checkpoint_format '%s' is not supported (gptq or gptq_v2)", where,
+                           fmt);
+        goto done;
+    }
+    g->l.group_size = gs;
+    g->l.v2 = fmt && strcmp(fmt, "gptq_v2") == 0;
+    snprintf(g->format, sizeof g->format, "%s", fmt ? fmt : "gptq");
+    g->json = cJSON_PrintUnformatted(q);
+    g->on = 1;
+done:
+    free(where);
+    free(text);
+    cJSON_Delete(own);
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* The shard holding name: *t and *shard, 0 when absent; two shards holding
+ * it is an error. */
+static int locate(const shard_set *sh, const char *name, const qid_tsrc_tensor **t, size_t *shard, qid_error *err)
+{
+    *t = NULL;
+    for (size_t s = 0; s < sh->n; s++) {
+        const qid_tsrc_tensor *x = qid_tsrc_find(&sh->files[s], name);
+        if (!x) continue;
+        if (*t)
+            return qid_error_set(err, QID_E_FORMAT, "tensor '%s' is in both '%s' and '%s'", name, sh->names[*shard],
+                                 sh->names[s]);
+        *t = x;
+        *shard = s;
+    }
+    return QID_OK;
+}
+
+static void shape_text(const qid_tsrc_tensor *t, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    for (int d = 0; d < t->ndim; d++)
+        snprintf(buf + strlen(buf), len - strlen(buf), "%s%" PRIu64, d ? ", " : "", t->shape[d]);
+}
+
+/* Checks the packed tensors of one layer against the config. */
+static int check_packed(const qid_tensor_spec *spec, const gptq_cfg *g, const qid_tsrc_tensor *const *pt,
+                        const size_t *ps, const shard_set *sh, qid_error *err)
+{
+    qid_gptq_layout l = g->l;
+    l.out = spec->shape[0];
+    l.in = spec->shape[1];
+    int64_t groups = qid_gptq_groups(&l);
+    if (l.in * l.bits % 32 || l.out * l.bits % 32)
+        return qid_error_set(err, QID_E_FORMAT,
+                             "layer '%.80s' of [%" PRId64 ", %" PRId64 "] cannot hold %d-bit packing", spec->hf_name,
+                             l.out, l.in, l.bits);
+    const int64_t want[N_PACKED][2] = {
+        {l.in * l.bits / 32, l.out}, {groups, l.out * l.bits / 32}, {groups, l.out}, {l.in, 0}};
+    const qid_st_dtype want_dt[N_PACKED] = {QID_ST_I32, QID_ST_I32, QID_ST_F16, QID_ST_I32};
+    for (int k = 0; k < N_PACKED; k++) {
+        const qid_tsrc_tensor *t = pt[k];
+        if (!t) {
+            if (k == P_GIDX) continue;
+            return qid_error_set(err, QID_E_FORMAT, "packed layer has '%.80s' but no '%.80s%s'", pt[P_QWEIGHT]->name,
+                                 spec->hf_name, packed_suffix[k]);
+        }
+        int nd = k == P_GIDX ? 1 : 2;
+        int ok =
+            t->ndim == nd && t->shape[0] == (uint64_t)want[k][0] && (nd == 1 || t->shape[1] == (uint64_t)want[k][1]);
+        if (!ok) {
+            char have[160], exp[64];
+            shape_text(t, have, sizeof have);
+            if (nd == 2)
+                snprintf(exp, sizeof exp, "%" PRId64 ", %" PRId64, want[k][0], want[k][1]);
+            else
+                snprintf(exp, sizeof exp, "%" PRId64, want[k][0]);
+            return qid_error_set(err, QID_E_FORMAT,
+                                 "packed tensor '%s' in '%s' has shape [%s], but %d-bit GPTQ with group size %" PRId64
+                                 " of a [%" PRId64 ", %" PRId64 "] layer implies [%s]",
+                                 t->name, sh->names[ps[k]], have, l.bits, l.group_size, l.out, l.in, exp);
+        }
+        if (t->dtype != want_dt[k])
+            return qid_error_set(err, QID_E_FORMAT, "packed tensor '%s' in '%s' has dtype %s (expected %s)", t->name,
+                                 sh->names[ps[k]], qid_st_dtype_name(t->dtype), qid_st_dtype_name(want_dt[k]));
+    }
+    return QID_OK;
+}
+
+/* Reads and unpacks one layer into out in dtype. */
+static int dequant_layer(const qid_tensor_spec *spec, const gptq_cfg *g, const qid_tsrc_tensor *const *pt,
+                         const size_t *ps, const shard_set *sh, qid_dtype dtype, void *out, qid_error *err)
+{
+    qid_gptq_layout l = g->l;
+    l.out = spec->shape[0];
+    l.in = spec->shape[1];
+    void *buf[N_PACKED] = {0};
+    int64_t n = l.out * l.in;
+    float *w = qid_malloc((size_t)n * sizeof *w, "a dequantized layer");
+    int rc = QID_OK;
+    for (int k = 0; k < N_PACKED && !rc; k++) {
+        if (!pt[k]) continue;
+        buf[k] = qid_malloc((size_t)pt[k]->nbytes + 4, "a packed tensor");
+        rc = qid_tsrc_read(&sh->files[ps[k]], pt[k], buf[k], err);
+    }
+    if (!rc && (rc = qid_gptq_unpack(&l, buf[P_QWEIGHT], buf[P_QZEROS], buf[P_SCALES], buf[P_GIDX], w, err)))
+        qid_error_wrap(err, rc, "'%s' in '%s'", pt[P_GIDX] ? pt[P_GIDX]->name : pt[P_QWEIGHT]->name,
+                       sh->names[ps[pt[P_GIDX] ? P_GIDX : P_QWEIGHT]]);
+    if (!rc) {
+        if (dtype == QID_DTYPE_F32)
+            memcpy(out, w, (size_t)n * sizeof *w);
+        else
+            for (int64_t i = 0; i < n; i++)
+                ((uint16_t *)out)[i] = dtype == QID_DTYPE_F16 ? qid_f32_to_f16(w[i]) : qid_f32_to_bf16(w[i]);
+    }
+    for (int k = 0; k < N_PACKED; k++)
+        free(buf[k]);
+    free(w);
+    return rc;
+}
+
+/* /gptq: where the dequantized weights came from. */
+static int write_gptq_group(qid_ckpt_writer *w, const gptq_cfg *g, int64_t n_packed, qid_error *err)
+{
+    hid_t grp = H5I_INVALID_HID;
+    hid_t file = qid_ckpt_writer_file(w);
+    QID_H5_TRY(err, grp = H5Gcreate2(file, "gptq", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+               "cannot create group '/gptq'");
+    int rc = qid_h5_attr_write_i64(grp, "bits", g->l.bits, err);
+    if (!rc) rc = qid_h5_attr_write_i64(grp, "group_size", g->l.group_size, err);
+    if (!rc) rc = qid_h5_attr_write_i64(grp, "sym", g->sym, err);
+    if (!rc) rc = qid_h5_attr_write_i64(grp, "desc_act", g->desc_act, err);
+    if (!rc) rc = qid_h5_attr_write_str(grp, "checkpoint_format", g->format, err);
+    if (!rc)
+        rc = qid_h5_attr_write_str(grp, "zero_point", g->l.v2 ? "stored as is (gptq_v2)" : "stored minus one (gptq v1)",
+                                   err);
+    if (!rc) rc = qid_h5_attr_write_i64(grp, "packed_layers", n_packed, err);
+    if (!rc) rc = qid_h5_attr_write_str(grp, "quantization_config", g->json ? g->json : "", err);
+    H5Gclose(grp);
+    return rc;
+fail:
+    return err ? err->code : QID_E_HDF5;
+}
+
+int qid_import_format_parse(const char *s)
+{
+    static const char *const names[] = {"auto", "safetensors", "torch", "gptq"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0) return i;
+    return -1;
+}
+
+int qid_import(const qid_import_opts *o, qid_error *err)
 {
     char *config_path = qid_path_join(o->dir, "config.json"), *config_json = NULL;
     shard_set shards = {0};
     cJSON *index_root = NULL;
     qid_tensor_spec *specs = NULL;
-    const qid_st_tensor **found = NULL;
-    size_t *found_shard = NULL;
+    const qid_tsrc_tensor **found = NULL, *(*packed)[N_PACKED] = NULL;
+    size_t *found_shard = NULL, (*packed_shard)[N_PACKED] = NULL;
     qid_ckpt_writer *w = NULL;
     void *buf = NULL;
     char *files = NULL, *hashes = NULL;
     size_t n_specs = 0;
+    int64_t n_packed = 0;
     qid_model_config cfg;
+    gptq_cfg gq = {0};
     int rc;
 
     if ((rc = qid_output_check(o->out, o->force, err))) goto done;
     if ((rc = qid_read_text_file(config_path, MAX_JSON_BYTES, &config_json, NULL, err))) goto done;
     if ((rc = qid_import_parse_config(config_json, config_path, &cfg, err))) goto done;
-    if ((rc = find_shards(o->dir, &shards, &index_root, err))) goto done;
+    if ((rc = read_gptq_config(o->dir, config_json, &gq, err))) goto done;
+    qid_import_format from = o->format;
+    if (from == QID_IMPORT_AUTO) from = gq.on ? QID_IMPORT_GPTQ : QID_IMPORT_SAFETENSORS;
+    if (from == QID_IMPORT_GPTQ && !gq.on) {
+        rc = qid_error_set(err, QID_E_INVALID,
+                           "'%s' has no GPTQ quantization_config (and there is no quantize_config.json): not a "
+                           "GPTQ model",
+                           config_path);
+        goto done;
+    }
+    if (from != QID_IMPORT_GPTQ && gq.on) {
+        rc = qid_error_set(err, QID_E_INVALID, "'%s' describes a %d-bit GPTQ model (hint: import it with --from gptq)",
+                           config_path, gq.l.bits);
+        goto done;
+    }
+    /* the weight files: the format asked for, or whichever is present */
+    int wf = from == QID_IMPORT_TORCH ? QID_TSRC_TORCH : from == QID_IMPORT_SAFETENSORS ? QID_TSRC_SAFETENSORS : -1;
+    if (o->format == QID_IMPORT_AUTO || from == QID_IMPORT_GPTQ) {
+        wf = detect_weights(o->dir);
+        if (wf < 0) {
+            rc = qid_error_set(err, QID_E_IO,
+                               "no model.safetensors, model.safetensors.index.json, pytorch_model.bin or "
+                               "pytorch_model.bin.index.json in '%s'",
+                               o->dir);
+            goto done;
+        }
+    }
+    if ((rc = find_shards(o->dir, (qid_tsrc_format)wf, &shards, &index_root, err))) goto done;
 
     /* Every tensor the config implies must be in exactly one shard, with the
-     * shape it implies, in one float dtype; nothing else may be there. */
+     * shape it implies, in one float dtype; nothing else may be there. A
+     * GPTQ model may hold a linear weight packed instead. */
     specs = qid_ckpt_tensors(&cfg, &n_specs);
     found = qid_calloc(n_specs, sizeof *found, "tensor lookup");
     found_shard = qid_calloc(n_specs, sizeof *found_shard, "tensor lookup");
+    packed = qid_calloc(n_specs, sizeof *packed, "tensor lookup");
+    packed_shard = qid_calloc(n_specs, sizeof *packed_shard, "tensor lookup");
     int dtype = -1;
     for (size_t i = 0; i < n_specs; i++) {
-        for (size_t s = 0; s < shards.n; s++) {
-            const qid_st_tensor *t = qid_st_find(&shards.files[s], specs[i].hf_name);
-            if (!t) continue;
-            if (found[i]) {
-                rc = qid_error_set(err, QID_E_FORMAT, "tensor '%s' is in both '%s' and '%s'", specs[i].hf_name,
-                                   shards.names[found_shard[i]], shards.names[s]);
-                goto done;
+        if ((rc = locate(&shards, specs[i].hf_name, &found[i], &found_shard[i], err))) goto done;
+        /* linear layers, and the head when the packer quantized it too */
+        if (gq.on && (specs[i].kind == QID_TENSOR_LINEAR || strcmp(specs[i].name, "lm_head.weight") == 0)) {
+            char base[128];
+            size_t bl = strlen(specs[i].hf_name) - strlen(".weight");
+            for (int k = 0; k < N_PACKED && !rc; k++) {
+                snprintf(base, sizeof base, "%.*s%s", (int)bl, specs[i].hf_name, packed_suffix[k]);
+                rc = locate(&shards, base, &packed[i][k], &packed_shard[i][k], err);
             }
-            found[i] = t;
-            found_shard[i] = s;
+            if (rc) goto done;
+            if (packed[i][P_QWEIGHT]) {
+                if (found[i]) {
+                    rc = qid_error_set(err, QID_E_FORMAT, "layer '%s' is stored both packed and as a plain weight",
+                                       specs[i].hf_name);
+                    goto done;
+                }
+                if ((rc = check_packed(&specs[i], &gq, packed[i], packed_shard[i], &shards, err))) goto done;
+                n_packed++;
+                continue;
+            }
         }
-        const qid_st_tensor *t = found[i];
+        const qid_tsrc_tensor *t = found[i];
         if (!t) {
             rc = qid_error_set(err, QID_E_FORMAT,
                                "tensor '%s' missing in '%s' (config.json implies a %s model with %" PRId64 " layers)",
@@ -400,9 +686,8 @@ int qid_import_safetensors(const qid_import_opts *o, qid_error *err)
         int shape_ok = t->ndim == specs[i].ndim && t->shape[0] == (uint64_t)specs[i].shape[0] &&
                        (specs[i].ndim == 1 || t->shape[1] == (uint64_t)specs[i].shape[1]);
         if (!shape_ok) {
-            char have[160] = "", want[64];
-            for (int d = 0; d < t->ndim; d++)
-                snprintf(have + strlen(have), sizeof have - strlen(have), "%s%" PRIu64, d ? ", " : "", t->shape[d]);
+            char have[160], want[64];
+            shape_text(t, have, sizeof have);
             if (specs[i].ndim == 2)
                 snprintf(want, sizeof want, "%" PRId64 ", %" PRId64, specs[i].shape[0], specs[i].shape[1]);
             else
@@ -424,13 +709,20 @@ int qid_import_safetensors(const qid_import_opts *o, qid_error *err)
         }
         dtype = dt;
     }
+    if (gq.on && n_packed == 0) {
+        rc = qid_error_set(err, QID_E_FORMAT, "'%s' says GPTQ but no layer has a .qweight tensor", config_path);
+        goto done;
+    }
     const cJSON *wmap = index_root ? cJSON_GetObjectItemCaseSensitive(index_root, "weight_map") : NULL;
     for (size_t s = 0; s < shards.n; s++) {
         for (size_t k = 0; k < shards.files[s].n; k++) {
-            const qid_st_tensor *t = &shards.files[s].tensors[k];
+            const qid_tsrc_tensor *t = &shards.files[s].tensors[k];
             int known = 0;
-            for (size_t i = 0; i < n_specs && !known; i++)
+            for (size_t i = 0; i < n_specs && !known; i++) {
                 known = found[i] == t;
+                for (int q = 0; q < N_PACKED && !known && packed[i][P_QWEIGHT]; q++)
+                    known = packed[i][q] == t;
+            }
             int tied_head = cfg.tie_embeddings &&
                             (strcmp(t->name, "lm_head.weight") == 0 || strcmp(t->name, "embed_out.weight") == 0);
             if (!known && !ignorable(t->name) && !tied_head) {
@@ -449,14 +741,18 @@ int qid_import_safetensors(const qid_import_opts *o, qid_error *err)
         }
     }
 
-    /* Provenance: every source file and its SHA-256 (a safetensors file's
-     * hash equals its Hugging Face hub LFS oid). */
-    size_t cap = 256 * (shards.n + 3);
+    /* Provenance: every source file and its SHA-256 (a safetensors or .bin
+     * file's hash equals its Hugging Face hub LFS oid). */
+    size_t cap = 256 * (shards.n + 4);
     files = qid_calloc(cap, 1, "source file list");
     hashes = qid_calloc(cap, 1, "source hash list");
-    for (size_t s = 0; s < shards.n + 2; s++) {
-        const char *name = s == 0 ? "config.json" : s == 1 ? "model.safetensors.index.json" : shards.names[s - 2];
+    for (size_t s = 0; s < shards.n + 3; s++) {
+        const char *name = s == 0   ? "config.json"
+                           : s == 1 ? shards.index_name
+                           : s == 2 ? "quantize_config.json"
+                                    : shards.names[s - 3];
         if (s == 1 && !shards.index_json) continue;
+        if (s == 2 && !(gq.on && dir_has(o->dir, name))) continue;
         char *p = qid_path_join(o->dir, name), hex[65];
         rc = qid_sha256_file(p, hex, err);
         free(p);
@@ -474,22 +770,36 @@ int qid_import_safetensors(const qid_import_opts *o, qid_error *err)
     meta.tokens_seen = o->tokens;
     if ((rc = import_lr(o, &meta, err))) goto done;
     meta.dtype = (qid_dtype)dtype;
-    snprintf(meta.source_format, sizeof meta.source_format, "safetensors");
+    snprintf(meta.source_format, sizeof meta.source_format, "%s", gq.on ? "gptq" : qid_tsrc_format_name(shards.format));
     qid_ckpt_source src = {files, hashes, config_json, o->dir};
     w = qid_ckpt_create(o->out, &cfg, &meta, &src, err);
     if (!w) {
         rc = err ? err->code : QID_E_IO;
         goto done;
     }
+    uint64_t bytes_total = 0, bytes_done = 0;
+    for (size_t i = 0; i < n_specs; i++)
+        bytes_total += (uint64_t)qid_tensor_numel(&specs[i]) * qid_dtype_size(meta.dtype);
     for (size_t i = 0; i < n_specs; i++) {
-        const qid_st_tensor *t = found[i];
-        buf = qid_realloc(buf, (size_t)(t->end - t->begin), "a tensor being imported");
-        if ((rc = qid_st_read(&shards.files[found_shard[i]], t, buf, err))) goto done;
+        if (packed[i][P_QWEIGHT]) {
+            buf = qid_realloc(buf, (size_t)qid_tensor_numel(&specs[i]) * qid_dtype_size(meta.dtype),
+                              "a tensor being imported");
+            if ((rc = dequant_layer(&specs[i], &gq, packed[i], packed_shard[i], &shards, meta.dtype, buf, err)))
+                goto done;
+        } else {
+            const qid_tsrc_tensor *t = found[i];
+            buf = qid_realloc(buf, (size_t)t->nbytes, "a tensor being imported");
+            if ((rc = qid_tsrc_read(&shards.files[found_shard[i]], t, buf, err))) goto done;
+        }
         if ((rc = qid_ckpt_write_tensor(w, &specs[i], buf, err))) {
-            qid_error_wrap(err, rc, "'%s' in '%s'", t->name, shards.names[found_shard[i]]);
+            qid_error_wrap(err, rc, "'%s' in '%s'", specs[i].hf_name,
+                           shards.names[packed[i][P_QWEIGHT] ? packed_shard[i][P_QWEIGHT] : found_shard[i]]);
             goto done;
         }
+        bytes_done += (uint64_t)qid_tensor_numel(&specs[i]) * qid_dtype_size(meta.dtype);
+        if (o->progress) o->progress(o->progress_ctx, i + 1, n_specs, bytes_done, bytes_total);
     }
+    if (gq.on && (rc = write_gptq_group(w, &gq, n_packed, err))) goto done;
     rc = qid_ckpt_finish(w, err);
     w = NULL;
 done:
@@ -499,10 +809,20 @@ done:
     free(hashes);
     free(found);
     free(found_shard);
+    free(packed);
+    free(packed_shard);
     free(specs);
+    cJSON_free(gq.json);
     cJSON_Delete(index_root);
     shards_free(&shards);
     free(config_json);
     free(config_path);
     return rc;
+}
+
+int qid_import_safetensors(const qid_import_opts *o, qid_error *err)
+{
+    qid_import_opts copy = *o;
+    if (copy.format == QID_IMPORT_AUTO) copy.format = QID_IMPORT_SAFETENSORS;
+    return qid_import(&copy, err);
 }
