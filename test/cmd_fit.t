@@ -15,7 +15,7 @@
 set -u
 . "$(dirname "$0")/taplib.sh"
 tap_fit_generators
-plan 118
+plan 119
 tap_tmpdir
 T=$TAP_TMP
 S=$T/r.h5
@@ -69,6 +69,8 @@ like "$(cat "$T/err")" "P 1;" "... saying P does not vary"
 # the law forms compared on the same points
 $QID fit "$S" --compare --boot 100 --seed 3 --name cmp >"$T/out" 2>"$T/err"
 ok $? "fit --compare: exits 0"
+tap_doc_sample docs/commands.md "# sample: test/cmd_fit.t's store" "$T/out" "docs/commands.md's --compare sample is this output"
+
 like "$(cat "$T/out")" "law comparison on the same 60 points (60 significant" "fit --compare: the table's points"
 like "$(cat "$T/out")" "the rest predicted (24 points, 24 significant, 8 checkpoints)" "fit --compare: the last third of log D (3e11, 1e12) is the future"
 is ouyang "$(awk '/lowest leave-future-out error:/ { print $NF }' "$T/out")" "fit --compare: Ouyang's law, which made the data, predicts the future best"

@@ -81,3 +81,24 @@ tap_fit_generators() {
     require_exe "$GEN"
     require_exe "$GENP"
 }
+
+# tap_doc_sample DOC MARKER OUTFILE DESC: the sample block of DOC whose first
+# line contains MARKER ("# sample: ..." after the command) matches the
+# command's real output in OUTFILE: every line of the block after the first,
+# but "..." lines (elided output), appears in OUTFILE, in order. A stale
+# sample in the manual fails make check.
+tap_doc_sample() {
+    local doc=$1 marker=$2 out=$3 desc=$4
+    awk -v m="$marker" -v outf="$out" '
+        BEGIN { while ((getline l < outf) > 0) o[++no] = l; at = 1 }
+        inblk && /^```/ { inblk = 0; done = 1 }
+        inblk && $0 != "..." {
+            while (at <= no && o[at] != $0) at++
+            if (at > no) { print "# not in the output (or out of order): " $0; bad = 1; exit }
+            at++
+        }
+        !done && index($0, m) && /^\$ / { inblk = 1 }
+        END { exit bad || !done }' "$doc"
+    ok $? "$desc"
+}
+
