@@ -12,7 +12,7 @@
 set -u
 . "$(dirname "$0")/taplib.sh"
 require_cmd mpirun
-HELPER=${HELPER:-build/test/sweep.t}
+HELPER=${HELPER:-${BUILD:-build}/test/sweep.t}
 require_exe "$HELPER"
 plan 46
 tap_tmpdir

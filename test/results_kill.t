@@ -16,7 +16,7 @@
 # QID_KILL_SEED=N replays a run (the seed is printed).
 set -u
 . "$(dirname "$0")/taplib.sh"
-BIN=${RESULTS_T:-build/test/results.t}
+BIN=${RESULTS_T:-${BUILD:-build}/test/results.t}
 require_exe "$BIN"
 require_cmd h5dump "hdf5-tools; make deps installs it"
 plan 64

@@ -17,7 +17,7 @@ set -u
 require_cmd mpirun
 require_cmd setsid "util-linux"
 require_cmd h5dump "hdf5-tools; make deps installs it"
-HELPER=${HELPER:-build/test/sweep.t}
+HELPER=${HELPER:-${BUILD:-build}/test/sweep.t}
 require_exe "$HELPER"
 plan 16
 tap_tmpdir
