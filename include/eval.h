@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "divergence.h"
 #include "error.h"
 #include "model.h"
 #include "tokens.h"
@@ -53,19 +54,62 @@ typedef struct qid_eval_opts {
     void *act_ctx;
     const uint32_t *calib_tokens;
     size_t calib_windows, calib_seq_len;
-    int kl; /* 1: also run the unmodified model, giving ref_* and KL */
+    int kl; /* 1: also run the unmodified model (or ref_model), giving ref_*, KL and the divergence report */
+    qid_model *ref_model; /* with kl, optional: the reference is this open checkpoint (same vocabulary) */
+    /* Adaptive evaluation (below): with stop, the windows are evaluated in
+     * blocks in the order of qid_eval_window_order and paired with base_nll
+     * (the baseline's per-window NLL sums of every window read, in window
+     * order, base_windows of them) until the stopping rule holds. */
+    const struct qid_eval_stop *stop;
+    const double *base_nll;
+    size_t base_windows;
 } qid_eval_opts;
+
+/* The stopping rule of adaptive evaluation. After each block of `block`
+ * windows (in the seeded order), once at least min_windows are evaluated,
+ * the paired QiD and its SE (qid_eval_paired_diff) over the windows so far
+ * are computed, and evaluation stops when
+ *     se < max(target_se, target_rse * |QiD|)
+ * or every window is evaluated. */
+typedef struct qid_eval_stop {
+    size_t min_windows; /* >= 2 */
+    size_t block;       /* >= 1 */
+    double target_se;   /* absolute target, nats/token, >= 0 */
+    double target_rse;  /* relative target, >= 0 */
+    uint64_t seed;      /* of the window order */
+} qid_eval_stop;
+
+/* The rng stream of the window order (qid_rng_seed(seed, stream)). */
+#define QID_EVAL_ORDER_STREAM 0x4f52444552ull /* "ORDER" */
+
+/* order (n) = a permutation of 0..n-1: Fisher-Yates, i from n-1 down to 1
+ * swapping i with qid_rng_below(i + 1), on stream QID_EVAL_ORDER_STREAM of
+ * seed. The first k of the order for n windows are the windows an adaptive
+ * task that stopped after k evaluated. */
+void qid_eval_window_order(size_t n, uint64_t seed, size_t *order);
+
+/* 1 when the rule stops after `used` windows (of n) with paired estimate
+ * qid and standard error se (NaN se never stops before n). */
+int qid_eval_stop_done(const qid_eval_stop *s, size_t used, size_t n, double qid, double se);
 
 typedef struct qid_eval_result {
     size_t n_windows, seq_len;
-    size_t score_from;        /* first scored position */
-    double *window_nll;       /* (n_windows) sum of NLL (nats) of the scored predictions */
-    int64_t *window_tokens;   /* (n_windows) scored predictions per window */
-    double *ref_window_nll;   /* (n_windows) with kl: the unmodified model; else NULL */
-    double *window_kl;        /* (n_windows) with kl: sum of KL(P_unmodified || P); else NULL */
+    size_t score_from;      /* first scored position */
+    double *window_nll;     /* (n_windows) sum of NLL (nats) of the scored predictions */
+    int64_t *window_tokens; /* (n_windows) scored predictions per window */
+    double *ref_window_nll; /* (n_windows) with kl: the unmodified model; else NULL */
+    double *window_kl;      /* (n_windows) with kl: sum of KL(P_unmodified || P); else NULL */
+    size_t windows_used;    /* windows evaluated: n_windows, or fewer when adaptive (an unevaluated
+                               window has NLL NaN and 0 tokens) */
+    /* with kl: per scored prediction, window-major (w * per-window + position
+     * - score_from), as qid_head_opts; and the report over the used windows */
+    double *token_nll, *token_ref_nll, *token_kl;
+    uint8_t *token_same_top;
+    qid_divergence div;
     int64_t tokens_scored;    /* sum of window_tokens */
     int64_t tokens_processed; /* n_windows * seq_len (forward-pass positions) */
-    double loss;              /* sum window_nll / tokens_scored, nats per token */
+    double loss;              /* sum window_nll / tokens_scored over the used windows, nats per token */
+    double qid, qid_se;       /* adaptive: the paired estimate against base_nll where it stopped; else NaN */
     double perplexity;        /* exp(loss) */
     double ref_loss;          /* with kl, else NaN */
     double kl;                /* with kl: mean KL per scored token, else NaN */
@@ -120,5 +164,13 @@ typedef struct qid_eval_paired {
  * is not finite. */
 int qid_eval_paired_diff(const double *nll_a, const double *nll_b, const int64_t *counts, size_t n,
                          qid_eval_paired *out, qid_error *err);
+
+/* Replays the rule on complete per-window vectors (nll_a baseline, nll_b
+ * quantized, counts; n windows) in the given order, as an adaptive
+ * evaluation would have run: returns the windows used and fills *out with
+ * the paired comparison over them. Used by the simulation test and to
+ * measure the rule on a store of fixed-protocol rows. */
+size_t qid_eval_stop_replay(const qid_eval_stop *s, const double *nll_a, const double *nll_b, const int64_t *counts,
+                            size_t n, const size_t *order, qid_eval_paired *out);
 
 #endif

@@ -204,27 +204,29 @@ static const struct {
     {"windows 12\n", 0, "jobs/x.job:7: 'windows 12' is not a setting; expected key = value or a [section] header"},
     {"= 12\n", 0, "jobs/x.job:7: missing key before '='; expected key = value"},
     {"windos = 12\n", 0,
-     "jobs/x.job:7: unknown key 'windos' in [eval]; expected one of tokens, windows, seq_len, scoring, kl"},
+     "jobs/x.job:7: unknown key 'windos' in [eval]; expected one of tokens, windows, seq_len, scoring, kl, "
+     "min_windows, max_windows, block_windows, target_se, target_rse"},
     {"windows = 12\nwindows = 13\n", 0,
      "jobs/x.job:8: duplicate key 'windows' in [eval] (first on line 7); expected each key once"},
     {"tokens = other.h5\n", 0,
      "jobs/x.job:7: duplicate key 'tokens' in [eval] (first on line 6); expected each key once"},
-    {"windows =\n", 0, "jobs/x.job:7: empty value for 'windows'; expected all or a whole number 1..1099511627776"},
+    {"windows =\n", 0,
+     "jobs/x.job:7: empty value for 'windows'; expected all, auto or a whole number 1..1099511627776"},
     {"windows = 1\x01\n", 0, "jobs/x.job:7: control character 0x01 at column 12; expected printable text"},
     /* numbers */
     {"windows = 12x\n", 0,
-     "jobs/x.job:7: invalid number '12x' for 'windows' (trailing 'x'); expected all or a whole number "
+     "jobs/x.job:7: invalid number '12x' for 'windows' (trailing 'x'); expected all, auto or a whole number "
      "1..1099511627776"},
     {"windows = 0\n", 0,
-     "jobs/x.job:7: '0' is out of range for 'windows'; expected all or a whole number "
+     "jobs/x.job:7: '0' is out of range for 'windows'; expected all, auto or a whole number "
      "1..1099511627776"},
     {"windows = 99999999999999999999999\n", 0,
-     "jobs/x.job:7: '99999999999999999999999' is out of range for 'windows'; expected all or a whole number "
+     "jobs/x.job:7: '99999999999999999999999' is out of range for 'windows'; expected all, auto or a whole number "
      "1..1099511627776"},
     {"windows = -3\n", 0,
-     "jobs/x.job:7: '-3' is out of range for 'windows'; expected all or a whole number 1..1099511627776"},
+     "jobs/x.job:7: '-3' is out of range for 'windows'; expected all, auto or a whole number 1..1099511627776"},
     {"windows = many\n", 0,
-     "jobs/x.job:7: invalid value 'many' for 'windows'; expected all or a whole number 1..1099511627776"},
+     "jobs/x.job:7: invalid value 'many' for 'windows'; expected all, auto or a whole number 1..1099511627776"},
     {"seq_len = 1\n", 0,
      "jobs/x.job:7: '1' is out of range for 'seq_len'; expected auto or a whole number "
      "2..16777216"},

@@ -426,7 +426,7 @@ static void test_provenance(const char *path)
     is_string(QID_RESULTS_FORMAT, s, "root attribute format");
     free(s);
     qid_h5_attr_read_i64(fid, "/", "schema_version", &v, &e);
-    is_int(1, v, "root attribute schema_version");
+    is_int(2, v, "root attribute schema_version");
     qid_h5_attr_read_strdup(fid, "/", "created_by", &s, &e);
     is_string("qid " QID_VERSION, s, "root attribute created_by");
     free(s);
@@ -684,10 +684,10 @@ static void test_format_errors(const char *good)
     free(bytes);
     hid_t fid = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
     qid_error e;
-    if (fid < 0 || qid_h5_attr_write_i64(fid, "schema_version", 2, &e)) bail("cannot bump schema_version");
+    if (fid < 0 || qid_h5_attr_write_i64(fid, "schema_version", 3, &e)) bail("cannot bump schema_version");
     H5Fclose(fid);
-    expect_error(p, QID_E_FORMAT, "has qid-results schema_version 2, this qid reads versions 1..1 (hint: upgrade qid",
-                 "a schema_version 2 store");
+    expect_error(p, QID_E_FORMAT, "has qid-results schema_version 3, this qid reads versions 1..2 (hint: upgrade qid",
+                 "a schema_version 3 store");
 
     qid_result *rows = NULL;
     size_t n = 0;
@@ -746,7 +746,7 @@ static void test_schema_doc(void)
         }
         H5free_memory(name);
     }
-    is_int(30, members, "/tasks has 30 columns");
+    is_int(63, members, "/tasks has 63 columns");
     is_int(0, missing, "results.md describes every /tasks column");
     H5Tclose(t);
     H5Dclose(d);

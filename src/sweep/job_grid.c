@@ -360,7 +360,23 @@ static char *eval_segment(const qid_job *job, int64_t windows, const char *kl)
     put_count(&b, "seq_len", job->eval.seq_len, "auto");
     job_sb_printf(&b, ",scoring=%s", qid_job_scoring_name(job->eval.scoring));
     if (kl) job_sb_printf(&b, ",kl=%s", kl);
+    if (kl && job->eval.adaptive) { /* quantized tasks: the rule is part of the protocol */
+        char rule[256];
+        job_sb_printf(&b, ",windows_rule=%s", qid_job_stop_rule(job, rule, sizeof rule));
+    }
     return job_sb_take(&b);
+}
+
+char *qid_job_stop_rule(const qid_job *job, char *buf, size_t size)
+{
+    if (!job->eval.adaptive)
+        snprintf(buf, size, "%s", "");
+    else
+        snprintf(buf, size,
+                 "auto,min_windows=%" PRId64 ",block_windows=%" PRId64
+                 ",target_se=%.17g,target_rse=%.17g,seed=%" PRIu64,
+                 job->eval.min_windows, job->eval.block_windows, job->eval.target_se, job->eval.target_rse, job->seed);
+    return buf;
 }
 
 int64_t qid_job_eval_windows(const qid_job *job, qid_job_method m)
