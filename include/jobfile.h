@@ -206,7 +206,7 @@ typedef struct qid_task {
 /* The stopping rule of a quantized task of job as its row records it
  * (stop_rule): "" for a fixed window count, else
  * "auto,min_windows=M,block_windows=B,target_se=S,target_rse=R,seed=X"
- * (%.17g numbers). Returns buf. */
+ * (numbers in the fewest digits that read back exactly). Returns buf. */
 char *qid_job_stop_rule(const qid_job *job, char *buf, size_t size);
 
 /* Windows a task of method m evaluates: [probes] windows for a probe task
