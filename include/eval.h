@@ -13,8 +13,9 @@
  * Memory: windows are evaluated in batches of batch_windows, each batch one
  * streamed pass over the checkpoint (model.h): peak memory is about one
  * layer's weights plus one batch's activations (twice with kl), plus the
- * embedding / head at the ends. Smaller batches re-read the checkpoint more
- * often. Results are bit-identical for the same batch size and thread
+ * embedding / head at the ends (and, for GPTQ over several passes, the
+ * quantized linear weights kept between them). Smaller batches re-read the
+ * checkpoint more often. Results are bit-identical for the same batch size and thread
  * count; another batch size changes the shapes of the BLAS products and so
  * the float32 rounding (per-window NLL differ by ~1e-7 relative), so a sweep
  * fixes batch_windows (the default depends only on the model and seq_len).
@@ -35,15 +36,25 @@
 #include "model.h"
 #include "tokens.h"
 
-/* Default activation memory of one batch (qid_model_batch_bytes) when
- * batch_windows is 0: as many windows as fit, at least one. */
+/* The default batch (batch_windows 0) is sized by the model: the windows
+ * holding QID_EVAL_DEFAULT_BATCH_ROWS token rows (at least one window),
+ * enough for the products to run at the sgemm peak and for the weights'
+ * reading to be small next to the compute, but no more activation memory
+ * (qid_model_batch_bytes, twice with kl) than QID_EVAL_DEFAULT_BATCH_BYTES.
+ * When the windows take several passes and a calibration batch drives an
+ * activation hook (GPTQ), the weights the hook leaves are kept after the
+ * first pass and replayed on the others, so calibration runs once per
+ * evaluation, if the model's LINEAR weights take at most
+ * QID_EVAL_KEEP_BYTES in float32 (else every pass recomputes them). */
+#define QID_EVAL_DEFAULT_BATCH_ROWS  8192
 #define QID_EVAL_DEFAULT_BATCH_BYTES ((size_t)1 << 30)
+#define QID_EVAL_KEEP_BYTES          ((size_t)4 << 30)
 
 typedef struct qid_eval_opts {
     size_t max_windows;   /* 0: every window */
     size_t seq_len;       /* 0: the token set's; else the token stream (windows concatenated
                              in order) is re-cut into windows of this length, tail dropped */
-    size_t batch_windows; /* windows per streamed pass; 0: QID_EVAL_DEFAULT_BATCH_BYTES worth */
+    size_t batch_windows; /* windows per streamed pass; 0: sized by the model (above) */
     int second_half;      /* 1: score only the second half of each window */
     int threads;          /* > 0: set OpenMP's and OpenBLAS's thread counts (process-wide, left
                              set); 0: leave them as they are */

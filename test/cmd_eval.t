@@ -7,7 +7,7 @@
 # --target-se), and one-line errors for bad usage and bad inputs.
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 55
+plan 56
 tap_tmpdir
 T=$TAP_TMP
 FIX=test/fixtures/hf
@@ -53,6 +53,7 @@ out=$($QID eval "$T/q3.h5" "$T/tok.h5" --ref "$T/neox.h5" --kl); ok $? "--ref RE
 is "$(echo "$out" | grep '^qid')" "$q1" "a qid quantize file against --ref gives the same QiD as --quant"
 like "$out" "reference    $T/neox.h5" "names the reference"
 out=$($QID eval "$T/q3.h5" "$T/tok.h5" --ref "$T/neox.h5"); is "$(echo "$out" | grep '^qid')" "$q1" "... also without --kl (the reference in its own pass)"
+out=$($QID eval "$T/neox.h5" "$T/tok.h5" --quant int3-g16-sym); is "$(echo "$out" | grep '^qid')" "$q1" "--quant without --kl: the same QiD"
 out=$($QID eval "$T/neox.h5" "$T/tok.h5" --seq-len 4 --quant int3-g16-sym --target-se 1 --min-windows 4 --block-windows 4)
 ok $? "--target-se exits 0"
 like "$out" "adaptive     4 of 12 windows (min 4, blocks of 4" "--target-se 1 stops after the first block of 4 of 12 windows"

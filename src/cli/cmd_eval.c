@@ -33,7 +33,7 @@ static void usage(FILE *out)
                  "\n"
                  "  --windows N      evaluate the first N windows (default: all)\n"
                  "  --seq-len L      re-cut the token stream into windows of L tokens (default: the set's)\n"
-                 "  --batch B        windows per streamed pass (default: about 1 GiB of activations)\n"
+                 "  --batch B        windows per streamed pass (default: 8192 tokens' worth, at most 1 GiB)\n"
                  "  --threads T      OpenMP and OpenBLAS threads (default: the libraries' defaults)\n"
                  "  --second-half    score only the second half of each window (llama.cpp's convention)\n"
                  "  --per-window     also print each window's NLL sum and scored tokens\n"
@@ -178,7 +178,7 @@ int qid_eval_main(int argc, char **argv)
         qid_quantizer_hooks(qz, &o.weight_hook, &o.weight_ctx, &o.act_hook, &o.act_ctx);
     }
     const char *base_ckpt = ref ? ref : ckpt;
-    if (adaptive || (ref && !kl)) { /* the reference alone, every window */
+    if (adaptive || ((quant || ref) && !kl)) { /* the reference alone, every window */
         qid_eval_opts bo = {.max_windows = o.max_windows,
                             .seq_len = o.seq_len,
                             .batch_windows = o.batch_windows,

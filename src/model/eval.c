@@ -74,16 +74,87 @@ static int divergence_of(qid_eval_result *r, size_t per, qid_error *err)
     return rc;
 }
 
-/* Windows per pass: o->batch_windows, or as many as fit the default budget. */
+/* Windows per pass: o->batch_windows, or the default (eval.h): the windows
+ * of QID_EVAL_DEFAULT_BATCH_ROWS rows within the byte budget. */
 static size_t batch_size(const qid_model_config *c, size_t n_windows, size_t seq_len, const qid_eval_opts *o)
 {
     size_t bw = o->batch_windows;
     if (bw == 0) {
         size_t per = qid_model_batch_bytes(c, 1, seq_len) * (o->kl ? 2 : 1);
-        bw = per ? QID_EVAL_DEFAULT_BATCH_BYTES / per : n_windows;
+        size_t by_bytes = per ? QID_EVAL_DEFAULT_BATCH_BYTES / per : n_windows;
+        size_t by_rows = (QID_EVAL_DEFAULT_BATCH_ROWS + seq_len - 1) / seq_len;
+        bw = by_rows < by_bytes ? by_rows : by_bytes;
     }
     if (bw < 1) bw = 1;
     return bw < n_windows ? bw : n_windows;
+}
+
+/* The weights GPTQ left in each LINEAR tensor on the first pass (captured
+ * after its activation hook), replayed on later passes (and blocks) by a
+ * weight hook so the calibration runs once. Holds every LINEAR weight of
+ * the model in float32 (keep_ok says whether that fits QID_EVAL_KEEP_BYTES). */
+typedef struct wcache {
+    qid_act_hook act;
+    void *act_ctx;
+    size_t n, cap;
+    qid_tensor_spec *spec;
+    float **w;
+} wcache;
+
+static int wcache_capture(void *ctx, const qid_tensor_spec *t, const float *x, size_t rows, size_t ldx, float *w,
+                          qid_error *err)
+{
+    wcache *c = ctx;
+    int rc = c->act(c->act_ctx, t, x, rows, ldx, w, err);
+    if (rc || t->kind != QID_TENSOR_LINEAR) return rc;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 16;
+        c->spec = qid_realloc(c->spec, c->cap * sizeof *c->spec, "weight cache");
+        c->w = qid_realloc(c->w, c->cap * sizeof *c->w, "weight cache");
+    }
+    size_t n = (size_t)qid_tensor_numel(t);
+    for (size_t i = 0; i < c->n; i++) /* a second capturing pass: the same weights again */
+        if (c->spec[i].layer == t->layer && strcmp(c->spec[i].name, t->name) == 0) {
+            memcpy(c->w[i], w, n * sizeof(float));
+            return QID_OK;
+        }
+    c->spec[c->n] = *t;
+    c->w[c->n] = qid_malloc(qid_mul_size(n, sizeof(float)), "quantized weights kept between blocks");
+    memcpy(c->w[c->n], w, n * sizeof(float));
+    c->n++;
+    return QID_OK;
+}
+
+static int wcache_replay(void *ctx, const qid_tensor_spec *t, float *w, qid_error *err)
+{
+    const wcache *c = ctx;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->spec[i].layer == t->layer && strcmp(c->spec[i].name, t->name) == 0) {
+            memcpy(w, c->w[i], (size_t)qid_tensor_numel(t) * sizeof(float));
+            return QID_OK;
+        }
+    if (t->kind == QID_TENSOR_LINEAR)
+        return qid_error_set(err, QID_E_INVALID, "no quantized weights kept for '%s' of layer %d", t->name, t->layer);
+    return QID_OK;
+}
+
+static void wcache_free(wcache *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->w[i]);
+    free(c->w);
+    free(c->spec);
+}
+
+/* 1 when the LINEAR weights of cfg fit QID_EVAL_KEEP_BYTES in float32. */
+static int keep_ok(const qid_model_config *cfg)
+{
+    size_t n = 0, bytes = 0;
+    qid_tensor_spec *t = qid_ckpt_tensors(cfg, &n);
+    for (size_t i = 0; i < n; i++)
+        if (t[i].kind == QID_TENSOR_LINEAR) bytes += (size_t)qid_tensor_numel(&t[i]) * sizeof(float);
+    free(t);
+    return bytes <= QID_EVAL_KEEP_BYTES;
 }
 
 int qid_eval_windows(qid_model *m, const uint32_t *tokens, size_t n_windows, size_t seq_len, const qid_eval_opts *o,
@@ -118,14 +189,30 @@ int qid_eval_windows(qid_model *m, const uint32_t *tokens, size_t n_windows, siz
     }
     const size_t bw = batch_size(qid_model_cfg(m), n_windows, seq_len, o);
     r->batch_windows = bw;
+    /* several passes with calibration: keep the hook's weights after the
+     * first (an adaptive caller's own cache when it passes one) */
+    wcache local = {.act = o->act_hook, .act_ctx = o->act_ctx};
+    wcache *keep = NULL;
+    qid_eval_opts po = *o; /* the hooks of the pass */
+    if (n_windows > bw && o->calib_tokens && o->act_hook && keep_ok(qid_model_cfg(m))) {
+        keep = o->act_hook == wcache_capture ? (wcache *)o->act_ctx : &local;
+        if (keep == &local) po.act_hook = wcache_capture, po.act_ctx = &local;
+    }
     double t0 = qid_now();
+    int rc = QID_OK;
     for (size_t w0 = 0; w0 < n_windows; w0 += bw) {
         size_t nb = n_windows - w0 < bw ? n_windows - w0 : bw;
-        qid_forward_opts f = {.weight_hook = o->weight_hook,
-                              .weight_ctx = o->weight_ctx,
-                              .act_hook = o->act_hook,
-                              .act_ctx = o->act_ctx,
-                              .calib_tokens = o->calib_tokens,
+        if (keep && w0 > 0) { /* calibration ran in the first pass */
+            po.weight_hook = wcache_replay;
+            po.weight_ctx = keep;
+            po.act_hook = NULL;
+            po.calib_tokens = NULL;
+        }
+        qid_forward_opts f = {.weight_hook = po.weight_hook,
+                              .weight_ctx = po.weight_ctx,
+                              .act_hook = po.act_hook,
+                              .act_ctx = po.act_ctx,
+                              .calib_tokens = po.calib_tokens,
                               .calib_windows = o->calib_windows,
                               .calib_seq_len = o->calib_seq_len,
                               .kl = o->kl,
@@ -138,12 +225,14 @@ int qid_eval_windows(qid_model *m, const uint32_t *tokens, size_t n_windows, siz
                               .token_ref_nll = o->kl ? r->token_ref_nll + w0 * per_window : NULL,
                               .token_kl = o->kl ? r->token_kl + w0 * per_window : NULL,
                               .token_same_top = o->kl ? r->token_same_top + w0 * per_window : NULL};
-        int rc = qid_model_forward(m, tokens + w0 * seq_len, nb, seq_len, &f, err);
+        rc = qid_model_forward(m, tokens + w0 * seq_len, nb, seq_len, &f, err);
         if (rc) {
             if (n_windows > nb) qid_error_wrap(err, rc, "windows %zu..%zu of %zu", w0, w0 + nb - 1, n_windows);
-            return rc;
+            break;
         }
     }
+    wcache_free(&local);
+    if (rc) return rc;
     r->seconds = qid_now() - t0;
     double sum = 0.0, ref_sum = 0.0, kl_sum = 0.0;
     for (size_t w = 0; w < n_windows; w++) {
@@ -161,7 +250,7 @@ int qid_eval_windows(qid_model *m, const uint32_t *tokens, size_t n_windows, siz
     if (o->kl) {
         r->ref_loss = ref_sum / (double)r->tokens_scored;
         r->kl = kl_sum / (double)r->tokens_scored;
-        int rc = divergence_of(r, per_window, err);
+        rc = divergence_of(r, per_window, err);
         if (rc) return rc;
     }
     r->tokens_per_s = r->seconds > 0 ? (double)r->tokens_processed / r->seconds : 0.0;
@@ -218,58 +307,6 @@ size_t qid_eval_stop_replay(const qid_eval_stop *s, const double *nll_a, const d
     return used;
 }
 
-/* The weights GPTQ left in each LINEAR tensor on the first block's pass
- * (captured after its activation hook), replayed on later passes by a
- * weight hook so the calibration runs once per task. Holds every LINEAR
- * weight of the model in float32. */
-typedef struct wcache {
-    qid_act_hook act;
-    void *act_ctx;
-    size_t n, cap;
-    qid_tensor_spec *spec;
-    float **w;
-} wcache;
-
-static int wcache_capture(void *ctx, const qid_tensor_spec *t, const float *x, size_t rows, size_t ldx, float *w,
-                          qid_error *err)
-{
-    wcache *c = ctx;
-    int rc = c->act(c->act_ctx, t, x, rows, ldx, w, err);
-    if (rc || t->kind != QID_TENSOR_LINEAR) return rc;
-    if (c->n == c->cap) {
-        c->cap = c->cap ? 2 * c->cap : 16;
-        c->spec = qid_realloc(c->spec, c->cap * sizeof *c->spec, "weight cache");
-        c->w = qid_realloc(c->w, c->cap * sizeof *c->w, "weight cache");
-    }
-    size_t n = (size_t)qid_tensor_numel(t);
-    c->spec[c->n] = *t;
-    c->w[c->n] = qid_malloc(qid_mul_size(n, sizeof(float)), "quantized weights kept between blocks");
-    memcpy(c->w[c->n], w, n * sizeof(float));
-    c->n++;
-    return QID_OK;
-}
-
-static int wcache_replay(void *ctx, const qid_tensor_spec *t, float *w, qid_error *err)
-{
-    const wcache *c = ctx;
-    for (size_t i = 0; i < c->n; i++)
-        if (c->spec[i].layer == t->layer && strcmp(c->spec[i].name, t->name) == 0) {
-            memcpy(w, c->w[i], (size_t)qid_tensor_numel(t) * sizeof(float));
-            return QID_OK;
-        }
-    if (t->kind == QID_TENSOR_LINEAR)
-        return qid_error_set(err, QID_E_INVALID, "no quantized weights kept for '%s' of layer %d", t->name, t->layer);
-    return QID_OK;
-}
-
-static void wcache_free(wcache *c)
-{
-    for (size_t i = 0; i < c->n; i++)
-        free(c->w[i]);
-    free(c->w);
-    free(c->spec);
-}
-
 /* Adaptive evaluation of ids (n windows of L) against o->base_nll: blocks
  * in the seeded order until the rule of o->stop holds. */
 static int eval_adaptive(qid_model *m, const uint32_t *ids, size_t n, size_t L, const qid_eval_opts *o,
@@ -308,7 +345,7 @@ static int eval_adaptive(qid_model *m, const uint32_t *ids, size_t n, size_t L, 
     sub.stop = NULL;
     sub.base_nll = NULL;
     wcache wc = {.act = o->act_hook, .act_ctx = o->act_ctx};
-    const int cache = o->calib_tokens && o->act_hook;
+    const int cache = o->calib_tokens && o->act_hook && keep_ok(qid_model_cfg(m));
     if (cache) sub.act_hook = wcache_capture, sub.act_ctx = &wc;
     double *a = qid_malloc(n * sizeof *a, "paired baseline"), *b = qid_malloc(n * sizeof *b, "paired NLL");
     int64_t *c = qid_malloc(n * sizeof *c, "paired counts");
