@@ -14,7 +14,7 @@ set -u
 require_cmd mpirun
 HELPER=${HELPER:-build/test/sweep.t}
 require_exe "$HELPER"
-plan 56
+plan 57
 tap_tmpdir
 T=$TAP_TMP
 tap_abs_paths
@@ -174,6 +174,7 @@ sed -e 's/results = a.h5/results = auto1.h5/' -e 's/tokens = tok.h5/tokens = big
     -e 's/^tokens = big.h5$/&/' a.job >auto1.job
 sed -i '/^\[calibration\]/,/^samples/s/tokens = big.h5/tokens = tok.h5/' auto1.job
 sed 's/results = auto1.h5/results = auto2.h5/' auto1.job >auto2.job
+like "$($QIDA run --dry-run auto1.job 2>/dev/null)" "adaptive     baselines every window, quantized tasks stop early: auto,min_windows=8" "windows = auto: --dry-run says so"
 $QIDA run auto1.job >/dev/null 2>autoerr; ok $? "windows = auto: -np 1 exits 0"
 [ -s autoerr ] && grep -v '^qid: \[' autoerr | sed 's/^/# /' | head -5
 $MPIRUN -np 2 "$QIDA" run auto2.job >/dev/null 2>&1; ok $? "windows = auto: -np 2 exits 0"
