@@ -107,6 +107,14 @@ typedef struct qid_ckpt_meta {
     char source_sha256[65]; /* hash over the source files' hashes */
     char tensor_sha256[65]; /* hash of all tensor bytes in storage order */
     char source_format[32]; /* "safetensors", "qid-train", ... */
+    /* Where in its learning-rate schedule the checkpoint was saved: the
+     * learning rate at `step` over the schedule's peak, in [0, 1], and the
+     * schedule (lr_schedule.h spec); NaN and "" when unknown. Written by
+     * `qid train` and by `qid import --schedule`; checkpoints written before
+     * these attributes existed read as unknown, or from /train when they
+     * have it. */
+    double lr_frac;
+    char lr_schedule[128];
 } qid_ckpt_meta;
 
 /* ---- writing ----------------------------------------------------------- */

@@ -54,45 +54,69 @@ typedef struct qid_fit_obs {
     double qid;    /* loss(quantized) - loss(16-bit), nats/token; any sign */
     double se;     /* standard error of qid, > 0 */
     double loss16; /* 16-bit loss (not used by the QiD laws; NaN if unknown) */
+    double lr;     /* learning rate at the checkpoint over its peak, in [0, 1] (the results store's lr_frac);
+                      NaN if unknown. Only the ouyang-lr form uses it */
 } qid_fit_obs;
 
 /* The functional forms of the law (`qid fit --law NAME`). Every form has
- * four coefficients in the slots k, alpha, beta, gamma of qid_fit_law:
+ * four coefficients in the slots k, alpha, beta, gamma of qid_fit_law, and
+ * the learning-rate form a fifth, delta:
  *   QID_FIT_FORM_OUYANG  QiD = k * D^beta / (N^alpha * P^gamma)
  *                        (Ouyang et al. 2024; stored as k, alpha, beta, gamma)
  *   QID_FIT_FORM_KUMAR   QiD = C * D^gamma_D * N^-gamma_N * exp(-P/gamma_post)
  *                        (Kumar et al. 2025, post-train degradation; stored as
  *                        C, gamma_N, gamma_D, gamma_post in the slots k,
  *                        alpha, beta, gamma)
+ *   QID_FIT_FORM_OUYANG_LR  QiD = k * D^beta / (N^alpha * P^gamma) * exp(delta * (1 - r))
+ *                        Ouyang's law with a factor in the learning rate r
+ *                        at the checkpoint relative to its peak (obs.lr), so
+ *                        that the rise of QiD that Catalan-Tatjer et al.
+ *                        (2025) attribute to learning-rate decay can be told
+ *                        from the rise with D on data where the two are not
+ *                        confounded (runs with different schedules). delta
+ *                        > 0: QiD rises as the learning rate decays. The
+ *                        factor is 1 at the peak (r = 1) and exp(delta) at
+ *                        r = 0; it is bounded, so warm-up checkpoints (r near
+ *                        0) do not dominate as a power of r would.
  * The default is QID_FIT_FORM_OUYANG (0), so a zero-initialised law or
  * options struct is Ouyang's. */
-enum { QID_FIT_FORM_OUYANG = 0, QID_FIT_FORM_KUMAR = 1, QID_FIT_N_FORMS = 2 };
+enum { QID_FIT_FORM_OUYANG = 0, QID_FIT_FORM_KUMAR = 1, QID_FIT_FORM_OUYANG_LR = 2, QID_FIT_N_FORMS = 3 };
+
+/* Coefficient slots of the largest form (k, alpha, beta, gamma, delta). */
+#define QID_FIT_MAX_COEF 5
 
 /* One fitted law: the coefficients of its form. */
 typedef struct qid_fit_law {
     double k, alpha, beta, gamma;
-    int form; /* QID_FIT_FORM_* (0: Ouyang's) */
+    double delta; /* the learning-rate form's exponent; 0 in the others */
+    double lr;    /* the learning-rate form's r where a prediction gives none (qid_fit_law_eval): the
+                     smallest r of the points it was fitted to, i.e. the end of their schedule; unused by the
+                     other forms */
+    int form;     /* QID_FIT_FORM_* (0: Ouyang's) */
 } qid_fit_law;
 
 /* What a form is. Each form is log-linear in an internal parametrisation:
  *     ln QiD = ln k - alpha ln N + beta ln D - g * x(P),
  * with x(P) = p_feature(P) (ln P for Ouyang, P for Kumar) and g = gamma, or
- * 1/gamma when p_reciprocal (Kumar's gamma_post). So every form shares the
+ * 1/gamma when p_reciprocal (Kumar's gamma_post), plus delta * (1 - r) for
+ * the form with a learning-rate term (n_coef 5). So every form shares the
  * log-linear start (stage 1), the model and Jacobian of the robust
  * refinement (d law/d theta_j = law * x_j) and the bootstrap; what differs
  * is the design column of P and the map to the stored coefficients. The
  * inversions are NULL where a form has none (the command layer then says
  * so in one line). */
 typedef struct qid_fit_form {
-    const char *name;    /* "ouyang", "kumar": `qid fit --law NAME`, the `form` attribute in /fits */
-    const char *text;    /* the law as text (the `law` attribute) */
-    const char *source;  /* where it is from */
-    const char *coef[4]; /* the names of the slots k, alpha, beta, gamma (attributes in /fits) */
-    const char *columns; /* the same, comma-separated (the `draws` dataset's columns) */
+    const char *name;                   /* "ouyang", "kumar": `qid fit --law NAME`, the `form` attribute in /fits */
+    const char *text;                   /* the law as text (the `law` attribute) */
+    const char *source;                 /* where it is from */
+    int n_coef;                         /* 4, or 5 with the learning-rate slot delta */
+    const char *coef[QID_FIT_MAX_COEF]; /* the names of the slots k, alpha, beta, gamma[, delta] (attributes in
+                                           /fits) */
+    const char *columns;                /* the same, comma-separated (the `draws` dataset's columns) */
     double (*p_feature)(double p);
     int p_reciprocal;
     size_t min_bits; /* distinct bit widths a fit needs */
-    double (*eval)(const qid_fit_law *law, double n, double d, double p);
+    double (*eval)(const qid_fit_law *law, double n, double d, double p, double lr);
     double (*tokens_for)(const qid_fit_law *law, double qid, double n, double p); /* NULL: not defined */
     double (*training_level)(const qid_fit_law *law, const double *qid, const double *se, double n, const double *p,
                              size_t m); /* NULL: not defined */
@@ -106,18 +130,19 @@ const qid_fit_form *qid_fit_form_of(int form);
 /* The form called name, or -1. */
 int qid_fit_form_find(const char *name);
 
-/* The forms' names, comma-separated ("ouyang, kumar"), for messages. */
+/* The forms' names, comma-separated ("ouyang, kumar, ouyang-lr"), for messages. */
 const char *qid_fit_form_list(void);
 
 /* Ouyang et al. (2024) unified law: k 0.017, alpha 0.2261, beta 0.5251,
  * gamma 5.4967. */
 extern const qid_fit_law QID_FIT_LAW_OUYANG;
 
-/* The coefficients by index j = 0..3: k, alpha, beta, gamma (the names
- * under which /fits stores an Ouyang law; a form's own names are in
+/* The coefficients by index j = 0..4: k, alpha, beta, gamma, delta (the
+ * names under which /fits stores an Ouyang law; a form's own names are in
  * qid_fit_forms[].coef). */
-extern const char *const qid_fit_law_names[4];
+extern const char *const qid_fit_law_names[QID_FIT_MAX_COEF];
 double qid_fit_law_coef(const qid_fit_law *law, int j);
+void qid_fit_law_set_coef(qid_fit_law *law, int j, double v);
 
 /* Free-parameter mask bits (qid_fit_opts.free). */
 enum {
@@ -125,7 +150,8 @@ enum {
     QID_FIT_FREE_ALPHA = 2u,
     QID_FIT_FREE_BETA = 4u,
     QID_FIT_FREE_GAMMA = 8u,
-    QID_FIT_FREE_ALL = 15u,
+    QID_FIT_FREE_DELTA = 16u, /* only the learning-rate form has it; the others ignore the bit */
+    QID_FIT_FREE_ALL = 31u,
 };
 
 /* Fit options. Start from qid_fit_opts_init and change what you need. */
@@ -190,8 +216,12 @@ int qid_fit_law_fit(const qid_fit_obs *obs, size_t n, const qid_fit_opts *opts, 
 int qid_fit_law_refine(const qid_fit_obs *obs, size_t n, const qid_fit_law *start, const qid_fit_opts *opts,
                        qid_fit_result *res, qid_error *err);
 
-/* QiD the law predicts at (n, d, p), in the law's form. */
+/* QiD the law predicts at (n, d, p), in the law's form (the learning-rate
+ * form at r = law->lr). */
 double qid_fit_law_eval(const qid_fit_law *law, double n, double d, double p);
+
+/* QiD the law predicts at an observation's N, D, P and learning rate. */
+double qid_fit_law_eval_obs(const qid_fit_law *law, const qid_fit_obs *o);
 
 /* Tokens D at which the law reaches `qid` for (n, p):
  *     D = (qid * N^alpha * P^gamma / k)^(1/beta)           (Ouyang)

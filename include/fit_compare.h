@@ -54,7 +54,7 @@ extern const double qid_fit_compare_pred_n[3], qid_fit_compare_pred_d, qid_fit_c
 typedef struct qid_fit_compare_law {
     int form;           /* QID_FIT_FORM_* */
     qid_fit_result fit; /* on all points */
-    size_t n_coef;      /* 4 */
+    size_t n_coef;      /* the form's coefficients: 4, or 5 with a learning-rate term */
     double wrmse_log, loglik, aic, bic;
     double lomo_err;     /* NaN when every size's fit failed */
     size_t lomo_failed;  /* model sizes whose fit without them failed */
@@ -81,6 +81,7 @@ typedef struct qid_fit_compare {
     double cut, level;
     size_t n_boot; /* draws of the bootstraps (0: no intervals) */
     size_t n_points, n_significant, n_past, n_future, n_future_checkpoints, n_future_significant;
+    char note[256]; /* forms qid_fit_compare_of_store left out and why ("" when none) */
 } qid_fit_compare;
 
 /* Fits and scores forms[0..n_forms) (distinct QID_FIT_FORM_* ids, at most
@@ -92,6 +93,10 @@ int qid_fit_compare_run(const qid_fit_obs *obs, size_t n, const int *forms, size
 
 /* The same on a store's rows (qid_results_read) through filter (fit_obs.h).
  * Errors: as qid_results_read and qid_fit_compare_run. */
+/* The same on the rows of a results store that pass the filter. A form
+ * with a learning-rate term is left out (and out->note says why) when the
+ * points do not all have a learning rate or it does not vary; the other
+ * forms are compared as asked. */
 int qid_fit_compare_of_store(const char *store, const qid_fit_filter *filter, const int *forms, size_t n_forms,
                              const qid_fit_opts *opts, qid_fit_compare *out, qid_error *err);
 

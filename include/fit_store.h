@@ -95,7 +95,42 @@ int qid_fit_store_read_filters(const char *store, const char *name, char *method
  * qid_fit_store_open (then every field is NaN). */
 typedef struct qid_fit_stats {
     double r2_log, rmse, n_points, converged, iterations;
+    double n_min, n_max, d_min, d_max, p_min, p_max; /* the range of the points fitted (NaN in older fits) */
 } qid_fit_stats;
 int qid_fit_store_read_stats(const char *store, const char *name, qid_fit_stats *st, qid_error *err);
+
+/* One entry of /fits as a reader sees it: what it is and what it was made
+ * from. */
+typedef struct qid_fit_entry {
+    char name[64];
+    char kind[16];     /* "unified" (qid fit), "predictor" (qid predictor), ... */
+    char form[16];     /* the law form of a unified fit ("" otherwise) */
+    char filters[320]; /* "method gptq, format any, bits 2,3,4, models all, tokens [0, inf]" ("" when unknown) */
+    char created[32];  /* created_utc */
+    int compare;       /* 1: it has a law comparison (qid fit --compare) */
+} qid_fit_entry;
+
+/* Every entry of /fits of a store, by name: *out malloc'd (free()), *n
+ * entries (0 and NULL when there is no /fits). Errors: QID_E_IO/FORMAT for
+ * the file. */
+int qid_fit_store_entries(const char *store, qid_fit_entry **out, size_t *n, qid_error *err);
+
+/* The law comparison stored with a fit (`qid fit --compare`: the group
+ * /fits/<name>/compare): each law's name and scores, and its predictions at
+ * the 7B/70B/405B x 1e14 x 2/3/4-bit grid. Free with
+ * qid_fit_compare_stored_free. */
+typedef struct qid_fit_compare_stored {
+    size_t n_laws;
+    char name[QID_FIT_N_FORMS][16];
+    double aic[QID_FIT_N_FORMS], lomo_err[QID_FIT_N_FORMS], lfo_err[QID_FIT_N_FORMS];
+    char best_lfo[16];
+    double *pred; /* n_pred rows of law index, n, d, p, qid, lo, hi */
+    size_t n_pred;
+} qid_fit_compare_stored;
+
+/* Reads it into c: QID_OK; 1 when the fit has no comparison (c empty);
+ * errors as qid_fit_store_open, QID_E_FORMAT for a damaged group. */
+int qid_fit_store_read_compare(const char *store, const char *name, qid_fit_compare_stored *c, qid_error *err);
+void qid_fit_compare_stored_free(qid_fit_compare_stored *c);
 
 #endif

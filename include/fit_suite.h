@@ -41,8 +41,9 @@ extern const qid_fit_factor_info qid_fit_factors[QID_FIT_N_FACTORS];
 /* Everything fitted. Free with qid_fit_suite_free. */
 typedef struct qid_fit_suite {
     size_t n_points, n_checkpoints, n_models, n_bits_values, n_tokens_values;
-    qid_fit_result law; /* the unified law */
-    qid_fit_boot boot;  /* zeroed when no bootstrap (or it failed: boot_msg) */
+    double n_min, n_max, d_min, d_max, p_min, p_max; /* the range of the points: predictions beyond it extrapolate */
+    qid_fit_result law;                              /* the unified law */
+    qid_fit_boot boot;                               /* zeroed when no bootstrap (or it failed: boot_msg) */
     int boot_status;
     char boot_msg[QID_ERROR_MAX];
     qid_fit_lomo lomo; /* zeroed when it failed (lomo_status) */

@@ -18,12 +18,14 @@
 #include "error.h"
 
 typedef struct qid_import_opts {
-    const char *dir;   /* Hugging Face checkpoint directory */
-    const char *out;   /* output .h5 path */
-    const char *model; /* model name; NULL: from config.json _name_or_path or the directory name */
-    int64_t step;      /* -1 if unknown */
-    int64_t tokens;    /* -1 if unknown */
-    int force;         /* replace an existing output */
+    const char *dir;      /* Hugging Face checkpoint directory */
+    const char *out;      /* output .h5 path */
+    const char *model;    /* model name; NULL: from config.json _name_or_path or the directory name */
+    int64_t step;         /* -1 if unknown */
+    int64_t tokens;       /* -1 if unknown */
+    const char *schedule; /* learning-rate schedule spec (lr_schedule.h) or NULL: gives the checkpoint's
+                             lr_frac at `step`, which must then be known */
+    int force;            /* replace an existing output */
 } qid_import_opts;
 
 /* Reads a Hugging Face config.json text into cfg. `where` names the file in

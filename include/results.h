@@ -24,7 +24,7 @@
 #include "error.h"
 
 #define QID_RESULTS_FORMAT         "qid-results"
-#define QID_RESULTS_SCHEMA_VERSION 2
+#define QID_RESULTS_SCHEMA_VERSION 3
 
 typedef enum qid_result_status {
     QID_RESULT_OK = 0,
@@ -42,6 +42,7 @@ typedef struct qid_result {
     int64_t params;          /* N, non-embedding parameters */
     int64_t tokens_seen;     /* D */
     int64_t step;
+    double lr_frac;            /* learning rate at step / its peak (checkpoint.h); NaN if unknown */
     const char *method;        /* "baseline", "rtn", "gptq", "probes" */
     const char *format;        /* canonical quantizer name, "" for the baseline */
     double bits;               /* storage bits per weight incl. scales; 16 or the source's for the baseline */
@@ -73,9 +74,9 @@ typedef struct qid_result {
     const double *window_nll;
     const int32_t *window_tokens;
     int64_t nll_offset;
-    /* schema 2: adaptive evaluation (eval.h) and the divergence report
+    /* schema 3: adaptive evaluation (eval.h) and the divergence report
      * (divergence.h; div.kl is not a column: `kl` above is the same number).
-     * Rows of a version-1 store read as windows_used = windows,
+     * Rows of a version-1 or -2 store read as windows_used = windows,
      * stop_rule "", div all NaN. */
     int64_t windows_used;  /* windows evaluated (window_tokens > 0); = windows for a fixed protocol */
     const char *stop_rule; /* "" (fixed windows) or the adaptive rule and its parameters */
@@ -99,7 +100,7 @@ typedef struct qid_result_column {
     size_t offset; /* in qid_result */
 } qid_result_column;
 
-#define QID_RESULT_N_COLUMNS 63
+#define QID_RESULT_N_COLUMNS 64
 extern const qid_result_column qid_result_columns[QID_RESULT_N_COLUMNS];
 
 /* What to record in /provenance when a store is created (NULL strings are

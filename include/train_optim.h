@@ -3,13 +3,8 @@
  * AdamW with decoupled weight decay on the linear weights, and global-norm
  * gradient clipping as torch.nn.utils.clip_grad_norm_.
  *
- * Schedules: update s (1-based) of S uses lr(s) = lr * s / warmup for
- * s <= warmup, then
- *   cosine:   min_lr + (lr - min_lr) (1 + cos(pi (s - warmup) / (S - warmup))) / 2
- *             (GPT-NeoX's formula: lr right after the warm-up, min_lr at S);
- *   constant: lr;
- *   wsd:      lr until S - D, then linearly down to min_lr at S, with
- *             D = round(decay_frac * S) (at least 1, at most S - warmup).
+ * The schedules themselves are in lr_schedule.h (shared with `qid import
+ * --schedule`).
  *
  * Weight decay is decoupled (AdamW) and applies to the LINEAR tensors only
  * (attn.qkv, attn.out, mlp.up, mlp.down weights): not to norms and biases
@@ -29,33 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lr_schedule.h"
 #include "train_grad.h"
-
-/* ---- learning-rate schedules ------------------------------------------------ */
-
-typedef enum qid_sched_kind {
-    QID_SCHED_COSINE = 0,   /* warm-up, cosine decay to min_lr at the last step (Pythia) */
-    QID_SCHED_CONSTANT = 1, /* warm-up, then lr */
-    QID_SCHED_WSD = 2,      /* warm-up, stable lr, linear decay to min_lr over the last decay_frac */
-} qid_sched_kind;
-
-/* "cosine", "constant", "wsd"; parse returns -1 when unknown. */
-const char *qid_sched_name(qid_sched_kind k);
-int qid_sched_parse(const char *name);
-
-typedef struct qid_train_sched {
-    qid_sched_kind kind;
-    double lr, min_lr;
-    int64_t warmup;    /* steps, 0 .. steps */
-    int64_t steps;     /* total updates */
-    double decay_frac; /* wsd: fraction of steps that decay, (0, 1] */
-} qid_train_sched;
-
-/* The learning rate of update step (1 .. steps), as above. */
-double qid_train_lr(const qid_train_sched *s, int64_t step);
-/* First step of wsd's decay phase minus one: decay covers steps
- * (wsd_stable_end, steps]. */
-int64_t qid_train_wsd_stable_end(const qid_train_sched *s);
 
 /* ---- AdamW and clipping ----------------------------------------------------- */
 

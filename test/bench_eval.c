@@ -88,7 +88,7 @@ static double sgemm_gflops(size_t m, size_t n, size_t k, int reps)
  * with standard deviation 0.02, norm weights 1 + small noise, biases small. */
 static int write_model(const char *path, const qid_model_config *cfg)
 {
-    qid_ckpt_meta meta = {.step = -1, .tokens_seen = -1, .dtype = QID_DTYPE_F16};
+    qid_ckpt_meta meta = {.step = -1, .tokens_seen = -1, .dtype = QID_DTYPE_F16, .lr_frac = NAN};
     snprintf(meta.model, sizeof meta.model, "bench-pythia-160m-shape");
     snprintf(meta.source_format, sizeof meta.source_format, "bench");
     qid_ckpt_source src = {0};

@@ -6,7 +6,7 @@
 # unknown options, options after the arguments, 3e11-style integers).
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 70
+plan 80
 tap_tmpdir
 T=$TAP_TMP
 FIX=test/fixtures/hf
@@ -33,6 +33,26 @@ out=$($QID inspect "$T/ck.h5"); ok $? "inspect exits 0"
 like "$out" "qid checkpoint, schema version 1" "inspect: kind and schema version"
 like "$out" "params non-embed (N)   17152" "inspect: N"
 like "$out" "tokens seen (D)        2097152000" "inspect: D"
+like "$out" "learning rate          unknown (qid import --schedule)" "inspect: no schedule given, lr unknown"
+
+# --schedule: the checkpoint's place in its learning-rate schedule (Pythia:
+# warm-up over 1430 of 143000 steps, so step 1000 is at 1000/1430 of the peak)
+out=$($QID import --from safetensors "$FIX/gpt-neox-tiny" --step 1000 --tokens-per-step 2097152 --schedule pythia \
+      -o "$T/lr.h5" 2>&1)
+like "$out" "lr 0.6993 of peak" "import --schedule pythia at step 1000: lr 1000/1430 of the peak"
+is "0.699300699300699" "$(h5dump -m %.15g -a /lr_frac "$T/lr.h5" | sed -n 's/^ *(0): //p')" "lr_frac attribute stored to full precision"
+like "$($QID inspect "$T/lr.h5")" "learning rate          0.6993 of peak (cosine,steps=143000,warmup=1430,min=0.1)" \
+     "inspect shows lr_frac and the canonical schedule"
+out=$($QID import --from safetensors "$FIX/gpt-neox-tiny" --step 143e3 --schedule cosine,steps=143e3,warmup=1%,min=0.1 \
+      -o "$T/lr2.h5" 2>&1)
+like "$out" "lr 0.1 of peak" "import --schedule spelled out: the last step is at min"
+mkdir -p "$T/lrbad"
+$QID import --from safetensors "$FIX/gpt-neox-tiny" --schedule pythia -o "$T/lrbad/x.h5" 2>"$T/err"; is 2 $? "--schedule without --step exits 2"
+like "$(cat "$T/err")" "qid import: error: --schedule needs --step" "--schedule without --step: message"
+$QID import --from safetensors "$FIX/gpt-neox-tiny" --step 5 --schedule cosine,steps=10,warmup=20 -o "$T/lrbad/x.h5" 2>"$T/err"
+is 2 $? "a warm-up longer than the run exits 2"
+like "$(cat "$T/err")" "schedule 'cosine,steps=10,warmup=20': warmup 20 is longer than steps 10" "bad schedule: message names it"
+is 0 "$(ls -A "$T/lrbad" | wc -l)" "bad schedule: no output left"
 out=$($QID inspect --tensors "$T/ck.h5")
 like "$out" "/layers/1/mlp.down.weight" "inspect --tensors lists layer tensors"
 like "$out" "[32, 64]         float32  linear" "inspect --tensors shows shape, dtype, kind"

@@ -15,7 +15,7 @@
 set -u
 . "$(dirname "$0")/taplib.sh"
 tap_fit_generators
-plan 90
+plan 115
 tap_tmpdir
 T=$TAP_TMP
 S=$T/r.h5
@@ -61,7 +61,7 @@ is 4.9575 "$(awk '$1 == "1e+08" { print $4 }' "$T/out")" "predict --law --form k
 $QID predict --form kumar --params 1e8 --bits 3 --tokens 1e10 "$S" >"$T/out" 2>"$T/err"
 is 2 $? "predict --form without --law: usage error"
 $QID fit "$S" --law power >"$T/out" 2>"$T/err"
-is "2 qid fit: error: --law wants a law form: ouyang or kumar, got 'power'" "$? $(cat "$T/err")" "fit --law with an unknown form: usage error naming the forms"
+is "2 qid fit: error: --law wants a law form: ouyang, kumar or ouyang-lr, got 'power'" "$? $(cat "$T/err")" "fit --law with an unknown form: usage error naming the forms"
 $QID fit "$S" --law kumar --bits 3 --boot 0 --name k3 >"$T/out" 2>"$T/err"
 is "1 1" "$? $(wc -l <"$T/err" | tr -d ' ')" "fit --law kumar, one bit width: exits 1 with one line"
 like "$(cat "$T/err")" "P 1;" "... saying P does not vary"
@@ -90,6 +90,62 @@ is "1 1" "$? $(wc -l <"$T/err" | tr -d ' ')" "fit --compare with one bit width: 
 $QID predict "$S" --fit c3 --params 1e9 --bits 2 --tokens 1e10 >/dev/null 2>"$T/err2"
 like "$(cat "$T/err2")" "has no fit '/fits/c3'" "... and /fits/c3 is not written"
 
+# the learning-rate form: refused where the points have no learning rate or it does not vary
+$QID fit "$S" --law ouyang-lr --boot 0 --name lr0 >"$T/out" 2>"$T/err"
+is "1 1" "$? $(wc -l <"$T/err" | tr -d ' ')" "fit --law ouyang-lr without learning rates: exits 1 with one line"
+like "$(cat "$T/err")" "the ouyang-lr law needs the learning rate at every checkpoint: 60 of 60 points have none (hint: qid import --schedule records it" "... saying which points lack it and how to record it"
+$QID predict "$S" --fit lr0 --params 1e9 --bits 2 --tokens 1e10 >/dev/null 2>"$T/err2"
+like "$(cat "$T/err2")" "has no fit '/fits/lr0'" "... and /fits/lr0 is not written"
+like "$(cat "$T/out") $($QID fit "$S" --compare --boot 0 --name cmp0 2>&1)" "(ouyang-lr left out: 60 of 60 points have no learning rate" "fit --compare without learning rates: compares the other forms and says why"
+LF=$T/lrflat.h5
+"$GEN" --write-store "$LF" lrflat
+$QID fit "$LF" --law ouyang-lr --boot 0 --name lr0 >"$T/out" 2>"$T/err"
+is "1 1" "$? $(wc -l <"$T/err" | tr -d ' ')" "fit --law ouyang-lr, one learning rate: exits 1 with one line"
+like "$(cat "$T/err")" "the ouyang-lr law needs checkpoints at different learning rates: all 60 points have lr 0.5 of the peak" "... saying it does not vary"
+LV=$T/lr.h5
+"$GEN" --write-store "$LV" lr
+$QID fit "$LV" --law ouyang-lr --boot 100 --seed 3 --name lr >"$T/out" 2>"$T/err"
+ok $? "fit --law ouyang-lr with learning rates 0.2..1, apart from D: exits 0"
+d=$(awk '$1 == "delta" { print $2 }' "$T/out")
+is 1 "$(awk -v a="$d" 'BEGIN { print (a > -0.5 && a < 0.5) }')" "fit --law ouyang-lr: delta $d near 0 (the data have no learning-rate effect)"
+like "$(cat "$T/out")" "(predictions at lr 0.2 of the peak: the lowest learning rate of the points" "fit --law ouyang-lr: predictions at the end of the schedule, said"
+is "k,alpha,beta,gamma,delta 0.2" "$(h5dump -a /fits/lr/draws/columns "$LV" | grep -o 'k,alpha,[a-z,]*') $(h5dump -a /fits/lr/lr "$LV" | sed -n 's/^ *(0): //p')" "/fits/lr: five draws columns and the lr of its predictions"
+$QID predict "$LV" --fit lr --params 1e9 --bits 3 --tokens 1e11 --lr 1 >"$T/out" 2>"$T/err"
+like "$(cat "$T/out")" "delta" "predict --fit lr --lr 1: the law with delta"
+$QID predict "$LV" --fit lr --params 1e9 --bits 3 --tokens-for 0.1 >"$T/out" 2>"$T/err"
+is "1 qid predict: error: the ouyang-lr law (QiD = k * D^beta / (N^alpha * P^gamma) * exp(delta * (1 - lr/lr_peak))) cannot be inverted for D: --tokens-for is not defined for it" "$? $(cat "$T/err")" "predict --tokens-for on the ouyang-lr law: a clear error"
+$QID fit "$LV" --compare --boot 0 --name cmplr >"$T/out" 2>"$T/err"
+like "$(cat "$T/out")" "  ouyang-lr " "fit --compare with learning rates: the ouyang-lr law is compared too"
+
+# a fit never replaces another silently; inspect lists the fits with their filters
+$QID fit "$S" --bits 3,4 --boot 0 --name b34 >/dev/null 2>&1
+$QID fit "$S" --bits 2,3 --boot 0 --name b34 >"$T/out" 2>&1
+like "$(cat "$T/out")" "replacing /fits/b34: ouyang law from method any, format any, bits 3,4, models all, tokens [0, inf], made " "fit over an existing name: says what it replaced"
+$QID fit "$S" --bits 3,4 --boot 0 --name b34 >"$T/out" 2>&1
+like "$($QID inspect "$S")" "    /fits/b34            ouyang law: method any, format any, bits 3,4, models all, tokens [0, inf]" "inspect lists each fit with its law and filters"
+
+# filters are checked against the format grammar and against the store
+$QID fit "$S" --format int3_g128 --boot 0 --name f1 >"$T/out" 2>"$T/err"
+is "2 qid fit: error: --format wants a quantizer format, e.g. int4-g128-sym, mxfp4, nf4 (qid quantize --help lists them), got 'int3_g128'" "$? $(cat "$T/err")" "--format not in the grammar: usage error"
+$QID fit "$S" --method RTN --boot 0 --name f1 >"$T/out" 2>"$T/err"
+is "2 qid fit: error: --method wants a quantizer method: rtn or gptq, got 'RTN'" "$? $(cat "$T/err")" "--method RTN (case): usage error"
+$QID fit "$S" --format int4-g32-sym --boot 0 --name f1 >"$T/out" 2>"$T/err"
+is "1 qid fit: error: no QiD points pass the filters: no rows with format 'int4-g32-sym' (the store has: int2-g128-sym, int3-g128-sym, int4-g128-sym)" "$? $(cat "$T/err")" "a valid format the store lacks: what the store has"
+$QID fit "$S" --method gptq --boot 0 --name f1 >"$T/out" 2>"$T/err"
+is "1 qid fit: error: no QiD points pass the filters: no rows with method 'gptq' (the store has: rtn)" "$? $(cat "$T/err")" "a method the store lacks: what the store has"
+$QID fit "$S" --format int3-g128 --boot 0 --name f1 >"$T/out" 2>"$T/err"
+like "$(cat "$T/out")" "points 20 (" "--format int3-g128: the canonical int3-g128-sym's 20 points"
+like "$(h5dump -a /fits/f1/filter_format "$S")" '(0): "int3-g128-sym"' "... stored as int3-g128-sym"
+
+# extrapolation is stated with its factor; uninformative intervals are flagged
+$QID predict "$S" --params 7e9 --tokens 1e14 --bits 3 >"$T/out" 2>&1
+like "$(cat "$T/out")" "note: extrapolation beyond the points the law was fitted to: N up to 7e+09 is 2.33x the largest fitted (3e+09); D up to 1e+14 is 100x the largest fitted (1e+12)" "predict beyond the fitted N and D: a note with the factors"
+$QID predict "$S" --params 1e9 --tokens 1e11 --bits 3 >"$T/out" 2>&1
+is 0 "$(grep -c 'extrapolation' "$T/out")" "predict inside the fitted range: no note"
+$QID fit "$S" --models m1,m2,m3 --bits 3,4 --max-tokens 3e10 --boot 200 --seed 3 --name few12 >/dev/null 2>&1
+$QID predict "$S" --fit few12 --params 1e9 --bits 2 --tokens-for 1e-8 >"$T/out" 2>&1
+like "$(cat "$T/out")" "(uninformative: the interval spans 5 orders of magnitude)  (D outside the fitted 1e+10..3e+10)" "a 12-point fit's tokens-for far below its data: the interval flagged, D outside the fitted range"
+
 # filters
 $QID fit "$S" --bits 3,4 --boot 0 --name b34 >"$T/out" 2>"$T/err"
 like "$(cat "$T/out")" "points 40 (" "filter --bits 3,4: 40 points"
@@ -111,13 +167,20 @@ like "$(cat "$T/out")" "95% interval (bootstrap, QiD)" "predict: intervals from 
 $QID predict "$S" --params 1e9 --bits 3 --training-level 0.1 >"$T/out" 2>"$T/err"
 like "$(cat "$T/out")" "D implied" "predict --training-level: the D a QiD implies"
 $QID predict "$S" --fit nope --params 1e9 --bits 3 --tokens 1e12 >"$T/out" 2>"$T/err"
-like "$(cat "$T/err")" "has no fit '/fits/nope' (fits there: b34, cmp, default, factors, few, kumar, sub" "predict: a missing fit is named"
+like "$(cat "$T/err")" "has no fit '/fits/nope' (fits there: b34, cmp, cmp0, default, f1, factors, few, few12, kumar, sub" "predict: a missing fit is named"
 
 # the training level of a checkpoint of the store
+tap_abs_paths
+tap_import_tiny "$T/files" gpt-neox-tiny 3
+sha=$(h5dump -a /tensor_sha256 "$T/files/neox-3.h5" | sed -n 's/^ *(0): "\(.*\)"$/\1/p')
+QID_TEST_M23_SHA=$sha "$GEN" --write-store "$T/bysha.h5"
+$QID fit "$T/bysha.h5" --boot 0 >/dev/null 2>&1
+$QID predict "$T/bysha.h5" --training-level "$T/files/neox-3.h5" >"$T/out" 2>"$T/err"
+like "$(cat "$T/out")" "checkpoint ck/m2-3.h5: model m2" "--training-level FILE spelled another way than the job: found by its tensor hash"
 $QID predict "$S" --training-level m2-3.h5 >"$T/out" 2>"$T/err"
 ok $? "--training-level CKPT: exits 0"
 like "$(cat "$T/out")" "checkpoint ck/m2-3.h5: model m2, N 3e+08, step 3, tokens seen 3e+11" "--training-level CKPT: the checkpoint and its tokens"
-is 3 "$(grep -cE '^  [234] +rtn +int[234]-g128 ' "$T/out")" "--training-level CKPT: one D per bit width"
+is 3 "$(grep -cE '^  [234] +rtn +int[234]-g128-sym ' "$T/out")" "--training-level CKPT: one D per bit width"
 d=$(awk '/all bit widths together/ { print $7 }' "$T/out")
 is 1 "$(awk -v d="$d" 'BEGIN { print (d > 2.55e11 && d < 3.45e11) }')" "--training-level CKPT: all bit widths imply D $d, within 15% of 3e11"
 like "$(cat "$T/out")" "95% interval (bootstrap)" "--training-level CKPT: intervals from the stored draws"

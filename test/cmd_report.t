@@ -14,7 +14,7 @@
 set -u
 . "$(dirname "$0")/taplib.sh"
 tap_fit_generators
-plan 32
+plan 41
 tap_tmpdir
 T=$TAP_TMP
 S=$T/r.h5
@@ -62,6 +62,21 @@ is 0 "$(grep -cE 'POOR FIT|TOO FEW POINTS' "$R/summary.txt")" "summary: no POOR 
 is 9 "$(tail -n +2 "$R/predictions.csv" | grep -c '^[47]')" "predictions.csv: 9 rows (7B/70B/405B x 2/3/4 bit)"
 is 61 "$(wc -l <"$R/points.csv" | tr -d ' ')" "points.csv: header + 60 points"
 
+# a fit with its law comparison (qid fit --compare): the forms side by side
+[ ! -e "$R/law_compare.csv" ]; ok $? "no comparison stored: no law_compare.csv"
+$QID fit "$S" --compare --boot 100 --seed 3 --name cmp >/dev/null 2>&1
+$QID report "$S" --fit cmp -o "$T/cmp" >/dev/null 2>"$T/err"
+is 19 "$(wc -l <"$T/cmp/law_compare.csv" | tr -d ' ')" "law_compare.csv: header + 2 laws x 9 grid points"
+like "$(cat "$T/cmp/summary.txt")" "fit: /fits/cmp (stored by 'qid fit')
+filters: method any, format any, bits any, models all, tokens [0, inf]" "summary: the fit's filters"
+like "$(cat "$T/cmp/summary.txt")" "law forms compared on the same points (qid fit --compare; law_compare.png):" "summary: the comparison's section"
+like "$(cat "$T/cmp/summary.txt")" "lowest leave-future-out error: ouyang" "summary: the form that predicts the future best"
+if [ $HAVE_GP = 1 ]; then
+    is 89504e470d0a1a0a "$(head -c 8 "$T/cmp/law_compare.png" | od -An -tx1 | tr -d ' \n')" "law_compare.png drawn"
+else
+    skip_ok "gnuplot is not installed"
+fi
+
 # the predictor (trained in memory: the store has no /fits/predictor) and the frontier
 like "$(cat "$T/out")" "has no /fits/predictor; the predictor was trained in memory" "predictor: a note, trained in memory"
 like "$(cat "$R/summary.txt")" "leave-one-family-out RMSE of the loss over 60 examples: forest " "summary: the predictor's held-out errors"
@@ -87,9 +102,14 @@ like "$(cat "$T/tiny/summary.txt")" "5 of 6 candidates; lowest loss: tiny-4b 16-
 is "0 2" "$(grep -c predictor_actual_vs_predicted "$T/tiny/report.gp") $(grep -cE "^set output 'pareto\.(png|svg)'" "$T/tiny/report.gp")" \
     "one family: no predictor plot in report.gp, the frontier's PNG and SVG are there"
 
-# no stored fit of that name: fitted in memory, with a note
-$QID report "$S" --fit nope --boot 20 -o "$T/mem" --gnuplot /nonexistent/gnuplot >"$T/out" 2>&1
-like "$(cat "$T/out")" "has no /fits/nope; fitting the unified law in memory" "no stored fit: a note, fitted in memory"
+# no stored fit: the default is fitted in memory, with a note; a fit asked for by name must exist
+"$GEN" --write-store "$T/nofit.h5"
+$QID report "$T/nofit.h5" --boot 20 -o "$T/mem" --gnuplot /nonexistent/gnuplot >"$T/out" 2>&1
+like "$(cat "$T/out")" "has no /fits/default; fitting the unified law in memory" "no stored fit: a note, fitted in memory"
+$QID report "$S" --fit nope -o "$T/nope" >"$T/out" 2>"$T/err"
+is "1 1" "$? $(wc -l <"$T/err" | tr -d ' ')" "--fit of a fit that is not there: exits 1 with one line"
+like "$(cat "$T/err")" "qid report: error: '$S' has no fit '/fits/nope' (fits there: cmp, default, predictor; run 'qid fit $S --name nope' first)" "... listing the stored fits"
+[ ! -e "$T/nope" ]; ok $? "... and no report directory"
 
 # too few points: a fit on 12 points, and no gnuplot
 $QID fit "$S" --models m1,m2,m3 --bits 3,4 --max-tokens 3e10 --boot 0 --name few >/dev/null 2>&1

@@ -7,7 +7,7 @@
 # bad usage and bad input that leave nothing behind.
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 34
+plan 36
 tap_tmpdir
 T=$TAP_TMP
 
@@ -44,6 +44,8 @@ first=$(awk -F'\t' '$1 == 0 { print $6 }' "$T/run/train.tsv")
 awk -v a="$first" -v b="$logged" 'BEGIN { exit !(b < 0.75 * a) }'; ok $? "eval loss falls from $first to $logged"
 out=$($QID inspect "$T/run/step10.h5")
 like "$out" "tokens seen (D)        2560" "step10.h5: D = 10 x 8 x 32"
+like "$out" "learning rate          1 of peak (wsd,steps=40,warmup=4,min=0.1,decay=0.2)" "step10.h5: lr_frac 1 (wsd's stable phase) and its schedule"
+like "$($QID inspect "$T/run/step40.h5")" "learning rate          0.1 of peak (" "step40.h5: lr_frac 0.1 (the end of wsd's decay)"
 
 h5dump -H -g /train "$T/run/step40.h5" | sed '1s/.*/HDF5 "checkpoint.h5" {/' >"$T/listing"
 diff -u hdf5-schema/checkpoint-train.h5dump "$T/listing" >"$T/diff"; ok $? "h5dump of /train matches hdf5-schema/checkpoint-train.h5dump"

@@ -39,7 +39,7 @@ static void gen(qid_fit_obs *o, size_t n, uint64_t seed, double rel, double abs_
         double N = sizes[c % 8], D = exp(log(d_lo) + u * (log(d_hi) - log(d_lo)));
         for (int P = 2; P <= 4 && k < n; P++) {
             double q = qid_fit_law_eval(law, N, D, P), se = sqrt(rel * rel * q * q + abs_se * abs_se);
-            o[k++] = (qid_fit_obs){c, c % 8, N, D, P, q + se * qid_rng_normal(&r), se, NAN};
+            o[k++] = (qid_fit_obs){c, c % 8, N, D, P, q + se * qid_rng_normal(&r), se, NAN, NAN};
         }
     }
 }
@@ -614,7 +614,7 @@ static void test_logo_by_hand(void)
  * u = sqrt(D) = sum(c q / se^2) / sum(c^2 / se^2). */
 static void test_training_level(void)
 {
-    const qid_fit_law law = {1, 0, 0.5, 1, QID_FIT_FORM_OUYANG};
+    const qid_fit_law law = {.k = 1, .alpha = 0, .beta = 0.5, .gamma = 1, .lr = NAN, .form = QID_FIT_FORM_OUYANG};
     const double p[] = {1, 2}, q1[] = {2, 1}, q2[] = {2, 2}, se[] = {1, 0.5}, qneg[] = {-1, -1};
     is_double(4.0, qid_fit_training_level(&law, q1, NULL, 1, p, 2), 1e-12,
               "training level: QiD 2 at 1 bit and 1 at 2 bits both say D = 4");
@@ -722,7 +722,7 @@ static void test_scipy(void)
     qid_fit_obs *o = malloc(n * sizeof *o);
     for (size_t i = 0; i < n; i++) {
         const double *r = t + i * 7;
-        o[i] = (qid_fit_obs){(int)r[0], (int)r[1], r[2], r[3], r[4], r[5], r[6], NAN};
+        o[i] = (qid_fit_obs){(int)r[0], (int)r[1], r[2], r[3], r[4], r[5], r[6], NAN, NAN};
     }
     double ls[4], hu[4], ll[4], l16[4];
     ref_values(text, "law_ls", ls, 4);
@@ -786,7 +786,7 @@ static void test_kumar(void)
            qid_fit_form_find("nope") == -1 && strcmp(F->coef[3], "gamma_post") == 0,
        "forms: kumar and ouyang by name, kumar's coefficients named C, gamma_N, gamma_D, gamma_post");
     /* 2 * (1e10)^0.5 * (1e8)^-0.25 * exp(-3/0.5) = 2000 exp(-6), by hand. */
-    const qid_fit_law H = {2, 0.25, 0.5, 0.5, QID_FIT_FORM_KUMAR};
+    const qid_fit_law H = {.k = 2, .alpha = 0.25, .beta = 0.5, .gamma = 0.5, .lr = NAN, .form = QID_FIT_FORM_KUMAR};
     is_double(2000 * exp(-6.0), qid_fit_law_eval(&H, 1e8, 1e10, 3), 1e-12,
               "kumar law at N=1e8 D=1e10 P=3 is 2000 e^-6");
     is_double(1e10, qid_fit_tokens_for(&H, 2000 * exp(-6.0), 1e8, 3), 1e-2,
@@ -795,7 +795,8 @@ static void test_kumar(void)
     ok(rel_err(4e10, qid_fit_training_level(&H, q2, NULL, 1e8, p2, 2)) < 1e-12,
        "kumar training level from 2 and 4 bits on the law: D = 4e10 (rel 1e-12)");
 
-    const qid_fit_law T = {0.015, 0.23, 0.52, 0.53, QID_FIT_FORM_KUMAR};
+    const qid_fit_law T = {
+        .k = 0.015, .alpha = 0.23, .beta = 0.52, .gamma = 0.53, .lr = NAN, .form = QID_FIT_FORM_KUMAR};
     size_t n = 240;
     qid_fit_obs *o = malloc(n * sizeof *o);
     gen(o, n, 81, 0.05, 0.002, 0, &T);

@@ -44,6 +44,9 @@ enum store_kind {
     STORE_NONPOSITIVE = 1, /* the same rows with QiD <= 0 everywhere */
     STORE_COLLINEAR = 2,   /* one checkpoint per model at D = 30 N: D and N collinear */
     STORE_FLAT_FUTURE = 3, /* the law, but QiD <= 0 at D >= 3e11 (the last third of log D): no future to predict */
+    STORE_LR = 4,          /* the law, learning rates 0.2 + 0.2 ((i + j) mod 5) of model i's checkpoint j: apart from D
+                              (no effect on QiD) */
+    STORE_LR_FLAT = 5,     /* the law, every checkpoint at learning rate 0.5 */
 };
 
 /* The synthetic store: law QID_FIT_LAW_OUYANG with 5% log-normal noise,
@@ -56,13 +59,16 @@ static void write_store(const char *path, enum store_kind kind)
     if (!r) bail("open %s: %s", path, err.msg);
     qid_rng rng;
     qid_rng_seed(&rng, 42, 0);
-    char key[128], ckpt[64], model[16], sha[64];
+    char key[128], ckpt[64], model[16], sha[80];
     for (size_t i = 0; i < 4; i++)
         for (size_t j = 0; j < (kind == STORE_COLLINEAR ? 1u : 5u); j++) {
             double D = kind == STORE_COLLINEAR ? 30 * true_n[i] : true_d[j];
             snprintf(model, sizeof model, "m%zu", i + 1);
             snprintf(ckpt, sizeof ckpt, "ck/m%zu-%zu.h5", i + 1, j);
             snprintf(sha, sizeof sha, "sha-%zu-%zu", i, j);
+            /* the tensor hash of a real checkpoint file for m2-3 (cmd_fit.t: a checkpoint found by its hash) */
+            if (i == 1 && j == 3 && getenv("QID_TEST_M23_SHA"))
+                snprintf(sha, sizeof sha, "%s", getenv("QID_TEST_M23_SHA"));
             double l16 = qid_fit_loss16_eval(&QID_FIT_LOSS16_OUYANG, true_n[i], D) * exp(0.005 * qid_rng_normal(&rng));
             qid_result row = {.checkpoint = ckpt,
                               .model = model,
@@ -70,6 +76,9 @@ static void write_store(const char *path, enum store_kind kind)
                               .params = (int64_t)true_n[i],
                               .tokens_seen = (int64_t)D,
                               .step = (int64_t)j,
+                              .lr_frac = kind == STORE_LR        ? 0.2 + 0.2 * (double)((i + j) % 5)
+                                         : kind == STORE_LR_FLAT ? 0.5
+                                                                 : NAN,
                               .bits = 16,
                               .elem_bits = -1,
                               .block = -1,
@@ -94,7 +103,7 @@ static void write_store(const char *path, enum store_kind kind)
             for (size_t k = 0; k < 3; k++) {
                 double law = qid_fit_law_eval(&QID_FIT_LAW_OUYANG, true_n[i], D, true_p[k]);
                 char fmt[32];
-                snprintf(fmt, sizeof fmt, "int%d-g128", true_p[k]);
+                snprintf(fmt, sizeof fmt, "int%d-g128-sym", true_p[k]);
                 snprintf(key, sizeof key, "%s|rtn|%s", ckpt, fmt);
                 row.method = "rtn";
                 row.format = fmt;
@@ -115,7 +124,7 @@ static void write_store(const char *path, enum store_kind kind)
                          .params = 100000000,
                          .tokens_seen = 10000000000,
                          .method = "gptq",
-                         .format = "int4-g128",
+                         .format = "int4-g128-sym",
                          .elem_bits = 4,
                          .loss = NAN,
                          .loss16 = NAN,
@@ -172,6 +181,8 @@ int main(int argc, char **argv)
                              : strcmp(k, "collinear") == 0  ? STORE_COLLINEAR
                              : strcmp(k, "flatfuture") == 0 ? STORE_FLAT_FUTURE
                              : strcmp(k, "law") == 0        ? STORE_LAW
+                             : strcmp(k, "lr") == 0         ? STORE_LR
+                             : strcmp(k, "lrflat") == 0     ? STORE_LR_FLAT
                                                             : (bail("unknown store kind '%s'", k), STORE_LAW));
         return 0;
     }
@@ -414,7 +425,7 @@ int main(int argc, char **argv)
         double q[3], se[3], pp[3] = {2, 3, 4};
         for (int k = 0; k < 3; k++) {
             char key[64], want[64], *line;
-            snprintf(key, sizeof key, "ck/m2-3.h5|rtn|int%d-g128", k + 2);
+            snprintf(key, sizeof key, "ck/m2-3.h5|rtn|int%d-g128-sym", k + 2);
             size_t i = 0;
             while (i < nr && strcmp(rows[i].key, key) != 0)
                 i++;

@@ -22,6 +22,15 @@
  * (k 5.486, alpha 0.2764, beta 0.1235, gamma 4.8651); the Kumar law has the same N and D exponents, gamma_post = 2 /
  * (gamma ln 2) (the same 2-to-4-bit ratio) and C matching it at 3 bits.
  *
+ * The learning-rate form (ouyang-lr) is recovered on a second design, the
+ * demo's schedule confound (lr_recovery): the same four sizes with a cosine
+ * schedule, the smallest also with warm-up-stable-decay and a constant rate,
+ * so that D and the learning rate at a checkpoint vary apart. Data with a
+ * learning-rate factor (delta 1): ouyang-lr must win leave-future-out in 90%
+ * and cover its five coefficients as above, and delta's interval must
+ * exclude 0; data without it (Ouyang's law): delta's interval must include 0
+ * in at least 80% (how often plain Ouyang beats its superset is printed).
+ *
  * `fit_laws.t` runs 12 replicates per form and noise (make check, about 5 s);
  * `fit_laws.t --full` runs 50 (the issue's acceptance; about 30 s). Every draw is seeded:
  * the numbers are the same on every run. */
@@ -32,6 +41,7 @@
 
 #include "fit.h"
 #include "fit_compare.h"
+#include "lr_schedule.h"
 #include "rng.h"
 #include "tap.h"
 
@@ -67,21 +77,147 @@ static void gen(const qid_fit_law *law, uint64_t seed, qid_fit_obs *o)
 
 static double coef(const qid_fit_law *l, int j) { return qid_fit_law_coef(l, j); }
 
+/* ---- the learning-rate form ------------------------------------------------------
+ * The demo's schedule confound: the four sizes with a cosine schedule and
+ * the smallest twice more with warm-up-stable-decay and a constant rate,
+ * each saved at steps 8, 16, ..., 1024, 1536, 2048 of 2048 (2048 tokens per
+ * step; warm-up 102 steps, decay to 0.1 of the peak, wsd's last 20%). So D
+ * and the learning rate at each checkpoint vary, and not together. */
+#define LR_RUNS   6
+#define LR_CKPTS  10
+#define LR_POINTS (LR_RUNS * LR_CKPTS * 9)
+static const int lr_run_size[LR_RUNS] = {0, 1, 2, 3, 0, 0};
+static const char *const lr_run_sched[LR_RUNS] = {
+    "cosine,steps=2048,warmup=102,min=0.1",        "cosine,steps=2048,warmup=102,min=0.1",
+    "cosine,steps=2048,warmup=102,min=0.1",        "cosine,steps=2048,warmup=102,min=0.1",
+    "wsd,steps=2048,warmup=102,min=0.1,decay=0.2", "constant,warmup=102"};
+static const double lr_steps[LR_CKPTS] = {8, 16, 32, 64, 128, 256, 512, 1024, 1536, 2048};
+
+static void gen_lr(const qid_fit_law *law, uint64_t seed, qid_fit_obs *o)
+{
+    qid_rng r;
+    qid_rng_seed(&r, seed, 0);
+    size_t k = 0;
+    for (int run = 0; run < LR_RUNS; run++) {
+        qid_train_sched sched;
+        qid_error e;
+        if (qid_sched_spec_parse(lr_run_sched[run], &sched, &e)) bail("schedule: %s", e.msg);
+        int m = lr_run_size[run];
+        for (int j = 0; j < LR_CKPTS; j++) {
+            double D = 2048.0 * lr_steps[j], lr = qid_train_lr(&sched, (int64_t)lr_steps[j]);
+            for (int q = 0; q < 9; q++) {
+                qid_fit_obs x = {.ckpt = run * LR_CKPTS + j,
+                                 .group = m,
+                                 .n = design_n[m],
+                                 .d = D,
+                                 .p = design_p[q],
+                                 .loss16 = NAN,
+                                 .lr = lr};
+                double v = qid_fit_law_eval_obs(law, &x);
+                x.se = sqrt(noise_c * noise_c * v + 1e-4 * 1e-4);
+                x.qid = v + x.se * qid_rng_normal(&r);
+                o[k++] = x;
+            }
+        }
+    }
+}
+
+/* Data from Ouyang's law with the learning-rate factor (delta 1: QiD 2.5x
+ * higher at the end of a decay to 0.1 than at the peak) and from Ouyang's
+ * law without it, on the confound design, compared as `qid fit --compare`
+ * compares them; returns the number of ok()s. */
+static void lr_recovery(size_t reps, size_t n_boot, int full)
+{
+    qid_fit_law lrlaw = {
+        .k = 1.2, .alpha = 0.2764, .beta = 0.1235, .gamma = 4.8651, .delta = 1.0, .form = QID_FIT_FORM_OUYANG_LR};
+    qid_fit_law plain = {
+        .k = 2.4, .alpha = 0.2764, .beta = 0.1235, .gamma = 4.8651, .lr = NAN, .form = QID_FIT_FORM_OUYANG};
+    const int forms[QID_FIT_N_FORMS] = {QID_FIT_FORM_OUYANG, QID_FIT_FORM_KUMAR, QID_FIT_FORM_OUYANG_LR};
+    qid_fit_obs *o = malloc(LR_POINTS * sizeof *o);
+    noise_c = 0.0225; /* 4x the demo's evaluation, as the acceptance above */
+    for (int t = 0; t < 2; t++) {
+        const qid_fit_law *truth = t == 0 ? &lrlaw : &plain;
+        size_t wins = 0, inside[QID_FIT_MAX_COEF] = {0}, n_cov = 0, delta0_in = 0;
+        for (size_t r = 0; r < reps; r++) {
+            gen_lr(truth, 7000 + 1000 * (uint64_t)t + r, o);
+            qid_fit_opts op;
+            qid_fit_opts_init(&op);
+            op.n_boot = 0;
+            op.seed = r + 1;
+            qid_fit_compare c;
+            qid_error e;
+            qid_error_clear(&e);
+            if (qid_fit_compare_run(o, LR_POINTS, forms, QID_FIT_N_FORMS, &op, &c, &e))
+                bail("lr design, replicate %zu: compare: %s", r, e.msg);
+            wins += (size_t)(c.law[c.best_lfo].form == truth->form);
+            if (r == 0)
+                diag("%s data on the schedule design, replicate 0: future err ouyang %.4f kumar %.4f ouyang-lr %.4f; "
+                     "AIC %.1f %.1f %.1f",
+                     qid_fit_form_of(truth->form)->name, c.law[0].lfo_err, c.law[1].lfo_err, c.law[2].lfo_err,
+                     c.law[0].aic, c.law[1].aic, c.law[2].aic);
+            op.form = QID_FIT_FORM_OUYANG_LR;
+            op.n_boot = n_boot;
+            qid_fit_boot b;
+            if (qid_fit_law_bootstrap(o, LR_POINTS, &op, &b, &e))
+                bail("lr design, replicate %zu: bootstrap: %s", r, e.msg);
+            for (int j = 0; j < QID_FIT_MAX_COEF; j++)
+                inside[j] += coef(&b.lo, j) <= coef(truth, j) && coef(truth, j) <= coef(&b.hi, j);
+            delta0_in += b.lo.delta <= 0 && 0 <= b.hi.delta;
+            n_cov++;
+            qid_fit_boot_free(&b);
+        }
+        const qid_fit_form *F = qid_fit_form_of(QID_FIT_FORM_OUYANG_LR);
+        if (t == 0) {
+            size_t all_in = 0;
+            for (int j = 0; j < QID_FIT_MAX_COEF; j++) {
+                all_in += inside[j];
+                diag("ouyang-lr data: true %-6s %-7.5g inside its 95%% interval in %zu of %zu replicates", F->coef[j],
+                     coef(truth, j), inside[j], n_cov);
+            }
+            double rate = (double)all_in / (QID_FIT_MAX_COEF * (double)n_cov);
+            ok((double)wins >= 0.9 * (double)reps,
+               "ouyang-lr data (delta 1) on the schedule design: the ouyang-lr law wins leave-future-out in %zu of %zu "
+               "replicates (>= 90%%)",
+               wins, reps);
+            double lo = full ? 0.88 : 0.80, hi = full ? 0.99 : 1.0;
+            ok(rate >= lo && rate <= hi,
+               "ouyang-lr data: its 5 coefficients inside their 95%% bootstrap intervals in %.1f%% of %zu "
+               "(%.0f-%.0f%%)",
+               100 * rate, QID_FIT_MAX_COEF * n_cov, 100 * lo, 100 * hi);
+            ok(delta0_in == 0, "ouyang-lr data: delta's interval excludes 0 in every replicate (%zu of %zu include it)",
+               delta0_in, n_cov);
+        } else {
+            diag("ouyang data (no learning-rate effect) on the schedule design: ouyang wins leave-future-out in %zu of "
+                 "%zu replicates against kumar and ouyang-lr (its superset)",
+                 wins, reps);
+            ok((double)delta0_in >= 0.8 * (double)n_cov,
+               "ouyang data: the ouyang-lr fit's delta interval includes 0 in %zu of %zu replicates (>= 80%%): no "
+               "learning-rate effect is found where there is none",
+               delta0_in, n_cov);
+        }
+    }
+    free(o);
+}
+
 int main(int argc, char **argv)
 {
     int full = argc > 1 && strcmp(argv[1], "--full") == 0;
     size_t reps = full ? 50 : 12, n_boot = full ? 400 : 200;
-    const qid_fit_law ouyang = {5.486, 0.2764, 0.1235, 4.8651, QID_FIT_FORM_OUYANG};
+    const qid_fit_law ouyang = {
+        .k = 5.486, .alpha = 0.2764, .beta = 0.1235, .gamma = 4.8651, .lr = NAN, .form = QID_FIT_FORM_OUYANG};
     double gpost = 2.0 / (ouyang.gamma * log(2.0));
-    qid_fit_law kumar = {0, ouyang.alpha, ouyang.beta, gpost, QID_FIT_FORM_KUMAR};
+    qid_fit_law kumar = {
+        .k = 0, .alpha = ouyang.alpha, .beta = ouyang.beta, .gamma = gpost, .lr = NAN, .form = QID_FIT_FORM_KUMAR};
     kumar.k = ouyang.k * pow(3.0, -ouyang.gamma) * exp(3.0 / gpost);
-    const qid_fit_law *truth[QID_FIT_N_FORMS] = {&ouyang, &kumar};
-    plan(2 * (2 * QID_FIT_N_FORMS) + 1);
+    const qid_fit_law *truth[2] = {&ouyang, &kumar};
+    plan(2 * (2 * 2) + 1 + 4);
     diag("%zu replicates per form, %zu bootstrap draws each (%s)", reps, n_boot,
          full ? "--full" : "make check; --full runs 50");
 
     qid_fit_obs *o = malloc(N_POINTS * sizeof *o);
-    const int forms[QID_FIT_N_FORMS] = {QID_FIT_FORM_OUYANG, QID_FIT_FORM_KUMAR};
+    /* Ouyang's and Kumar's forms on the suite without learning rates (the
+     * learning-rate form needs them: lr_recovery below). */
+    const int forms[2] = {QID_FIT_FORM_OUYANG, QID_FIT_FORM_KUMAR};
     double max_spread = 0;
     /* Two evaluation sizes: 4x the demo's (256 windows of 128 tokens), where
      * the issue's acceptance is asserted, and the demo's own 8192 tokens,
@@ -90,7 +226,7 @@ int main(int argc, char **argv)
     for (int level = 0; level < 2; level++) {
         noise_c = 0.045 * sqrt(8192.0 / eval_tokens[level]);
         diag("noise of an evaluation on %.0f tokens: se = sqrt(%.4f^2 QiD + 1e-4^2)", eval_tokens[level], noise_c);
-        for (int g = 0; g < QID_FIT_N_FORMS; g++) {
+        for (int g = 0; g < 2; g++) {
             const qid_fit_form *F = qid_fit_form_of(g);
             size_t wins = 0, inside[4] = {0, 0, 0, 0}, n_cov = 0;
             double margin_sum = 0;
@@ -103,7 +239,7 @@ int main(int argc, char **argv)
                 qid_fit_compare c;
                 qid_error e;
                 qid_error_clear(&e);
-                if (qid_fit_compare_run(o, N_POINTS, forms, QID_FIT_N_FORMS, &op, &c, &e))
+                if (qid_fit_compare_run(o, N_POINTS, forms, 2, &op, &c, &e))
                     bail("%s replicate %zu: compare: %s", F->name, r, e.msg);
                 int won = c.law[c.best_lfo].form == g;
                 wins += (size_t)won;
@@ -160,5 +296,6 @@ int main(int argc, char **argv)
        "extrapolation uncertainty the comparison shows",
        max_spread);
     free(o);
+    lr_recovery(reps, n_boot, full);
     return 0;
 }

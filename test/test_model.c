@@ -466,7 +466,7 @@ static void write_synthetic(const char *path, int n_layers, int d, int vocab)
                           .qkv_bias = 1,
                           .o_bias = 1,
                           .mlp_bias = 1};
-    qid_ckpt_meta meta = {.step = -1, .tokens_seen = -1, .dtype = QID_DTYPE_F32};
+    qid_ckpt_meta meta = {.step = -1, .tokens_seen = -1, .dtype = QID_DTYPE_F32, .lr_frac = NAN};
     snprintf(meta.model, sizeof meta.model, "synthetic-%dx%d", n_layers, d);
     snprintf(meta.source_format, sizeof meta.source_format, "test");
     qid_ckpt_source src = {0};

@@ -96,6 +96,7 @@ static void make_row(int i, int failures, test_row *t)
     r->params = 85056000 + i;
     r->tokens_seen = step < 0 ? -1 : step * 2097152;
     r->step = step;
+    r->lr_frac = step < 0 ? NAN : 1.0 / (1 + i);
     r->method = methods[m];
     r->format = format;
     r->bits = m == 0 ? 16.0 : m == 1 ? 4.25 : m == 2 ? 3.0 + 1.0 / 8 : NAN;
@@ -192,6 +193,7 @@ static int same_row(const qid_result *w, const qid_result *g, char *why, size_t 
     NUM(rank);
     NUM(status);
     DBL(bits);
+    DBL(lr_frac);
     DBL(loss);
     DBL(loss16);
     DBL(qid);
@@ -426,7 +428,7 @@ static void test_provenance(const char *path)
     is_string(QID_RESULTS_FORMAT, s, "root attribute format");
     free(s);
     qid_h5_attr_read_i64(fid, "/", "schema_version", &v, &e);
-    is_int(2, v, "root attribute schema_version");
+    is_int(QID_RESULTS_SCHEMA_VERSION, v, "root attribute schema_version");
     qid_h5_attr_read_strdup(fid, "/", "created_by", &s, &e);
     is_string("qid " QID_VERSION, s, "root attribute created_by");
     free(s);
@@ -684,10 +686,11 @@ static void test_format_errors(const char *good)
     free(bytes);
     hid_t fid = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
     qid_error e;
-    if (fid < 0 || qid_h5_attr_write_i64(fid, "schema_version", 3, &e)) bail("cannot bump schema_version");
+    if (fid < 0 || qid_h5_attr_write_i64(fid, "schema_version", QID_RESULTS_SCHEMA_VERSION + 1, &e))
+        bail("cannot bump schema_version");
     H5Fclose(fid);
-    expect_error(p, QID_E_FORMAT, "has qid-results schema_version 3, this qid reads versions 1..2 (hint: upgrade qid",
-                 "a schema_version 3 store");
+    expect_error(p, QID_E_FORMAT, "has qid-results schema_version 4, this qid reads versions 1..3 (hint: upgrade qid",
+                 "a schema_version 4 store");
 
     qid_result *rows = NULL;
     size_t n = 0;
@@ -746,7 +749,7 @@ static void test_schema_doc(void)
         }
         H5free_memory(name);
     }
-    is_int(63, members, "/tasks has 63 columns");
+    is_int(QID_RESULT_N_COLUMNS, members, "/tasks has every column");
     is_int(0, missing, "results.md describes every /tasks column");
     H5Tclose(t);
     H5Dclose(d);

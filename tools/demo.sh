@@ -163,8 +163,8 @@ $MPIRUN -np "$NP" "$QID" run --threads "$THREADS" "$JOB"
 # group size) on the four cosine sizes, stored as /fits/default so that the
 # report draws it. RTN and MXFP4 get fits of their own; 8 bits never enters
 # a law, and the schedule runs never enter one.
-stamp "fit: $QID fit $OUT/results.h5 (gptq 2/3/4 bits as /fits/default, rtn, mxfp4)"
-"$QID" fit "$OUT/results.h5" --method gptq --bits 2,3,4 --models "$(models $MAIN)" --factors >"$OUT/fit.txt"
+stamp "fit: $QID fit $OUT/results.h5 (gptq 2/3/4 bits as /fits/default with the law forms compared, rtn, mxfp4, schedules)"
+"$QID" fit "$OUT/results.h5" --method gptq --bits 2,3,4 --models "$(models $MAIN)" --factors --compare >"$OUT/fit.txt"
 grep -v '^    ' "$OUT/fit.txt"
 for f in "rtn --method rtn --bits 2,3,4" "mxfp4 --format mxfp4"; do
     set -- $f
@@ -173,6 +173,11 @@ for f in "rtn --method rtn --bits 2,3,4" "mxfp4 --format mxfp4"; do
     "$QID" fit "$OUT/results.h5" "$@" --models "$(models $MAIN)" --name "$name" >"$OUT/fit-$name.txt" 2>&1 ||
         echo "demo: the $name fit failed: $(tail -1 "$OUT/fit-$name.txt")"
 done
+# The learning rate as a variable: Ouyang's law with a factor in the rate at
+# each checkpoint, on every run (the schedule runs vary it apart from D),
+# with the forms compared on the same points.
+"$QID" fit "$OUT/results.h5" --method gptq --bits 2,3,4 --law ouyang-lr --compare --name schedules \
+    >"$OUT/fit-schedules.txt" 2>&1 || echo "demo: the schedules fit failed: $(tail -1 "$OUT/fit-schedules.txt")"
 stamp "report: $QID report $OUT/results.h5 -o $OUT/report"
 "$QID" report "$OUT/results.h5" -o "$OUT/report" >/dev/null
 
@@ -334,4 +339,22 @@ END {
     }
     if (plot != "") printf "demo:   plot: %s\n", plot
 }' "$OUT/fit.txt" "$ROWS"
+# the learning-rate form (fit-schedules.txt) and the forms compared on the headline points (fit.txt)
+awk -v beta="$(awk '/^beta / { print $2 }' "$OUT/fit.txt")" '
+/^points / { pts = $2; ck = $6 }
+/^(beta|delta) / { gsub(/[\[\],]/, " "); v[$1] = $2; lo[$1] = $3; hi[$1] = $4 }
+/^  (ouyang|kumar|ouyang-lr) +[0-9.-]+ / { err = err sprintf("%s%s %s", err == "" ? "" : ", ", $1, $7) }
+/lowest leave-future-out error:/ { best = $NF }
+END {
+    printf "demo: the learning rate as a variable (/fits/schedules: ouyang-lr, QiD = k D^beta / (N^alpha P^gamma) exp(delta (1 - lr/peak)), GPTQ 2/3/4 bits, all %d runs'"'"' %s points):\n", 6, pts
+    if (!("delta" in v)) { print "demo:   no fit (fit-schedules.txt)"; exit }
+    s = lo["delta"] > 0 ? "yes" : hi["delta"] < 0 ? "no, the opposite" : "not resolved (interval includes 0)"
+    printf "demo:   delta = %9.4f  95%% [%9.4f, %9.4f]   QiD rises as the rate decays, beyond D: %s\n", v["delta"], lo["delta"], hi["delta"], s
+    printf "demo:   beta  = %9.4f  95%% [%9.4f, %9.4f]   (the headline law, without the rate: %.4f)\n", v["beta"], lo["beta"], hi["beta"], beta
+    printf "demo:   leave-future-out error (RMS of (qid - law)/se): %s; lowest: %s\n", err, best
+}' "$OUT/fit-schedules.txt"
+awk '/^  (ouyang|kumar|ouyang-lr) +[0-9.-]+ / { err = err sprintf("%s%s %s (AIC %s)", err == "" ? "" : ", ", $1, $7, $4) }
+/lowest leave-future-out error:/ { best = $NF }
+/^  future err / { pair = pair "\ndemo:   " substr($0, 3) }
+END { if (err != "") printf "demo: the law forms on the headline points: leave-future-out error %s; lowest: %s%s\n", err, best, pair }' "$OUT/fit.txt"
 stamp "done: results $OUT/results.h5, report $OUT/report/ (summary.txt, *.png, *.svg, demo-schedules.png)"

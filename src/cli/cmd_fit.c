@@ -13,12 +13,30 @@
 #include "cli_fit.h"
 #include "fit_store.h"
 #include "parse.h"
+#include "quant.h"
+#include "quantize.h"
 
 void qid_fit_cmd_opts_init(qid_fit_cmd_opts *o)
 {
     *o = (qid_fit_cmd_opts){.name = "default"};
     qid_fit_filter_init(&o->filter);
     qid_fit_opts_init(&o->fit);
+}
+
+/* "replacing /fits/NAME (...)" when the store already has an entry of that name: a fit never replaces another
+ * silently. */
+static void print_replaced(FILE *out, const char *store, const char *name)
+{
+    qid_fit_entry *e = NULL;
+    size_t n = 0;
+    if (qid_fit_store_entries(store, &e, &n, NULL) == QID_OK)
+        for (size_t k = 0; k < n; k++)
+            if (strcmp(e[k].name, name) == 0)
+                fprintf(out, "replacing /fits/%s: %s%s%s%s%s%s%s\n", name, e[k].form[0] ? e[k].form : e[k].kind,
+                        e[k].form[0] ? " law" : "", e[k].filters[0] ? " from " : "", e[k].filters,
+                        e[k].created[0] ? ", made " : "", e[k].created,
+                        strcmp(name, "default") == 0 ? " (--name NAME keeps both)" : "");
+    free(e);
 }
 
 int qid_fit_cmd_run(const char *store, const qid_fit_cmd_opts *o, FILE *out, qid_fit_suite *s_out, qid_error *err)
@@ -35,6 +53,7 @@ int qid_fit_cmd_run(const char *store, const qid_fit_cmd_opts *o, FILE *out, qid
     if (rc == QID_OK) {
         if (out) qid_fit_cmd_print(out, s, o);
         if (out && o->compare) qid_fit_cmd_print_compare(out, &cmp);
+        if (out) print_replaced(out, store, o->name);
         if ((rc = qid_fit_store_write_suite(store, o->name, s, o->compare ? &cmp : NULL, &o->filter, &o->fit, err)) ==
                 QID_OK &&
             out)
@@ -85,11 +104,16 @@ static void print_unified(FILE *out, const qid_fit_suite *s, const qid_fit_cmd_o
                 "value", 100 * s->boot.level, s->boot.n_draws, s->boot.n_failed, (unsigned long long)o->fit.seed);
     else
         fprintf(out, "%-*s %12s  (no bootstrap intervals)\n", w, "", "value");
-    for (int j = 0; j < 4; j++) {
+    for (int j = 0; j < form->n_coef; j++) {
         fprintf(out, "%-*s %12.6g", w, form->coef[j], qid_fit_law_coef(&f->law, j));
         if (have_ci) fprintf(out, "  [%.6g, %.6g]", qid_fit_law_coef(&s->boot.lo, j), qid_fit_law_coef(&s->boot.hi, j));
         fprintf(out, "   (log-linear start %.6g)\n", qid_fit_law_coef(&f->start, j));
     }
+    if (form->n_coef == QID_FIT_MAX_COEF)
+        fprintf(out,
+                "(predictions at lr %.4g of the peak: the lowest learning rate of the points, the end of their "
+                "schedule)\n",
+                f->law.lr);
     fprintf(out, "R^2 (log) %.4f, RMSE %.4g nats, residual scale %.3g, %s after %d iterations (step %.2g)\n", f->r2_log,
             f->rmse, f->scale, f->conv.converged ? "converged" : "NOT converged", f->conv.iterations, f->conv.step);
 }
@@ -194,17 +218,18 @@ void qid_fit_cmd_print_compare(FILE *out, const qid_fit_compare *c)
     fprintf(out,
             "\nlaw comparison on the same %zu points (%zu significant, qid > z*se):\n"
             "  wRMSE log, AIC, BIC: ln QiD on the significant points, weights (qid/se)^2; ln qid ~ Normal(ln law, "
-            "sigma^2 (se/qid)^2), k = 5\n"
+            "sigma^2 (se/qid)^2), k = coefficients + 1\n"
             "  LOMO and future err: RMS of (qid - law)/se over every held-out point (1 for the true law)\n"
             "  leave-future-out: each model size's first %.0f%% of its log D range fitted (%zu points), the rest "
             "predicted (%zu points, %zu significant, %zu checkpoints)\n",
             c->n_points, c->n_significant, 100 * c->cut, c->n_past, c->n_future, c->n_future_significant,
             c->n_future_checkpoints);
-    fprintf(out, "  %-8s %10s %10s %10s %10s %12s %12s  %s\n", "law", "wRMSE log", "ln L", "AIC", "BIC", "LOMO err",
+    if (c->note[0]) fprintf(out, "  (%s)\n", c->note);
+    fprintf(out, "  %-10s %10s %10s %10s %10s %12s %12s  %s\n", "law", "wRMSE log", "ln L", "AIC", "BIC", "LOMO err",
             "future err", "R^2 (log)");
     for (size_t f = 0; f < c->n_laws; f++) {
         const qid_fit_compare_law *L = &c->law[f];
-        fprintf(out, "  %-8s %10.4f %10.2f %10.2f %10.2f %12.4f %12.4f  %.4f%s\n", qid_fit_form_of(L->form)->name,
+        fprintf(out, "  %-10s %10.4f %10.2f %10.2f %10.2f %12.4f %12.4f  %.4f%s\n", qid_fit_form_of(L->form)->name,
                 L->wrmse_log, L->loglik, L->aic, L->bic, L->lomo_err, L->lfo_err, L->fit.r2_log,
                 L->lomo_failed ? "  (some leave-one-size-out fits failed)" : "");
     }
@@ -222,6 +247,10 @@ void qid_fit_cmd_print_compare(FILE *out, const qid_fit_compare *c)
     fprintf(out,
             "predictions at D = %.3g tokens (extrapolation: the spread between laws is part of its uncertainty):\n",
             qid_fit_compare_pred_d);
+    for (size_t f = 0; f < c->n_laws; f++)
+        if (c->law[f].n_coef == QID_FIT_MAX_COEF)
+            fprintf(out, "  (%s at lr %.4g of the peak, the lowest of the points: the end of their schedule)\n",
+                    qid_fit_form_of(c->law[f].form)->name, c->law[f].fit.law.lr);
     fprintf(out, "  %-8s %-4s", "N", "P");
     for (size_t f = 0; f < c->n_laws; f++)
         fprintf(out, " %32s", qid_fit_form_of(c->law[f].form)->name);
@@ -268,9 +297,13 @@ static void fit_usage(FILE *out)
                  "  --name NAME       write /fits/NAME (default 'default')\n"
                  "  --factors         print every group of the per-factor laws, not only their medians\n"
                  "  --law NAME        the form of the unified law: ouyang (default), QiD = k D^beta /\n"
-                 "                    (N^alpha P^gamma), or kumar, QiD = C D^gamma_D N^-gamma_N\n"
-                 "                    exp(-P/gamma_post) (Kumar et al. 2025); stored with the fit\n"
-                 "  --compare         fit every law form to the same points and compare them: weighted\n"
+                 "                    (N^alpha P^gamma); kumar, QiD = C D^gamma_D N^-gamma_N\n"
+                 "                    exp(-P/gamma_post) (Kumar et al. 2025); or ouyang-lr, Ouyang's law\n"
+                 "                    times exp(delta (1 - lr/lr_peak)), the learning rate at each\n"
+                 "                    checkpoint (the store's lr_frac: qid train, qid import --schedule);\n"
+                 "                    stored with the fit\n"
+                 "  --compare         fit every law form to the same points and compare them (ouyang-lr\n"
+                 "                    only where the points have learning rates that vary): weighted\n"
                  "                    RMSE of ln QiD, AIC/BIC, leave-one-model-size-out and leave-future-out\n"
                  "                    error (each size's first 2/3 of log D fitted, the rest predicted)\n"
                  "                    with bootstrap intervals on the differences, and each law's QiD at\n"
@@ -300,13 +333,40 @@ static int take_bits(const char *value, void *dest)
     return 0;
 }
 
+/* --format F: a format name (quant.h's grammar), kept in its canonical spelling, the one the store's rows
+ * carry (int4-g32 is int4-g32-sym). */
+typedef struct format_arg {
+    char canon[64];
+    int given;
+} format_arg;
+
+static int take_format(const char *value, void *dest)
+{
+    format_arg *a = dest;
+    qid_quant_spec spec;
+    if (qid_quant_parse(value, &spec, NULL)) return -1;
+    qid_quant_name(&spec, a->canon, sizeof a->canon);
+    a->given = 1;
+    return 0;
+}
+
+/* --method M: rtn or gptq, as the store spells them. */
+static int take_method(const char *value, void *dest)
+{
+    if (qid_quantize_method_parse(value) < 0) return -1;
+    *(const char **)dest = value;
+    return 0;
+}
+
 int qid_fit_main(int argc, char **argv)
 {
     qid_fit_cmd_opts o;
     qid_fit_cmd_opts_init(&o);
+    format_arg fa = {.given = 0};
     const cli_opt opts[] = {
-        CLI_OPT_STR("method", &o.filter.method),
-        CLI_OPT_STR("format", &o.filter.format),
+        CLI_OPT_FN("method", &o.filter.method, take_method, "a quantizer method: rtn or gptq"),
+        CLI_OPT_FN("format", &fa, take_format,
+                   "a quantizer format, e.g. int4-g128-sym, mxfp4, nf4 (qid quantize --help lists them)"),
         CLI_OPT_FN("bits", &o.filter.bits_mask, take_bits, "whole element bit widths 1..63, e.g. 2,3,4"),
         CLI_OPT_REAL("min-tokens", &o.filter.min_tokens, 0, HUGE_VAL, CLI_LO_OPEN, "a positive number of tokens"),
         CLI_OPT_REAL("max-tokens", &o.filter.max_tokens, 0, HUGE_VAL, CLI_LO_OPEN, "a positive number of tokens"),
@@ -315,13 +375,14 @@ int qid_fit_main(int argc, char **argv)
         CLI_OPT_U64("seed", &o.fit.seed, 0, "a whole number >= 0"),
         CLI_OPT_REAL("z", &o.fit.z, 0, HUGE_VAL, CLI_LO_OPEN, "a positive number"),
         CLI_OPT_STR("name", &o.name),
-        CLI_OPT_FN("law", &o.fit.form, take_form, "a law form: ouyang or kumar"),
+        CLI_OPT_FN("law", &o.fit.form, take_form, "a law form: ouyang, kumar or ouyang-lr"),
         CLI_OPT_FLAG("factors", &o.factors),
         CLI_OPT_FLAG("compare", &o.compare),
     };
     const cli_spec spec = {"fit", fit_usage, opts, sizeof opts / sizeof opts[0], 1, 1, "no results store given"};
     int n_args = 0, rc = cli_parse(&spec, argc, argv, &n_args);
     char **args = argv + 1; /* the positional arguments */
+    if (fa.given) o.filter.format = fa.canon;
     if (rc == CLI_OK) {
         qid_error err;
         qid_error_clear(&err);

@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "corpus.h"
 #include "error.h"
+#include "fit_store.h"
 #include "h5io.h"
 #include "results.h"
 #include "tokens.h"
@@ -65,6 +66,11 @@ static int ckpt_summary(const char *path, FILE *out, int list_tensors, qid_error
         fprintf(out, "  %-22s %" PRId64 " (%.3g)\n", "tokens seen (D)", m->tokens_seen, (double)m->tokens_seen);
     else
         fprintf(out, "  %-22s unknown\n", "tokens seen (D)");
+    if (!isnan(m->lr_frac))
+        fprintf(out, "  %-22s %.4g of peak%s%s%s\n", "learning rate", m->lr_frac, m->lr_schedule[0] ? " (" : "",
+                m->lr_schedule, m->lr_schedule[0] ? ")" : "");
+    else
+        fprintf(out, "  %-22s unknown (qid import --schedule)\n", "learning rate");
     print_count(out, "params non-embed (N)", m->params_nonembedding);
     print_count(out, "params total", m->params_total);
     fprintf(out, "  %-22s %" PRId64 " layers, d_model %" PRId64 ", d_ff %" PRId64 ", vocab %" PRId64 "\n", "shape",
@@ -160,11 +166,24 @@ static int results_summary(const char *path, FILE *out, qid_error *err)
             k++;
         if (k == n_models && n_models < 64) models[n_models++] = rows[i].model;
     }
-    fprintf(out, "%s: qid results store, schema version %d\n", path, QID_RESULTS_SCHEMA_VERSION);
+    int64_t version = 0;
+    hid_t fid = qid_h5_open_format(path, QID_RESULTS_FORMAT, QID_RESULTS_SCHEMA_VERSION, &version, NULL);
+    if (fid >= 0) H5Fclose(fid);
+    fprintf(out, "%s: qid results store, schema version %" PRId64 "\n", path, version);
     fprintf(out, "  %-22s %zu (%zu ok, %zu failed)\n", "rows", n, ok, failed);
     fprintf(out, "  %-22s %zu%s\n", "models", n_models, n_models == 64 ? " or more" : "");
     for (size_t k = 0; k < n_models; k++)
         fprintf(out, "    %s\n", models[k]);
+    qid_fit_entry *fits = NULL;
+    size_t n_fits = 0;
+    qid_fit_store_entries(path, &fits, &n_fits, NULL);
+    fprintf(out, "  %-22s %zu\n", "fits", n_fits);
+    for (size_t k = 0; k < n_fits; k++) {
+        const qid_fit_entry *e = &fits[k];
+        fprintf(out, "    /fits/%-14s %s%s%s%s%s\n", e->name, e->form[0] ? e->form : e->kind, e->form[0] ? " law" : "",
+                e->filters[0] ? ": " : "", e->filters, e->compare ? "; forms compared" : "");
+    }
+    free(fits);
     fprintf(out, "  (qid results %s prints the rows; qid fit %s fits the laws)\n", path, path);
     qid_results_rows_free(rows, n);
     return QID_OK;

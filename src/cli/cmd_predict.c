@@ -19,6 +19,22 @@
 
 static const char *nz(const char *s) { return s ? s : ""; }
 
+/* An interval that spans more than this factor says the data do not constrain the value. */
+#define WIDE_INTERVAL 1e4
+
+/* "  (uninformative: the interval spans 117 orders of magnitude)" for an interval that wide or unbounded; ""
+ * otherwise. */
+static const char *interval_flag(double lo, double hi, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (isnan(lo) && isnan(hi)) return buf;
+    if (!(lo > 0) || !isfinite(hi))
+        snprintf(buf, len, "  (uninformative: an unbounded interval)");
+    else if (hi / lo > WIDE_INTERVAL)
+        snprintf(buf, len, "  (uninformative: the interval spans %.0f orders of magnitude)", log10(hi / lo));
+    return buf;
+}
+
 static void print_level_ckpt(FILE *out, const qid_fit_level *lv, const qid_fit_level_ckpt *c)
 {
     const qid_result *r0 = &lv->rows[c->row];
@@ -36,11 +52,13 @@ static void print_level_ckpt(FILE *out, const qid_fit_level *lv, const qid_fit_l
         const qid_result *r = &lv->rows[lr->row];
         fprintf(out, "  %-4g %-6s %-16s %10.5g %9.3g %12.4g %8.3g", lr->p, nz(r->method), nz(r->format), r->qid,
                 r->qid_se, lr->t, lr->t / c->seen);
-        if (lv->ci) fprintf(out, "  [%.4g, %.4g]", lr->lo, lr->hi);
+        char flag[96] = "";
+        if (lv->ci) fprintf(out, "  [%.4g, %.4g]%s", lr->lo, lr->hi, interval_flag(lr->lo, lr->hi, flag, sizeof flag));
         fprintf(out, "%s\n", r->qid > 0 ? "" : "  (QiD <= 0: no D)");
     }
     fprintf(out, "  %-28s %21s %12.4g %8.3g", "all bit widths together", "(weights 1/se^2)", c->t, c->t / c->seen);
-    if (lv->ci) fprintf(out, "  [%.4g, %.4g]", c->lo, c->hi);
+    char flag[96] = "";
+    if (lv->ci) fprintf(out, "  [%.4g, %.4g]%s", c->lo, c->hi, interval_flag(c->lo, c->hi, flag, sizeof flag));
     fprintf(out, "\n");
 }
 
@@ -85,7 +103,11 @@ static void predict_usage(FILE *out)
                  "                           Uses the rows the fit was made from (its method, format and\n"
                  "                           bits filters; --bits narrows them)\n"
                  "  --fit NAME               the stored fit to use (default 'default')\n"
-                 "  --form NAME              the form of the --law coefficients: ouyang (default) or kumar\n"
+                 "  --form NAME              the form of the --law coefficients: ouyang (default), kumar,\n"
+                 "                           or ouyang-lr (k,alpha,beta,gamma,delta of\n"
+                 "                           QiD = k D^beta / (N^alpha P^gamma) exp(delta (1 - lr)))\n"
+                 "  --lr R                   ouyang-lr: predict at learning rate R of the peak (default: the\n"
+                 "                           fit's, the lowest of its points: the end of their schedule)\n"
                  "  --level L                interval level (default: the fit's, 0.95)\n");
 }
 
@@ -111,23 +133,60 @@ static int take_positive_list(const char *value, void *dest)
     return 0;
 }
 
-/* --law k,alpha,beta,gamma: four reals (the exponents of any sign), the slots of the law's form. */
+/* --law k,alpha,beta,gamma[,delta]: four or five reals (the exponents of any sign), the slots of the law's
+ * form; the count is checked against --form once both are known. */
+typedef struct law_arg {
+    qid_fit_law law;
+    size_t n;
+} law_arg;
+
 static int take_law(const char *value, void *dest)
 {
     double *v = NULL;
     size_t n = 0;
     if (qid_parse_real_list(value, &v, &n)) return -1;
-    if (n == 4) {
-        qid_fit_law *law = dest;
-        law->k = v[0], law->alpha = v[1], law->beta = v[2], law->gamma = v[3];
+    law_arg *a = dest;
+    if (n == 4 || n == QID_FIT_MAX_COEF) {
+        for (size_t j = 0; j < n; j++)
+            qid_fit_law_set_coef(&a->law, (int)j, v[j]);
+        a->n = n;
     }
     free(v);
-    return n == 4 ? 0 : -1;
+    return n == 4 || n == QID_FIT_MAX_COEF ? 0 : -1;
+}
+
+/* "note: extrapolation: ..." when the grid leaves the range of N, D and P the fit saw (st: the stored fit's;
+ * NaN ranges, as a --law or an older fit has, say nothing). */
+static void print_extrapolation(const qid_fit_stats *st, const num_list *N, const num_list *P, const num_list *D)
+{
+    char msg[512] = "";
+    size_t used = 0;
+    const struct {
+        const char *name;
+        const num_list *l;
+        double lo, hi;
+    } v[3] = {{"N", N, st->n_min, st->n_max}, {"D", D, st->d_min, st->d_max}, {"P", P, st->p_min, st->p_max}};
+    for (int k = 0; k < 3; k++) {
+        if (!v[k].l || !(v[k].lo > 0) || !(v[k].hi > 0)) continue;
+        double top = 0, bottom = INFINITY;
+        for (size_t i = 0; i < v[k].l->n; i++)
+            top = fmax(top, v[k].l->v[i]), bottom = fmin(bottom, v[k].l->v[i]);
+        if (top > v[k].hi)
+            used +=
+                (size_t)snprintf(msg + used, sizeof msg - used, "%s%s up to %.3g is %.3gx the largest fitted (%.3g)",
+                                 used ? "; " : "", v[k].name, top, top / v[k].hi, v[k].hi);
+        if (bottom < v[k].lo && used < sizeof msg)
+            used += (size_t)snprintf(msg + used, sizeof msg - used,
+                                     "%s%s down to %.3g is %.3gx below the smallest fitted (%.3g)", used ? "; " : "",
+                                     v[k].name, bottom, v[k].lo / bottom, v[k].lo);
+        if (used >= sizeof msg) break;
+    }
+    if (msg[0]) printf("note: extrapolation beyond the points the law was fitted to: %s\n", msg);
 }
 
 /* The grid of --tokens (mode 'D') or --tokens-for / --training-level QID (mode 'T', 'R'). */
-static void print_grid(int mode, const qid_fit_law *law, const qid_fit_boot *boot, const num_list *N, const num_list *P,
-                       const num_list *X)
+static void print_grid(int mode, const qid_fit_law *law, const qid_fit_boot *boot, const qid_fit_stats *st,
+                       const num_list *N, const num_list *P, const num_list *X)
 {
     int ci = boot->n_draws >= 2;
     double level = boot->level;
@@ -141,6 +200,7 @@ static void print_grid(int mode, const qid_fit_law *law, const qid_fit_boot *boo
         for (size_t k = 0; k < P->n; k++)
             for (size_t j = 0; j < X->n; j++) {
                 double n = N->v[i], p = P->v[k], x = X->v[j], mid, lo = NAN, hi = NAN;
+                char outside[80] = "";
                 if (mode == 'D') {
                     if (ci) qid_fit_predict_ci(boot, &n, &x, &p, 1, level, &mid, &lo, &hi);
                     printf("%-10.4g %-10.4g %-4g %12.5g", n, x, p, qid_fit_law_eval(law, n, x, p));
@@ -148,9 +208,12 @@ static void print_grid(int mode, const qid_fit_law *law, const qid_fit_boot *boo
                     double t = qid_fit_tokens_for(law, x, n, p);
                     if (ci) qid_fit_tokens_for_ci(boot, &x, &n, &p, 1, level, &mid, &lo, &hi);
                     printf("%-10.4g %-4g %-8g %12.4g %12.4g", n, p, x, t, t / 1e12);
+                    if (st->d_min > 0 && (t < st->d_min || t > st->d_max))
+                        snprintf(outside, sizeof outside, "  (D outside the fitted %.3g..%.3g)", st->d_min, st->d_max);
                 }
-                if (ci) printf("  [%.4g, %.4g]", lo, hi);
-                printf("\n");
+                char flag[96];
+                if (ci) printf("  [%.4g, %.4g]%s", lo, hi, interval_flag(lo, hi, flag, sizeof flag));
+                printf("%s\n", outside);
             }
 }
 
@@ -183,12 +246,15 @@ static void print_law(const qid_fit_law *law)
     const qid_fit_form *f = qid_fit_form_of(law->form);
     printf("law (%s): %s %.6g, %s %.6g, %s %.6g, %s %.6g", f->name, f->coef[0], law->k, f->coef[1], law->alpha,
            f->coef[2], law->beta, f->coef[3], law->gamma);
+    if (f->n_coef == QID_FIT_MAX_COEF) printf(", %s %.6g at lr %.4g of the peak", f->coef[4], law->delta, law->lr);
 }
 
-/* The law to use: --law, or /fits/<fit_name> of the store with its draws. */
+/* The law to use: --law, or /fits/<fit_name> of the store with its draws;
+ * law->lr, when given (--lr), replaces the fit's for the law and its draws. */
 static int predict_law(const char *store, const char *fit_name, int law_given, qid_fit_law *law, qid_fit_boot *boot,
                        double level)
 {
+    const double want_lr = law->lr;
     boot->level = level;
     if (law_given) {
         print_law(law);
@@ -200,6 +266,11 @@ static int predict_law(const char *store, const char *fit_name, int law_given, q
         if (qid_fit_store_read_law(store, fit_name, law, &boot->draws, &boot->n_draws, &stored_level, &err))
             return cli_fail("predict", "%s", err.msg);
         if (!(boot->level > 0)) boot->level = stored_level;
+        if (!isnan(want_lr) && qid_fit_form_of(law->form)->n_coef == QID_FIT_MAX_COEF) {
+            law->lr = want_lr;
+            for (size_t b = 0; b < boot->n_draws; b++)
+                boot->draws[b].lr = want_lr;
+        }
         print_law(law);
         printf(" (/fits/%s of %s, %zu bootstrap draws)\n", fit_name, store, boot->n_draws);
     }
@@ -220,14 +291,16 @@ int qid_predict_main(int argc, char **argv)
 {
     const char *fit_name = "default", *training = NULL;
     num_list N = {0}, D = {0}, P = {0}, Q = {0};
-    qid_fit_law law = {NAN, NAN, NAN, NAN, QID_FIT_FORM_OUYANG};
+    law_arg la = {.law = {.k = NAN, .alpha = NAN, .beta = NAN, .gamma = NAN, .lr = NAN, .form = QID_FIT_FORM_OUYANG}};
+    qid_fit_law law;
     int form = -1; /* --form; -1: not given */
-    double level = NAN;
+    double level = NAN, lr = NAN;
     const char *list_want = "positive numbers separated by commas, e.g. 7e9,70e9";
     const cli_opt opts[] = {
         CLI_OPT_STR("fit", &fit_name),
-        CLI_OPT_FN("law", &law, take_law, "k,alpha,beta,gamma, e.g. 0.017,0.2261,0.5251,5.4967"),
-        CLI_OPT_FN("form", &form, take_form, "a law form: ouyang or kumar"),
+        CLI_OPT_FN("law", &la, take_law, "k,alpha,beta,gamma[,delta], e.g. 0.017,0.2261,0.5251,5.4967"),
+        CLI_OPT_FN("form", &form, take_form, "a law form: ouyang, kumar or ouyang-lr"),
+        CLI_OPT_REAL("lr", &lr, 0, 1, 0, "a learning-rate fraction in [0, 1]"),
         CLI_OPT_FN("params", &N, take_positive_list, list_want),
         CLI_OPT_FN("tokens", &D, take_positive_list, list_want),
         CLI_OPT_FN("bits", &P, take_positive_list, list_want),
@@ -239,6 +312,7 @@ int qid_predict_main(int argc, char **argv)
     int n_args = 0, rc = cli_parse(&spec, argc, argv, &n_args);
     char **args = argv + 1; /* the positional arguments */
     int mode = 0;           /* 'D' --tokens, 'T' --tokens-for, 'R' --training-level QID, 'C' --training-level CKPT */
+    law = la.law;
     int law_given = !isnan(law.k);
     const char *store = n_args ? args[0] : NULL;
     qid_fit_boot boot = {0};
@@ -288,17 +362,40 @@ int qid_predict_main(int argc, char **argv)
         goto out;
     }
     law.form = form >= 0 ? form : QID_FIT_FORM_OUYANG;
+    if (law_given && la.n != (size_t)qid_fit_form_of(law.form)->n_coef) {
+        cli_usage_error("predict", "--law gives %zu coefficients; the %s law has %d (%s)", la.n,
+                        qid_fit_form_of(law.form)->name, qid_fit_form_of(law.form)->n_coef,
+                        qid_fit_form_of(law.form)->columns);
+        goto out;
+    }
+    if (law_given && law.form == QID_FIT_FORM_OUYANG_LR && isnan(lr)) {
+        cli_usage_error("predict", "--law with --form ouyang-lr needs --lr, the learning rate of the predictions "
+                                   "relative to its peak");
+        goto out;
+    }
+    law.lr = lr;
     if ((rc = predict_law(store, fit_name, law_given, &law, &boot, level))) goto out;
     const qid_fit_form *lf = qid_fit_form_of(law.form);
+    if (!isnan(lr) && lf->n_coef != QID_FIT_MAX_COEF) {
+        rc = cli_usage_error("predict", "--lr applies to a law with a learning-rate term (ouyang-lr), not to %s",
+                             lf->name);
+        goto out;
+    }
+
     if ((mode == 'T' && !lf->tokens_for) || ((mode == 'R' || mode == 'C') && !lf->training_level)) {
         rc = cli_fail("predict", "the %s law (%s) cannot be inverted for D: %s is not defined for it", lf->name,
                       lf->text, mode == 'T' ? "--tokens-for" : "--training-level");
         goto out;
     }
-    if (mode == 'C')
+    if (mode == 'C') {
         rc = predict_level(store, fit_name, training, law_given, &law, &boot, &P);
-    else
-        print_grid(mode, &law, &boot, &N, &P, mode == 'D' ? &D : &Q);
+    } else {
+        qid_fit_stats st;
+        qid_error e;
+        if (law_given || qid_fit_store_read_stats(store, fit_name, &st, &e)) st.n_min = st.d_min = st.p_min = NAN;
+        print_extrapolation(&st, &N, &P, mode == 'D' ? &D : NULL);
+        print_grid(mode, &law, &boot, &st, &N, &P, mode == 'D' ? &D : &Q);
+    }
 out:
     free(N.v), free(D.v), free(P.v), free(Q.v), free(boot.draws);
     return rc == CLI_HELP ? 0 : rc;

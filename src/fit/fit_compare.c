@@ -36,7 +36,7 @@ static int fit_score(const qid_fit_obs *obs, size_t n, const unsigned char *use,
     if (rc) return rc;
     for (size_t i = 0; i < n; i++) {
         if (!score[i]) continue;
-        double f = qid_fit_law_eval(&res->law, obs[i].n, obs[i].d, obs[i].p);
+        double f = qid_fit_law_eval_obs(&res->law, &obs[i]);
         if (!in_log) {
             w[i] = 1;
             e2[i] = (obs[i].qid - f) / obs[i].se * ((obs[i].qid - f) / obs[i].se);
@@ -169,7 +169,7 @@ int qid_fit_compare_run(const qid_fit_obs *obs, size_t n, const int *forms, size
         const qid_fit_form *F = qid_fit_form_of(forms[f]);
         o.form = forms[f];
         L->form = forms[f];
-        L->n_coef = 4;
+        L->n_coef = (size_t)F->n_coef;
         /* All points: the fit, its log RMSE and likelihood. */
         fill_nan(tw, 2 * n);
         if ((rc = fit_score(obs, n, all, all, 1, &o, buf, tw, te2, &L->fit, err))) {
@@ -293,7 +293,36 @@ int qid_fit_compare_of_store(const char *store, const qid_fit_filter *filter, co
     int rc = qid_fit_rows_read(store, &rows, &n_rows, err);
     if (rc) return rc;
     qid_fit_obs_from_rows(rows, n_rows, filter, &obs, &n_obs, NULL, NULL, NULL, &m16);
-    rc = qid_fit_compare_run(obs, n_obs, forms, n_forms, opts, out, err);
+    /* The learning-rate form only where the points can tell it apart. */
+    int keep[QID_FIT_N_FORMS];
+    size_t n_keep = 0, no_lr = 0, n_lr = 0;
+    double lr0 = NAN;
+    int lr_varies = 0;
+    for (size_t i = 0; i < n_obs; i++) {
+        if (!(obs[i].lr >= 0 && obs[i].lr <= 1)) {
+            no_lr++;
+            continue;
+        }
+        if (n_lr++ == 0) lr0 = obs[i].lr;
+        lr_varies |= obs[i].lr != lr0;
+    }
+    char note[256] = "";
+    for (size_t f = 0; f < n_forms && f < QID_FIT_N_FORMS; f++) {
+        const qid_fit_form *F = qid_fit_form_of(forms[f]);
+        if (F->n_coef == QID_FIT_MAX_COEF && (no_lr || !lr_varies)) {
+            if (no_lr)
+                snprintf(note, sizeof note,
+                         "%s left out: %zu of %zu points have no learning rate (qid import --schedule)", F->name, no_lr,
+                         n_obs);
+            else
+                snprintf(note, sizeof note, "%s left out: every point has learning rate %g of the peak", F->name, lr0);
+            continue;
+        }
+        keep[n_keep++] = forms[f];
+    }
+    rc = n_keep ? qid_fit_compare_run(obs, n_obs, keep, n_keep, opts, out, err)
+                : qid_error_set(err, QID_E_INVALID, "law comparison: %s", note);
+    if (rc == QID_OK) snprintf(out->note, sizeof out->note, "%s", note);
     free(obs);
     qid_results_rows_free(rows, n_rows);
     return rc;

@@ -39,9 +39,15 @@ const qid_fit_law QID_FIT_LAW_OUYANG = {.k = 0.017, .alpha = 0.2261, .beta = 0.5
 static double feature_log(double p) { return log(p); }
 static double feature_linear(double p) { return p; }
 
-static double ouyang_eval(const qid_fit_law *law, double n, double d, double p)
+static double ouyang_eval(const qid_fit_law *law, double n, double d, double p, double lr)
 {
+    (void)lr;
     return law->k * exp(law->beta * log(d) - law->alpha * log(n) - law->gamma * log(p));
+}
+
+static double ouyang_lr_eval(const qid_fit_law *law, double n, double d, double p, double lr)
+{
+    return law->k * exp(law->beta * log(d) - law->alpha * log(n) - law->gamma * log(p) + law->delta * (1.0 - lr));
 }
 
 static double ouyang_tokens_for(const qid_fit_law *law, double qid, double n, double p)
@@ -50,8 +56,9 @@ static double ouyang_tokens_for(const qid_fit_law *law, double qid, double n, do
     return exp((log(qid) + law->alpha * log(n) + law->gamma * log(p) - log(law->k)) / law->beta);
 }
 
-static double kumar_eval(const qid_fit_law *law, double n, double d, double p)
+static double kumar_eval(const qid_fit_law *law, double n, double d, double p, double lr)
 {
+    (void)lr;
     return law->k * exp(law->beta * log(d) - law->alpha * log(n) - p / law->gamma);
 }
 
@@ -106,6 +113,7 @@ const qid_fit_form qid_fit_forms[QID_FIT_N_FORMS] = {
     [QID_FIT_FORM_OUYANG] = {.name = "ouyang",
                              .text = "QiD = k * D^beta / (N^alpha * P^gamma)",
                              .source = "Ouyang et al. (2024)",
+                             .n_coef = 4,
                              .coef = {"k", "alpha", "beta", "gamma"},
                              .columns = "k,alpha,beta,gamma",
                              .p_feature = feature_log,
@@ -117,6 +125,7 @@ const qid_fit_form qid_fit_forms[QID_FIT_N_FORMS] = {
     [QID_FIT_FORM_KUMAR] = {.name = "kumar",
                             .text = "QiD = C * D^gamma_D * N^-gamma_N * exp(-P/gamma_post)",
                             .source = "Kumar et al. (2025), arXiv 2411.04330",
+                            .n_coef = 4,
                             .coef = {"C", "gamma_N", "gamma_D", "gamma_post"},
                             .columns = "C,gamma_N,gamma_D,gamma_post",
                             .p_feature = feature_linear,
@@ -125,6 +134,21 @@ const qid_fit_form qid_fit_forms[QID_FIT_N_FORMS] = {
                             .eval = kumar_eval,
                             .tokens_for = kumar_tokens_for,
                             .training_level = kumar_training_level},
+    [QID_FIT_FORM_OUYANG_LR] = {.name = "ouyang-lr",
+                                .text = "QiD = k * D^beta / (N^alpha * P^gamma) * exp(delta * (1 - lr/lr_peak))",
+                                .source = "Ouyang et al. (2024) with a learning-rate factor after Catalan-Tatjer et "
+                                          "al. (2025), arXiv 2510.06213",
+                                .n_coef = 5,
+                                .coef = {"k", "alpha", "beta", "gamma", "delta"},
+                                .columns = "k,alpha,beta,gamma,delta",
+                                .p_feature = feature_log,
+                                .p_reciprocal = 0,
+                                .min_bits = 2,
+                                .eval = ouyang_lr_eval,
+                                /* D and the learning rate at D are tied by a schedule the law does not know: no
+                                 * inversion in D alone */
+                                .tokens_for = NULL,
+                                .training_level = NULL},
 };
 
 const qid_fit_form *qid_fit_form_of(int form)
@@ -139,30 +163,50 @@ int qid_fit_form_find(const char *name)
     return -1;
 }
 
-const char *qid_fit_form_list(void) { return "ouyang, kumar"; }
+const char *qid_fit_form_list(void) { return "ouyang, kumar, ouyang-lr"; }
 
-/* Parameter order inside theta: the free ones of (c, alpha, beta, gamma). */
-static const unsigned free_bits[4] = {QID_FIT_FREE_K, QID_FIT_FREE_ALPHA, QID_FIT_FREE_BETA, QID_FIT_FREE_GAMMA};
+#define NC QID_FIT_MAX_COEF
+
+/* Parameter order inside theta: the free ones of (c, alpha, beta, g, delta). */
+static const unsigned free_bits[NC] = {QID_FIT_FREE_K, QID_FIT_FREE_ALPHA, QID_FIT_FREE_BETA, QID_FIT_FREE_GAMMA,
+                                       QID_FIT_FREE_DELTA};
 
 static size_t count_free(unsigned mask)
 {
     size_t p = 0;
-    for (int j = 0; j < 4; j++)
+    for (int j = 0; j < NC; j++)
         if (mask & free_bits[j]) p++;
     return p;
 }
 
-const char *const qid_fit_law_names[4] = {"k", "alpha", "beta", "gamma"};
+/* The free mask a form can have: delta only in the learning-rate form. */
+static unsigned form_mask(int form)
+{
+    return qid_fit_form_of(form)->n_coef == NC ? QID_FIT_FREE_ALL : QID_FIT_FREE_ALL & ~QID_FIT_FREE_DELTA;
+}
+
+const char *const qid_fit_law_names[NC] = {"k", "alpha", "beta", "gamma", "delta"};
 
 double qid_fit_law_coef(const qid_fit_law *law, int j)
 {
-    const double v[4] = {law->k, law->alpha, law->beta, law->gamma};
-    return v[j];
+    const double v[NC] = {law->k, law->alpha, law->beta, law->gamma, law->delta};
+    return j >= 0 && j < NC ? v[j] : NAN;
+}
+
+void qid_fit_law_set_coef(qid_fit_law *law, int j, double v)
+{
+    double *slot[NC] = {&law->k, &law->alpha, &law->beta, &law->gamma, &law->delta};
+    if (j >= 0 && j < NC) *slot[j] = v;
 }
 
 double qid_fit_law_eval(const qid_fit_law *law, double n, double d, double p)
 {
-    return qid_fit_form_of(law->form)->eval(law, n, d, p);
+    return qid_fit_form_of(law->form)->eval(law, n, d, p, law->lr);
+}
+
+double qid_fit_law_eval_obs(const qid_fit_law *law, const qid_fit_obs *o)
+{
+    return qid_fit_form_of(law->form)->eval(law, o->n, o->d, o->p, o->lr);
 }
 
 double qid_fit_tokens_for(const qid_fit_law *law, double qid, double n, double p)
@@ -216,25 +260,26 @@ typedef struct law_ws {
     size_t m_max;
     qid_fit_lm_work lm;
     double *buf;
-    double *xn, *xd, *xp; /* centred logs, m_max each */
-    double *y, *s;        /* loglin: ln qid and weights; LM: qid and se */
-    double *a;            /* loglin design, m_max x 4 */
-    double *tmp;          /* m_max scratch */
+    double *xn, *xd, *xp, *xl; /* centred features, m_max each */
+    double *y, *s;             /* loglin: ln qid and weights; LM: qid and se */
+    double *a;                 /* loglin design, m_max x NC */
+    double *tmp;               /* m_max scratch */
 } law_ws;
 
 static void law_ws_init(law_ws *w, size_t m_max)
 {
     size_t m = m_max ? m_max : 1;
     w->m_max = m;
-    qid_fit_lm_work_init(&w->lm, m, 4);
-    w->buf = qid_malloc(qid_mul_size(10 * m, sizeof(double)), "fit: law workspace");
+    qid_fit_lm_work_init(&w->lm, m, NC);
+    w->buf = qid_malloc(qid_mul_size((7 + NC) * m, sizeof(double)), "fit: law workspace");
     w->xn = w->buf;
     w->xd = w->xn + m;
     w->xp = w->xd + m;
-    w->y = w->xp + m;
+    w->xl = w->xp + m;
+    w->y = w->xl + m;
     w->s = w->y + m;
     w->a = w->s + m;
-    w->tmp = w->a + 4 * m;
+    w->tmp = w->a + NC * m;
 }
 
 static void law_ws_free(law_ws *w)
@@ -248,27 +293,27 @@ static void law_ws_free(law_ws *w)
 
 typedef struct law_ctx {
     size_t m;
-    const double *xn, *xd, *xp;
+    const double *xn, *xd, *xp, *xl;
     unsigned free;
-    double fixed[4]; /* (c unused), alpha, beta, gamma when not free */
+    double fixed[NC]; /* (c unused), alpha, beta, g, delta when not free */
 } law_ctx;
 
-/* theta (free subset) -> full (c, alpha, beta, gamma). */
-static void unpack(const law_ctx *cx, const double *theta, double full[4])
+/* theta (free subset) -> full (c, alpha, beta, g, delta). */
+static void unpack(const law_ctx *cx, const double *theta, double full[NC])
 {
     size_t t = 0;
-    for (int j = 0; j < 4; j++)
+    for (int j = 0; j < NC; j++)
         full[j] = (cx->free & free_bits[j]) ? theta[t++] : cx->fixed[j];
 }
 
 static void law_model(const double *theta, const void *ctx, double *f, double *jac)
 {
     const law_ctx *cx = ctx;
-    double v[4];
+    double v[NC];
     unpack(cx, theta, v);
     size_t p = count_free(cx->free);
     for (size_t i = 0; i < cx->m; i++) {
-        double e = v[0] - v[1] * cx->xn[i] + v[2] * cx->xd[i] - v[3] * cx->xp[i];
+        double e = v[0] - v[1] * cx->xn[i] + v[2] * cx->xd[i] - v[3] * cx->xp[i] + v[4] * cx->xl[i];
         double fi = exp(fmin(e, 709.0));
         f[i] = fi;
         if (!jac) continue;
@@ -278,6 +323,7 @@ static void law_model(const double *theta, const void *ctx, double *f, double *j
         if (cx->free & QID_FIT_FREE_ALPHA) row[t++] = -fi * cx->xn[i];
         if (cx->free & QID_FIT_FREE_BETA) row[t++] = fi * cx->xd[i];
         if (cx->free & QID_FIT_FREE_GAMMA) row[t++] = -fi * cx->xp[i];
+        if (cx->free & QID_FIT_FREE_DELTA) row[t++] = fi * cx->xl[i];
     }
 }
 
@@ -334,24 +380,29 @@ static void distinct_hint(const qid_fit_obs *obs, size_t n, double z, int sig_on
     snprintf(buf, len, "N has %zu distinct value%s, D %zu, P %zu", cnt[0], cnt[0] == 1 ? "" : "s", cnt[1], cnt[2]);
 }
 
-/* Full (c, alpha, beta, g) in centred terms <-> the law of form `form`
- * (g = gamma, or 1/gamma for a form with p_reciprocal). */
-static void to_law(const double v[4], const double ref[3], int form, qid_fit_law *law)
+/* Full (c, alpha, beta, g, delta) in centred terms <-> the law of form
+ * `form` (g = gamma, or 1/gamma for a form with p_reciprocal; ref[3] the
+ * reference of the learning-rate feature 1 - r, 0 in the other forms). The
+ * law's r for predictions (law->lr) is the caller's. */
+static void to_law(const double v[NC], const double ref[4], int form, qid_fit_law *law)
 {
     law->alpha = v[1];
     law->beta = v[2];
     law->gamma = qid_fit_form_of(form)->p_reciprocal ? 1.0 / v[3] : v[3];
-    law->k = exp(v[0] + v[1] * ref[0] - v[2] * ref[1] + v[3] * ref[2]);
+    law->delta = v[4];
+    law->k = exp(v[0] + v[1] * ref[0] - v[2] * ref[1] + v[3] * ref[2] - v[4] * ref[3]);
     law->form = form;
 }
 
-static void from_law(const qid_fit_law *law, const double ref[3], double v[4])
+static void from_law(const qid_fit_law *law, const double ref[4], double v[NC])
 {
     double g = qid_fit_form_of(law->form)->p_reciprocal ? 1.0 / law->gamma : law->gamma;
-    v[0] = log(law->k) - law->alpha * ref[0] + law->beta * ref[1] - g * ref[2];
+    double delta = qid_fit_form_of(law->form)->n_coef == NC ? law->delta : 0.0;
+    v[0] = log(law->k) - law->alpha * ref[0] + law->beta * ref[1] - g * ref[2] + delta * ref[3];
     v[1] = law->alpha;
     v[2] = law->beta;
     v[3] = g;
+    v[4] = delta;
 }
 
 /* "N has 1 distinct value, D 12, P 3" over the significant points, into buf
@@ -360,6 +411,52 @@ static const char *sig_hint(const qid_fit_obs *obs, size_t n, double z, double *
 {
     distinct_hint(obs, n, z, 1, tmp, buf, len);
     return buf;
+}
+
+/* The learning-rate form needs every point's r in [0, 1] and at least two
+ * distinct values of it; *lr_min is the smallest (the r of its predictions). */
+static int check_lr(const qid_fit_obs *obs, size_t n, const qid_fit_form *form, double *tmp, double *lr_min,
+                    qid_error *err)
+{
+    size_t missing = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!(obs[i].lr >= 0 && obs[i].lr <= 1)) {
+            missing++;
+            continue;
+        }
+        tmp[i - missing] = obs[i].lr;
+        *lr_min = fmin(*lr_min, obs[i].lr);
+    }
+    if (missing)
+        return qid_error_set(err, QID_E_INVALID,
+                             "the %s law needs the learning rate at every checkpoint: %zu of %zu points have none "
+                             "(hint: qid import --schedule records it; qid train does)",
+                             form->name, missing, n);
+    size_t distinct = qid_fit_count_distinct(tmp, n);
+    if (distinct < 2)
+        return qid_error_set(err, QID_E_INVALID,
+                             "the %s law needs checkpoints at different learning rates: all %zu points have lr %g of "
+                             "the peak",
+                             form->name, n, obs[0].lr);
+    return QID_OK;
+}
+
+/* The value of 1 - r closest to its mean (the learning-rate feature's reference). */
+static double ref_lr(const qid_fit_obs *obs, size_t n)
+{
+    double mean = 0;
+    for (size_t i = 0; i < n; i++)
+        mean += 1.0 - obs[i].lr;
+    mean /= (double)n;
+    double best = 0, bestd = INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        double l = 1.0 - obs[i].lr;
+        if (fabs(l - mean) < bestd) {
+            bestd = fabs(l - mean);
+            best = l;
+        }
+    }
+    return best;
 }
 
 /* Stage 1 into theta (free subset). */
@@ -394,15 +491,17 @@ static int loglin(const qid_fit_obs *obs, size_t n, const qid_fit_opts *o, const
         if (!(cx->free & QID_FIT_FREE_ALPHA)) y += cx->fixed[1] * cx->xn[i];
         if (!(cx->free & QID_FIT_FREE_BETA)) y -= cx->fixed[2] * cx->xd[i];
         if (!(cx->free & QID_FIT_FREE_GAMMA)) y += cx->fixed[3] * cx->xp[i];
+        if (!(cx->free & QID_FIT_FREE_DELTA)) y -= cx->fixed[4] * cx->xl[i];
         size_t t = 0;
         a[t++ * m + r] = wt;
         if (o->free & QID_FIT_FREE_ALPHA) a[t++ * m + r] = -wt * cx->xn[i];
         if (o->free & QID_FIT_FREE_BETA) a[t++ * m + r] = wt * cx->xd[i];
         if (o->free & QID_FIT_FREE_GAMMA) a[t++ * m + r] = -wt * cx->xp[i];
+        if (o->free & QID_FIT_FREE_DELTA) a[t++ * m + r] = wt * cx->xl[i];
         w->y[r++] = wt * y;
     }
     /* Unit-norm columns so the rank check means something. */
-    double cscale[4];
+    double cscale[NC];
     for (size_t j = 0; j < p; j++) {
         double s = 0;
         for (size_t i = 0; i < m; i++)
@@ -435,31 +534,40 @@ fail:
 
 /* Fits obs[0..n) with w sized for n. start == NULL: both stages; otherwise
  * stage 2 from start. */
-static int law_fit_ws(const qid_fit_obs *obs, size_t n, const qid_fit_opts *o, const qid_fit_law *start,
+static int law_fit_ws(const qid_fit_obs *obs, size_t n, const qid_fit_opts *o_in, const qid_fit_law *start,
                       qid_fit_result *res, law_ws *w, qid_error *err)
 {
-    int rc = check_opts(o, err);
+    int rc = check_opts(o_in, err);
     if (rc) return rc;
     if (n == 0) return qid_error_set(err, QID_E_INVALID, "no points to fit");
     rc = check_obs(obs, n, err);
     if (rc) return rc;
     QID_CHECK(n <= w->m_max, "workspace for %zu points, %zu given", w->m_max, n);
+    qid_fit_opts oe = *o_in;
+    oe.free &= form_mask(oe.form);
+    const qid_fit_opts *o = &oe;
     size_t p = count_free(o->free);
     const qid_fit_form *form = qid_fit_form_of(o->form);
-    double ref[3] = {ref_log(obs, n, offsetof(qid_fit_obs, n)), ref_log(obs, n, offsetof(qid_fit_obs, d)),
-                     o->form == QID_FIT_FORM_OUYANG ? ref_log(obs, n, offsetof(qid_fit_obs, p))
-                                                    : ref_feature(obs, n, form->p_feature)};
+    const int with_lr = form->n_coef == NC;
+    double lr_min = INFINITY;
+    if (with_lr && (rc = check_lr(obs, n, form, w->tmp, &lr_min, err))) return rc;
+    double ref[4] = {ref_log(obs, n, offsetof(qid_fit_obs, n)), ref_log(obs, n, offsetof(qid_fit_obs, d)),
+                     form->p_feature == feature_log ? ref_log(obs, n, offsetof(qid_fit_obs, p))
+                                                    : ref_feature(obs, n, form->p_feature),
+                     with_lr ? ref_lr(obs, n) : 0.0};
     for (size_t i = 0; i < n; i++) {
         w->xn[i] = log(obs[i].n) - ref[0];
         w->xd[i] = log(obs[i].d) - ref[1];
-        w->xp[i] = (o->form == QID_FIT_FORM_OUYANG ? log(obs[i].p) : form->p_feature(obs[i].p)) - ref[2];
+        w->xp[i] = (form->p_feature == feature_log ? log(obs[i].p) : form->p_feature(obs[i].p)) - ref[2];
+        w->xl[i] = with_lr ? (1.0 - obs[i].lr) - ref[3] : 0.0;
     }
-    law_ctx cx = {.m = n, .xn = w->xn, .xd = w->xd, .xp = w->xp, .free = o->free};
+    law_ctx cx = {.m = n, .xn = w->xn, .xd = w->xd, .xp = w->xp, .xl = w->xl, .free = o->free};
     cx.fixed[1] = o->fixed.alpha;
     cx.fixed[2] = o->fixed.beta;
     cx.fixed[3] = form->p_reciprocal ? 1.0 / o->fixed.gamma : o->fixed.gamma;
+    cx.fixed[4] = with_lr ? o->fixed.delta : 0.0;
 
-    double theta[4], full[4];
+    double theta[NC], full[NC];
     size_t n_sig = 0;
     qid_fit_law start_law;
     if (!start) {
@@ -479,9 +587,10 @@ static int law_fit_ws(const qid_fit_obs *obs, size_t n, const qid_fit_opts *o, c
         if (!(o->free & QID_FIT_FREE_ALPHA)) s.alpha = o->fixed.alpha;
         if (!(o->free & QID_FIT_FREE_BETA)) s.beta = o->fixed.beta;
         if (!(o->free & QID_FIT_FREE_GAMMA)) s.gamma = o->fixed.gamma;
+        if (!(o->free & QID_FIT_FREE_DELTA)) s.delta = o->fixed.delta;
         from_law(&s, ref, full);
         size_t t = 0;
-        for (int j = 0; j < 4; j++)
+        for (int j = 0; j < NC; j++)
             if (o->free & free_bits[j]) theta[t++] = full[j];
     }
     if (n < p) return qid_error_set(err, QID_E_INVALID, "too few points: %zu for %zu parameters", n, p);
@@ -502,8 +611,8 @@ static int law_fit_ws(const qid_fit_obs *obs, size_t n, const qid_fit_opts *o, c
                      .max_iter = o->max_iter,
                      .xtol = o->xtol,
                      .gtol = o->gtol};
-    const char *names[4];
-    for (int j = 0, t = 0; j < 4; j++)
+    const char *names[NC];
+    for (int j = 0, t = 0; j < form->n_coef; j++)
         if (o->free & free_bits[j]) names[t++] = form->coef[j];
     pb.names = names;
     char what[64];
@@ -521,7 +630,10 @@ static int law_fit_ws(const qid_fit_obs *obs, size_t n, const qid_fit_opts *o, c
     unpack(&cx, theta, full);
     qid_fit_law law;
     to_law(full, ref, o->form, &law);
-    if (!(isfinite(law.k) && law.k > 0 && isfinite(law.alpha) && isfinite(law.beta) && isfinite(law.gamma)))
+    law.lr = with_lr ? lr_min : NAN;
+    start_law.lr = law.lr;
+    if (!(isfinite(law.k) && law.k > 0 && isfinite(law.alpha) && isfinite(law.beta) && isfinite(law.gamma) &&
+          isfinite(law.delta)))
         return qid_error_set(err, QID_E_NUMERIC, "%s: the refinement diverged (k=%g alpha=%g beta=%g gamma=%g)", what,
                              law.k, law.alpha, law.beta, law.gamma);
 
@@ -529,7 +641,7 @@ static int law_fit_ws(const qid_fit_obs *obs, size_t n, const qid_fit_opts *o, c
     double ss = 0, mean = 0, sst = 0, sse = 0;
     size_t ms = 0;
     for (size_t i = 0; i < n; i++) {
-        double f = qid_fit_law_eval(&law, obs[i].n, obs[i].d, obs[i].p);
+        double f = qid_fit_law_eval_obs(&law, &obs[i]);
         ss += (obs[i].qid - f) * (obs[i].qid - f);
         if (significant(&obs[i], o->z)) {
             mean += log(obs[i].qid);
@@ -539,7 +651,7 @@ static int law_fit_ws(const qid_fit_obs *obs, size_t n, const qid_fit_opts *o, c
     if (ms) mean /= (double)ms;
     for (size_t i = 0; i < n; i++) {
         if (!significant(&obs[i], o->z)) continue;
-        double l = log(obs[i].qid), lf = log(qid_fit_law_eval(&law, obs[i].n, obs[i].d, obs[i].p));
+        double l = log(obs[i].qid), lf = log(qid_fit_law_eval_obs(&law, &obs[i]));
         sst += (l - mean) * (l - mean);
         sse += (l - lf) * (l - lf);
     }
@@ -640,23 +752,6 @@ void qid_fit_boot_free(qid_fit_boot *boot)
     memset(boot, 0, sizeof *boot);
 }
 
-static double law_coef(const qid_fit_law *l, int j)
-{
-    return j == 0 ? l->k : j == 1 ? l->alpha : j == 2 ? l->beta : l->gamma;
-}
-
-static void set_law_coef(qid_fit_law *l, int j, double v)
-{
-    if (j == 0)
-        l->k = v;
-    else if (j == 1)
-        l->alpha = v;
-    else if (j == 2)
-        l->beta = v;
-    else
-        l->gamma = v;
-}
-
 int qid_fit_law_bootstrap(const qid_fit_obs *obs, size_t n, const qid_fit_opts *opts, qid_fit_boot *boot,
                           qid_error *err)
 {
@@ -717,12 +812,17 @@ int qid_fit_law_bootstrap(const qid_fit_obs *obs, size_t n, const qid_fit_opts *
     }
     double *v = qid_malloc(qid_mul_size(boot->n_draws, sizeof *v), "fit: bootstrap quantiles");
     double a = (1.0 - o.level) / 2;
-    for (int j = 0; j < 4; j++) {
+    for (int j = 0; j < QID_FIT_MAX_COEF; j++) {
         for (size_t b = 0; b < boot->n_draws; b++)
-            v[b] = law_coef(&boot->draws[b], j);
-        set_law_coef(&boot->lo, j, qid_fit_quantile_sorted(v, boot->n_draws, a));
-        set_law_coef(&boot->hi, j, qid_fit_quantile_sorted(v, boot->n_draws, 1.0 - a));
+            v[b] = qid_fit_law_coef(&boot->draws[b], j);
+        qid_fit_law_set_coef(&boot->lo, j, qid_fit_quantile_sorted(v, boot->n_draws, a));
+        qid_fit_law_set_coef(&boot->hi, j, qid_fit_quantile_sorted(v, boot->n_draws, 1.0 - a));
     }
+    /* Every draw predicts at the full fit's r (the learning-rate form), not
+     * at the smallest r its sample happened to hold. */
+    for (size_t b = 0; b < boot->n_draws; b++)
+        boot->draws[b].lr = full.law.lr;
+    boot->lo.lr = boot->hi.lr = full.law.lr;
     free(v);
     return QID_OK;
 }
@@ -832,7 +932,7 @@ int qid_fit_law_lomo(const qid_fit_obs *obs, size_t n, const qid_fit_opts *opts,
         size_t na = 0;
         for (size_t t = start[g]; t < start[g + 1]; t++) {
             const qid_fit_obs *x = &obs[order[t]];
-            double f = qid_fit_law_eval(&r.law, x->n, x->d, x->p);
+            double f = qid_fit_law_eval_obs(&r.law, x);
             ss += (x->qid - f) * (x->qid - f);
             if (significant(x, o.z)) {
                 al += fabs(log(f / x->qid));
@@ -929,7 +1029,7 @@ int qid_fit_groups(const qid_fit_obs *obs, size_t n, enum qid_fit_by by, const q
     if (n == 0) return qid_error_set(err, QID_E_INVALID, "no points to group");
     qid_fit_opts o = opts_or_default(opts);
     o.free = by_free(by);
-    o.fixed = (qid_fit_law){0, 0, 0, 0, QID_FIT_FORM_OUYANG};
+    o.fixed = (qid_fit_law){.form = QID_FIT_FORM_OUYANG};
     o.form = QID_FIT_FORM_OUYANG; /* gamma 0 or alone: the groups are power laws whatever the unified form */
     int rc = check_opts(&o, err);
     if (!rc) rc = check_obs(obs, n, err);

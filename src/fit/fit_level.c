@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "fit_internal.h"
 #include "fit_obs.h"
 
@@ -168,6 +169,17 @@ int qid_fit_level_of_store(const char *store, const char *which, const qid_fit_l
     unsigned char *counts = qid_fit_rows_that_count(out->rows, n);
     size_t *ck = qid_malloc(qid_mul_size(n ? n : 1, sizeof *ck), "training level checkpoints");
     size_t n_ck = pick_checkpoints(out->rows, n, counts, which, ck);
+    if (n_ck == 0) {
+        /* A checkpoint file spelled another way than the job spelled it (a relative path, a link): the rows
+         * carry its tensor hash. */
+        qid_ckpt c;
+        if (qid_ckpt_open(which, &c, NULL) == QID_OK) {
+            char sha[sizeof c.meta.tensor_sha256];
+            snprintf(sha, sizeof sha, "%s", c.meta.tensor_sha256);
+            qid_ckpt_close(&c);
+            n_ck = pick_checkpoints(out->rows, n, counts, sha, ck);
+        }
+    }
     if (n_ck == 0) {
         char list[600];
         list_names(out->rows, n, list, sizeof list);

@@ -151,6 +151,78 @@ static void give(double *a, double **out)
         free(a);
 }
 
+/* 1 when row r is a usable quantizer row (OK, counted, a quantizer method, finite QiD and SE). */
+static int usable(const qid_result *r, unsigned char counts)
+{
+    const char *m = nz(r->method);
+    return counts && strcmp(m, "baseline") != 0 && strcmp(m, "probes") != 0 && isfinite(r->qid) && r->qid_se > 0 &&
+           isfinite(r->qid_se);
+}
+
+/* Filter k of f alone (0 method, 1 format, 2 bits, 3 models, 4 tokens) on row r. */
+static int passes(const qid_result *r, const qid_fit_filter *f, int k)
+{
+    double D = (double)r->tokens_seen;
+    switch (k) {
+    case 0: return !f->method || strcmp(nz(r->method), f->method) == 0;
+    case 1: return !f->format || strcmp(nz(r->format), f->format) == 0;
+    case 2: return qid_fit_bits_pass(f->bits_mask, r->elem_bits);
+    case 3: return qid_fit_in_list(f->models, nz(r->model));
+    default: return D > 0 && D >= f->min_tokens && D <= f->max_tokens;
+    }
+}
+
+void qid_fit_filter_explain(const qid_result *rows, size_t n, const qid_fit_filter *f, char *buf, size_t len)
+{
+    static const char *const what[5] = {"method", "format", "element bits", "model", "tokens seen"};
+    unsigned char *counts = qid_fit_rows_that_count(rows, n);
+    size_t n_usable = 0;
+    for (size_t i = 0; i < n; i++)
+        n_usable += (size_t)usable(&rows[i], counts[i]);
+    snprintf(buf, len,
+             n_usable ? "no row passes all the filters together (each passes some rows alone)"
+                      : "the store has no OK quantizer row with a QiD and its standard error");
+    for (int k = 0; k < 5 && n_usable; k++) {
+        size_t pass = 0;
+        for (size_t i = 0; i < n; i++)
+            pass += (size_t)(usable(&rows[i], counts[i]) && passes(&rows[i], f, k));
+        if (pass) continue;
+        /* the store's distinct values of that column, in the order met (at most 24) */
+        char vals[24][64], have[400] = "";
+        size_t nv = 0;
+        for (size_t i = 0; i < n && nv < 24; i++) {
+            if (!usable(&rows[i], counts[i])) continue;
+            char v[64];
+            if (k == 2)
+                snprintf(v, sizeof v, "%d", (int)rows[i].elem_bits);
+            else if (k == 4)
+                snprintf(v, sizeof v, "%.3g", (double)rows[i].tokens_seen);
+            else
+                snprintf(v, sizeof v, "%s",
+                         k == 0   ? nz(rows[i].method)
+                         : k == 1 ? nz(rows[i].format)
+                                  : nz(rows[i].model));
+            size_t j = 0;
+            while (j < nv && strcmp(vals[j], v) != 0)
+                j++;
+            if (j < nv) continue;
+            snprintf(vals[nv++], sizeof vals[0], "%s", v);
+            size_t used = strlen(have);
+            snprintf(have + used, sizeof have - used, "%s%s", used ? ", " : "", v);
+        }
+        char asked[160];
+        if (k == 0 || k == 1 || k == 3)
+            snprintf(asked, sizeof asked, "'%s'", k == 0 ? f->method : k == 1 ? f->format : f->models);
+        else if (k == 2)
+            qid_fit_bits_text(f->bits_mask, asked, sizeof asked);
+        else
+            snprintf(asked, sizeof asked, "in [%.4g, %.4g]", f->min_tokens, f->max_tokens);
+        snprintf(buf, len, "no rows with %s %s (the store has: %s)", what[k], asked, have);
+        break;
+    }
+    free(counts);
+}
+
 void qid_fit_obs_from_rows(const qid_result *rows, size_t n, const qid_fit_filter *f, qid_fit_obs **obs, size_t *n_obs,
                            double **n16, double **d16, double **l16, size_t *n_16)
 {
@@ -189,7 +261,8 @@ void qid_fit_obs_from_rows(const qid_result *rows, size_t n, const qid_fit_filte
                                  .p = r->elem_bits,
                                  .qid = r->qid,
                                  .se = r->qid_se,
-                                 .loss16 = r->loss16};
+                                 .loss16 = r->loss16,
+                                 .lr = r->lr_frac};
     }
     *obs = out, *n_obs = m;
     give(a, n16), give(b, d16), give(c, l16);

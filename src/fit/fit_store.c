@@ -175,8 +175,9 @@ typedef struct write_ctx {
 static int write_law_attrs(hid_t g, const qid_fit_result *f, qid_error *err)
 {
     const qid_fit_form *form = qid_fit_form_of(f->law.form);
-    for (int j = 0; j < 4; j++)
+    for (int j = 0; j < form->n_coef; j++)
         TRY(qid_h5_attr_write_f64(g, form->coef[j], qid_fit_law_coef(&f->law, j), err));
+    if (form->n_coef == QID_FIT_MAX_COEF) TRY(qid_h5_attr_write_f64(g, "lr", f->law.lr, err));
     const qid_fit_attr a[] = {
         QID_FIT_ATTR_I64("n_points", f->n_points),
         QID_FIT_ATTR_I64("n_significant", f->n_significant),
@@ -202,7 +203,7 @@ static int write_unified(hid_t g, const write_ctx *ctx, qid_error *err)
     TRY(qid_h5_attr_write_str(g, "law", form->text, err));
     TRY(qid_h5_attr_write_str(g, "form", form->name, err));
     TRY(write_law_attrs(g, &s->law, err));
-    for (int j = 0; j < 4; j++) {
+    for (int j = 0; j < form->n_coef; j++) {
         snprintf(name, sizeof name, "start_%s", form->coef[j]);
         TRY(qid_h5_attr_write_f64(g, name, qid_fit_law_coef(&s->law.start, j), err));
         snprintf(name, sizeof name, "%s_lo", form->coef[j]);
@@ -219,6 +220,12 @@ static int write_unified(hid_t g, const write_ctx *ctx, qid_error *err)
         QID_FIT_ATTR_I64("n_models", s->n_models),
         QID_FIT_ATTR_I64("n_bits", s->n_bits_values),
         QID_FIT_ATTR_I64("n_tokens", s->n_tokens_values),
+        QID_FIT_ATTR_F64("n_min", s->n_min),
+        QID_FIT_ATTR_F64("n_max", s->n_max),
+        QID_FIT_ATTR_F64("d_min", s->d_min),
+        QID_FIT_ATTR_F64("d_max", s->d_max),
+        QID_FIT_ATTR_F64("p_min", s->p_min),
+        QID_FIT_ATTR_F64("p_max", s->p_max),
         QID_FIT_ATTR_I64("boot", ctx->fo->n_boot),
         QID_FIT_ATTR_I64("boot_draws", s->boot.n_draws),
         QID_FIT_ATTR_I64("boot_failed", s->boot.n_failed),
@@ -239,15 +246,17 @@ fail:
     return err ? err->code : QID_E_HDF5;
 }
 
-/* The datasets `draws` [n_draws, 4] and `lomo` [n_groups, 4]. */
+/* The datasets `draws` [n_draws, n_coef] and `lomo` [n_groups, 4]. */
 static int write_draws_lomo(hid_t g, const qid_fit_suite *s, qid_error *err)
 {
     size_t nd = s->boot.n_draws, ng = s->lomo_status == QID_OK ? s->lomo.n_groups : 0;
-    double *buf = qid_malloc(qid_mul_size((nd > ng ? nd : ng) + 1, 4 * sizeof *buf), "bootstrap draws");
+    const qid_fit_form *form = qid_fit_form_of(s->law.law.form);
+    const size_t nc = (size_t)form->n_coef;
+    double *buf = qid_malloc(qid_mul_size((nd > ng ? nd : ng) + 1, nc * sizeof *buf), "bootstrap draws");
     for (size_t i = 0; i < nd; i++)
-        for (int j = 0; j < 4; j++)
-            buf[4 * i + (size_t)j] = qid_fit_law_coef(&s->boot.draws[i], j);
-    int rc = qid_fit_store_write_matrix(g, "draws", buf, nd, 4, qid_fit_form_of(s->law.law.form)->columns, err);
+        for (size_t j = 0; j < nc; j++)
+            buf[nc * i + j] = qid_fit_law_coef(&s->boot.draws[i], (int)j);
+    int rc = qid_fit_store_write_matrix(g, "draws", buf, nd, nc, form->columns, err);
     for (size_t i = 0; i < ng; i++) {
         const qid_fit_lomo_row *r = &s->lomo.rows[i];
         buf[4 * i] = r->n, buf[4 * i + 1] = (double)r->n_points;
@@ -381,7 +390,7 @@ static int write_compare(hid_t g, const qid_fit_compare *c, const qid_fit_opts *
         QID_FIT_ATTR_F64("level", c->level),
     };
     TRY(qid_fit_store_write_attrs(sub, a, N_OF(a), err));
-    enum { LC = 14, PC = 5, RC = 7 };
+    enum { LC = 10 + QID_FIT_MAX_COEF, PC = 5, RC = 7 };
     buf = qid_malloc(qid_mul_size(c->n_laws * QID_FIT_COMPARE_N_PRED + 1, LC * sizeof *buf), "law comparison table");
     for (size_t f = 0; f < c->n_laws; f++) {
         const qid_fit_compare_law *L = &c->law[f];
@@ -389,12 +398,12 @@ static int write_compare(hid_t g, const qid_fit_compare *c, const qid_fit_opts *
         b[0] = (double)L->n_coef, b[1] = L->wrmse_log, b[2] = L->loglik, b[3] = L->aic, b[4] = L->bic;
         b[5] = L->lomo_err, b[6] = (double)L->lomo_failed, b[7] = L->lfo_err, b[8] = L->fit.r2_log;
         b[9] = L->fit.rmse;
-        for (int j = 0; j < 4; j++)
-            b[10 + j] = qid_fit_law_coef(&L->fit.law, j);
+        for (int j = 0; j < QID_FIT_MAX_COEF; j++)
+            b[10 + j] = j < qid_fit_form_of(L->fit.law.form)->n_coef ? qid_fit_law_coef(&L->fit.law, j) : NAN;
     }
     TRY(qid_fit_store_write_matrix(sub, "laws_table", buf, c->n_laws, LC,
                                    "n_coef,wrmse_log,loglik,aic,bic,lomo_err,lomo_failed,lfo_err,r2_log,rmse,c0,c1,c2,"
-                                   "c3",
+                                   "c3,c4",
                                    err));
     for (size_t p = 0; p < c->n_pairs; p++) {
         const qid_fit_compare_pair *P = &c->pair[p];
@@ -459,7 +468,7 @@ int qid_fit_store_read_law(const char *store, const char *name, qid_fit_law *law
                            double *level, qid_error *err)
 {
     int64_t fid, g;
-    double v[4];
+    double v[QID_FIT_MAX_COEF] = {0}, lr = NAN;
     char where[300];
     if (draws) *draws = NULL;
     if (n_draws) *n_draws = 0;
@@ -481,17 +490,22 @@ int qid_fit_store_read_law(const char *store, const char *name, qid_fit_law *law
                       where, store, fname, qid_fit_form_list());
         goto fail;
     }
-    for (int j = 0; j < 4; j++)
+    const size_t nc = (size_t)qid_fit_forms[form].n_coef;
+    for (size_t j = 0; j < nc; j++)
         if (qid_h5_attr_read_f64(g, where, qid_fit_forms[form].coef[j], &v[j], err)) goto fail;
-    *law = (qid_fit_law){v[0], v[1], v[2], v[3], form};
+    if (nc == QID_FIT_MAX_COEF && qid_h5_attr_read_f64(g, where, "lr", &lr, err)) goto fail;
+    *law = (qid_fit_law){.k = v[0], .alpha = v[1], .beta = v[2], .gamma = v[3], .delta = v[4], .lr = lr, .form = form};
     if (level && qid_h5_attr_read_f64(g, where, "level", level, err)) goto fail;
     if (draws && has_link(g, "draws")) {
         double *buf = NULL;
         size_t nd = 0;
-        if (qid_fit_store_read_matrix(g, where, "draws", 4, &buf, &nd, err)) goto fail;
+        if (qid_fit_store_read_matrix(g, where, "draws", nc, &buf, &nd, err)) goto fail;
         qid_fit_law *dr = qid_malloc(qid_mul_size(nd + 1, sizeof *dr), "bootstrap draws");
-        for (size_t i = 0; i < nd; i++)
-            dr[i] = (qid_fit_law){buf[4 * i], buf[4 * i + 1], buf[4 * i + 2], buf[4 * i + 3], form};
+        for (size_t i = 0; i < nd; i++) {
+            dr[i] = (qid_fit_law){.lr = lr, .form = form};
+            for (size_t j = 0; j < nc; j++)
+                qid_fit_law_set_coef(&dr[i], (int)j, buf[nc * i + j]);
+        }
         free(buf);
         *draws = dr;
         *n_draws = nd;
@@ -532,8 +546,10 @@ int qid_fit_store_read_filters(const char *store, const char *name, char *method
 
 int qid_fit_store_read_stats(const char *store, const char *name, qid_fit_stats *st, qid_error *err)
 {
-    static const char *const names[] = {"r2_log", "rmse", "n_points", "converged", "iterations"};
-    double *dst[] = {&st->r2_log, &st->rmse, &st->n_points, &st->converged, &st->iterations};
+    static const char *const names[] = {"r2_log", "rmse",  "n_points", "converged", "iterations", "n_min",
+                                        "n_max",  "d_min", "d_max",    "p_min",     "p_max"};
+    double *dst[] = {&st->r2_log, &st->rmse,  &st->n_points, &st->converged, &st->iterations, &st->n_min,
+                     &st->n_max,  &st->d_min, &st->d_max,    &st->p_min,     &st->p_max};
     int64_t fid, g;
     char where[300];
     for (size_t j = 0; j < N_OF(dst); j++)
@@ -548,5 +564,124 @@ int qid_fit_store_read_stats(const char *store, const char *name, qid_fit_stats 
     }
     H5Gclose((hid_t)g);
     H5Fclose((hid_t)fid);
+    return QID_OK;
+}
+
+/* ---- the stored comparison ------------------------------------------------------- */
+
+void qid_fit_compare_stored_free(qid_fit_compare_stored *c)
+{
+    free(c->pred);
+    memset(c, 0, sizeof *c);
+}
+
+int qid_fit_store_read_compare(const char *store, const char *name, qid_fit_compare_stored *c, qid_error *err)
+{
+    int64_t fid, g;
+    hid_t sub = H5I_INVALID_HID;
+    double *table = NULL;
+    char where[300], laws[128] = "";
+    memset(c, 0, sizeof *c);
+    int rc = qid_fit_store_open(store, name, "qid fit", "default", &fid, &g, err);
+    if (rc) return rc;
+    if (!has_link(g, "compare")) {
+        H5Gclose(g);
+        H5Fclose(fid);
+        return 1;
+    }
+    snprintf(where, sizeof where, "/fits/%s/compare", name);
+    QID_H5_TRY(err, sub = H5Gopen2(g, "compare", H5P_DEFAULT), "cannot open '%s' in '%s'", where, store);
+    if (qid_h5_attr_read_str(sub, where, "laws", laws, sizeof laws, err)) goto fail;
+    if (qid_h5_attr_read_str(sub, where, "best_lfo", c->best_lfo, sizeof c->best_lfo, err)) goto fail;
+    for (char *save = NULL, *w = strtok_r(laws, ",", &save); w && c->n_laws < QID_FIT_N_FORMS;
+         w = strtok_r(NULL, ",", &save))
+        snprintf(c->name[c->n_laws++], sizeof c->name[0], "%s", w);
+    /* laws_table: n_coef,wrmse_log,loglik,aic,bic,lomo_err,lomo_failed,lfo_err,... (14 columns before the
+     * learning-rate form, 15 after) */
+    size_t rows = 0, cols = 10 + QID_FIT_MAX_COEF;
+    if (qid_fit_store_read_matrix(sub, where, "laws_table", cols, &table, &rows, NULL)) {
+        cols = 14;
+        if (qid_fit_store_read_matrix(sub, where, "laws_table", cols, &table, &rows, err)) goto fail;
+    }
+    if (rows != c->n_laws) {
+        qid_error_set(err, QID_E_FORMAT, "'%s' in '%s': %zu rows in laws_table for %zu laws", where, store, rows,
+                      c->n_laws);
+        goto fail;
+    }
+    for (size_t f = 0; f < rows; f++)
+        c->aic[f] = table[cols * f + 3], c->lomo_err[f] = table[cols * f + 5], c->lfo_err[f] = table[cols * f + 7];
+    if (qid_fit_store_read_matrix(sub, where, "predictions", 7, &c->pred, &c->n_pred, err)) goto fail;
+    free(table);
+    H5Gclose(sub);
+    H5Gclose(g);
+    H5Fclose(fid);
+    return QID_OK;
+fail:
+    free(table);
+    if (sub >= 0) H5Gclose(sub);
+    H5Gclose(g);
+    H5Fclose(fid);
+    qid_fit_compare_stored_free(c);
+    return err && err->code ? err->code : QID_E_FORMAT;
+}
+
+/* ---- the entries ------------------------------------------------------------------- */
+
+/* Attribute `name` of g as text: a string as it is, a number with %g ("" when absent). */
+static void attr_text(hid_t g, const char *name, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (!qid_h5_attr_exists(g, name)) return;
+    if (qid_h5_attr_read_str(g, ".", name, buf, len, NULL) == QID_OK) return;
+    double v = NAN;
+    if (qid_h5_attr_read_f64(g, ".", name, &v, NULL) == QID_OK) snprintf(buf, len, "%g", v);
+}
+
+int qid_fit_store_entries(const char *store, qid_fit_entry **out, size_t *n, qid_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    hid_t fid = qid_h5_open_format(store, QID_RESULTS_FORMAT, QID_RESULTS_SCHEMA_VERSION, NULL, err);
+    if (fid < 0) return err ? err->code : QID_E_FORMAT;
+    if (!has_link(fid, "fits")) {
+        H5Fclose(fid);
+        return QID_OK;
+    }
+    hid_t fits = H5Gopen2(fid, "fits", H5P_DEFAULT);
+    H5G_info_t info = {0};
+    if (fits < 0 || H5Gget_info(fits, &info) < 0) {
+        if (fits >= 0) H5Gclose(fits);
+        H5Fclose(fid);
+        return qid_error_set(err, QID_E_HDF5, "cannot read '/fits' in '%s'", store);
+    }
+    qid_fit_entry *e = qid_calloc(info.nlinks + 1, sizeof *e, "the fits of a store");
+    for (hsize_t i = 0; i < info.nlinks; i++) {
+        qid_fit_entry *x = &e[*n];
+        H5Lget_name_by_idx(fits, ".", H5_INDEX_NAME, H5_ITER_INC, i, x->name, sizeof x->name, H5P_DEFAULT);
+        hid_t g = H5Gopen2(fits, x->name, H5P_DEFAULT);
+        if (g < 0) continue;
+        char method[64], format[64], bits[128], models[160], lo[32], hi[32];
+        attr_text(g, "kind", x->kind, sizeof x->kind);
+        if (!x->kind[0]) snprintf(x->kind, sizeof x->kind, "unified");
+        attr_text(g, "form", x->form, sizeof x->form);
+        if (!x->form[0] && strcmp(x->kind, "unified") == 0) snprintf(x->form, sizeof x->form, "ouyang");
+        attr_text(g, "created_utc", x->created, sizeof x->created);
+        attr_text(g, "filter_method", method, sizeof method);
+        attr_text(g, "filter_format", format, sizeof format);
+        attr_text(g, "filter_bits", bits, sizeof bits);
+        attr_text(g, "filter_models", models, sizeof models);
+        attr_text(g, "min_tokens", lo, sizeof lo);
+        attr_text(g, "max_tokens", hi, sizeof hi);
+        if (strcmp(x->kind, "unified") == 0)
+            snprintf(x->filters, sizeof x->filters, "method %s, format %s, bits %s, models %s, tokens [%s, %s]",
+                     method[0] ? method : "any", format[0] ? format : "any", bits[0] ? bits : "any",
+                     models[0] ? models : "all", lo[0] ? lo : "0", hi[0] ? hi : "inf");
+        x->compare = has_link(g, "compare");
+        H5Gclose(g);
+        (*n)++;
+    }
+    H5Gclose(fits);
+    H5Fclose(fid);
+    *out = e;
     return QID_OK;
 }

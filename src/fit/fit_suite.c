@@ -142,6 +142,13 @@ int qid_fit_suite_run(const qid_fit_obs *obs, size_t n, const double *n16, const
     s->n_tokens_values = qid_fit_obs_count_distinct(obs, n, QID_FIT_OBS_D);
     s->n_bits_values = qid_fit_obs_count_distinct(obs, n, QID_FIT_OBS_P);
     s->n_checkpoints = qid_fit_obs_count_distinct(obs, n, QID_FIT_OBS_CKPT);
+    s->n_min = s->d_min = s->p_min = INFINITY;
+    s->n_max = s->d_max = s->p_max = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        s->n_min = fmin(s->n_min, obs[i].n), s->n_max = fmax(s->n_max, obs[i].n);
+        s->d_min = fmin(s->d_min, obs[i].d), s->d_max = fmax(s->d_max, obs[i].d);
+        s->p_min = fmin(s->p_min, obs[i].p), s->p_max = fmax(s->p_max, obs[i].p);
+    }
     if (n == 0) return qid_error_set(err, QID_E_INVALID, "no QiD points pass the filters (no OK quantizer rows)");
     if (n < 5)
         return qid_error_set(err, QID_E_INVALID,
@@ -179,7 +186,13 @@ int qid_fit_suite_of_store(const char *store, const qid_fit_filter *filter, cons
     int rc = qid_fit_rows_read(store, &rows, &n_rows, err);
     if (rc) return rc;
     qid_fit_obs_from_rows(rows, n_rows, filter, &obs, &n_obs, &n16, &d16, &l16, &m16);
-    rc = qid_fit_suite_run(obs, n_obs, n16, d16, l16, m16, fo, s, err);
+    if (n_obs == 0) {
+        char why[600];
+        qid_fit_filter_explain(rows, n_rows, filter, why, sizeof why);
+        rc = qid_error_set(err, QID_E_INVALID, "no QiD points pass the filters: %s", why);
+    } else {
+        rc = qid_fit_suite_run(obs, n_obs, n16, d16, l16, m16, fo, s, err);
+    }
     free(obs), free(n16), free(d16), free(l16);
     qid_results_rows_free(rows, n_rows);
     return rc;

@@ -30,7 +30,7 @@ void qid_report_opts_init(qid_report_opts *o)
 double report_fitted(const report *r, size_t i)
 {
     const qid_fit_obs *ob = &r->obs[i];
-    return r->rf.have ? qid_fit_law_eval(&r->rf.law, ob->n, ob->d, ob->p) : NAN;
+    return r->rf.have ? qid_fit_law_eval_obs(&r->rf.law, ob) : NAN;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -101,7 +101,8 @@ static int get_fit(const char *store, const qid_fit_obs *obs, size_t n_obs, cons
         rf->converged = stats.converged, rf->iterations = stats.iterations;
         return QID_OK;
     }
-    if (st != QID_E_INVALID || !strstr(e.msg, "has no fit")) {
+    /* A fit asked for by name must be there; only the default is fitted in memory when missing. */
+    if (st != QID_E_INVALID || !strstr(e.msg, "has no fit") || strcmp(o->fit_name, "default") != 0) {
         *err = e;
         return st;
     }
@@ -230,7 +231,7 @@ static void summary_coefs(FILE *f, const report_fit *rf, double lv)
     else
         fprintf(f, "%-10s %12s   (no bootstrap draws: no intervals)\n", "", "value");
     double *col = qid_malloc((rf->boot.n_draws + 1) * sizeof *col, "report: bootstrap column");
-    for (int j = 0; j < 4; j++) {
+    for (int j = 0; j < qid_fit_form_of(rf->law.form)->n_coef; j++) {
         fprintf(f, "%-10s %12.6g", qid_fit_form_of(rf->law.form)->coef[j], qid_fit_law_coef(&rf->law, j));
         if (rf->boot.n_draws >= 2) {
             for (size_t b = 0; b < rf->boot.n_draws; b++)
@@ -269,9 +270,16 @@ static void summary_law(FILE *f, const report *r)
 {
     const report_fit *rf = &r->rf;
     fprintf(f, "qid report of %s\n\n", r->store);
-    if (rf->stored)
+    if (rf->stored) {
         fprintf(f, "fit: /fits/%s (stored by 'qid fit')\n", r->o->fit_name);
-    else
+        qid_fit_entry *e = NULL;
+        size_t n = 0;
+        if (qid_fit_store_entries(r->store, &e, &n, NULL) == QID_OK)
+            for (size_t k = 0; k < n; k++)
+                if (strcmp(e[k].name, r->o->fit_name) == 0 && e[k].filters[0])
+                    fprintf(f, "filters: %s\n", e[k].filters);
+        free(e);
+    } else
         fprintf(f, "fit: made in memory (the store has no /fits/%s; 'qid fit %s' stores one)\n", r->o->fit_name,
                 r->store);
     fprintf(f, "law (%s): %s\n\n", qid_fit_form_of(rf->law.form)->name, qid_fit_form_of(rf->law.form)->text);
@@ -324,11 +332,24 @@ static void summary_pred(FILE *f, const qid_report_opts *o, const report_pred *r
     fprintf(f, "\n");
 }
 
+/* The law comparison's lines of summary.txt (none without one). */
+static void summary_compare(FILE *f, const report *r)
+{
+    const qid_fit_compare_stored *c = &r->cmp;
+    if (!c->n_laws) return;
+    fprintf(f, "\nlaw forms compared on the same points (qid fit --compare; law_compare.png):\n");
+    fprintf(f, "  %-10s %10s %12s %12s\n", "law", "AIC", "LOMO err", "future err");
+    for (size_t k = 0; k < c->n_laws; k++)
+        fprintf(f, "  %-10s %10.2f %12.4f %12.4f\n", c->name[k], c->aic[k], c->lomo_err[k], c->lfo_err[k]);
+    fprintf(f, "  lowest leave-future-out error: %s (errors: RMS of (qid - law)/se on held-out points)\n", c->best_lfo);
+}
+
 static int write_summary(const report *r, qid_error *err)
 {
     FILE *f = report_open(r->dir, "summary.txt", err);
     if (!f) return err->code ? err->code : QID_E_IO;
     summary_law(f, r);
+    summary_compare(f, r);
     summary_pred(f, r->o, &r->rp);
     fprintf(f, "\nfiles: points.csv, predictions.csv, pareto.csv, predictor.csv; plots *.png, *.svg drawn by gnuplot "
                "from report.gp and *.dat\n");
@@ -347,10 +368,15 @@ static int gather(report *r, FILE *log, qid_error *err)
     qid_fit_filter filter;
     qid_fit_filter_init(&filter);
     qid_fit_obs_from_rows(rows, n_rows, &filter, &r->obs, &r->n_obs, NULL, NULL, NULL, NULL);
-    st = get_pred(r->store, rows, n_rows, r->o, log, &r->rp, err);
+    /* The law first: a fit asked for by name and missing ends the report before anything else is said. */
+    st = get_fit(r->store, r->obs, r->n_obs, r->o, log, &r->rf, err);
+    if (!st && r->rf.stored) { /* its comparison of the law forms, when qid fit --compare made one */
+        st = qid_fit_store_read_compare(r->store, r->o->fit_name, &r->cmp, err);
+        if (st == 1) st = QID_OK;
+    }
+    if (!st) st = get_pred(r->store, rows, n_rows, r->o, log, &r->rp, err);
     qid_results_rows_free(rows, n_rows);
-    if (st) return st;
-    return get_fit(r->store, r->obs, r->n_obs, r->o, log, &r->rf, err);
+    return st;
 }
 
 int qid_report_write(const char *store, const char *dir, const qid_report_opts *o, FILE *log, qid_error *err)
@@ -372,6 +398,7 @@ int qid_report_write(const char *store, const char *dir, const qid_report_opts *
     }
     qid_fit_boot_free(&r.rf.boot);
     report_pred_free(&r.rp);
+    qid_fit_compare_stored_free(&r.cmp);
     free(r.obs), free(r.un), free(r.up), free(r.ud), free(r.cnt);
     return st;
 }

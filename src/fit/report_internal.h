@@ -12,6 +12,7 @@
 #include "error.h"
 #include "fit.h"
 #include "fit_predictor.h"
+#include "fit_store.h"
 #include "report.h"
 
 /* The prediction grid of predictions.csv and plot 4: 7B, 70B, 405B at 2, 3,
@@ -66,6 +67,7 @@ typedef struct report {
     size_t *cnt;           /* points drawn per block of points.dat (P index * nn + N index) */
     report_fit rf;
     report_pred rp;
+    qid_fit_compare_stored cmp; /* the stored fit's law comparison (qid fit --compare); n_laws 0: none */
 } report;
 
 /* The fitted QiD of obs[i]; NaN without a law. */
@@ -78,7 +80,8 @@ int report_close(FILE *f, const char *dir, const char *name, qid_error *err);
 
 /* The tables and .dat files (report_tables.c): points.csv, predictions.csv
  * and .dat, points.dat (fills r->cnt), lines.dat, pareto.csv and .dat,
- * predictor.csv and .dat. */
+ * predictor.csv and .dat, and with a law comparison law_compare.csv and
+ * .dat. */
 int report_write_tables(report *r, qid_error *err);
 
 /* The gnuplot script report.gp (report_plot.c), after report_write_tables. */

@@ -128,6 +128,30 @@ static void plot_predictions(FILE *f, int svg, const report *r)
     fprintf(f, "\nset xtics autofreq\nset autoscale x\n");
 }
 
+/* (4b) every compared law form's predictions side by side (with a stored comparison). */
+static void plot_compare(FILE *f, int svg, const report *r)
+{
+    const qid_fit_compare_stored *c = &r->cmp;
+    if (!c->n_laws || !c->n_pred) return;
+    size_t per = c->n_pred / c->n_laws;
+    term(f, svg, 900, 560, "law_compare");
+    fprintf(f,
+            "set title 'QiD at D = 1e14 tokens by law form (bars: bootstrap interval; lowest leave-future-out error: "
+            "%s)'\n",
+            c->best_lfo);
+    fprintf(f, "unset logscale x\nset logscale y\nset format x '%%g'\nset xrange [0.5:%zu.5]\nset xtics (", per);
+    for (size_t j = 0; j < per; j++) {
+        const double *p = c->pred + 7 * j;
+        fprintf(f, "%s'%.3g, %g-bit' %zu", j ? ", " : "", p[1], p[3], j + 1);
+    }
+    fprintf(f, ") rotate by -30 font ',9'\nset xlabel 'N, bits'\nset ylabel 'predicted QiD (nats/token)'\n"
+               "set autoscale y\nplot ");
+    for (size_t k = 0; k < c->n_laws; k++)
+        fprintf(f, "%s'law_compare.dat' index %zu using 1:2:3:4 with yerrorbars pt 7 ps 1.1 lw 2 lc %zu title '%s'",
+                k ? ", \\\n     " : "", k, k + 1, c->name[k]);
+    fprintf(f, "\nset xtics autofreq norotate font ''\nset autoscale x\n");
+}
+
 /* (5) measured vs fitted QiD. */
 static void plot_actual(FILE *f, int svg, const report *r)
 {
@@ -199,6 +223,7 @@ int report_write_script(const report *r, qid_error *err)
         plot_qid_vs_n(f, svg, r, dmid);
         plot_qid_vs_p(f, svg, r, dmid);
         plot_predictions(f, svg, r);
+        plot_compare(f, svg, r);
         plot_actual(f, svg, r);
         plot_pareto(f, svg, &r->rp);
         plot_predictor(f, svg, &r->rp);

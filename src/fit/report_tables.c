@@ -196,12 +196,45 @@ static int write_lines_dat(const report *r, qid_error *err)
     return report_close(f, r->dir, "lines.dat", err);
 }
 
+/* law_compare.csv and law_compare.dat (one block per law): each compared form's QiD on the prediction grid,
+ * from the stored comparison. */
+static int write_compare(const report *r, qid_error *err)
+{
+    const qid_fit_compare_stored *c = &r->cmp;
+    if (!c->n_laws) return QID_OK;
+    FILE *f = report_open(r->dir, "law_compare.csv", err);
+    if (!f) return open_failed(err);
+    fprintf(f, "law,N,D,P,qid,qid_lo,qid_hi\n");
+    for (size_t i = 0; i < c->n_pred; i++) {
+        const double *p = c->pred + 7 * i;
+        size_t law = (size_t)p[0];
+        fprintf(f, "%s,%.6g,%.6g,%g,%.6g,%.6g,%.6g\n", law < c->n_laws ? c->name[law] : "?", p[1], p[2], p[3], p[4],
+                p[5], p[6]);
+    }
+    int st = report_close(f, r->dir, "law_compare.csv", err);
+    if (st) return st;
+    if (!(f = report_open(r->dir, "law_compare.dat", err))) return open_failed(err);
+    fprintf(f, "# x(grid position + offset per law)  qid  lo  hi  N  P\n");
+    for (size_t law = 0; law < c->n_laws; law++) {
+        size_t j = 0;
+        for (size_t i = 0; i < c->n_pred; i++) {
+            const double *p = c->pred + 7 * i;
+            if ((size_t)p[0] != law) continue;
+            double x = (double)(++j) + 0.2 * ((double)law - 0.5 * (double)(c->n_laws - 1));
+            fprintf(f, "%g %.6g %.6g %.6g %.6g %g\n", x, p[4], isnan(p[5]) ? p[4] : p[5], isnan(p[6]) ? p[4] : p[6],
+                    p[1], p[3]);
+        }
+        fprintf(f, "\n\n");
+    }
+    return report_close(f, r->dir, "law_compare.dat", err);
+}
+
 int report_write_tables(report *r, qid_error *err)
 {
     int st;
     if ((st = write_pareto(r->dir, &r->rp, err)) || (st = write_predictor(r->dir, &r->rp, err)) ||
         (st = write_points_csv(r, err)) || (st = write_predictions(r, err)) || (st = write_points_dat(r, err)) ||
-        (st = write_lines_dat(r, err)))
+        (st = write_lines_dat(r, err)) || (st = write_compare(r, err)))
         return st;
     return QID_OK;
 }

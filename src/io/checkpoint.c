@@ -375,6 +375,8 @@ qid_ckpt_writer *qid_ckpt_create(const char *path, const qid_model_config *cfg, 
     if (!rc) rc = qid_h5_attr_write_i64(w->file, "params_nonembedding", nonembed, err);
     if (!rc) rc = qid_h5_attr_write_i64(w->file, "params_total", total, err);
     if (!rc) rc = qid_h5_attr_write_str(w->file, "source_format", meta->source_format, err);
+    if (!rc) rc = qid_h5_attr_write_f64(w->file, "lr_frac", meta->lr_frac, err);
+    if (!rc) rc = qid_h5_attr_write_str(w->file, "lr_schedule", meta->lr_schedule, err);
     if (!rc) rc = qid_h5_attr_write_str(w->file, "created_by", "qid " QID_VERSION, err);
     if (rc) goto fail;
 
@@ -526,6 +528,31 @@ void qid_ckpt_abort(qid_ckpt_writer *w)
     writer_free(w);
 }
 
+/* lr_frac and lr_schedule: the root attributes, or for a checkpoint written
+ * by `qid train` before they existed its /train group's lr_at_step / lr;
+ * NaN and "" when neither is there. */
+static int read_lr(hid_t file, qid_ckpt_meta *m, qid_error *err)
+{
+    m->lr_frac = NAN;
+    m->lr_schedule[0] = '\0';
+    if (qid_h5_attr_exists(file, "lr_frac")) {
+        int rc = qid_h5_attr_read_f64(file, "/", "lr_frac", &m->lr_frac, err);
+        if (!rc && qid_h5_attr_exists(file, "lr_schedule"))
+            rc = qid_h5_attr_read_str(file, "/", "lr_schedule", m->lr_schedule, sizeof m->lr_schedule, err);
+        return rc;
+    }
+    if (H5Lexists(file, "train", H5P_DEFAULT) <= 0) return QID_OK;
+    hid_t g = H5Gopen2(file, "train", H5P_DEFAULT);
+    if (g < 0) return QID_OK;
+    double at = NAN, peak = NAN;
+    if (qid_h5_attr_exists(g, "lr_at_step") && qid_h5_attr_exists(g, "lr") &&
+        !qid_h5_attr_read_f64(g, ".", "lr_at_step", &at, NULL) && !qid_h5_attr_read_f64(g, ".", "lr", &peak, NULL) &&
+        peak > 0)
+        m->lr_frac = at / peak;
+    H5Gclose(g);
+    return QID_OK;
+}
+
 /* ---- reading -------------------------------------------------------------------- */
 
 int qid_ckpt_open(const char *path, qid_ckpt *ck, qid_error *err)
@@ -551,6 +578,7 @@ int qid_ckpt_open(const char *path, qid_ckpt *ck, qid_error *err)
     if (!rc) rc = qid_h5_attr_read_str(ck->file, "/", "source_sha256", m->source_sha256, sizeof m->source_sha256, err);
     if (!rc) rc = qid_h5_attr_read_str(ck->file, "/", "tensor_sha256", m->tensor_sha256, sizeof m->tensor_sha256, err);
     if (!rc) rc = qid_h5_attr_read_str(ck->file, "/", "source_format", m->source_format, sizeof m->source_format, err);
+    if (!rc) rc = read_lr(ck->file, m, err);
     if (rc) goto fail_wrap;
     int dt = qid_dtype_parse(dtype);
     if (dt < 0) {

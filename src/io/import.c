@@ -7,11 +7,13 @@
 #include <cJSON.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fsutil.h"
+#include "lr_schedule.h"
 #include "safetensors.h"
 
 #define MAX_JSON_BYTES (16u << 20)
@@ -331,6 +333,25 @@ static void default_model_name(const char *config_json, const char *dir, char *o
     cJSON_Delete(root);
 }
 
+/* meta->lr_frac and lr_schedule from o->schedule at o->step (NaN and ""
+ * without a schedule). */
+static int import_lr(const qid_import_opts *o, qid_ckpt_meta *meta, qid_error *err)
+{
+    meta->lr_frac = NAN;
+    meta->lr_schedule[0] = '\0';
+    if (!o->schedule) return QID_OK;
+    if (o->step < 0)
+        return qid_error_set(err, QID_E_INVALID,
+                             "a learning-rate schedule needs the checkpoint's step (--step) to say where in it the "
+                             "checkpoint is");
+    qid_train_sched s;
+    int rc = qid_sched_spec_parse(o->schedule, &s, err);
+    if (rc) return rc;
+    meta->lr_frac = qid_train_lr(&s, o->step);
+    qid_sched_spec_format(&s, meta->lr_schedule, sizeof meta->lr_schedule);
+    return QID_OK;
+}
+
 int qid_import_safetensors(const qid_import_opts *o, qid_error *err)
 {
     char *config_path = qid_path_join(o->dir, "config.json"), *config_json = NULL;
@@ -451,6 +472,7 @@ int qid_import_safetensors(const qid_import_opts *o, qid_error *err)
         default_model_name(config_json, o->dir, meta.model, sizeof meta.model);
     meta.step = o->step;
     meta.tokens_seen = o->tokens;
+    if ((rc = import_lr(o, &meta, err))) goto done;
     meta.dtype = (qid_dtype)dtype;
     snprintf(meta.source_format, sizeof meta.source_format, "safetensors");
     qid_ckpt_source src = {files, hashes, config_json, o->dir};

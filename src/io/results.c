@@ -35,6 +35,7 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <libgen.h>
+#include <math.h>
 #include <pthread.h>
 #include <spawn.h>
 #include <stddef.h>
@@ -87,6 +88,7 @@ const qid_result_column qid_result_columns[QID_RESULT_N_COLUMNS] = {
     COL(params, QID_COL_I64),
     COL(tokens_seen, QID_COL_I64),
     COL(step, QID_COL_I64),
+    COL(lr_frac, QID_COL_F64),
     COL(method, QID_COL_STR),
     COL(format, QID_COL_STR),
     COL(bits, QID_COL_F64),
@@ -110,7 +112,7 @@ const qid_result_column qid_result_columns[QID_RESULT_N_COLUMNS] = {
     COL(error, QID_COL_STR),
     COL(finished_utc, QID_COL_STR),
     COL(nll_offset, QID_COL_I64),
-    /* schema 2 */
+    /* schema 3 */
     COL(windows_used, QID_COL_I64),
     COL(stop_rule, QID_COL_STR),
     DIV(kl_se),
@@ -147,8 +149,7 @@ const qid_result_column qid_result_columns[QID_RESULT_N_COLUMNS] = {
 };
 #undef DIV
 #undef COL
-#define N_COLUMNS    QID_RESULT_N_COLUMNS
-#define N_COLUMNS_V1 30 /* the columns of schema version 1, first in the table */
+#define N_COLUMNS QID_RESULT_N_COLUMNS
 _Static_assert(sizeof qid_result_columns / sizeof qid_result_columns[0] == QID_RESULT_N_COLUMNS,
                "QID_RESULT_N_COLUMNS is the number of /tasks columns");
 
@@ -724,8 +725,9 @@ static int row_is_finished(hid_t tasks, hid_t mtype, hsize_t i, hsize_t n_nll, h
     if (rc >= 0) {
         *why = row_problem(row.key, (int)row.status, row.windows, row.nll_offset, n_nll, n_tok);
         if (!*why)
-            for (size_t c = 0; c < N_COLUMNS_V1; c++) /* the columns every store version has */
-                if (qid_result_columns[c].kind == QID_COL_STR && !*str_field(&row, &qid_result_columns[c]))
+            for (size_t c = 0; c < QID_RESULT_N_COLUMNS; c++) /* stop_rule: not in stores before version 3 */
+                if (qid_result_columns[c].kind == QID_COL_STR && !*str_field(&row, &qid_result_columns[c]) &&
+                    qid_result_columns[c].offset != offsetof(qid_result, stop_rule))
                     *why = "a string is missing";
         H5Dvlen_reclaim(mtype, ms, H5P_DEFAULT, &row);
     }
@@ -1023,8 +1025,8 @@ qid_results *qid_results_open(const char *path, const qid_results_provenance *pr
     int64_t version = 0;
     if (qid_h5_check_format(r->fid, path, QID_RESULTS_FORMAT, QID_RESULTS_SCHEMA_VERSION, &version, err)) goto fail;
     if (version < QID_RESULTS_SCHEMA_VERSION)
-        qid_warn("results store '%s' has schema_version %lld: new rows keep only its columns (no windows_used, "
-                 "stop_rule or divergence report; start a new store to have them)",
+        qid_warn("results store '%s' has schema_version %lld: new rows keep only its columns (the columns added "
+                 "since are not stored in it; start a new store to have them)",
                  path, (long long)version);
     if (repaired) {
         /* Nothing the killed writer allocated past the recorded end of the
@@ -1211,10 +1213,14 @@ static int read_once(const char *path, qid_result **rows_out, size_t *n_out, qid
         n--;
     }
     raw = qid_calloc(n ? n : 1, sizeof *raw, "the rows of a results store");
-    for (size_t i = 0; i < (size_t)n; i++) { /* what a version-1 store has no column for */
+    /* A column the file lacks (a store of an older schema: lr_frac came in
+     * version 2) is left alone by the compound conversion: it reads as NaN. */
+    for (size_t i = 0; i < (size_t)n; i++)
+        for (size_t c = 0; c < QID_RESULT_N_COLUMNS; c++)
+            if (qid_result_columns[c].kind == QID_COL_F64)
+                *(double *)((char *)&raw[i] + qid_result_columns[c].offset) = NAN;
+    for (size_t i = 0; i < (size_t)n; i++) /* no such column before version 3 */
         raw[i].windows_used = -1;
-        qid_divergence_none(&raw[i].div);
-    }
     if (n > 0) {
         QID_H5_TRY(err, fs = H5Dget_space(tasks), "cannot get the dataspace of '/tasks'");
         QID_H5_TRY(err, H5Sselect_hyperslab(fs, H5S_SELECT_SET, (hsize_t[]){0}, NULL, &n, NULL),

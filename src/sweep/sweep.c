@@ -181,6 +181,7 @@ static void record(sched *s, size_t t, const sweep_result *o)
     row.params = o->r.params;
     row.tokens_seen = o->r.tokens_seen;
     row.step = o->r.step;
+    row.lr_frac = o->r.lr_frac;
     row.method = qid_job_method_name(task->method);
     row.format = q ? q->format : "";
     row.bits = o->r.bits;

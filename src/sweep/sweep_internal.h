@@ -25,7 +25,7 @@ typedef struct sweep_scalars {
     int64_t windows, tokens;
     int64_t n_probe; /* probe losses, radius-major: [r * directions + d] */
     int64_t params, tokens_seen, step;
-    double loss, kl, sqnr_db, seconds, bits;
+    double loss, kl, sqnr_db, seconds, bits, lr_frac;
     int32_t elem_bits;
     int32_t pad;
     char model[128];

@@ -28,7 +28,7 @@ void sweep_result_init(sweep_result *o, int rank)
     o->r.status = QID_RESULT_OK;
     o->r.rank = rank;
     o->r.params = o->r.tokens_seen = o->r.step = -1;
-    o->r.loss = o->r.kl = o->r.sqnr_db = o->r.bits = NAN;
+    o->r.loss = o->r.kl = o->r.sqnr_db = o->r.bits = o->r.lr_frac = NAN;
     o->r.elem_bits = -1;
     qid_divergence_none(&o->r.div);
 }
@@ -223,6 +223,7 @@ void sweep_task_run(const qid_job *job, const qid_task *t, int threads, int rank
     o->r.params = meta->params_nonembedding;
     o->r.tokens_seen = meta->tokens_seen;
     o->r.step = meta->step;
+    o->r.lr_frac = meta->lr_frac;
     int dtype_bits = (int)(8 * qid_dtype_size(meta->dtype));
 
     const qid_tokens *tk;

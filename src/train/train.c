@@ -464,6 +464,8 @@ static int save_checkpoint(trainer *t, int64_t step, double train_loss, double e
     meta.tokens_seen = step * (int64_t)(t->B * t->L);
     meta.dtype = QID_DTYPE_F32;
     snprintf(meta.source_format, sizeof meta.source_format, "qid-train");
+    meta.lr_frac = step > 0 ? qid_train_lr(&t->sched, step) / t->sched.lr : 0.0;
+    qid_sched_spec_format(&t->sched, meta.lr_schedule, sizeof meta.lr_schedule);
     char files[2200], sums[200];
     snprintf(files, sizeof files, "%s%s%s", t->o->train_path, t->o->eval_path ? "\n" : "",
              t->o->eval_path ? t->o->eval_path : "");

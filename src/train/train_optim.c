@@ -1,5 +1,5 @@
-/* train_optim.c - learning-rate schedules, AdamW and gradient clipping
- * (train_optim.h).
+/* train_optim.c - AdamW and gradient clipping (train_optim.h); the
+ * learning-rate schedules are in src/core/lr_schedule.c.
  *
  * Does not: compute gradients (train_grad.c) or run the loop (train.c). */
 #include "train_optim.h"
@@ -10,48 +10,6 @@
 #include <string.h>
 
 #include "error.h"
-
-#define PI 3.14159265358979323846
-
-/* ---- schedules ------------------------------------------------------------------ */
-
-static const char *const sched_names[] = {"cosine", "constant", "wsd"};
-
-const char *qid_sched_name(qid_sched_kind k) { return (unsigned)k < 3 ? sched_names[k] : "?"; }
-
-int qid_sched_parse(const char *name)
-{
-    for (int i = 0; i < 3; i++)
-        if (strcmp(name, sched_names[i]) == 0) return i;
-    return -1;
-}
-
-int64_t qid_train_wsd_stable_end(const qid_train_sched *s)
-{
-    int64_t n = (int64_t)llround(s->decay_frac * (double)s->steps);
-    if (n < 1) n = 1;
-    if (n > s->steps - s->warmup) n = s->steps - s->warmup;
-    return s->steps - n;
-}
-
-double qid_train_lr(const qid_train_sched *s, int64_t step)
-{
-    if (step <= s->warmup) return s->warmup > 0 ? s->lr * (double)step / (double)s->warmup : s->lr;
-    switch (s->kind) {
-    case QID_SCHED_CONSTANT: return s->lr;
-    case QID_SCHED_COSINE: {
-        const double p = (double)(step - s->warmup) / (double)(s->steps - s->warmup);
-        return s->min_lr + 0.5 * (s->lr - s->min_lr) * (1.0 + cos(PI * (p < 1.0 ? p : 1.0)));
-    }
-    case QID_SCHED_WSD: {
-        const int64_t e = qid_train_wsd_stable_end(s);
-        if (step <= e) return s->lr;
-        const double p = (double)(step - e) / (double)(s->steps - e);
-        return s->lr + (s->min_lr - s->lr) * (p < 1.0 ? p : 1.0);
-    }
-    }
-    return s->lr;
-}
 
 /* ---- AdamW and clipping ---------------------------------------------------------- */
 
