@@ -56,6 +56,7 @@ typedef struct qid_fit_obs {
     double loss16; /* 16-bit loss (not used by the QiD laws; NaN if unknown) */
     double lr;     /* learning rate at the checkpoint over its peak, in [0, 1] (the results store's lr_frac);
                       NaN if unknown. Only the ouyang-lr form uses it */
+    size_t row;    /* the results row it came from (qid_fit_obs_from_rows; 0 otherwise): its model, method, format */
 } qid_fit_obs;
 
 /* The functional forms of the law (`qid fit --law NAME`). Every form has

@@ -21,6 +21,9 @@
 #define QID_FIT_SUITE_MIN_POINTS 20
 /* R^2 (log space) below this earns a warning. */
 #define QID_FIT_SUITE_MIN_R2 0.8
+/* A per-factor median exponent bears out the unified law's when it has the same sign and at least this fraction
+ * of its size; otherwise qid fit warns. */
+#define QID_FIT_SUITE_FACTOR_AGREE 0.25
 /* Per-factor law QiD vs N: checkpoints whose D lie within this ratio of the
  * smallest D of a bin share the bin (equal D, as in Pythia where every size
  * has the same steps, share one exactly). */

@@ -28,7 +28,7 @@ static void gen(qid_fit_obs *o, size_t n, uint64_t seed, double rel, double abs_
         double N = sizes[c % 8], D = exp(log(2e9) + qid_rng_uniform(&r) * (log(3e11) - log(2e9)));
         for (int P = 2; P <= 4 && k < n; P++) {
             double q = qid_fit_law_eval(law, N, D, P), se = sqrt(rel * rel * q * q + abs_se * abs_se);
-            o[k++] = (qid_fit_obs){c, c % 8, N, D, P, q + se * qid_rng_normal(&r), se, NAN, NAN};
+            o[k++] = (qid_fit_obs){c, c % 8, N, D, P, q + se * qid_rng_normal(&r), se, NAN, NAN, 0};
         }
     }
 }

@@ -6,7 +6,7 @@
 # unknown options, options after the arguments, 3e11-style integers).
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 80
+plan 82
 tap_tmpdir
 T=$TAP_TMP
 FIX=test/fixtures/hf
@@ -16,6 +16,10 @@ like "$out" "import" "--help lists import"
 like "$out" "inspect" "--help lists inspect"
 out=$($QID --version); ok $? "qid --version exits 0"
 like "$out" "libraries: HDF5 1." "--version names the libraries"
+
+# the README's way to call it `qid`: make install into a prefix, then PATH
+make --no-print-directory install PREFIX="$T/prefix" QID="$QID" >/dev/null 2>&1; ok $? "make install PREFIX=... exits 0"
+like "$(PATH="$T/prefix/bin:$PATH" qid --version 2>&1)" "libraries: HDF5 1." "after make install, 'qid' on PATH runs"
 $QID import --help >/dev/null; ok $? "qid import --help exits 0"
 $QID frobnicate 2>"$T/err"; is 2 $? "unknown command exits 2"
 like "$(cat "$T/err")" "unknown command 'frobnicate'" "unknown command: message"

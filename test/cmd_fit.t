@@ -15,7 +15,7 @@
 set -u
 . "$(dirname "$0")/taplib.sh"
 tap_fit_generators
-plan 115
+plan 118
 tap_tmpdir
 T=$TAP_TMP
 S=$T/r.h5
@@ -146,6 +146,16 @@ $QID fit "$S" --models m1,m2,m3 --bits 3,4 --max-tokens 3e10 --boot 200 --seed 3
 $QID predict "$S" --fit few12 --params 1e9 --bits 2 --tokens-for 1e-8 >"$T/out" 2>&1
 like "$(cat "$T/out")" "(uninformative: the interval spans 5 orders of magnitude)  (D outside the fitted 1e+10..3e+10)" "a 12-point fit's tokens-for far below its data: the interval flagged, D outside the fitted range"
 
+$QID fit "$S" --boot 0 --name pts >"$T/out" 2>&1
+like "$(cat "$T/out")" "points 60 (all in the robust fit; 60 with QiD > 2 se start it; " "the counts say what each is: all points fitted, the significant ones start it"
+
+# a poor law of one bit width is a warning (the unified law on all three can still look fine)
+"$GEN" --write-store "$T/noisy4.h5" noisy4
+$QID fit "$T/noisy4.h5" --boot 0 >"$T/out" 2>&1
+like "$(cat "$T/out")" "warning: poor per-bit fit at P 4: R^2 (log) 0.496 < 0.80" "4-bit QiD without a law of its own: the per-bit warning"
+$QID fit "$S" --boot 0 --name clean >"$T/out" 2>&1
+is 0 "$(grep -c '^warning' "$T/out")" "the clean store (Ouyang's law, 5% noise): no warning"
+
 # filters
 $QID fit "$S" --bits 3,4 --boot 0 --name b34 >"$T/out" 2>"$T/err"
 like "$(cat "$T/out")" "points 40 (" "filter --bits 3,4: 40 points"
@@ -167,7 +177,7 @@ like "$(cat "$T/out")" "95% interval (bootstrap, QiD)" "predict: intervals from 
 $QID predict "$S" --params 1e9 --bits 3 --training-level 0.1 >"$T/out" 2>"$T/err"
 like "$(cat "$T/out")" "D implied" "predict --training-level: the D a QiD implies"
 $QID predict "$S" --fit nope --params 1e9 --bits 3 --tokens 1e12 >"$T/out" 2>"$T/err"
-like "$(cat "$T/err")" "has no fit '/fits/nope' (fits there: b34, cmp, cmp0, default, f1, factors, few, few12, kumar, sub" "predict: a missing fit is named"
+like "$(cat "$T/err")" "has no fit '/fits/nope' (fits there: b34, clean, cmp, cmp0, default, f1, factors, few, few12, kumar, pts, sub" "predict: a missing fit is named"
 
 # the training level of a checkpoint of the store
 tap_abs_paths

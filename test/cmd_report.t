@@ -14,7 +14,7 @@
 set -u
 . "$(dirname "$0")/taplib.sh"
 tap_fit_generators
-plan 41
+plan 44
 tap_tmpdir
 T=$TAP_TMP
 S=$T/r.h5
@@ -61,6 +61,9 @@ like "$(cat "$R/summary.txt")" "fit OK: 60 points" "summary: fit OK on 60 points
 is 0 "$(grep -cE 'POOR FIT|TOO FEW POINTS' "$R/summary.txt")" "summary: no POOR FIT / TOO FEW POINTS line"
 is 9 "$(tail -n +2 "$R/predictions.csv" | grep -c '^[47]')" "predictions.csv: 9 rows (7B/70B/405B x 2/3/4 bit)"
 is 61 "$(wc -l <"$R/points.csv" | tr -d ' ')" "points.csv: header + 60 points"
+is "model,checkpoint,step,method,format,N,D,P,qid,qid_se,predicted" "$(head -1 "$R/points.csv")" "points.csv: the identity columns first, so methods and checkpoints can be told apart"
+like "$(sed -n 2p "$R/points.csv")" "m1,ck/m1-0.h5,0,rtn,int2-g128-sym," "points.csv: a row names its model, checkpoint, step, method and format"
+is 24 "$(grep -c "using 1:2:7 with points pt variable" "$R/report.gp")" "qid_vs_d: the point type follows the method (3 bit widths x 4 sizes, PNG and SVG)"
 
 # a fit with its law comparison (qid fit --compare): the forms side by side
 [ ! -e "$R/law_compare.csv" ]; ok $? "no comparison stored: no law_compare.csv"

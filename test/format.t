@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # format.t - every C file follows .clang-format (docs/style.md).
-# Skips where clang-format is not installed (it is not a build dependency).
+# `make deps` installs clang-format on Debian (a test dependency, not a build
+# one); where it cannot (a cluster without root and without the tool) the test
+# skips rather than judging the code by another clang-format's rules.
 set -u
 . "$(dirname "$0")/taplib.sh"
 command -v clang-format >/dev/null 2>&1 || skip_all "clang-format not installed"

@@ -39,7 +39,7 @@ static void gen(qid_fit_obs *o, size_t n, uint64_t seed, double rel, double abs_
         double N = sizes[c % 8], D = exp(log(d_lo) + u * (log(d_hi) - log(d_lo)));
         for (int P = 2; P <= 4 && k < n; P++) {
             double q = qid_fit_law_eval(law, N, D, P), se = sqrt(rel * rel * q * q + abs_se * abs_se);
-            o[k++] = (qid_fit_obs){c, c % 8, N, D, P, q + se * qid_rng_normal(&r), se, NAN, NAN};
+            o[k++] = (qid_fit_obs){c, c % 8, N, D, P, q + se * qid_rng_normal(&r), se, NAN, NAN, 0};
         }
     }
 }
@@ -722,7 +722,7 @@ static void test_scipy(void)
     qid_fit_obs *o = malloc(n * sizeof *o);
     for (size_t i = 0; i < n; i++) {
         const double *r = t + i * 7;
-        o[i] = (qid_fit_obs){(int)r[0], (int)r[1], r[2], r[3], r[4], r[5], r[6], NAN, NAN};
+        o[i] = (qid_fit_obs){(int)r[0], (int)r[1], r[2], r[3], r[4], r[5], r[6], NAN, NAN, 0};
     }
     double ls[4], hu[4], ll[4], l16[4];
     ref_values(text, "law_ls", ls, 4);

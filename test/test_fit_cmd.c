@@ -47,6 +47,7 @@ enum store_kind {
     STORE_LR = 4,          /* the law, learning rates 0.2 + 0.2 ((i + j) mod 5) of model i's checkpoint j: apart from D
                               (no effect on QiD) */
     STORE_LR_FLAT = 5,     /* the law, every checkpoint at learning rate 0.5 */
+    STORE_NOISY4 = 6,      /* the law, but 4-bit QiD scattered by a factor e^(0.8 z): no law of its own */
 };
 
 /* The synthetic store: law QID_FIT_LAW_OUYANG with 5% log-normal noise,
@@ -109,7 +110,7 @@ static void write_store(const char *path, enum store_kind kind)
                 row.format = fmt;
                 row.elem_bits = true_p[k];
                 row.bits = true_p[k] + 0.125;
-                row.qid = law * exp(0.05 * qid_rng_normal(&rng));
+                row.qid = law * exp((kind == STORE_NOISY4 && true_p[k] == 4 ? 0.8 : 0.05) * qid_rng_normal(&rng));
                 row.qid_se = 0.05 * law;
                 if (kind == STORE_NONPOSITIVE || (kind == STORE_FLAT_FUTURE && j >= 3))
                     row.qid = -0.5 * row.qid_se * (double)k;
@@ -183,6 +184,7 @@ int main(int argc, char **argv)
                              : strcmp(k, "law") == 0        ? STORE_LAW
                              : strcmp(k, "lr") == 0         ? STORE_LR
                              : strcmp(k, "lrflat") == 0     ? STORE_LR_FLAT
+                             : strcmp(k, "noisy4") == 0     ? STORE_NOISY4
                                                             : (bail("unknown store kind '%s'", k), STORE_LAW));
         return 0;
     }

@@ -225,8 +225,9 @@ nsave=$(echo "$SAVE" | tr ',' ' ' | wc -w | tr -d ' ')
 last_third=$(echo "$SAVE" | tr ',' '\n' | tail -n $(((nsave + 2) / 3)) | head -1)
 awk -v size="$SIZE" -v main="$(models $MAIN)" -v conf="$(models $CONF)" -v from="$last_third" -v nsave="$nsave" \
     -v rtn="$OUT/fit-rtn.txt" -v mx="$OUT/fit-mxfp4.txt" -v plot="$OUT/report/demo-schedules.png" '
-function verdict(name, v, lo, hi, what,    s) {
+function verdict(name, v, lo, hi, what, disagree,    s) {
     if (lo > 0) s = "yes"; else if (hi < 0) s = "no, the opposite"; else s = "not resolved (interval includes 0)"
+    if (disagree != "" && s !~ /^not/) s = "not resolved (" disagree ")"
     printf "demo:   %-5s = %9.4f  95%% [%9.4f, %9.4f]   QiD %s: %s\n", name, v, lo, hi, what, s
 }
 function coef(line,    f) {
@@ -299,13 +300,18 @@ END {
     printf "demo: summary (%s suite): %d model sizes trained alike, %d checkpoints each\n", size, nm, nsave
     printf "demo: headline law: GPTQ at 2, 3 and 4 bits, groups of 32, symmetric (Ouyang et al.'"'"'s setting), %s points\n", pts
     printf "demo:   QiD = k D^beta / (N^alpha P^gamma) with %s\n", k
-    verdict("alpha", al, al_lo, al_hi, "falls with model size N")
-    verdict("beta", be, be_lo, be_hi, "rises with training tokens D")
-    verdict("gamma", ga, ga_lo, ga_hi, "falls with bit width P")
-    print "demo:   " r2line
-    print "demo:   leave-one-model-size-out " lomo
+    # A sign is claimed only when the interval and the per-(N, P) fits agree: the median beta over the groups
+    # must have its sign and more than half of the groups with >= 6 checkpoints must too.
     nf = split(medline, f, " ")
     for (i = 1; i <= nf; i++) if (f[i] == "beta" && f[i - 1] == "median") mb = f[i + 1]
+    bdis = ""
+    if (be_lo > 0 && !(mb > 0 && 2 * pos6 > groups6))
+        bdis = sprintf("the interval excludes 0 but the per-(N, P) fits disagree: median beta %s, beta > 0 in %d of %d", mb, pos6, groups6)
+    verdict("alpha", al, al_lo, al_hi, "falls with model size N", "")
+    verdict("beta", be, be_lo, be_hi, "rises with training tokens D", bdis)
+    verdict("gamma", ga, ga_lo, ga_hi, "falls with bit width P", "")
+    print "demo:   " r2line
+    print "demo:   leave-one-model-size-out " lomo
     printf "demo:   per-(N, P) laws QiD = c D^beta: median beta %s (unified %s); beta > 0 in %d of %d groups with >= 6 checkpoints\n",
         mb, sprintf("%.4f", be), pos6, groups6
     for (i = 1; i <= nw; i++) print "demo:   " warn[i]

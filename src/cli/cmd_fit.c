@@ -93,10 +93,10 @@ static void print_unified(FILE *out, const qid_fit_suite *s, const qid_fit_cmd_o
     fprintf(out, "unified law (%s): %s\n", form->name, form->text);
     print_filters(out, o);
     fprintf(out,
-            "points %zu (significant %zu, down-weighted %zu), checkpoints %zu, model sizes %zu, token counts %zu, "
-            "bit widths %zu\n",
-            s->n_points, f->n_significant, f->n_downweighted, s->n_checkpoints, s->n_models, s->n_tokens_values,
-            s->n_bits_values);
+            "points %zu (all in the robust fit; %zu with QiD > %g se start it; %zu down-weighted by the Huber loss), "
+            "checkpoints %zu, model sizes %zu, token counts %zu, bit widths %zu\n",
+            s->n_points, f->n_significant, o->fit.z, f->n_downweighted, s->n_checkpoints, s->n_models,
+            s->n_tokens_values, s->n_bits_values);
     int have_ci = s->boot.n_draws > 0;
     int w = f->law.form == QID_FIT_FORM_OUYANG ? 6 : 10; /* the width of the longest coefficient name */
     if (have_ci)

@@ -262,7 +262,8 @@ void qid_fit_obs_from_rows(const qid_result *rows, size_t n, const qid_fit_filte
                                  .qid = r->qid,
                                  .se = r->qid_se,
                                  .loss16 = r->loss16,
-                                 .lr = r->lr_frac};
+                                 .lr = r->lr_frac,
+                                 .row = i};
     }
     *obs = out, *n_obs = m;
     give(a, n16), give(b, d16), give(c, l16);

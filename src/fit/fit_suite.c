@@ -113,6 +113,22 @@ static void fit_groups(const qid_fit_obs *obs, size_t n, const qid_fit_opts *fo,
         s->factor_median[f] = qid_fit_groups_median(s->factor[f], s->n_factor[f], by, 3, &s->factor_used[f]);
     }
     free(binned);
+    /* A poor law of one bit width, and per-factor exponents that do not bear out the unified law's, are said. */
+    for (size_t g = 0; g < s->n_by_bits; g++)
+        if (s->by_bits[g].status == QID_OK && s->by_bits[g].n_points >= 5 &&
+            !(s->by_bits[g].fit.r2_log >= QID_FIT_SUITE_MIN_R2))
+            WARN(s, "poor per-bit fit at P %g: R^2 (log) %.3f < %.2f", s->by_bits[g].p, s->by_bits[g].fit.r2_log,
+                 QID_FIT_SUITE_MIN_R2);
+    const double unified[QID_FIT_N_FACTORS] = {s->law.law.beta, s->law.law.alpha, s->law.law.gamma};
+    for (int f = 0; f < QID_FIT_N_FACTORS; f++) {
+        double m = s->factor_median[f], u = unified[f];
+        if (!s->factor_used[f] || isnan(m) || (f == QID_FIT_FACTOR_P && s->law.law.form != QID_FIT_FORM_OUYANG))
+            continue;
+        if (m * u <= 0 || fabs(m) < QID_FIT_SUITE_FACTOR_AGREE * fabs(u))
+            WARN(s, "the per-factor laws do not bear out the unified %s: median %s %.3g over %zu groups (%s) vs %.3g",
+                 qid_fit_factors[f].exponent, qid_fit_factors[f].exponent, m, s->factor_used[f], qid_fit_factors[f].law,
+                 u);
+    }
 }
 
 /* The 16-bit loss law on the baseline points. */
@@ -131,6 +147,8 @@ static void fit_loss16(const double *n16, const double *d16, const double *l16, 
         snprintf(s->loss16_msg, sizeof s->loss16_msg, "%s", e.msg);
     else if (!s->loss16.conv.converged)
         WARN(s, "the 16-bit loss law did not converge (%d iterations)", s->loss16.conv.iterations);
+    if (s->loss16_status == QID_OK && !(s->loss16.r2_log >= QID_FIT_SUITE_MIN_R2))
+        WARN(s, "poor 16-bit loss law: R^2 (log) %.3f < %.2f", s->loss16.r2_log, QID_FIT_SUITE_MIN_R2);
 }
 
 int qid_fit_suite_run(const qid_fit_obs *obs, size_t n, const double *n16, const double *d16, const double *l16,

@@ -27,6 +27,15 @@ void qid_report_opts_init(qid_report_opts *o)
     *o = (qid_report_opts){.fit_name = "default", .predictor_name = "predictor", .n_boot = 200, .gnuplot = "gnuplot"};
 }
 
+const char report_method_points[] = "gptq 7, rtn 4, other 8";
+
+int report_method_pt(const char *method)
+{
+    if (method && strcmp(method, "gptq") == 0) return 7;
+    if (method && strcmp(method, "rtn") == 0) return 4;
+    return 8;
+}
+
 double report_fitted(const report *r, size_t i)
 {
     const qid_fit_obs *ob = &r->obs[i];
@@ -361,10 +370,10 @@ static int write_summary(const report *r, qid_error *err)
 /* The store's observations, its predictor and frontier, and its law. */
 static int gather(report *r, FILE *log, qid_error *err)
 {
-    qid_result *rows = NULL;
-    size_t n_rows = 0;
-    int st = qid_fit_rows_read(r->store, &rows, &n_rows, err);
+    int st = qid_fit_rows_read(r->store, &r->rows, &r->n_rows, err);
     if (st) return st;
+    const qid_result *rows = r->rows;
+    size_t n_rows = r->n_rows;
     qid_fit_filter filter;
     qid_fit_filter_init(&filter);
     qid_fit_obs_from_rows(rows, n_rows, &filter, &r->obs, &r->n_obs, NULL, NULL, NULL, NULL);
@@ -375,7 +384,6 @@ static int gather(report *r, FILE *log, qid_error *err)
         if (st == 1) st = QID_OK;
     }
     if (!st) st = get_pred(r->store, rows, n_rows, r->o, log, &r->rp, err);
-    qid_results_rows_free(rows, n_rows);
     return st;
 }
 
@@ -399,6 +407,7 @@ int qid_report_write(const char *store, const char *dir, const qid_report_opts *
     qid_fit_boot_free(&r.rf.boot);
     report_pred_free(&r.rp);
     qid_fit_compare_stored_free(&r.cmp);
+    qid_results_rows_free(r.rows, r.n_rows);
     free(r.obs), free(r.un), free(r.up), free(r.ud), free(r.cnt);
     return st;
 }

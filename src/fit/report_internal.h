@@ -57,6 +57,8 @@ typedef struct report {
     const char *store, *dir;
     const qid_report_opts *o;
     qid_fit_obs *obs; /* the store's observations (qid fit's default filters) */
+    qid_result *rows; /* the store's rows (obs[i].row indexes them) */
+    size_t n_rows;
     size_t n_obs;
     double *un, *up, *ud; /* distinct N, P, D of obs, ascending */
     size_t nn, np, nd;
@@ -69,6 +71,11 @@ typedef struct report {
     report_pred rp;
     qid_fit_compare_stored cmp; /* the stored fit's law comparison (qid fit --compare); n_laws 0: none */
 } report;
+
+/* The gnuplot point type of a quantizer method in the plots of QiD (gptq a filled circle, rtn an open square,
+ * any other an open triangle), and the same as text for the files' headers. */
+int report_method_pt(const char *method);
+extern const char report_method_points[];
 
 /* The fitted QiD of obs[i]; NaN without a law. */
 double report_fitted(const report *r, size_t i);

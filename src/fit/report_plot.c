@@ -40,11 +40,14 @@ static void plot_qid_vs_d(FILE *f, int svg, const report *r)
 {
     size_t nn = r->nn, np = r->np;
     char b[32];
-    term(f, svg, np > 1 ? 520 * (int)np : 700, 480, "qid_vs_d");
-    fprintf(f, "set multiplot layout 1,%zu title 'QiD vs training tokens D (points +- 1 s.e., lines: fitted law)'\n",
+    term(f, svg, np > 1 ? 520 * (int)np : 700, 560, "qid_vs_d");
+    fprintf(f,
+            "set multiplot layout 1,%zu title 'QiD vs training tokens D (points +- 1 s.e.: filled circles GPTQ, "
+            "open squares RTN; lines: fitted law)'\n",
             np ? np : 1);
     fprintf(f, "set logscale xy\nset format x '10^{%%L}'\nset format y '%%g'\nset xlabel 'training tokens D'\n"
-               "set ylabel 'QiD (nats/token)'\nset key inside left top box font ',9'\nset autoscale\n");
+               "set ylabel 'QiD (nats/token)'\nset key outside bottom center horizontal box font ',9'\nset bmargin 7\n"
+               "set autoscale\n");
     yrange(f, r);
     for (size_t jp = 0; jp < np; jp++) {
         fprintf(f, "set title '%g-bit'\nplot ", r->up[jp]);
@@ -53,8 +56,10 @@ static void plot_qid_vs_d(FILE *f, int svg, const report *r)
             size_t blk = jp * nn + jn;
             if (!r->cnt[blk]) continue;
             fmt_g(b, sizeof b, r->un[jn]);
-            fprintf(f, "%s'points.dat' index %zu using 1:2:3 with yerrorbars pt 7 ps 0.8 lc %zu title 'N = %s'",
-                    first ? "" : ", \\\n     ", blk, jn + 1, b);
+            fprintf(f,
+                    "%s'points.dat' index %zu using 1:2:3 with yerrorbars pt 7 ps 0 lc %zu title 'N = %s', \\\n"
+                    "     'points.dat' index %zu using 1:2:7 with points pt variable ps 0.8 lc %zu notitle",
+                    first ? "" : ", \\\n     ", blk, jn + 1, b, blk, jn + 1);
             first = 0;
             if (r->rf.have)
                 fprintf(f, ", \\\n     'lines.dat' index %zu using 1:2 with lines lw 2 lc %zu notitle", blk, jn + 1);
@@ -62,7 +67,7 @@ static void plot_qid_vs_d(FILE *f, int svg, const report *r)
         if (first) fprintf(f, "NaN notitle");
         fprintf(f, "\n");
     }
-    fprintf(f, "unset multiplot\nunset title\nset key outside right top box font ',10'\n");
+    fprintf(f, "unset multiplot\nunset title\nset bmargin\nset key outside right top box font ',10'\n");
 }
 
 /* (2) QiD vs N, one colour per P. */
@@ -172,9 +177,13 @@ static void plot_actual(FILE *f, int svg, const report *r)
 /* (6) the Pareto frontier, with the budget. */
 static void plot_pareto(FILE *f, int svg, const report_pred *rp)
 {
-    term(f, svg, 860, 600, "pareto");
+    /* The frontier's points are numbered on the plot and named in a list beside it, so that long names never
+     * overlap each other or the data; the offsets keep points at the edges inside the frame. */
+    enum { LISTED = 24 };
+    term(f, svg, 1180, 600, "pareto");
     fprintf(f, "set title 'Pareto frontier of model size vs bits per weight (measured loss, latest checkpoints)'\n"
                "unset logscale\nset logscale x\nset format x '10^{%%L}'\nset format y '%%g'\nset autoscale\n"
+               "set offsets graph 0.03, graph 0.03, graph 0.05, graph 0.05\nset rmargin at screen 0.66\n"
                "set xlabel 'memory of the non-embedding weights, N x bits / 8 (bytes)'\n"
                "set ylabel 'loss (nats/token)'\nset key inside right top box\n");
     if (!isnan(rp->budget))
@@ -182,12 +191,27 @@ static void plot_pareto(FILE *f, int svg, const report_pred *rp)
                 "set arrow 1 from %.6g, graph 0 to %.6g, graph 1 nohead dt 2 lw 1.5 lc rgb 'black'\n"
                 "set label 1 'budget' at %.6g, graph 0.97 right offset -0.5,0\n",
                 rp->budget, rp->budget, rp->budget);
+    size_t listed = rp->n_front < LISTED ? rp->n_front : LISTED;
+    fprintf(f, "set label 2 'frontier, by memory:' at screen 0.68, screen 0.9 font ',9'\n");
+    for (size_t k = 0; k < listed; k++) {
+        char name[96];
+        snprintf(name, sizeof name, "%s", rp->cand[rp->front[k]].label);
+        for (char *c = name; *c; c++)
+            if (*c == '\'') *c = ' ';
+        fprintf(f, "set label %zu '%zu  %s' at screen 0.68, screen %.4f font ',8'\n", 10 + k, k + 1, name,
+                0.86 - 0.032 * (double)k);
+    }
+    if (rp->n_front > listed)
+        fprintf(f, "set label %zu '... and %zu more (pareto.csv)' at screen 0.68, screen %.4f font ',8'\n", 10 + listed,
+                rp->n_front - listed, 0.86 - 0.032 * (double)listed);
     fprintf(f, "plot 'pareto.dat' index 0 using 1:2 with points pt 6 ps 1 lc rgb 'gray50' title 'candidates'");
     if (rp->n_front)
         fprintf(f, ", \\\n     'pareto.dat' index 1 using 1:2 with steps lw 2 lc rgb 'red' notitle, \\\n"
                    "     'pareto.dat' index 1 using 1:2 with points pt 7 ps 1.2 lc rgb 'red' title 'frontier', \\\n"
-                   "     'pareto.dat' index 1 using 1:2:3 with labels left offset 0.8,0.6 font ',8' notitle");
-    fprintf(f, "\nunset arrow 1\nunset label 1\nset key outside right top box font ',10'\n");
+                   "     'pareto.dat' index 1 using 1:2:(sprintf('%%d', $0 + 1)) with labels left offset 0.6,0.6 "
+                   "font ',9' notitle");
+    fprintf(f, "\nunset arrow 1\nunset label\nset offsets 0, 0, 0, 0\nset rmargin\n"
+               "set key outside right top box font ',10'\n");
 }
 
 /* (7) the predictor's measured vs held-out predicted QiD (when there is a predictor). */

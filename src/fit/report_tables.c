@@ -97,13 +97,36 @@ static int write_predictor(const char *dir, const report_pred *rp, qid_error *er
 }
 
 /* points.csv: every observation with the law's value. */
+/* s as one CSV field (RFC 4180: quoted, quotes doubled, when it holds a comma, quote or line break), then sep. */
+static void csv_str(FILE *f, const char *s, char sep)
+{
+    s = s ? s : "";
+    if (strpbrk(s, ",\"\r\n")) {
+        fputc('"', f);
+        for (; *s; s++) {
+            if (*s == '"') fputc('"', f);
+            fputc(*s, f);
+        }
+        fputc('"', f);
+    } else {
+        fputs(s, f);
+    }
+    fputc(sep, f);
+}
+
 static int write_points_csv(const report *r, qid_error *err)
 {
     FILE *f = report_open(r->dir, "points.csv", err);
     if (!f) return open_failed(err);
-    fprintf(f, "N,D,P,qid,qid_se,predicted\n");
+    fprintf(f, "model,checkpoint,step,method,format,N,D,P,qid,qid_se,predicted\n");
     for (size_t i = 0; i < r->n_obs; i++) {
         const qid_fit_obs *ob = &r->obs[i];
+        const qid_result *row = &r->rows[ob->row];
+        csv_str(f, row->model, ',');
+        csv_str(f, row->checkpoint, ',');
+        fprintf(f, "%lld,", (long long)row->step);
+        csv_str(f, row->method, ',');
+        csv_str(f, row->format, ',');
         fprintf(f, "%.6g,%.6g,%g,%.8g,%.8g,%.8g\n", ob->n, ob->d, ob->p, ob->qid, ob->se, report_fitted(r, i));
     }
     return report_close(f, r->dir, "points.csv", err);
@@ -148,14 +171,16 @@ static int write_points_dat(report *r, qid_error *err)
 {
     FILE *f = report_open(r->dir, "points.dat", err);
     if (!f) return open_failed(err);
-    fprintf(f, "# blocks: P index * %zu + N index; D qid se predicted N P\n", r->nn);
+    fprintf(f, "# blocks: P index * %zu + N index; D qid se predicted N P pointtype (by method: %s)\n", r->nn,
+            report_method_points);
     for (size_t jp = 0; jp < r->np; jp++)
         for (size_t jn = 0; jn < r->nn; jn++) {
             for (size_t i = 0; i < r->n_obs; i++) {
                 const qid_fit_obs *ob = &r->obs[i];
                 if (index_of(r->up, r->np, ob->p) != jp || index_of(r->un, r->nn, ob->n) != jn || !(ob->qid > 0))
                     continue;
-                fprintf(f, "%.6g %.8g %.8g %.8g %.6g %g\n", ob->d, ob->qid, ob->se, report_fitted(r, i), ob->n, ob->p);
+                fprintf(f, "%.6g %.8g %.8g %.8g %.6g %g %d\n", ob->d, ob->qid, ob->se, report_fitted(r, i), ob->n,
+                        ob->p, report_method_pt(r->rows[ob->row].method));
                 r->cnt[jp * r->nn + jn]++;
             }
             fprintf(f, "\n\n");
