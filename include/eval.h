@@ -13,8 +13,9 @@
  * Memory: windows are evaluated in batches of batch_windows, each batch one
  * streamed pass over the checkpoint (model.h): peak memory is about one
  * layer's weights plus one batch's activations (twice with kl), plus the
- * embedding / head at the ends. Smaller batches re-read the checkpoint more
- * often. Results are bit-identical for the same batch size and thread
+ * embedding / head at the ends (and, for GPTQ over several passes, the
+ * quantized linear weights kept between them). Smaller batches re-read the
+ * checkpoint more often. Results are bit-identical for the same batch size and thread
  * count; another batch size changes the shapes of the BLAS products and so
  * the float32 rounding (per-window NLL differ by ~1e-7 relative), so a sweep
  * fixes batch_windows (the default depends only on the model and seq_len).
@@ -30,19 +31,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "divergence.h"
 #include "error.h"
 #include "model.h"
 #include "tokens.h"
 
-/* Default activation memory of one batch (qid_model_batch_bytes) when
- * batch_windows is 0: as many windows as fit, at least one. */
+/* The default batch (batch_windows 0) is sized by the model: the windows
+ * holding QID_EVAL_DEFAULT_BATCH_ROWS token rows (at least one window),
+ * enough for the products to run at the sgemm peak and for the weights'
+ * reading to be small next to the compute, but no more activation memory
+ * (qid_model_batch_bytes, twice with kl) than QID_EVAL_DEFAULT_BATCH_BYTES.
+ * When the windows take several passes and a calibration batch drives an
+ * activation hook (GPTQ), the weights the hook leaves are kept after the
+ * first pass and replayed on the others, so calibration runs once per
+ * evaluation, if the model's LINEAR weights take at most
+ * QID_EVAL_KEEP_BYTES in float32 (else every pass recomputes them). */
+#define QID_EVAL_DEFAULT_BATCH_ROWS  8192
 #define QID_EVAL_DEFAULT_BATCH_BYTES ((size_t)1 << 30)
+#define QID_EVAL_KEEP_BYTES          ((size_t)4 << 30)
 
 typedef struct qid_eval_opts {
     size_t max_windows;   /* 0: every window */
     size_t seq_len;       /* 0: the token set's; else the token stream (windows concatenated
                              in order) is re-cut into windows of this length, tail dropped */
-    size_t batch_windows; /* windows per streamed pass; 0: QID_EVAL_DEFAULT_BATCH_BYTES worth */
+    size_t batch_windows; /* windows per streamed pass; 0: sized by the model (above) */
     int second_half;      /* 1: score only the second half of each window */
     int threads;          /* > 0: set OpenMP's and OpenBLAS's thread counts (process-wide, left
                              set); 0: leave them as they are */
@@ -53,19 +65,62 @@ typedef struct qid_eval_opts {
     void *act_ctx;
     const uint32_t *calib_tokens;
     size_t calib_windows, calib_seq_len;
-    int kl; /* 1: also run the unmodified model, giving ref_* and KL */
+    int kl; /* 1: also run the unmodified model (or ref_model), giving ref_*, KL and the divergence report */
+    qid_model *ref_model; /* with kl, optional: the reference is this open checkpoint (same vocabulary) */
+    /* Adaptive evaluation (below): with stop, the windows are evaluated in
+     * blocks in the order of qid_eval_window_order and paired with base_nll
+     * (the baseline's per-window NLL sums of every window read, in window
+     * order, base_windows of them) until the stopping rule holds. */
+    const struct qid_eval_stop *stop;
+    const double *base_nll;
+    size_t base_windows;
 } qid_eval_opts;
+
+/* The stopping rule of adaptive evaluation. After each block of `block`
+ * windows (in the seeded order), once at least min_windows are evaluated,
+ * the paired QiD and its SE (qid_eval_paired_diff) over the windows so far
+ * are computed, and evaluation stops when
+ *     se < max(target_se, target_rse * |QiD|)
+ * or every window is evaluated. */
+typedef struct qid_eval_stop {
+    size_t min_windows; /* >= 2 */
+    size_t block;       /* >= 1 */
+    double target_se;   /* absolute target, nats/token, >= 0 */
+    double target_rse;  /* relative target, >= 0 */
+    uint64_t seed;      /* of the window order */
+} qid_eval_stop;
+
+/* The rng stream of the window order (qid_rng_seed(seed, stream)). */
+#define QID_EVAL_ORDER_STREAM 0x4f52444552ull /* "ORDER" */
+
+/* order (n) = a permutation of 0..n-1: Fisher-Yates, i from n-1 down to 1
+ * swapping i with qid_rng_below(i + 1), on stream QID_EVAL_ORDER_STREAM of
+ * seed. The first k of the order for n windows are the windows an adaptive
+ * task that stopped after k evaluated. */
+void qid_eval_window_order(size_t n, uint64_t seed, size_t *order);
+
+/* 1 when the rule stops after `used` windows (of n) with paired estimate
+ * qid and standard error se (NaN se never stops before n). */
+int qid_eval_stop_done(const qid_eval_stop *s, size_t used, size_t n, double qid, double se);
 
 typedef struct qid_eval_result {
     size_t n_windows, seq_len;
-    size_t score_from;        /* first scored position */
-    double *window_nll;       /* (n_windows) sum of NLL (nats) of the scored predictions */
-    int64_t *window_tokens;   /* (n_windows) scored predictions per window */
-    double *ref_window_nll;   /* (n_windows) with kl: the unmodified model; else NULL */
-    double *window_kl;        /* (n_windows) with kl: sum of KL(P_unmodified || P); else NULL */
+    size_t score_from;      /* first scored position */
+    double *window_nll;     /* (n_windows) sum of NLL (nats) of the scored predictions */
+    int64_t *window_tokens; /* (n_windows) scored predictions per window */
+    double *ref_window_nll; /* (n_windows) with kl: the unmodified model; else NULL */
+    double *window_kl;      /* (n_windows) with kl: sum of KL(P_unmodified || P); else NULL */
+    size_t windows_used;    /* windows evaluated: n_windows, or fewer when adaptive (an unevaluated
+                               window has NLL NaN and 0 tokens) */
+    /* with kl: per scored prediction, window-major (w * per-window + position
+     * - score_from), as qid_head_opts; and the report over the used windows */
+    double *token_nll, *token_ref_nll, *token_kl;
+    uint8_t *token_same_top;
+    qid_divergence div;
     int64_t tokens_scored;    /* sum of window_tokens */
     int64_t tokens_processed; /* n_windows * seq_len (forward-pass positions) */
-    double loss;              /* sum window_nll / tokens_scored, nats per token */
+    double loss;              /* sum window_nll / tokens_scored over the used windows, nats per token */
+    double qid, qid_se;       /* adaptive: the paired estimate against base_nll where it stopped; else NaN */
     double perplexity;        /* exp(loss) */
     double ref_loss;          /* with kl, else NaN */
     double kl;                /* with kl: mean KL per scored token, else NaN */
@@ -120,5 +175,13 @@ typedef struct qid_eval_paired {
  * is not finite. */
 int qid_eval_paired_diff(const double *nll_a, const double *nll_b, const int64_t *counts, size_t n,
                          qid_eval_paired *out, qid_error *err);
+
+/* Replays the rule on complete per-window vectors (nll_a baseline, nll_b
+ * quantized, counts; n windows) in the given order, as an adaptive
+ * evaluation would have run: returns the windows used and fills *out with
+ * the paired comparison over them. Used by the simulation test and to
+ * measure the rule on a store of fixed-protocol rows. */
+size_t qid_eval_stop_replay(const qid_eval_stop *s, const double *nll_a, const double *nll_b, const int64_t *counts,
+                            size_t n, const size_t *order, qid_eval_paired *out);
 
 #endif

@@ -123,6 +123,12 @@ typedef struct qid_job {
         int64_t seq_len;     /* 0 = the token set's window length (default) */
         qid_job_scoring scoring;
         int kl; /* 1: also the KL divergence to the 16-bit model (default 0) */
+        /* windows = auto: quantized tasks stop early (eval.h qid_eval_stop);
+         * `windows` is then max_windows, which the baseline evaluates */
+        int adaptive;
+        int64_t min_windows, block_windows; /* defaults QID_JOB_AUTO_MIN_WINDOWS, ..._BLOCK */
+        double target_se, target_rse;       /* defaults QID_JOB_AUTO_TARGET_SE, ..._RSE */
+        int auto_key_line;                  /* line of the first adaptive key (0: none) */
     } eval;
 
     /* [calibration]: required when any setting uses GPTQ */
@@ -190,6 +196,18 @@ typedef struct qid_task {
     int64_t tokens_seen; /* -1 when unknown */
     char model[128];     /* "" when unknown */
 } qid_task;
+
+/* Defaults of windows = auto (jobs/README.md). */
+#define QID_JOB_AUTO_MIN_WINDOWS 32
+#define QID_JOB_AUTO_BLOCK       32
+#define QID_JOB_AUTO_TARGET_SE   0.001
+#define QID_JOB_AUTO_TARGET_RSE  0.05
+
+/* The stopping rule of a quantized task of job as its row records it
+ * (stop_rule): "" for a fixed window count, else
+ * "auto,min_windows=M,block_windows=B,target_se=S,target_rse=R,seed=X"
+ * (numbers in the fewest digits that read back exactly). Returns buf. */
+char *qid_job_stop_rule(const qid_job *job, char *buf, size_t size);
 
 /* Windows a task of method m evaluates: [probes] windows for a probe task
  * when given, else [eval] windows; 0 = every window of the token set. */

@@ -173,6 +173,16 @@ typedef struct qid_head_opts {
     double *ref_window_nll; /* (n_windows) out, with ref; may be NULL */
     double *window_kl;      /* (n_windows) out, with ref: sum over scored predictions of KL(P_ref || P_this) */
     float *logits;          /* optional out (n_windows, seq_len, vocab): every position's logits */
+    /* optional, with ref: ref runs the head loaded in ref_model (another
+     * checkpoint of the same vocabulary, its own stage loaded) instead of
+     * this model's */
+    const qid_model *ref_model;
+    /* optional outs, with ref, one entry per scored prediction, window-major
+     * (entry w * qid_scored_per_window + p - score_from): the NLL of this
+     * model and of the reference, KL(P_ref || P_this), and 1 when both
+     * distributions have the same argmax (first index of the maximum) */
+    double *token_nll, *token_ref_nll, *token_kl;
+    uint8_t *token_same_top;
 } qid_head_opts;
 
 /* Number of scored predictions per window for seq_len and score_from. */
@@ -209,6 +219,10 @@ typedef struct qid_forward_opts {
     double *ref_window_nll;       /* (n_windows) out with kl: the unmodified model's NLL */
     double *window_kl;            /* (n_windows) out with kl */
     float *logits;                /* optional (n_windows, seq_len, vocab) out */
+    qid_model *ref_model;         /* with kl, optional: the reference stream runs this open model (another
+                                     checkpoint, same vocabulary) instead of m's unmodified weights */
+    double *token_nll, *token_ref_nll, *token_kl; /* optional per-prediction outs with kl (qid_head_opts) */
+    uint8_t *token_same_top;
 } qid_forward_opts;
 
 /* One streamed pass over every stage for the windows tokens (n_windows,
@@ -217,7 +231,9 @@ typedef struct qid_forward_opts {
  * run the batch. Each stage's tensors are read once. Memory: one layer,
  * plus one batch's activations per stream (kl doubles them, a calibration
  * batch adds its own), plus the embedding / head at the ends (twice the head
- * when kl and a weight hook). */
+ * when kl and a weight hook). With ref_model, each stage of ref_model is
+ * loaded and the reference batch run on it before m's stage (two layers
+ * held at once). */
 int qid_model_forward(qid_model *m, const uint32_t *tokens, size_t n_windows, size_t seq_len, const qid_forward_opts *o,
                       qid_error *err);
 

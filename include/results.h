@@ -20,10 +20,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "divergence.h"
 #include "error.h"
 
 #define QID_RESULTS_FORMAT         "qid-results"
-#define QID_RESULTS_SCHEMA_VERSION 2
+#define QID_RESULTS_SCHEMA_VERSION 3
 
 typedef enum qid_result_status {
     QID_RESULT_OK = 0,
@@ -73,6 +74,13 @@ typedef struct qid_result {
     const double *window_nll;
     const int32_t *window_tokens;
     int64_t nll_offset;
+    /* schema 3: adaptive evaluation (eval.h) and the divergence report
+     * (divergence.h; div.kl is not a column: `kl` above is the same number).
+     * Rows of a version-1 or -2 store read as windows_used = windows,
+     * stop_rule "", div all NaN. */
+    int64_t windows_used;  /* windows evaluated (window_tokens > 0); = windows for a fixed protocol */
+    const char *stop_rule; /* "" (fixed windows) or the adaptive rule and its parameters */
+    qid_divergence div;
 } qid_result;
 
 /* The /tasks columns in schema order: one table, the single source of the
@@ -92,7 +100,7 @@ typedef struct qid_result_column {
     size_t offset; /* in qid_result */
 } qid_result_column;
 
-#define QID_RESULT_N_COLUMNS 31
+#define QID_RESULT_N_COLUMNS 64
 extern const qid_result_column qid_result_columns[QID_RESULT_N_COLUMNS];
 
 /* What to record in /provenance when a store is created (NULL strings are

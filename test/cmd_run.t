@@ -14,7 +14,7 @@ set -u
 require_cmd mpirun
 HELPER=${HELPER:-${BUILD:-build}/test/sweep.t}
 require_exe "$HELPER"
-plan 46
+plan 57
 tap_tmpdir
 T=$TAP_TMP
 tap_abs_paths
@@ -164,3 +164,30 @@ sed 's/results = s.h5/results = s2.h5/' s.job >s2.job
 $QIDA run s2.job >/dev/null 2>&1 || echo "# uninterrupted run failed"
 "$HELPERA" dump s2.h5 >dump_s2
 cmp -s dump_s2 dump_kill; ok $? "after resume: the same values as an uninterrupted run"
+
+# windows = auto: 64 windows of 16 (big.h5's first 64), quantized tasks stop
+# early against their baseline; the same rows with 1 and 2 ranks, QiD, its SE
+# and loss16 recomputed from the stored vectors (sweep.t check), the rule and
+# the divergence report (kl = yes) in each quantized row
+sed -e 's/results = a.h5/results = auto1.h5/' -e 's/tokens = tok.h5/tokens = big.h5/' \
+    -e 's/^\[calibration\]/windows = auto\nmax_windows = 64\nmin_windows = 8\nblock_windows = 8\ntarget_se = 0.02\nkl = yes\n[calibration]/' \
+    -e 's/^tokens = big.h5$/&/' a.job >auto1.job
+sed -i '/^\[calibration\]/,/^samples/s/tokens = big.h5/tokens = tok.h5/' auto1.job
+sed 's/results = auto1.h5/results = auto2.h5/' auto1.job >auto2.job
+like "$($QIDA run --dry-run auto1.job 2>/dev/null)" "adaptive     baselines every window, quantized tasks stop early: auto,min_windows=8" "windows = auto: --dry-run says so"
+$QIDA run auto1.job >/dev/null 2>autoerr; ok $? "windows = auto: -np 1 exits 0"
+[ -s autoerr ] && grep -v '^qid: \[' autoerr | sed 's/^/# /' | head -5
+$MPIRUN -np 2 "$QIDA" run auto2.job >/dev/null 2>&1; ok $? "windows = auto: -np 2 exits 0"
+"$HELPERA" dump auto1.h5 >dump_auto1
+"$HELPERA" dump auto2.h5 >dump_auto2
+is 20 "$(grep -c "	ok	" dump_auto1)" "windows = auto: 20 tasks OK"
+cmp -s dump_auto1 dump_auto2; ok $? "windows = auto: the same loss and qid per key with 1 and 2 ranks"
+"$HELPERA" check auto1.h5 >check_auto; ok $? "windows = auto: qid, qid_se and loss16 recomputed from the stored vectors"
+[ -s check_auto ] && sed 's/^/# /' check_auto | head -5
+csv=$($QIDA results auto1.h5 --csv --columns method,windows,windows_used,stop_rule,kl_median,top1 | tail -n +2)
+is "" "$(echo "$csv" | awk -F, '$1 == "baseline" && $3 != 64')" "windows = auto: every baseline evaluates all 64 windows"
+early=$(echo "$csv" | awk -F, '$1 != "baseline" && $3 < $2' | wc -l)
+ok "$([ "$early" -gt 0 ] && echo 0 || echo 1)" "windows = auto: $early of 16 quantized tasks stopped before 64 windows"
+is "" "$(echo "$csv" | awk -F, '$1 != "baseline" && ($3 < 8 || $3 % 8 != 0)')" "... each after whole blocks of 8, at least 8"
+like "$(echo "$csv" | awk -F, '$1 != "baseline"' | head -1)" "auto,min_windows=8,block_windows=8,target_se=0.02,target_rse=0.05,seed=0" "the rule is recorded per row"
+is "" "$(echo "$csv" | awk -F, '$1 != "baseline" && ($5 == "nan" || $6 == "nan")')" "kl = yes: every quantized row has the divergence report"

@@ -187,6 +187,33 @@ static void test_examples(void)
     free(root);
 }
 
+/* ---- windows = auto ---------------------------------------------------------------- */
+
+static void check_auto(void)
+{
+    qid_job job;
+    qid_error err;
+    char *text = with_base(
+        "windows = auto\nmax_windows = 512\ntarget_se = 0.002\n[quantize]\nmethods = rtn\nformats = int4-g128-sym\n");
+    int rc = qid_job_parse(text, strlen(text), "jobs/x.job", &job, &err);
+    is_int(QID_OK, rc, "windows = auto parses: %s", rc ? err.msg : "ok");
+    ok(job.eval.adaptive && job.eval.windows == 512, "adaptive, at most 512 windows");
+    ok(job.eval.min_windows == QID_JOB_AUTO_MIN_WINDOWS && job.eval.block_windows == QID_JOB_AUTO_BLOCK &&
+           job.eval.target_rse == QID_JOB_AUTO_TARGET_RSE && job.eval.target_se == 0.002,
+       "the defaults where not given");
+    char rule[256];
+    is_string("auto,min_windows=32,block_windows=32,target_se=0.002,target_rse=0.05,seed=0",
+              qid_job_stop_rule(&job, rule, sizeof rule), "the rule as rows record it");
+    qid_job_free(&job);
+    free(text);
+    text = with_base("windows = 64\n[quantize]\nmethods = rtn\nformats = int4-g128-sym\n");
+    rc = qid_job_parse(text, strlen(text), "jobs/x.job", &job, &err);
+    ok(rc == QID_OK && !job.eval.adaptive && qid_job_stop_rule(&job, rule, sizeof rule)[0] == 0,
+       "a fixed window count: no rule");
+    qid_job_free(&job);
+    free(text);
+}
+
 /* ---- parse errors ---------------------------------------------------------------- */
 
 static const struct {
@@ -204,27 +231,35 @@ static const struct {
     {"windows 12\n", 0, "jobs/x.job:7: 'windows 12' is not a setting; expected key = value or a [section] header"},
     {"= 12\n", 0, "jobs/x.job:7: missing key before '='; expected key = value"},
     {"windos = 12\n", 0,
-     "jobs/x.job:7: unknown key 'windos' in [eval]; expected one of tokens, windows, seq_len, scoring, kl"},
+     "jobs/x.job:7: unknown key 'windos' in [eval]; expected one of tokens, windows, seq_len, scoring, kl, "
+     "min_windows, max_windows, block_windows, target_se, target_rse"},
     {"windows = 12\nwindows = 13\n", 0,
      "jobs/x.job:8: duplicate key 'windows' in [eval] (first on line 7); expected each key once"},
     {"tokens = other.h5\n", 0,
      "jobs/x.job:7: duplicate key 'tokens' in [eval] (first on line 6); expected each key once"},
-    {"windows =\n", 0, "jobs/x.job:7: empty value for 'windows'; expected all or a whole number 1..1099511627776"},
+    {"windows =\n", 0,
+     "jobs/x.job:7: empty value for 'windows'; expected all, auto or a whole number 1..1099511627776"},
     {"windows = 1\x01\n", 0, "jobs/x.job:7: control character 0x01 at column 12; expected printable text"},
+    {"min_windows = 8\n", 0,
+     "jobs/x.job:7: min_windows, max_windows, block_windows, target_se and target_rse need windows = auto in [eval]"},
+    {"windows = auto\nmin_windows = 1\n", 0,
+     "jobs/x.job:8: '1' is out of range for 'min_windows'; expected a whole number 2..1099511627776"},
+    {"windows = auto\ntarget_rse = 2\n", 0,
+     "jobs/x.job:8: '2' is out of range for 'target_rse'; expected a number 0..1"},
     /* numbers */
     {"windows = 12x\n", 0,
-     "jobs/x.job:7: invalid number '12x' for 'windows' (trailing 'x'); expected all or a whole number "
+     "jobs/x.job:7: invalid number '12x' for 'windows' (trailing 'x'); expected all, auto or a whole number "
      "1..1099511627776"},
     {"windows = 0\n", 0,
-     "jobs/x.job:7: '0' is out of range for 'windows'; expected all or a whole number "
+     "jobs/x.job:7: '0' is out of range for 'windows'; expected all, auto or a whole number "
      "1..1099511627776"},
     {"windows = 99999999999999999999999\n", 0,
-     "jobs/x.job:7: '99999999999999999999999' is out of range for 'windows'; expected all or a whole number "
+     "jobs/x.job:7: '99999999999999999999999' is out of range for 'windows'; expected all, auto or a whole number "
      "1..1099511627776"},
     {"windows = -3\n", 0,
-     "jobs/x.job:7: '-3' is out of range for 'windows'; expected all or a whole number 1..1099511627776"},
+     "jobs/x.job:7: '-3' is out of range for 'windows'; expected all, auto or a whole number 1..1099511627776"},
     {"windows = many\n", 0,
-     "jobs/x.job:7: invalid value 'many' for 'windows'; expected all or a whole number 1..1099511627776"},
+     "jobs/x.job:7: invalid value 'many' for 'windows'; expected all, auto or a whole number 1..1099511627776"},
     {"seq_len = 1\n", 0,
      "jobs/x.job:7: '1' is out of range for 'seq_len'; expected auto or a whole number "
      "2..16777216"},
@@ -865,12 +900,13 @@ static void test_no_fs(void)
 
 int main(void)
 {
-    plan(162);
+    plan(170);
     qid_h5_silence();
     qid_log_set_level(QID_LOG_ERROR);
     test_examples();
     test_errors();
     test_defaults();
+    check_auto();
     test_paths();
     test_keys();
     test_files();

@@ -689,8 +689,8 @@ static void test_format_errors(const char *good)
     if (fid < 0 || qid_h5_attr_write_i64(fid, "schema_version", QID_RESULTS_SCHEMA_VERSION + 1, &e))
         bail("cannot bump schema_version");
     H5Fclose(fid);
-    expect_error(p, QID_E_FORMAT, "has qid-results schema_version 3, this qid reads versions 1..2 (hint: upgrade qid",
-                 "a schema_version 3 store");
+    expect_error(p, QID_E_FORMAT, "has qid-results schema_version 4, this qid reads versions 1..3 (hint: upgrade qid",
+                 "a schema_version 4 store");
 
     qid_result *rows = NULL;
     size_t n = 0;

@@ -1,13 +1,16 @@
 /* cmd_results.c - `qid results STORE [--csv] [--model M] [--method M]
- * [--format F] [--bits B] [--status ok|failed] [--latest] [--columns a,b,...]`:
+ * [--format F] [--bits B] [--status ok|failed] [--latest] [--columns a,b,...]
+ * [--divergence]`:
  * the rows of a results store (hdf5-schema/results.md) as an aligned text
  * table or as CSV, filtered and sorted.
  *
  * Prints the rows that pass every filter (AND), sorted by model,
  * tokens_seen, method, format (then step, bits, key, store order), to
  * stdout: an aligned table (default columns model, step, tokens_seen,
- * method, format, bits, loss, loss16, qid, qid_se, status, and error when a
- * shown row failed) or, with --csv, RFC 4180 CSV with a header line and
+ * method, format, bits, loss, loss16, qid, qid_se, windows_used when a
+ * shown row stopped early, a short divergence report (kl, kl_median, kl_p99,
+ * top1, dp_rms; all of it with --divergence) when one has it, status, and
+ * error when a shown row failed) or, with --csv, RFC 4180 CSV with a header line and
  * every column of /tasks in schema order. Exit status 0; 1 when the store
  * cannot be read (one "qid results: error: ..." line on stderr); 2 on bad
  * usage.
@@ -44,6 +47,17 @@ static const char *const default_columns[] = {"model", "step",   "tokens_seen", 
                                               "loss",  "loss16", "qid",         "qid_se", "status"};
 #define N_DEFAULT (sizeof default_columns / sizeof default_columns[0])
 
+/* The divergence report: a short form in the default table when a shown
+ * row has one, every statistic with --divergence. */
+static const char *const short_divergence[] = {"kl", "kl_median", "kl_p99", "top1", "dp_rms"};
+#define N_SHORT_DIVERGENCE (sizeof short_divergence / sizeof short_divergence[0])
+static const char *const divergence_columns[] = {
+    "kl",        "kl_se",  "kl_median", "kl_p99_9", "kl_p99",  "kl_p95",  "kl_p90",       "kl_p10",
+    "kl_p5",     "kl_p1",  "kl_max",    "top1",     "top1_se", "dp_mean", "dp_se",        "dp_rms",
+    "dp_rms_se", "dp_max", "dp_p99_9",  "dp_p99",   "dp_p95",  "dp_p90",  "dp_p75",       "dp_median",
+    "dp_p25",    "dp_p10", "dp_p5",     "dp_p1",    "dp_p0_1", "dp_min",  "ln_ppl_ratio", "ln_ppl_ratio_se"};
+#define N_DIVERGENCE (sizeof divergence_columns / sizeof divergence_columns[0])
+
 typedef struct filters {
     const char *model, *method, *format;
     int have_bits;
@@ -55,7 +69,7 @@ typedef struct filters {
 static void usage(FILE *out)
 {
     fprintf(out, "usage: qid results STORE [--csv] [--model M] [--method M] [--format F] [--bits B]\n"
-                 "                   [--status ok|failed] [--latest] [--columns a,b,...]\n"
+                 "                   [--status ok|failed] [--latest] [--columns a,b,...] [--divergence]\n"
                  "\n"
                  "Prints the rows of a results store (written by 'qid run'; it may be running)\n"
                  "sorted by model, tokens_seen, method, format: an aligned table, or CSV.\n"
@@ -72,10 +86,13 @@ static void usage(FILE *out)
                  "                    else its last row (a failed task retried by a resumed run\n"
                  "                    otherwise shows both)\n"
                  "  --columns a,b,... these columns, in this order (names as in --csv's header)\n"
+                 "  --divergence      the whole divergence report (KL, top-1, Delta-p, ln PPL ratio)\n"
                  "  -h, --help        this help\n"
                  "\n"
                  "Table columns by default: model step tokens_seen method format bits loss loss16\n"
-                 "qid qid_se status, and error when a shown row failed. NaN prints as '-' in\n"
+                 "qid qid_se status, and error when a shown row failed; windows_used when a shown\n"
+                 "row stopped early (windows = auto); kl kl_median kl_p99 top1 dp_rms when one\n"
+                 "has the divergence report (kl = yes). NaN prints as '-' in\n"
                  "the table and 'nan' in CSV. Losses are nats per token.\n");
 }
 
@@ -287,7 +304,7 @@ static int take_status(const char *value, void *dest)
 int qid_results_main(int argc, char **argv)
 {
     filters f = {.status = -1, .bits = NAN};
-    int csv = 0;
+    int csv = 0, divergence = 0;
     const char *column_list = NULL;
     const cli_opt opts[] = {
         CLI_OPT_FLAG("csv", &csv),
@@ -298,6 +315,7 @@ int qid_results_main(int argc, char **argv)
         CLI_OPT_FN("status", &f.status, take_status, "ok or failed"),
         CLI_OPT_FLAG("latest", &f.latest),
         CLI_OPT_STR("columns", &column_list),
+        CLI_OPT_FLAG("divergence", &divergence),
     };
     const cli_spec spec = {"results", usage, opts, sizeof opts / sizeof opts[0], 1, -1, "no results store given"};
     int n_args = 0, rc = cli_parse(&spec, argc, argv, &n_args);
@@ -338,8 +356,19 @@ int qid_results_main(int argc, char **argv)
             for (size_t i = 0; i < QID_RESULT_N_COLUMNS; i++)
                 cols[n_cols++] = &qid_result_columns[i];
         } else {
-            for (size_t i = 0; i < N_DEFAULT; i++)
+            int any_adaptive = 0, any_div = 0;
+            for (size_t i = 0; i < n_shown; i++) {
+                any_adaptive |= rows[shown[i]].windows_used < rows[shown[i]].windows;
+                any_div |= !isnan(rows[shown[i]].div.kl_median);
+            }
+            for (size_t i = 0; i < N_DEFAULT - 1; i++) /* all but status */
                 cols[n_cols++] = find_column(default_columns[i], strlen(default_columns[i]));
+            if (any_adaptive || divergence) cols[n_cols++] = find_column("windows_used", 12);
+            const char *const *dc = divergence ? divergence_columns : short_divergence;
+            size_t nd = divergence ? N_DIVERGENCE : N_SHORT_DIVERGENCE;
+            for (size_t i = 0; (any_div || divergence) && i < nd; i++)
+                cols[n_cols++] = find_column(dc[i], strlen(dc[i]));
+            cols[n_cols++] = find_column("status", 6);
             if (any_failed) cols[n_cols++] = find_column("error", 5);
         }
     }

@@ -57,6 +57,12 @@ void cli_print_job_grid(const qid_job *job, const qid_task *tasks, size_t n, FIL
     else
         fprintf(out, "auto");
     fprintf(out, ", scoring %s, kl %s\n", qid_job_scoring_name(job->eval.scoring), job->eval.kl ? "yes" : "no");
+    if (job->eval.adaptive) {
+        char rule[256];
+        fprintf(out, "  adaptive     baselines every window, quantized tasks stop early: %s\n",
+                qid_job_stop_rule(job, rule, sizeof rule));
+        fprintf(out, "               (the costs below are those of every window)\n");
+    }
     if (job->calib.tokens.path) {
         fprintf(out, "  calibration  %s: %" PRId64 " samples, seq_len ", job->calib.tokens.path, job->calib.samples);
         if (job->calib.seq_len)

@@ -75,19 +75,79 @@ _Static_assert(sizeof(qid_result_status) == sizeof(int), "qid_result_status is s
     {                                                                                                                  \
 #member, kind, offsetof(qid_result, member)                                                                    \
     }
+/* a column of the divergence report, named as its member */
+#define DIV(member)                                                                                                    \
+    {                                                                                                                  \
+#member, QID_COL_F64, offsetof(qid_result, div.member)                                                         \
+    }
 const qid_result_column qid_result_columns[QID_RESULT_N_COLUMNS] = {
-    COL(key, QID_COL_STR),           COL(checkpoint, QID_COL_STR),  COL(model, QID_COL_STR),
-    COL(ckpt_sha256, QID_COL_STR),   COL(params, QID_COL_I64),      COL(tokens_seen, QID_COL_I64),
-    COL(step, QID_COL_I64),          COL(lr_frac, QID_COL_F64),     COL(method, QID_COL_STR),
-    COL(format, QID_COL_STR),        COL(bits, QID_COL_F64),        COL(elem_bits, QID_COL_I32),
-    COL(block, QID_COL_I64),         COL(options, QID_COL_STR),     COL(calib, QID_COL_STR),
-    COL(eval_protocol, QID_COL_STR), COL(eval_sha256, QID_COL_STR), COL(loss, QID_COL_F64),
-    COL(loss16, QID_COL_F64),        COL(qid, QID_COL_F64),         COL(qid_se, QID_COL_F64),
-    COL(sqnr_db, QID_COL_F64),       COL(kl, QID_COL_F64),          COL(tokens, QID_COL_I64),
-    COL(windows, QID_COL_I64),       COL(seconds, QID_COL_F64),     COL(rank, QID_COL_I32),
-    COL(status, QID_COL_STATUS),     COL(error, QID_COL_STR),       COL(finished_utc, QID_COL_STR),
+    COL(key, QID_COL_STR),
+    COL(checkpoint, QID_COL_STR),
+    COL(model, QID_COL_STR),
+    COL(ckpt_sha256, QID_COL_STR),
+    COL(params, QID_COL_I64),
+    COL(tokens_seen, QID_COL_I64),
+    COL(step, QID_COL_I64),
+    COL(lr_frac, QID_COL_F64),
+    COL(method, QID_COL_STR),
+    COL(format, QID_COL_STR),
+    COL(bits, QID_COL_F64),
+    COL(elem_bits, QID_COL_I32),
+    COL(block, QID_COL_I64),
+    COL(options, QID_COL_STR),
+    COL(calib, QID_COL_STR),
+    COL(eval_protocol, QID_COL_STR),
+    COL(eval_sha256, QID_COL_STR),
+    COL(loss, QID_COL_F64),
+    COL(loss16, QID_COL_F64),
+    COL(qid, QID_COL_F64),
+    COL(qid_se, QID_COL_F64),
+    COL(sqnr_db, QID_COL_F64),
+    COL(kl, QID_COL_F64),
+    COL(tokens, QID_COL_I64),
+    COL(windows, QID_COL_I64),
+    COL(seconds, QID_COL_F64),
+    COL(rank, QID_COL_I32),
+    COL(status, QID_COL_STATUS),
+    COL(error, QID_COL_STR),
+    COL(finished_utc, QID_COL_STR),
     COL(nll_offset, QID_COL_I64),
+    /* schema 3 */
+    COL(windows_used, QID_COL_I64),
+    COL(stop_rule, QID_COL_STR),
+    DIV(kl_se),
+    DIV(kl_median),
+    DIV(kl_p99_9),
+    DIV(kl_p99),
+    DIV(kl_p95),
+    DIV(kl_p90),
+    DIV(kl_p10),
+    DIV(kl_p5),
+    DIV(kl_p1),
+    DIV(kl_max),
+    DIV(top1),
+    DIV(top1_se),
+    DIV(dp_mean),
+    DIV(dp_se),
+    DIV(dp_rms),
+    DIV(dp_rms_se),
+    DIV(dp_max),
+    DIV(dp_p99_9),
+    DIV(dp_p99),
+    DIV(dp_p95),
+    DIV(dp_p90),
+    DIV(dp_p75),
+    DIV(dp_median),
+    DIV(dp_p25),
+    DIV(dp_p10),
+    DIV(dp_p5),
+    DIV(dp_p1),
+    DIV(dp_p0_1),
+    DIV(dp_min),
+    DIV(ln_ppl_ratio),
+    DIV(ln_ppl_ratio_se),
 };
+#undef DIV
 #undef COL
 #define N_COLUMNS QID_RESULT_N_COLUMNS
 _Static_assert(sizeof qid_result_columns / sizeof qid_result_columns[0] == QID_RESULT_N_COLUMNS,
@@ -665,8 +725,9 @@ static int row_is_finished(hid_t tasks, hid_t mtype, hsize_t i, hsize_t n_nll, h
     if (rc >= 0) {
         *why = row_problem(row.key, (int)row.status, row.windows, row.nll_offset, n_nll, n_tok);
         if (!*why)
-            for (size_t c = 0; c < QID_RESULT_N_COLUMNS; c++)
-                if (qid_result_columns[c].kind == QID_COL_STR && !*str_field(&row, &qid_result_columns[c]))
+            for (size_t c = 0; c < QID_RESULT_N_COLUMNS; c++) /* stop_rule: not in stores before version 3 */
+                if (qid_result_columns[c].kind == QID_COL_STR && !*str_field(&row, &qid_result_columns[c]) &&
+                    qid_result_columns[c].offset != offsetof(qid_result, stop_rule))
                     *why = "a string is missing";
         H5Dvlen_reclaim(mtype, ms, H5P_DEFAULT, &row);
     }
@@ -961,7 +1022,12 @@ qid_results *qid_results_open(const char *path, const qid_results_provenance *pr
         }
     }
     if ((r->fid = open_rdwr(path, flags, &repaired, err)) < 0) goto fail;
-    if (check_format(r->fid, path, err)) goto fail;
+    int64_t version = 0;
+    if (qid_h5_check_format(r->fid, path, QID_RESULTS_FORMAT, QID_RESULTS_SCHEMA_VERSION, &version, err)) goto fail;
+    if (version < QID_RESULTS_SCHEMA_VERSION)
+        qid_warn("results store '%s' has schema_version %lld: new rows keep only its columns (the columns added "
+                 "since are not stored in it; start a new store to have them)",
+                 path, (long long)version);
     if (repaired) {
         /* Nothing the killed writer allocated past the recorded end of the
          * file may be handed out again (h5clear --increment=0). */
@@ -1153,6 +1219,8 @@ static int read_once(const char *path, qid_result **rows_out, size_t *n_out, qid
         for (size_t c = 0; c < QID_RESULT_N_COLUMNS; c++)
             if (qid_result_columns[c].kind == QID_COL_F64)
                 *(double *)((char *)&raw[i] + qid_result_columns[c].offset) = NAN;
+    for (size_t i = 0; i < (size_t)n; i++) /* no such column before version 3 */
+        raw[i].windows_used = -1;
     if (n > 0) {
         QID_H5_TRY(err, fs = H5Dget_space(tasks), "cannot get the dataspace of '/tasks'");
         QID_H5_TRY(err, H5Sselect_hyperslab(fs, H5S_SELECT_SET, (hsize_t[]){0}, NULL, &n, NULL),
@@ -1172,6 +1240,7 @@ static int read_once(const char *path, qid_result **rows_out, size_t *n_out, qid
             }
         o->window_nll = NULL;
         o->window_tokens = NULL;
+        if (o->windows_used < 0) o->windows_used = o->windows;
         done = i + 1; /* rows[0..done) own their memory */
         const char *w = row_problem(o->key, (int)o->status, o->windows, o->nll_offset, n_nll, n_tok);
         if (w) {

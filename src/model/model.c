@@ -726,6 +726,15 @@ static size_t head_chunk_rows(size_t vocab, size_t rows)
     return r < rows ? r : rows;
 }
 
+/* The index of the first maximum of x (n >= 1). */
+static size_t argmax_first(const float *x, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 1; i < n; i++)
+        if (x[i] > x[k]) k = i;
+    return k;
+}
+
 /* A (n, d) = final_norm(x[rows[i]]) for the n rows of a chunk. */
 static void gather_norm(const qid_model_config *c, float *A, const float *x, const size_t *rows, size_t n,
                         const head_view *h)
@@ -748,16 +757,23 @@ int qid_batch_head(qid_model *m, qid_batch *b, const qid_head_opts *o, qid_error
     if (b->next_stage != c->n_layers)
         return qid_error_set(err, QID_E_INVALID, "the batch is at stage %d, not at the head", b->next_stage);
     const qid_batch *ref = o->ref;
-    if (ref && (ref->next_stage != c->n_layers || ref->B != b->B || ref->T != b->T ||
+    const int ref_head = o->ref_model ? (int)o->ref_model->cfg.n_layers : (int)c->n_layers;
+    if (ref && (ref->next_stage != ref_head || ref->B != b->B || ref->T != b->T ||
                 memcmp(ref->tokens, b->tokens, b->N * sizeof *b->tokens) != 0))
         return qid_error_set(err, QID_E_INVALID, "the reference batch is not the same tokens at the head stage");
     if (ref && !o->window_kl) return qid_error_set(err, QID_E_INVALID, "a reference batch needs window_kl");
     double t0 = qid_now();
+    const qid_model *rm = o->ref_model;
+    if (rm && (rm->stage != rm->cfg.n_layers || rm->cfg.vocab_size != c->vocab_size))
+        return qid_error_set(err, QID_E_INVALID, "the reference model needs its head loaded and the same vocabulary");
     const size_t B = b->B, T = b->T, d = (size_t)c->d_model, V = (size_t)c->vocab_size;
+    const qid_model_config *cr = rm ? &rm->cfg : c; /* the reference head's shape */
+    const size_t dr = (size_t)cr->d_model;
     const size_t lo = o->logits ? 0 : (o->score_from < T ? o->score_from : T);
     const size_t hi = o->logits ? T : (T >= 1 ? T - 1 : 0);
     const size_t per = hi > lo ? hi - lo : 0, nrows = B * per;
-    const head_view *hv = &m->hv, *hr = m->refbuf ? &m->hv_ref : &m->hv;
+    const size_t scored = qid_scored_per_window(T, o->score_from);
+    const head_view *hv = &m->hv, *hr = rm ? &rm->hv : m->refbuf ? &m->hv_ref : &m->hv;
     size_t *rows = qid_malloc(qid_mul_size(nrows + 1, sizeof *rows), "head row list");
     double *nll = qid_calloc(nrows + 1, sizeof *nll, "per-row NLL");
     double *nll_r = ref ? qid_calloc(nrows + 1, sizeof *nll_r, "per-row reference NLL") : NULL;
@@ -768,7 +784,7 @@ int qid_batch_head(qid_model *m, qid_batch *b, const qid_head_opts *o, qid_error
     const size_t R = head_chunk_rows(V, nrows ? nrows : 1);
     float *A = qid_malloc(qid_mul_size(R * d, sizeof(float)), "head inputs");
     float *L = qid_malloc(qid_mul_size(R * V, sizeof(float)), "logits chunk");
-    float *Ar = ref ? qid_malloc(qid_mul_size(R * d, sizeof(float)), "reference head inputs") : NULL;
+    float *Ar = ref ? qid_malloc(qid_mul_size(R * dr, sizeof(float)), "reference head inputs") : NULL;
     float *Lr = ref ? qid_malloc(qid_mul_size(R * V, sizeof(float)), "reference logits chunk") : NULL;
     int rc = QID_OK, saved = qid_blas_single_begin();
     size_t bad_row = SIZE_MAX;
@@ -777,8 +793,8 @@ int qid_batch_head(qid_model *m, qid_batch *b, const qid_head_opts *o, qid_error
         gather_norm(c, A, b->x, rows + c0, n, hv);
         gemm_nt(n, V, d, A, d, hv->proj, 0.0f, L, V);
         if (ref) {
-            gather_norm(c, Ar, ref->x, rows + c0, n, hr);
-            gemm_nt(n, V, d, Ar, d, hr->proj, 0.0f, Lr, V);
+            gather_norm(cr, Ar, ref->x, rows + c0, n, hr);
+            gemm_nt(n, V, dr, Ar, dr, hr->proj, 0.0f, Lr, V);
         }
         if (o->logits)
             for (size_t i = 0; i < n; i++)
@@ -794,6 +810,10 @@ int qid_batch_head(qid_model *m, qid_batch *b, const qid_head_opts *o, qid_error
                 double lse_r = qid_k_logsumexp(Lr + i * V, V);
                 nll_r[c0 + i] = lse_r - (double)Lr[i * V + target];
                 kl[c0 + i] = qid_k_kl(Lr + i * V, L + i * V, V, lse_r, lse);
+                if (o->token_same_top) {
+                    size_t t = row / T * scored + (p - o->score_from);
+                    o->token_same_top[t] = argmax_first(L + i * V, V) == argmax_first(Lr + i * V, V);
+                }
             }
         }
         for (size_t i = 0; i < n; i++) {
@@ -812,13 +832,19 @@ int qid_batch_head(qid_model *m, qid_batch *b, const qid_head_opts *o, qid_error
             if (ref) o->window_kl[w] = 0.0;
         }
         for (size_t i = 0; i < nrows; i++) {
-            size_t w = rows[i] / T;
+            size_t w = rows[i] / T, p = rows[i] % T;
             o->window_nll[w] += nll[i];
             if (ref && o->ref_window_nll) o->ref_window_nll[w] += nll_r[i];
             if (ref) o->window_kl[w] += kl[i];
+            if (ref && p >= o->score_from && p + 1 < T) {
+                size_t t = w * scored + (p - o->score_from);
+                if (o->token_nll) o->token_nll[t] = nll[i];
+                if (o->token_ref_nll) o->token_ref_nll[t] = nll_r[i];
+                if (o->token_kl) o->token_kl[t] = kl[i];
+            }
         }
         b->next_stage++;
-        m->stats.flops += 2.0 * (double)nrows * (double)d * (double)V * (ref ? 2 : 1);
+        m->stats.flops += 2.0 * (double)nrows * (double)V * (double)(d + (ref ? dr : 0));
     } else {
         qid_error_set(err, QID_E_NUMERIC, "non-finite logits at window %zu position %zu of '%s'", bad_row / T,
                       bad_row % T, m->ck.path);
@@ -848,15 +874,27 @@ int qid_model_forward(qid_model *m, const uint32_t *tokens, size_t n_windows, si
         return qid_error_set(err, QID_E_INVALID, "qid_model_forward needs window_nll (and window_kl with kl)");
     }
     if (!(b = qid_batch_create(m, tokens, n_windows, seq_len, err))) return err ? err->code : QID_E_INVALID;
-    if (o->kl && !(ref = qid_batch_create(m, tokens, n_windows, seq_len, err))) goto fail;
+    qid_model *rm = o->kl ? o->ref_model : NULL;
+    if (rm && rm->cfg.vocab_size != m->cfg.vocab_size) {
+        rc = qid_error_set(err, QID_E_INVALID, "reference '%s' has a vocabulary of %" PRId64 " ids, '%s' of %" PRId64,
+                           rm->ck.path, rm->cfg.vocab_size, m->ck.path, m->cfg.vocab_size);
+        goto fail;
+    }
+    if (o->kl && !(ref = qid_batch_create(rm ? rm : m, tokens, n_windows, seq_len, err))) goto fail;
     if (o->calib_tokens && !(cal = qid_batch_create(m, o->calib_tokens, o->calib_windows, o->calib_seq_len, err))) {
         qid_error_wrap(err, err ? err->code : QID_E_INVALID, "calibration batch");
         goto fail;
     }
+    /* another checkpoint as the reference: its whole stream first, then
+     * its head stays loaded for qid_batch_head */
+    for (int stage = QID_STAGE_EMBED; rm && stage <= (int)rm->cfg.n_layers; stage++) {
+        if ((rc = qid_model_load(rm, stage, err))) goto fail;
+        if (stage < (int)rm->cfg.n_layers && (rc = qid_batch_step(rm, ref, NULL, NULL, err))) goto fail;
+    }
     for (int stage = QID_STAGE_EMBED; stage <= L; stage++) {
         if ((rc = qid_model_load(m, stage, err))) goto fail;
-        if (ref && stage < L && (rc = qid_batch_step(m, ref, NULL, NULL, err))) goto fail;
-        if (ref && stage == L && o->weight_hook && (rc = qid_model_keep_reference(m, err))) goto fail;
+        if (ref && !rm && stage < L && (rc = qid_batch_step(m, ref, NULL, NULL, err))) goto fail;
+        if (ref && !rm && stage == L && o->weight_hook && (rc = qid_model_keep_reference(m, err))) goto fail;
         if (o->weight_hook && (rc = qid_model_apply_hook(m, o->weight_hook, o->weight_ctx, err))) goto fail;
         if (stage < L) {
             if (cal && (rc = qid_batch_step(m, cal, o->act_hook, o->act_ctx, err))) goto fail;
@@ -867,17 +905,24 @@ int qid_model_forward(qid_model *m, const uint32_t *tokens, size_t n_windows, si
                                .window_nll = o->window_nll,
                                .ref_window_nll = o->ref_window_nll,
                                .window_kl = o->window_kl,
-                               .logits = o->logits};
+                               .logits = o->logits,
+                               .ref_model = rm,
+                               .token_nll = o->token_nll,
+                               .token_ref_nll = o->token_ref_nll,
+                               .token_kl = o->token_kl,
+                               .token_same_top = o->token_same_top};
             if ((rc = qid_batch_head(m, b, &h, err))) goto fail;
         }
     }
     drop_stage(m); /* the head: nothing large stays */
+    if (rm) drop_stage(rm);
     qid_batch_free(b);
     qid_batch_free(ref);
     qid_batch_free(cal);
     return QID_OK;
 fail:
     drop_stage(m);
+    if (rm) drop_stage(rm);
     qid_batch_free(b);
     qid_batch_free(ref);
     qid_batch_free(cal);

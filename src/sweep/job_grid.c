@@ -360,7 +360,34 @@ static char *eval_segment(const qid_job *job, int64_t windows, const char *kl)
     put_count(&b, "seq_len", job->eval.seq_len, "auto");
     job_sb_printf(&b, ",scoring=%s", qid_job_scoring_name(job->eval.scoring));
     if (kl) job_sb_printf(&b, ",kl=%s", kl);
+    if (kl && job->eval.adaptive) { /* quantized tasks: the rule is part of the protocol */
+        char rule[256];
+        job_sb_printf(&b, ",windows_rule=%s", qid_job_stop_rule(job, rule, sizeof rule));
+    }
     return job_sb_take(&b);
+}
+
+/* x in the fewest of 15..17 significant digits that read back as x. */
+static void shortest(char *buf, size_t size, double x)
+{
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(buf, size, "%.*g", digits, x);
+        if (strtod(buf, NULL) == x) return;
+    }
+}
+
+char *qid_job_stop_rule(const qid_job *job, char *buf, size_t size)
+{
+    char se[32], rse[32];
+    shortest(se, sizeof se, job->eval.target_se);
+    shortest(rse, sizeof rse, job->eval.target_rse);
+    if (!job->eval.adaptive)
+        snprintf(buf, size, "%s", "");
+    else
+        snprintf(buf, size,
+                 "auto,min_windows=%" PRId64 ",block_windows=%" PRId64 ",target_se=%s,target_rse=%s,seed=%" PRIu64,
+                 job->eval.min_windows, job->eval.block_windows, se, rse, job->seed);
+    return buf;
 }
 
 int64_t qid_job_eval_windows(const qid_job *job, qid_job_method m)

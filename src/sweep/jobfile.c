@@ -62,6 +62,11 @@ enum key {
     K_EV_SEQ_LEN,
     K_EV_SCORING,
     K_EV_KL,
+    K_EV_MIN_WINDOWS,
+    K_EV_MAX_WINDOWS,
+    K_EV_BLOCK_WINDOWS,
+    K_EV_TARGET_SE,
+    K_EV_TARGET_RSE,
     K_CA_TOKENS,
     K_CA_SAMPLES,
     K_CA_SEQ_LEN,
@@ -94,10 +99,15 @@ static const struct keydef {
     [K_GLOB] = {SEC_CKPT, "glob", 1, "a glob(3) pattern, e.g. ckpt/*.h5"},
     [K_LIST] = {SEC_CKPT, "list", 1, "a file listing one checkpoint path per line"},
     [K_EV_TOKENS] = {SEC_EVAL, "tokens", 0, "the path of a token set (qid tokens)"},
-    [K_EV_WINDOWS] = {SEC_EVAL, "windows", 0, "all or a whole number 1..1099511627776"},
+    [K_EV_WINDOWS] = {SEC_EVAL, "windows", 0, "all, auto or a whole number 1..1099511627776"},
     [K_EV_SEQ_LEN] = {SEC_EVAL, "seq_len", 0, "auto or a whole number 2..16777216"},
     [K_EV_SCORING] = {SEC_EVAL, "scoring", 0, "all or second-half"},
     [K_EV_KL] = {SEC_EVAL, "kl", 0, "yes or no"},
+    [K_EV_MIN_WINDOWS] = {SEC_EVAL, "min_windows", 0, "a whole number 2..1099511627776"},
+    [K_EV_MAX_WINDOWS] = {SEC_EVAL, "max_windows", 0, "all or a whole number 2..1099511627776"},
+    [K_EV_BLOCK_WINDOWS] = {SEC_EVAL, "block_windows", 0, "a whole number 1..1099511627776"},
+    [K_EV_TARGET_SE] = {SEC_EVAL, "target_se", 0, "a number 0..1 (nats/token)"},
+    [K_EV_TARGET_RSE] = {SEC_EVAL, "target_rse", 0, "a number 0..1"},
     [K_CA_TOKENS] = {SEC_CALIB, "tokens", 0, "the path of a token set (qid tokens)"},
     [K_CA_SAMPLES] = {SEC_CALIB, "samples", 0, "a whole number 1..1000000"},
     [K_CA_SEQ_LEN] = {SEC_CALIB, "seq_len", 0, "auto or a whole number 2..16777216"},
@@ -532,7 +542,23 @@ static int set_key(parser *p, enum key k, char *v)
     case K_GLOB: add_src(p, QID_JOB_SRC_GLOB, v); return QID_OK;
     case K_LIST: add_src(p, QID_JOB_SRC_LIST, v); return QID_OK;
     case K_EV_TOKENS: job_path_set(&job->eval.tokens, job->dir, ".", v); return QID_OK;
-    case K_EV_WINDOWS: return val_int_or(p, k, v, "all", 1, MAX_WINDOWS, &job->eval.windows);
+    case K_EV_WINDOWS:
+        if (strcmp(v, "auto") == 0) {
+            job->eval.adaptive = 1;
+            return QID_OK;
+        }
+        return val_int_or(p, k, v, "all", 1, MAX_WINDOWS, &job->eval.windows);
+    case K_EV_MIN_WINDOWS:
+    case K_EV_MAX_WINDOWS:
+    case K_EV_BLOCK_WINDOWS:
+    case K_EV_TARGET_SE:
+    case K_EV_TARGET_RSE:
+        if (!job->eval.auto_key_line) job->eval.auto_key_line = p->line;
+        if (k == K_EV_MIN_WINDOWS) return val_int(p, name, v, 2, MAX_WINDOWS, expect, &job->eval.min_windows);
+        if (k == K_EV_MAX_WINDOWS) return val_int_or(p, k, v, "all", 2, MAX_WINDOWS, &job->eval.windows);
+        if (k == K_EV_BLOCK_WINDOWS) return val_int(p, name, v, 1, MAX_WINDOWS, expect, &job->eval.block_windows);
+        return val_double(p, name, v, 0, 0, 1, expect,
+                          k == K_EV_TARGET_SE ? &job->eval.target_se : &job->eval.target_rse);
     case K_EV_SEQ_LEN: return val_int_or(p, k, v, "auto", 2, QID_TOKENS_MAX_SEQ_LEN, &job->eval.seq_len);
     case K_EV_SCORING:
         if (strcmp(v, "all") == 0)
@@ -711,6 +737,10 @@ static int finish(parser *p)
         return perr(p, AT(SEC_EVAL),
                     "missing key 'tokens' in [eval]; expected tokens = PATH of the evaluation "
                     "token set");
+    if (job->eval.auto_key_line && !job->eval.adaptive)
+        return perr(p, job->eval.auto_key_line,
+                    "min_windows, max_windows, block_windows, target_se and target_rse need windows = auto in "
+                    "[eval]");
     if (p->sec_line[SEC_CALIB] && !job->calib.tokens.rel)
         return perr(p, AT(SEC_CALIB),
                     "missing key 'tokens' in [calibration]; expected tokens = PATH of the "
@@ -798,6 +828,10 @@ int qid_job_parse(const char *text, size_t len, const char *file, qid_job *job, 
     job->dir = job_path_dir(file);
     job->calib.samples = 128;
     job->probes.directions = 4;
+    job->eval.min_windows = QID_JOB_AUTO_MIN_WINDOWS;
+    job->eval.block_windows = QID_JOB_AUTO_BLOCK;
+    job->eval.target_se = QID_JOB_AUTO_TARGET_SE;
+    job->eval.target_rse = QID_JOB_AUTO_TARGET_RSE;
     int rc = QID_OK;
     char *line = qid_malloc(QID_JOB_MAX_LINE + 1, "a job line");
 

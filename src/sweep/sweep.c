@@ -45,9 +45,14 @@ typedef struct wire_task {
     int32_t quant; /* index into job->quant, -1 for the baseline */
     int32_t path_len;
     int32_t pad;
+    int64_t n_base; /* baseline windows that follow the path (adaptive tasks), else 0 */
 } wire_task;
 
 /* ---- rank 0: state, join, progress ---------------------------------------- */
+
+/* Quantized tasks are joined against their checkpoint's baseline; the
+ * baseline and the probes stand alone. */
+static int needs_baseline(qid_job_method m) { return m == QID_JOB_METHOD_RTN || m == QID_JOB_METHOD_GPTQ; }
 
 enum { T_PENDING = 0, T_RUNNING = 1, T_DONE = 2, T_SKIPPED = 3 };
 enum { B_UNKNOWN = 0, B_OK = 1, B_FAILED = 2 };
@@ -142,17 +147,27 @@ static void record(sched *s, size_t t, const sweep_result *o)
         qid_error_clear(&err);
         qid_eval_paired p;
         QID_CHECK(b->state == B_OK, "task '%s' ran before its baseline", task->key);
+        /* the windows the task evaluated (all, or an adaptive task's: count > 0) */
         int bad = (size_t)o->r.windows != b->n;
-        for (size_t i = 0; !bad && i < b->n; i++)
+        size_t k = 0;
+        double *pa = qid_malloc(b->n * sizeof *pa + 1, "paired baseline"), *pb = qid_malloc(b->n * sizeof *pb + 1, "");
+        int64_t *pc = qid_malloc(b->n * sizeof *pc + 1, "paired counts");
+        for (size_t i = 0; !bad && i < b->n; i++) {
+            if (o->count[i] == 0) continue;
             bad = o->count[i] != b->count[i];
-        if (bad)
+            pa[k] = b->nll[i], pb[k] = o->nll[i], pc[k] = o->count[i], k++;
+        }
+        if (bad || k != (size_t)o->r.windows_used)
             qid_error_set(&err, QID_E_INVALID, "windows of '%s' differ from those of its baseline (%" PRId64 " vs %zu)",
                           task->ckpt_path.rel, o->r.windows, b->n);
-        else if (qid_eval_paired_diff(b->nll, o->nll, o->count, b->n, &p, &err) == QID_OK) {
+        else if (qid_eval_paired_diff(pa, pb, pc, k, &p, &err) == QID_OK) {
             loss16 = p.loss_a;
             qid = p.diff;
             se = p.se;
         }
+        free(pa);
+        free(pb);
+        free(pc);
         if (err.code) {
             status = QID_RESULT_FAILED;
             snprintf(errtxt, sizeof errtxt, "%s", err.msg);
@@ -184,6 +199,12 @@ static void record(sched *s, size_t t, const sweep_result *o)
     row.kl = o->r.kl;
     row.tokens = status == QID_RESULT_OK ? o->r.tokens : -1;
     row.windows = status == QID_RESULT_OK ? o->r.windows : 0;
+    row.windows_used = status == QID_RESULT_OK ? o->r.windows_used : 0;
+    char rule[256] = "";
+    if (status == QID_RESULT_OK && needs_baseline(task->method)) qid_job_stop_rule(s->job, rule, sizeof rule);
+    row.stop_rule = rule;
+    row.div = o->r.div;
+    if (status != QID_RESULT_OK) qid_divergence_none(&row.div);
     row.seconds = o->r.seconds;
     row.rank = o->r.rank;
     row.status = (qid_result_status)status;
@@ -231,10 +252,6 @@ static void note_result(sched *s, size_t t, const sweep_result *o)
     }
 }
 
-/* Quantized tasks are joined against their checkpoint's baseline; the
- * baseline and the probes stand alone. */
-static int needs_baseline(qid_job_method m) { return m == QID_JOB_METHOD_RTN || m == QID_JOB_METHOD_GPTQ; }
-
 /* Tasks of checkpoints whose baseline failed cannot be joined: record them
  * as failed (they are retried by a later run). */
 static void fail_orphans(sched *s)
@@ -268,11 +285,22 @@ static long pick(const sched *s, int64_t held)
     return any;
 }
 
+/* The baseline per-window NLL an adaptive task of t's checkpoint is run
+ * against (NULL when the job is not adaptive or t is not quantized). */
+static const base_info *task_base(const sched *s, size_t t)
+{
+    const qid_task *k = &s->tasks[t];
+    if (!s->job->eval.adaptive || !needs_baseline(k->method)) return NULL;
+    const base_info *b = &s->base[k->ckpt];
+    return b->state == B_OK ? b : NULL;
+}
+
 static void send_task(const sched *s, size_t t, int dest)
 {
     const qid_task *k = &s->tasks[t];
-    size_t plen = strlen(k->ckpt_path.path) + 1;
-    size_t bytes = sizeof(wire_task) + plen;
+    const base_info *base = task_base(s, t);
+    size_t plen = strlen(k->ckpt_path.path) + 1, nb = base ? base->n : 0;
+    size_t bytes = sizeof(wire_task) + plen + nb * sizeof(double);
     unsigned char *buf = qid_malloc(bytes, "task message");
     wire_task w;
     memset(&w, 0, sizeof w);
@@ -281,8 +309,10 @@ static void send_task(const sched *s, size_t t, int dest)
     w.method = (int32_t)k->method;
     w.quant = k->quant;
     w.path_len = qid_mpi_count(plen, "checkpoint path bytes");
+    w.n_base = (int64_t)nb;
     memcpy(buf, &w, sizeof w);
     memcpy(buf + sizeof w, k->ckpt_path.path, plen);
+    if (nb) memcpy(buf + sizeof w + plen, base->nll, nb * sizeof(double));
     QID_MPI(MPI_Send(buf, qid_mpi_count(bytes, "task message bytes"), MPI_BYTE, dest, TAG_TASK, MPI_COMM_WORLD));
     free(buf);
 }
@@ -347,7 +377,8 @@ static void run_serial(sched *s, int threads)
         s->state[t] = T_RUNNING;
         s->running = 1;
         sweep_result o;
-        sweep_task_run(s->job, k, threads, 0, &cache, &o);
+        const base_info *base = task_base(s, (size_t)t);
+        sweep_task_run(s->job, k, threads, 0, &cache, base ? base->nll : NULL, base ? base->n : 0, &o);
         s->running = 0;
         t0 = MPI_Wtime();
         s->state[t] = T_DONE;
@@ -475,7 +506,15 @@ static void run_worker(const qid_job *job, int rank, int threads)
         wire_task w;
         QID_CHECK((size_t)count > sizeof w, "short task message (%d bytes)", count);
         memcpy(&w, buf, sizeof w);
-        QID_CHECK((size_t)count == sizeof w + (size_t)w.path_len && buf[count - 1] == 0, "bad task message");
+        QID_CHECK(w.n_base >= 0 && w.path_len > 0 &&
+                      (size_t)count == sizeof w + (size_t)w.path_len + (size_t)w.n_base * sizeof(double) &&
+                      buf[sizeof w + (size_t)w.path_len - 1] == 0,
+                  "bad task message");
+        double *base = NULL;
+        if (w.n_base) {
+            base = qid_malloc((size_t)w.n_base * sizeof *base, "baseline per-window NLL");
+            memcpy(base, buf + sizeof w + (size_t)w.path_len, (size_t)w.n_base * sizeof *base);
+        }
         QID_CHECK(w.quant < (int32_t)job->n_quant, "task with quantizer %d of %zu", w.quant, job->n_quant);
         /* what sweep_task_run reads of a task; the quantizer index means the
          * same here as on rank 0, which parsed the same job text */
@@ -485,7 +524,8 @@ static void run_worker(const qid_job *job, int rank, int threads)
                       .method = (qid_job_method)w.method,
                       .quant = w.quant};
         sweep_result o;
-        sweep_task_run(job, &k, threads, rank, &cache, &o);
+        sweep_task_run(job, &k, threads, rank, &cache, base, (size_t)w.n_base, &o);
+        free(base);
         o.r.id = w.id;
         o.r.ckpt = w.ckpt;
         held = w.ckpt;

@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "divergence.h"
 #include "error.h"
 #include "jobfile.h"
 #include "model.h"
@@ -31,6 +32,8 @@ typedef struct sweep_scalars {
     char ckpt_sha256[65];
     char eval_sha256[65];
     char error[QID_ERROR_MAX];
+    int64_t windows_used; /* windows evaluated (fewer than windows when adaptive: the others have count 0) */
+    qid_divergence div;   /* with kl */
 } sweep_scalars;
 
 /* What one task produced. */
@@ -66,7 +69,10 @@ void sweep_cache_close(sweep_cache *c);
  * the checkpoint and token set opened once (cache). Fills *o (initialized
  * here; free with sweep_result_free); a failure of any kind is a failed
  * result with its one-line error, never a return. threads: per-rank
- * evaluation threads. Not collective. */
-void sweep_task_run(const qid_job *job, const qid_task *t, int threads, int rank, sweep_cache *cache, sweep_result *o);
+ * evaluation threads. base_nll (base_windows): the baseline's per-window
+ * NLL, which a quantized task of a job with windows = auto is evaluated
+ * against (NULL otherwise). Not collective. */
+void sweep_task_run(const qid_job *job, const qid_task *t, int threads, int rank, sweep_cache *cache,
+                    const double *base_nll, size_t base_windows, sweep_result *o);
 
 #endif

@@ -30,6 +30,7 @@ void sweep_result_init(sweep_result *o, int rank)
     o->r.params = o->r.tokens_seen = o->r.step = -1;
     o->r.loss = o->r.kl = o->r.sqnr_db = o->r.bits = o->r.lr_frac = NAN;
     o->r.elem_bits = -1;
+    qid_divergence_none(&o->r.div);
 }
 
 void sweep_result_free(sweep_result *o)
@@ -198,7 +199,8 @@ static int cached_tokens(sweep_cache *c, const char *path, const qid_tokens **tk
 
 /* ---- one task ---------------------------------------------------------------- */
 
-void sweep_task_run(const qid_job *job, const qid_task *t, int threads, int rank, sweep_cache *cache, sweep_result *o)
+void sweep_task_run(const qid_job *job, const qid_task *t, int threads, int rank, sweep_cache *cache,
+                    const double *base_nll, size_t base_windows, sweep_result *o)
 {
     double t0 = MPI_Wtime();
     qid_error err;
@@ -274,6 +276,20 @@ void sweep_task_run(const qid_job *job, const qid_task *t, int threads, int rank
         qid_quantizer_hooks(qz, &eo.weight_hook, &eo.weight_ctx, &eo.act_hook, &eo.act_ctx);
         eo.kl = job->eval.kl;
     }
+    qid_eval_stop stop = {.min_windows = (size_t)job->eval.min_windows,
+                          .block = (size_t)job->eval.block_windows,
+                          .target_se = job->eval.target_se,
+                          .target_rse = job->eval.target_rse,
+                          .seed = job->seed};
+    if (q && job->eval.adaptive) {
+        if (!base_nll) {
+            qid_error_set(&err, QID_E_INVALID, "adaptive task of '%s' without its baseline's windows", ckpt_path);
+            goto fail;
+        }
+        eo.stop = &stop;
+        eo.base_nll = base_nll;
+        eo.base_windows = base_windows;
+    }
 
     if (qid_eval_set(m, tk, &eo, &er, &err)) goto fail;
     if (!isfinite(er.loss)) {
@@ -284,6 +300,8 @@ void sweep_task_run(const qid_job *job, const qid_task *t, int threads, int rank
     o->r.kl = eo.kl ? er.kl : NAN;
     if (qz) o->r.sqnr_db = qid_sqnr_acc_db(&qid_quantizer_stats(qz)->sqnr);
     o->r.windows = (int64_t)er.n_windows;
+    o->r.windows_used = (int64_t)er.windows_used;
+    if (eo.kl) o->r.div = er.div;
     o->r.tokens = er.tokens_scored;
     o->nll = qid_malloc(qid_mul_size(er.n_windows, sizeof *o->nll) + 1, "per-window NLL of a task");
     o->count = qid_malloc(qid_mul_size(er.n_windows, sizeof *o->count) + 1, "per-window tokens of a task");
