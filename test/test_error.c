@@ -28,8 +28,15 @@ static int in_child(void (*fn)(void), char *stderr_text, size_t len)
         _exit(0);
     }
     close(fds[1]);
-    ssize_t n = read(fds[0], stderr_text, len - 1);
-    stderr_text[n > 0 ? n : 0] = '\0';
+    /* Read to the end: a child whose stderr has more than one write (a
+     * sanitizer's warning before qid's message) must not die of SIGPIPE. */
+    size_t used = 0;
+    ssize_t n;
+    char sink[256];
+    while ((n = read(fds[0], used + 1 < len ? stderr_text + used : sink,
+                     used + 1 < len ? len - 1 - used : sizeof sink)) > 0)
+        if (used + 1 < len) used += (size_t)n;
+    stderr_text[used] = '\0';
     close(fds[0]);
     int status = 0;
     waitpid(pid, &status, 0);

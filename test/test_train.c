@@ -439,6 +439,7 @@ static void test_training(const char *train, const char *eval)
     like(err.msg, "holds a training with other settings", "... saying so");
     like(err.msg, "--force", "... and how to replace it");
     is_int(9, count_files(dir, "step"), "... and its checkpoints are untouched");
+    free((char *)dir);
 }
 
 static void test_determinism(const char *train, const char *eval)
