@@ -287,15 +287,21 @@ static void test_fast(void)
     for (size_t f = 0; f < N_FORMATS; f++) {
         qid_quant_spec s = spec_of(formats[f]);
         int bad = 0;
-        for (int pass = 0; pass < 4; pass++)
+        for (int pass = 0; pass < 6; pass++)
             for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
                 size_t n = lens[li];
                 for (size_t i = 0; i < n; i++) {
                     float g = tap_gauss();
+                    /* normal; subnormal d; ties and equal magnitudes of both
+                     * signs; overflowing ranges and signed zeros; signed
+                     * zeros only; blocks of one value or zero */
                     x[i] = pass == 0   ? g
-                           : pass == 1 ? g * 1e-38f                                           /* subnormal d */
-                           : pass == 2 ? (float)((int)(g * 4.0f)) * 0.5f                      /* many ties */
-                                       : (i % 5 == 0 ? 3e38f : -3e38f) * (float)(i % 3 != 0); /* overflow */
+                           : pass == 1 ? g * 1e-38f
+                           : pass == 2 ? (float)((int)(g * 4.0f)) * 0.5f
+                           : pass == 3 ? (i % 5 == 0 ? 3e38f : -3e38f) * (float)(i % 3 != 0)
+                           : pass == 4
+                               ? (g < 0.0f ? -0.0f : 0.0f)
+                               : (i / 32 % 3 == 0 ? (g < 0.0f ? -0.0f : 0.0f) : (i / 32 % 3 == 1 ? 0.3f : -1e-3f));
                 }
                 qid_gguf_quantize_ref(&s, x, a, n);
                 qid_gguf_quantize_fast(&s, x, b, n);

@@ -47,6 +47,11 @@
 #include <math.h>
 #include <string.h>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define QID_GGUF_X86 1
+#endif
+
 #define GGUF_QK 32
 
 uint16_t qid_gguf_f32_to_f16(float f)
@@ -72,15 +77,15 @@ uint16_t qid_gguf_f32_to_f16(float f)
 
 float qid_gguf_f16_to_f32(uint16_t h)
 {
-    const int e = h >> 10 & 0x1f;
-    const int m = h & 0x3ff;
+    const uint32_t e = (uint32_t)h >> 10 & 0x1fu, m = h & 0x3ffu;
     float v;
-    if (e == 0x1f)
-        v = m ? NAN : INFINITY;
-    else if (e == 0)
-        v = ldexpf((float)m, -24);
-    else
-        v = ldexpf((float)(m | 0x400), e - 25);
+    if (e == 0) {
+        v = (float)m * 0x1p-24f; /* subnormal or zero: exact */
+    } else {
+        /* rebias 15 -> 127; Inf/NaN keep an all-ones exponent */
+        const uint32_t u = (e == 0x1f ? 0x7f800000u : (e + 112u) << 23) | m << 13;
+        memcpy(&v, &u, sizeof v);
+    }
     return h & 0x8000u ? -v : v;
 }
 
@@ -185,87 +190,150 @@ void qid_gguf_quantize_ref(const qid_quant_spec *spec, const float *restrict x, 
     }
 }
 
-/* roundf (ties away from zero) of v, |v| < 2^23, in a form that vectorizes:
- * v - trunc(v) is exact. */
-static inline float round_away(float v)
+#ifdef QID_GGUF_X86
+/* Horizontal max / min of the 8 lanes. */
+__attribute__((target("avx2"))) static float hmax8(__m256 v)
 {
-    const float t = truncf(v);
-    const float f = v - t;
-    return t + (f >= 0.5f ? 1.0f : (f <= -0.5f ? -1.0f : 0.0f));
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
 }
 
-/* One block xb, yb (len) with finite id and d: the reference arithmetic with
- * the type fixed per loop and the codes clamped to [0, top] (the reference
- * stays inside for such blocks), so the loops vectorize. No FMA: -std=c17
- * means -ffp-contract=off, so each product and sum is rounded on its own. */
-static inline void gguf_block_fast(enum qid_qtype t, const qid_quant_params *p, const float *restrict xb,
-                                   float *restrict yb, size_t len)
+__attribute__((target("avx2"))) static float hmin8(__m256 v)
 {
-    const float id = p->aux, d = p->scale, mn = p->min, m = p->min_q;
-    switch (t) {
-    case QID_QTYPE_Q8_0:
-        for (size_t j = 0; j < len; j++)
-            yb[j] = round_away(xb[j] * id) * d;
-        break;
-    case QID_QTYPE_Q4_0:
-        for (size_t j = 0; j < len; j++) {
-            float c = truncf(xb[j] * id + 8.5f);
-            c = c < 15.0f ? c : 15.0f;
-            yb[j] = ((c > 0.0f ? c : 0.0f) - 8.0f) * d;
-        }
-        break;
-    case QID_QTYPE_Q5_0:
-        for (size_t j = 0; j < len; j++) {
-            float c = truncf(xb[j] * id + 16.5f);
-            c = c < 31.0f ? c : 31.0f;
-            yb[j] = ((c > 0.0f ? c : 0.0f) - 16.0f) * d;
-        }
-        break;
-    default: {
-        const float top = t == QID_QTYPE_Q4_1 ? 15.0f : 31.0f;
-        for (size_t j = 0; j < len; j++) {
-            const float c = truncf((xb[j] - mn) * id + 0.5f);
-            yb[j] = (c < top ? c : top) * d + m;
-        }
-        break;
-    }
-    }
+    __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
 }
 
-/* x, y are (n). Blocks whose id or stored d is not finite (d subnormal or
- * beyond fp16) take the reference's per-value path. */
-static inline void gguf_quantize_blocks(const qid_quant_spec *spec, const float *restrict x, float *restrict y,
-                                        size_t n)
+/* The parameters of a whole block xb[32], equal to qid_gguf_params: the
+ * reductions are order-free for finite values except for the sign of a zero
+ * extreme, which the scalar loop then settles. */
+__attribute__((target("avx2"))) static void gguf_params32_avx2(const qid_quant_spec *spec, const float *xb,
+                                                               qid_quant_params *p)
 {
-    for (size_t i = 0; i < n; i += spec->block) {
-        const size_t len = n - i < spec->block ? n - i : spec->block;
-        qid_quant_params p;
-        qid_gguf_params(spec, x + i, len, &p);
-        if (isfinite(p.aux) && isfinite(p.scale))
-            gguf_block_fast(spec->type, &p, x + i, y + i, len);
-        else
-            for (size_t j = 0; j < len; j++)
-                y[i + j] = qid_gguf_quantize_value(spec, &p, x[i + j]);
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const enum qid_qtype t = spec->type;
+    if (t == QID_QTYPE_Q4_1 || t == QID_QTYPE_Q5_1) {
+        __m256 lo = _mm256_loadu_ps(xb), hi = lo;
+        for (int k = 8; k < GGUF_QK; k += 8) {
+            const __m256 v = _mm256_loadu_ps(xb + k);
+            lo = _mm256_min_ps(lo, v);
+            hi = _mm256_max_ps(hi, v);
+        }
+        const float min = hmin8(lo), max = hmax8(hi);
+        if (min == 0.0f || max == 0.0f) {
+            qid_gguf_params(spec, xb, GGUF_QK, p);
+            return;
+        }
+        const float d = (max - min) / (t == QID_QTYPE_Q4_1 ? 15 : 31);
+        p->min = min;
+        p->min_q = f16_round(min);
+        p->aux = d != 0.0f ? 1.0f / d : 0.0f;
+        p->scale = f16_round(d);
+        return;
     }
+    __m256 m = _mm256_setzero_ps();
+    for (int k = 0; k < GGUF_QK; k += 8)
+        m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(xb + k), absmask));
+    const float amax = hmax8(m);
+    float d;
+    if (t == QID_QTYPE_Q8_0) {
+        d = amax / 127;
+    } else {
+        float max = 0.0f; /* the first element of largest magnitude; +0 for a zero block */
+        if (amax > 0.0f)
+            for (int j = 0; j < GGUF_QK; j++)
+                if (fabsf(xb[j]) == amax) {
+                    max = xb[j];
+                    break;
+                }
+        d = max / (t == QID_QTYPE_Q4_0 ? -8 : -16);
+    }
+    p->min = p->min_q = 0.0f;
+    p->aux = d != 0.0f ? 1.0f / d : 0.0f;
+    p->scale = f16_round(d);
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+/* trunc of v (exact, RNE-free) */
+#define GGUF_TRUNC(v) _mm256_round_ps((v), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
+
+/* x, y are (n). Whole blocks with finite id and d take 8 lanes at a time,
+ * each product and sum rounded on its own as the reference (mul then add,
+ * never an FMA); codes are clamped to [0, top], where the reference stays
+ * for such blocks; roundf (ties away from zero) is trunc(v) plus the sign
+ * where |v - trunc(v)| >= 0.5 (v - trunc(v) is exact). Other blocks and a
+ * short last block take the reference. */
 __attribute__((target("avx2"))) static void gguf_quantize_avx2(const qid_quant_spec *spec, const float *restrict x,
                                                                float *restrict y, size_t n)
 {
-    gguf_quantize_blocks(spec, x, y, n);
+    const enum qid_qtype t = spec->type;
+    const __m256 half = _mm256_set1_ps(0.5f), mhalf = _mm256_set1_ps(-0.5f), one = _mm256_set1_ps(1.0f);
+    const __m256 zero = _mm256_setzero_ps();
+    for (size_t i = 0; i < n; i += GGUF_QK) {
+        const size_t len = n - i < GGUF_QK ? n - i : GGUF_QK;
+        const float *xb = x + i;
+        float *yb = y + i;
+        qid_quant_params p;
+        if (len == GGUF_QK)
+            gguf_params32_avx2(spec, xb, &p);
+        else
+            qid_gguf_params(spec, xb, len, &p);
+        if (len != GGUF_QK || !isfinite(p.aux) || !isfinite(p.scale)) {
+            for (size_t j = 0; j < len; j++)
+                yb[j] = qid_gguf_quantize_value(spec, &p, xb[j]);
+            continue;
+        }
+        const __m256 id = _mm256_set1_ps(p.aux), d = _mm256_set1_ps(p.scale);
+        switch (t) {
+        case QID_QTYPE_Q8_0:
+            for (int k = 0; k < GGUF_QK; k += 8) {
+                const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(xb + k), id);
+                const __m256 tr = GGUF_TRUNC(v), f = _mm256_sub_ps(v, tr);
+                const __m256 up = _mm256_and_ps(_mm256_cmp_ps(f, half, _CMP_GE_OQ), one);
+                const __m256 dn = _mm256_and_ps(_mm256_cmp_ps(f, mhalf, _CMP_LE_OQ), one);
+                const __m256 r = _mm256_sub_ps(_mm256_add_ps(tr, up), dn);
+                _mm256_storeu_ps(yb + k, _mm256_mul_ps(r, d));
+            }
+            break;
+        case QID_QTYPE_Q4_0:
+        case QID_QTYPE_Q5_0: {
+            const int four = t == QID_QTYPE_Q4_0;
+            const __m256 off = _mm256_set1_ps(four ? 8.5f : 16.5f), top = _mm256_set1_ps(four ? 15.0f : 31.0f);
+            const __m256 z = _mm256_set1_ps(four ? 8.0f : 16.0f);
+            for (int k = 0; k < GGUF_QK; k += 8) {
+                const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(xb + k), id), off);
+                const __m256 c = _mm256_max_ps(_mm256_min_ps(GGUF_TRUNC(v), top), zero);
+                _mm256_storeu_ps(yb + k, _mm256_mul_ps(_mm256_sub_ps(c, z), d));
+            }
+            break;
+        }
+        default: {
+            const __m256 mn = _mm256_set1_ps(p.min), m = _mm256_set1_ps(p.min_q);
+            const __m256 top = _mm256_set1_ps(t == QID_QTYPE_Q4_1 ? 15.0f : 31.0f);
+            for (int k = 0; k < GGUF_QK; k += 8) {
+                const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xb + k), mn), id), half);
+                const __m256 c = _mm256_max_ps(_mm256_min_ps(GGUF_TRUNC(v), top), zero);
+                _mm256_storeu_ps(yb + k, _mm256_add_ps(_mm256_mul_ps(c, d), m));
+            }
+            break;
+        }
+        }
+    }
 }
 #endif
 
 void qid_gguf_quantize_fast(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n)
 {
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef QID_GGUF_X86
     if (qid_quant_use_avx2()) {
         gguf_quantize_avx2(spec, x, y, n);
         return;
     }
 #endif
-    gguf_quantize_blocks(spec, x, y, n);
+    qid_gguf_quantize_ref(spec, x, y, n);
 }
 
 /* Bytes of one ggml block of type t. */
