@@ -244,12 +244,17 @@ __attribute__((target("avx2"))) static void gguf_params32_avx2(const qid_quant_s
         d = amax / 127;
     } else {
         float max = 0.0f; /* the first element of largest magnitude; +0 for a zero block */
-        if (amax > 0.0f)
-            for (int j = 0; j < GGUF_QK; j++)
-                if (fabsf(xb[j]) == amax) {
-                    max = xb[j];
+        if (amax > 0.0f) {
+            const __m256 va = _mm256_set1_ps(amax);
+            for (int k = 0; k < GGUF_QK; k += 8) {
+                const int hit =
+                    _mm256_movemask_ps(_mm256_cmp_ps(_mm256_and_ps(_mm256_loadu_ps(xb + k), absmask), va, _CMP_EQ_OQ));
+                if (hit) {
+                    max = xb[k + __builtin_ctz((unsigned)hit)];
                     break;
                 }
+            }
+        }
         d = max / (t == QID_QTYPE_Q4_0 ? -8 : -16);
     }
     p->min = p->min_q = 0.0f;
