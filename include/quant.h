@@ -18,6 +18,10 @@
  *         complement integers (MXINT8, and MXINTd-b block floating point).
  *   BNB   NF4 and FP4 as bitsandbytes' CUDA kernels define them (absmax per
  *         block of 64, overridable).
+ *   GGUF  llama.cpp's legacy block formats Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 as
+ *         ggml's reference quantizers (ggml-quants.c quantize_row_*_ref)
+ *         write them: blocks of 32 (fixed), fp16 scale d (and minimum m),
+ *         packed as ggml's block_q* structs.
  *
  * Each family has a scalar `*_ref` kernel, which is the specification, and a
  * `*_fast` kernel (AVX2 when the CPU has it, chosen at run time) that gives
@@ -44,9 +48,10 @@
 /* ---- formats ---------------------------------------------------------- */
 
 enum qid_quant_kind {
-    QID_QUANT_KIND_INT = 0, /* RTN integer with float scale and zero point */
-    QID_QUANT_KIND_MX = 1,  /* OCP MX: E8M0 shared scale + FP or INT elements */
-    QID_QUANT_KIND_BNB = 2, /* bitsandbytes 4-bit: float absmax + 16-entry code book */
+    QID_QUANT_KIND_INT = 0,  /* RTN integer with float scale and zero point */
+    QID_QUANT_KIND_MX = 1,   /* OCP MX: E8M0 shared scale + FP or INT elements */
+    QID_QUANT_KIND_BNB = 2,  /* bitsandbytes 4-bit: float absmax + 16-entry code book */
+    QID_QUANT_KIND_GGUF = 3, /* llama.cpp / ggml legacy blocks: fp16 scale (and min) per 32 */
 };
 
 /* One row of the traits table per format family. */
@@ -60,7 +65,12 @@ enum qid_qtype {
     QID_QTYPE_MXINT = 6, /* mxint8 (OCP MXINT8) and mxintD[-bB] */
     QID_QTYPE_NF4 = 7,
     QID_QTYPE_FP4 = 8,
-    QID_QTYPE_COUNT = 9,
+    QID_QTYPE_Q8_0 = 9,  /* ggml Q8_0: fp16 d, 32 x int8 */
+    QID_QTYPE_Q4_0 = 10, /* ggml Q4_0: fp16 d, 32 x 4 bits (code - 8) */
+    QID_QTYPE_Q4_1 = 11, /* ggml Q4_1: fp16 d and m, 32 x 4 bits */
+    QID_QTYPE_Q5_0 = 12, /* ggml Q5_0: fp16 d, 32 x 5 bits (code - 16) */
+    QID_QTYPE_Q5_1 = 13, /* ggml Q5_1: fp16 d and m, 32 x 5 bits */
+    QID_QTYPE_COUNT = 14,
 };
 
 /* A parsed format: everything a kernel needs. Fill it with qid_quant_parse;
@@ -92,9 +102,15 @@ typedef void (*qid_quant_decode_fn)(const qid_quant_spec *spec, const uint8_t *r
  * needs besides the value and the spec. */
 typedef struct qid_quant_params {
     float scale; /* INT: the scale; MX: the shared scale X = 2^s (NaN for a block
-                    holding NaN or Inf); NF4/FP4: absmax */
+                    holding NaN or Inf); NF4/FP4: absmax; GGUF: the stored d
+                    (fp16-rounded) */
     float aux;   /* INT: the zero point; NF4/FP4: 1.0f / absmax as bitsandbytes
-                    computes it; MX: 0 */
+                    computes it; MX: 0; GGUF: id, the float32 reciprocal of the
+                    unrounded d (0 when d is 0) the codes are taken with */
+    float min;   /* GGUF _1 types: the float32 block minimum the codes are
+                    offset by; 0 otherwise */
+    float min_q; /* GGUF _1 types: the stored minimum m (fp16-rounded) added
+                    back on dequantization; 0 otherwise */
 } qid_quant_params;
 
 /* The parameters of one group or block x[n] (n >= 1; finite for INT and
@@ -127,7 +143,8 @@ typedef struct qid_quant_traits {
     int bits;                /* element bits; 0 = from the name (2..8) */
     size_t block;            /* default elements per block; 0 = from the name */
     size_t scale_bytes;      /* packed per-block header: INT 5 (f32 scale, u8 zero),
-                                MX 1 (E8M0), BNB 4 (f32 absmax) */
+                                MX 1 (E8M0), BNB 4 (f32 absmax), GGUF 2 (fp16 d)
+                                or 4 (fp16 d and m) */
     size_t block_bytes;      /* packed bytes of one default block; 0 = depends on the name */
     const qid_mx_elem *elem; /* MX element type; NULL for INT and BNB */
     int rejects_nonfinite;   /* 1: NaN/Inf input is an error (INT, BNB); 0: MX spec semantics */
@@ -157,7 +174,8 @@ const qid_quant_traits *qid_quant_traits_of(enum qid_qtype type);
  *   mxfp4 (= mxfp4-e2m1), mxfp6-e3m2, mxfp6-e2m3, mxfp8-e4m3, mxfp8-e5m2,
  *   mxint8, mxintD (D in 2..8), nf4, fp4
  *   and for MX/NF4/FP4 an optional block override `-bB` (mxfp4-b16,
- *   mxint3-b128, nf4-b64), B in 1..QID_QUANT_BLOCK_MAX.
+ *   mxint3-b128, nf4-b64), B in 1..QID_QUANT_BLOCK_MAX;
+ *   q8_0, q4_0, q4_1, q5_0, q5_1 (ggml's block of 32, no override).
  * Symmetric is the default for INT. On failure returns QID_E_INVALID with a
  * one-line message naming the name and what was expected, e.g.
  *   unknown format 'int9-g128': integer bits must be 2..8
@@ -172,7 +190,8 @@ int qid_quant_spec_valid(const qid_quant_spec *spec);
 int qid_quant_name(const qid_quant_spec *spec, char *buf, size_t len);
 
 /* Bytes of one packed block of `len` elements (len <= block; the header plus
- * ceil(len * bits / 8) code bytes). */
+ * ceil(len * bits / 8) code bytes; a GGUF block is always the whole ggml
+ * struct, a short one padded with zero codes). */
 size_t qid_quant_block_bytes(const qid_quant_spec *spec, size_t len);
 /* Bytes of a packed row of n elements (full blocks plus a shorter last one). */
 size_t qid_quant_row_bytes(const qid_quant_spec *spec, size_t n);
@@ -328,6 +347,36 @@ void qid_bnb_quantize_fast(const qid_quant_spec *spec, const float *restrict x, 
  * first element in the high nibble, as bitsandbytes stores them. */
 void qid_bnb_encode(const qid_quant_spec *spec, const float *restrict x, size_t n, uint8_t *restrict out);
 void qid_bnb_decode(const qid_quant_spec *spec, const uint8_t *restrict in, size_t n, float *restrict y);
+
+/* ---- GGUF legacy blocks as ggml's reference quantizers -------------------- */
+
+/* IEEE binary16 <-> float32: to half rounds to nearest even (subnormals kept,
+ * overflow to +-Inf, NaN stays NaN), as GGML_FP32_TO_FP16 and numpy's
+ * astype(float16); to float is exact. */
+uint16_t qid_gguf_f32_to_f16(float f);
+float qid_gguf_f16_to_f32(uint16_t h);
+
+/* The GGUF rows of the traits table. params (x[n], finite) as the type's
+ * quantize_row_*_ref: Q8_0 d = amax / 127; Q4_0, Q5_0 d = max / -8, / -16
+ * with max the first element of largest magnitude (signed); Q4_1, Q5_1
+ * d = (max - min) / 15, / 31 and min; id = d ? 1.0f / d : 0; p->scale =
+ * f16(d), p->min_q = f16(min). A value: its code as the reference takes it,
+ * times p->scale (plus p->min_q for the _1 types). */
+void qid_gguf_params(const qid_quant_spec *spec, const float *restrict x, size_t n, qid_quant_params *p);
+float qid_gguf_quantize_value(const qid_quant_spec *spec, const qid_quant_params *p, float x);
+/* The code of x in a block with parameters p: Q8_0 -127..127 (as int8),
+ * Q4_0 0..15, Q4_1 0..15, Q5_0 0..31, Q5_1 0..31. */
+int qid_gguf_code(const qid_quant_spec *spec, const qid_quant_params *p, float x);
+
+void qid_gguf_quantize_ref(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n);
+void qid_gguf_quantize_fast(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n);
+/* Packed blocks exactly as ggml's block_q8_0 / q4_0 / q4_1 / q5_0 / q5_1
+ * (little-endian fp16 d, [fp16 m], [u32 qh: bit j = bit 4 of code j], then
+ * qs: Q8_0 one int8 per element; 4/5-bit types element j < 16 in the low
+ * nibble and j + 16 in the high nibble of byte j), so a row of whole blocks
+ * is the bytes llama.cpp writes into a GGUF file. */
+void qid_gguf_encode(const qid_quant_spec *spec, const float *restrict x, size_t n, uint8_t *restrict out);
+void qid_gguf_decode(const qid_quant_spec *spec, const uint8_t *restrict in, size_t n, float *restrict y);
 
 /* ---- SQNR -------------------------------------------------------------- */
 

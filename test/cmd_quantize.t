@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # cmd_quantize.t - `qid quantize` end to end: help, one RTN run on the GPT-NeoX
 # fixture with its summary, `qid inspect` of the output, one GPTQ run on the
-# llama fixture, and errors that print one line and leave no output behind.
+# llama fixture, the GGUF block formats (RTN and GPTQ q4_0, every legacy
+# type's SQNR), and errors that print one line and leave no output behind.
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 17
+plan 27
 tap_tmpdir
 T=$TAP_TMP
 FIX=test/fixtures/hf
@@ -39,3 +40,20 @@ $QID quantize "$T/neox.h5" --format int4-g128 --method rtn -o "$T/err/x.h5" 2>"$
 like "$(cat "$T/msg")" "qid quantize: error: group size 128 does not divide row length 32" "group: one-line message"
 is 0 "$(ls -A "$T/err" | wc -l)" "group: no output or temporary file left"
 $QID quantize "$T/neox.h5" --format int4-g16 --method gptq -o "$T/err/x.h5" 2>"$T/msg"; is 2 $? "gptq without --calib exits 2"
+
+# GGUF legacy blocks (ggml's reference rounding; bit-exactness is test_quant_gguf)
+out=$($QID quantize "$T/neox.h5" --format q4_0 -o "$T/q40.h5"); ok $? "RTN q4_0 run exits 0"
+like "$out" "format       q4_0" "q4_0: summary names the format"
+like "$out" "sqnr         21.375 dB" "q4_0: model SQNR"
+sq=""
+for f in q8_0 q4_1 q5_0 q5_1; do
+    sq="$sq $f $($QID quantize "$T/neox.h5" --format $f -o "$T/q-$f.h5" | sed -n 's/^sqnr *//p')"
+done
+is " q8_0 45.439 dB q4_1 22.148 dB q5_0 27.391 dB q5_1 28.404 dB" "$sq" "q8_0, q4_1, q5_0, q5_1: model SQNR"
+out=$($QID quantize "$T/neox.h5" --format q4_0 --method gptq --calib "$T/calib.h5" --damp 0.01 -o "$T/g40.h5")
+ok $? "GPTQ q4_0 run exits 0 (through the traits' params and quantize_value)"
+like "$out" "sqnr         20.307 dB" "GPTQ q4_0: model SQNR"
+$QID quantize "$T/llama.h5" --format q4_0 -o "$T/err/x.h5" 2>"$T/msg"; is 1 $? "q4_0 on rows of 48 exits 1"
+like "$(cat "$T/msg")" "qid quantize: error: block size 32 does not divide row length 48 of '/layers/0/mlp.down.weight' (format q4_0)" "q4_0 rows: one-line message"
+$QID quantize "$T/neox.h5" --format q4_0-b64 -o "$T/err/x.h5" 2>"$T/msg"; is 2 $? "q4_0-b64 exits 2"
+like "$(cat "$T/msg")" "unknown format 'q4_0-b64': GGUF formats take no suffix (ggml's block of 32 is fixed)" "q4_0-b64: one-line message"

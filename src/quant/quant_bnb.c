@@ -249,7 +249,7 @@ __attribute__((target("avx2,fma"))) static void bnb_quantize_avx2(const qid_quan
             }
             _mm256_storeu_ps(yb + j, _mm256_mul_ps(_mm256_i32gather_ps(table, code, 4), vam));
         }
-        const qid_quant_params p = {absmax, r};
+        const qid_quant_params p = {.scale = absmax, .aux = r};
         for (; j < len; j++)
             yb[j] = table[bnb_code(nf4, &p, xb[j])] * absmax;
     }

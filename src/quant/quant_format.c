@@ -47,7 +47,8 @@ static const qid_mx_elem mx_int = {.name = "int", .bits = 0, .ebits = 0, .mbits 
 
 /* ---- packed block layouts ------------------------------------------------
  * The fixed formats as C structs, so that the table's byte counts are
- * checked against a layout a reader can see (ggml style). */
+ * checked against a layout a reader can see (ggml style). A GGUF block is
+ * header + 32 x bits / 8 bytes, which qid_quant_block_bytes computes too. */
 #define QID_MX_BLOCK 32
 typedef struct {
     uint8_t e8m0;
@@ -65,6 +66,35 @@ typedef struct {
     uint8_t absmax[4]; /* float32, little-endian */
     uint8_t qs[64 / 2];
 } qid_block_nf4_b64;
+/* ggml's legacy blocks (ggml-common.h), fp16 fields as bytes. */
+#define QID_GGUF_BLOCK 32
+typedef struct {
+    uint8_t d[2];
+    int8_t qs[QID_GGUF_BLOCK];
+} qid_block_q8_0;
+typedef struct {
+    uint8_t d[2];
+    uint8_t qs[QID_GGUF_BLOCK / 2];
+} qid_block_q4_0;
+typedef struct {
+    uint8_t d[2], m[2];
+    uint8_t qs[QID_GGUF_BLOCK / 2];
+} qid_block_q4_1;
+typedef struct {
+    uint8_t d[2];
+    uint8_t qh[4];
+    uint8_t qs[QID_GGUF_BLOCK / 2];
+} qid_block_q5_0;
+typedef struct {
+    uint8_t d[2], m[2];
+    uint8_t qh[4];
+    uint8_t qs[QID_GGUF_BLOCK / 2];
+} qid_block_q5_1;
+_Static_assert(sizeof(qid_block_q8_0) == 34, "q8_0 is 8.5 bits per weight");
+_Static_assert(sizeof(qid_block_q4_0) == 18, "q4_0 is 4.5 bits per weight");
+_Static_assert(sizeof(qid_block_q4_1) == 20, "q4_1 is 5 bits per weight");
+_Static_assert(sizeof(qid_block_q5_0) == 22, "q5_0 is 5.5 bits per weight");
+_Static_assert(sizeof(qid_block_q5_1) == 24, "q5_1 is 6 bits per weight");
 _Static_assert(sizeof(qid_block_mxfp4) == 17, "mxfp4 block is 32 x 4 bits + E8M0");
 _Static_assert(sizeof(qid_block_mxfp6) == 25, "mxfp6 block is 32 x 6 bits + E8M0");
 _Static_assert(sizeof(qid_block_mxfp8) == 33, "mxfp8 / mxint8 block is 32 x 8 bits + E8M0");
@@ -85,6 +115,10 @@ _Static_assert(sizeof(qid_block_nf4_b64) == 36, "nf4/fp4 block is f32 absmax + 6
     .rejects_nonfinite = 1, .fixed_blocks = 1, .quantize_ref = qid_bnb_quantize_ref,                                   \
     .quantize_fast = qid_bnb_quantize_fast, .encode = qid_bnb_encode, .decode = qid_bnb_decode,                        \
     .params = qid_bnb_params
+#define QUANT_FAMILY_GGUF                                                                                              \
+    .kind = QID_QUANT_KIND_GGUF, .block = QID_GGUF_BLOCK, .rejects_nonfinite = 1, .fixed_blocks = 1,                   \
+    .quantize_ref = qid_gguf_quantize_ref, .quantize_fast = qid_gguf_quantize_fast, .encode = qid_gguf_encode,         \
+    .decode = qid_gguf_decode, .params = qid_gguf_params, .quantize_value = qid_gguf_quantize_value
 
 static const qid_quant_traits quant_traits[QID_QTYPE_COUNT] = {
     [QID_QTYPE_INT] = {.name = "int", .bits = 0, .block = 0, .block_bytes = 0, QUANT_FAMILY_INT},
@@ -101,6 +135,16 @@ static const qid_quant_traits quant_traits[QID_QTYPE_COUNT] = {
     [QID_QTYPE_MXINT] = {.name = "mxint", .bits = 0, .block_bytes = 0, .elem = &mx_int, QUANT_FAMILY_MX},
     [QID_QTYPE_NF4] = {.name = "nf4", .quantize_value = qid_nf4_quantize_value, QUANT_FAMILY_BNB},
     [QID_QTYPE_FP4] = {.name = "fp4", .quantize_value = qid_fp4_quantize_value, QUANT_FAMILY_BNB},
+    [QID_QTYPE_Q8_0] =
+        {.name = "q8_0", .bits = 8, .scale_bytes = 2, .block_bytes = sizeof(qid_block_q8_0), QUANT_FAMILY_GGUF},
+    [QID_QTYPE_Q4_0] =
+        {.name = "q4_0", .bits = 4, .scale_bytes = 2, .block_bytes = sizeof(qid_block_q4_0), QUANT_FAMILY_GGUF},
+    [QID_QTYPE_Q4_1] =
+        {.name = "q4_1", .bits = 4, .scale_bytes = 4, .block_bytes = sizeof(qid_block_q4_1), QUANT_FAMILY_GGUF},
+    [QID_QTYPE_Q5_0] =
+        {.name = "q5_0", .bits = 5, .scale_bytes = 2, .block_bytes = sizeof(qid_block_q5_0), QUANT_FAMILY_GGUF},
+    [QID_QTYPE_Q5_1] =
+        {.name = "q5_1", .bits = 5, .scale_bytes = 4, .block_bytes = sizeof(qid_block_q5_1), QUANT_FAMILY_GGUF},
 };
 
 const qid_quant_traits *qid_quant_traits_of(enum qid_qtype type)
@@ -115,7 +159,7 @@ const qid_mx_elem *qid_mx_elem_of(const qid_quant_spec *spec) { return qid_quant
 
 static const char quant_expected[] =
     "expected intB-gG[-sym|-asym][-mse], intB-channel[-sym|-asym][-mse], mxfp4, mxfp6-e3m2, mxfp6-e2m3, "
-    "mxfp8-e4m3, mxfp8-e5m2, mxint8, mxintD, nf4 or fp4 (MX/NF4/FP4 take -bB)";
+    "mxfp8-e4m3, mxfp8-e5m2, mxint8, mxintD, nf4, fp4 (MX/NF4/FP4 take -bB), q8_0, q4_0, q4_1, q5_0 or q5_1";
 
 /* Parses a run of decimal digits at *p into *out (saturating above
  * QID_QUANT_BLOCK_MAX); returns 0 when there is no digit. */
@@ -199,6 +243,24 @@ int qid_quant_parse(const char *name, qid_quant_spec *out, qid_error *err)
 {
     if (!name || !*name) return qid_error_set(err, QID_E_INVALID, "empty format name: %s", quant_expected);
     if (strncmp(name, "int", 3) == 0) return parse_int_format(name, out, err);
+    static const struct {
+        const char *name;
+        enum qid_qtype type;
+    } gguf[] = {
+        {"q8_0", QID_QTYPE_Q8_0}, {"q4_0", QID_QTYPE_Q4_0}, {"q4_1", QID_QTYPE_Q4_1},
+        {"q5_0", QID_QTYPE_Q5_0}, {"q5_1", QID_QTYPE_Q5_1},
+    };
+    for (size_t i = 0; i < sizeof gguf / sizeof gguf[0]; i++) {
+        size_t len = strlen(gguf[i].name);
+        if (strncmp(name, gguf[i].name, len) != 0) continue;
+        if (name[len] != '\0')
+            return qid_error_set(err, QID_E_INVALID,
+                                 "unknown format '%s': GGUF formats take no suffix (ggml's block of %d is fixed)", name,
+                                 QID_GGUF_BLOCK);
+        const qid_quant_traits *t = qid_quant_traits_of(gguf[i].type);
+        *out = (qid_quant_spec){.type = gguf[i].type, .bits = t->bits, .block = t->block, .sym = 1};
+        return QID_OK;
+    }
 
     qid_quant_spec spec = {.sym = 1};
     const char *s = NULL;
@@ -260,6 +322,7 @@ int qid_quant_spec_valid(const qid_quant_spec *spec)
     if (spec->block > QID_QUANT_BLOCK_MAX) return 0;
     if (t->bits ? spec->bits != t->bits : (spec->bits < 2 || spec->bits > 8)) return 0;
     if (spec->type == QID_QTYPE_INT) return (spec->sym == 0 || spec->sym == 1) && (spec->mse == 0 || spec->mse == 1);
+    if (t->kind == QID_QUANT_KIND_GGUF && spec->block != t->block) return 0;
     return spec->block >= 1 && spec->sym == 1 && spec->mse == 0;
 }
 
@@ -289,6 +352,7 @@ int qid_quant_name(const qid_quant_spec *spec, char *buf, size_t len)
 size_t qid_quant_block_bytes(const qid_quant_spec *spec, size_t len)
 {
     const qid_quant_traits *t = qid_quant_traits_of(spec->type);
+    if (t->kind == QID_QUANT_KIND_GGUF) return t->block_bytes;
     size_t code_bits = qid_mul_size(len, (size_t)spec->bits);
     return t->scale_bytes + code_bits / 8 + (code_bits % 8 != 0);
 }
