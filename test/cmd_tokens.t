@@ -5,7 +5,7 @@
 # one-line errors (exit 1) that leave no output or temporary file behind.
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 45
+plan 80
 tap_tmpdir
 T=$TAP_TMP
 SEEDS=test/fuzz/seeds-npy
@@ -83,3 +83,62 @@ $QID tokens --dtype uint8 --vocab 10 "$T/golden.txt" -o "$T/out/x.h5" 2>"$T/err"
 $QID tokens --text --from "$T/golden.txt" "$T/golden.txt" -o "$T/out/x.h5" 2>"$T/err"; is 2 $? "--from and INPUT exits 2"
 like "$(head -1 "$T/err")" "too many arguments (give one input: --from INPUT or INPUT)" "two inputs: message"
 is 0 "$(ls -A "$T/out" | wc -l)" "usage errors: nothing in the output directory"
+
+# ---- Megatron indexed datasets (test/fixtures/megatron, tools/make_megatron_fixture.py)
+MG=test/fixtures/megatron
+# ids_of H5: every stored id, space-separated, in window order
+ids_of() { h5dump -d /tokens -y -w 0 "$1" | sed -n '/DATA {/,/}/p' | sed '1d;$d' | tr -d ',' | xargs; }
+# expected NAME AWK-CONDITION N: the first N ids of the sequences whose "DOC SEQ" fields pass the condition
+expected() { awk "$2"' { for (i = 3; i <= NF; i++) print $i }' "$MG/$1.expected" | head -n "$3" | xargs; }
+out=$($QID tokens --from $MG/u16.idx --vocab 50304 --tokenizer gpt-neox-20b --seq-len 7 -o "$T/mg.h5"); ok $? "u16 .idx import succeeds"
+like "$out" "44 windows x 7 tokens (uint16, vocab 50304, tokenizer gpt-neox-20b) from all (uint16, sequences 0:12); 3 of 311" \
+    "u16 .idx: every sequence, counts"
+is "$(expected u16 1 308)" "$(ids_of "$T/mg.h5")" "u16 .idx: all 308 stored ids equal the writer's"
+is "$(sha256sum $MG/u16.bin | cut -c1-64)" "$(h5dump -a /source_sha256 "$T/mg.h5" | sed -n 's/.*(0): "\(.*\)".*/\1/p')" \
+    "u16 .idx: source_sha256 is the .bin's when everything is read"
+out=$($QID tokens $MG/i32.idx --documents 1:3 --vocab 151936 --tokenizer qwen2 --seq-len 5 -o "$T/mg32.h5"); ok $? "i32 .idx --documents 1:3"
+like "$out" "14 windows x 5 tokens (uint32, vocab 151936, tokenizer qwen2) from documents 1:3 (int32, sequences 2:7); 3 of 73" \
+    "i32 --documents: documents 1 and 2 are sequences 2..6 (a one-token sequence among them)"
+is "$(expected i32 '$1 >= 1 && $1 < 3' 70)" "$(ids_of "$T/mg32.h5")" "i32 --documents: the stored ids equal the writer's"
+like "$(h5dump -a /megatron_selection -a /megatron_dtype "$T/mg32.h5")" '"documents 1:3"' "megatron_selection recorded"
+out=$($QID tokens --sequences 2:5 --from $MG/u16.idx --vocab 50304 --tokenizer t --seq-len 1 -o "$T/mgs.h5"); ok $? "--sequences 2:5"
+n=$(awk '$2 >= 2 && $2 < 5 { n += NF - 2 } END { print n }' $MG/u16.expected)
+is "$(expected u16 '$2 >= 2 && $2 < 5' "$n")" "$(ids_of "$T/mgs.h5")" "--sequences 2:5: sequences 2, 3 and 4 exactly ($n ids)"
+out=$($QID tokens --sequences 10: --from $MG/u16.idx --vocab 50304 --tokenizer t --seq-len 1 -o "$T/mgt.h5"); ok $? "--sequences 10: (to the end)"
+n=$(awk '$2 >= 10 { n += NF - 2 } END { print n }' $MG/u16.expected)
+is "$(expected u16 '$2 >= 10' "$n")" "$(ids_of "$T/mgt.h5")" "--sequences 10: reads sequences 10 and 11"
+
+# hostile .idx/.bin: one line, exit 1, nothing written
+mkdir -p "$T/bad"
+mg_fail() { # mg_fail NAME EXPECTED-SUBSTRING DESCRIPTION [options]
+    local name=$1 want=$2 what=$3
+    shift 3
+    $QID tokens --from "$T/bad/$name.idx" --vocab 50304 --tokenizer t --seq-len 4 "$@" -o "$T/out/x.h5" 2>"$T/err"
+    local rc=$?
+    is "1 1 0" "$rc $(wc -l <"$T/err") $(ls -A "$T/out" | wc -l)" "$what: exit 1, one line, no output"
+    like "$(cat "$T/err")" "$want" "$what: message"
+}
+mg_copy() { cp $MG/u16.idx "$T/bad/$1.idx"; cp $MG/u16.bin "$T/bad/$1.bin"; }
+mg_copy trunc; head -c 600 $MG/u16.bin >"$T/bad/trunc.bin"
+mg_fail trunc "invalid Megatron index '$T/bad/trunc.idx': sequence 11 (" "truncated .bin"
+mg_copy big; printf '\377\377\377\177' | dd of="$T/bad/big.idx" bs=1 seek=38 conv=notrunc 2>/dev/null
+mg_fail big "sequence 1 (2147483647 tokens at byte" "a size of 2^31-1 (pointer + size overflows the .bin)"
+mg_copy neg; printf '\377\377\377\377' | dd of="$T/bad/neg.idx" bs=1 seek=34 conv=notrunc 2>/dev/null
+mg_fail neg "sequence 0 has a negative size" "a negative size"
+mg_copy count; printf '\377\377\377\377\377\377\377\037' | dd of="$T/bad/count.idx" bs=1 seek=18 conv=notrunc 2>/dev/null
+mg_fail count "need more than the 226 bytes it has" "a sequence count that overflows"
+mg_copy magic; printf 'MMIDIDY' | dd of="$T/bad/magic.idx" bs=1 conv=notrunc 2>/dev/null
+mg_fail magic "bad magic (expected 'MMIDIDX" "wrong magic"
+mg_copy version; printf '\002' | dd of="$T/bad/version.idx" bs=1 seek=9 conv=notrunc 2>/dev/null
+mg_fail version "version 2 (qid reads version 1)" "wrong version"
+mg_copy float; printf '\006' | dd of="$T/bad/float.idx" bs=1 seek=17 conv=notrunc 2>/dev/null
+mg_fail float "dtype code 6 is a float type" "a float dtype"
+cp $MG/u16.idx "$T/bad/nobin.idx"
+mg_fail nobin "cannot open '$T/bad/nobin.bin'" "no .bin beside the .idx"
+mg_copy sel
+mg_fail sel "documents 3:9 are outside the 5 documents of" "a selection outside the file" --documents 3:9
+$QID tokens --from $MG/u16.idx --documents 3:1 --vocab 50304 -o "$T/out/x.h5" 2>"$T/err"; is 2 $? "--documents 3:1 exits 2"
+like "$(cat "$T/err")" "--documents wants A:B or A: (0-based, B > A), got '3:1'" "--documents 3:1: message"
+$QID tokens --from "$T/golden.txt" --text --sequences 0:1 -o "$T/out/x.h5" 2>"$T/err"; is 2 $? "--sequences without a .idx exits 2"
+like "$(cat "$T/err")" "select from a Megatron DATA.idx" "--sequences without a .idx: message"
+is 0 "$(ls -A "$T/out" | wc -l)" "Megatron errors: nothing in the output directory"

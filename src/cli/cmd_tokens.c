@@ -17,6 +17,8 @@
 
 #include "cli.h"
 #include "error.h"
+#include "megatron.h"
+#include "parse.h"
 #include "tokens.h"
 
 static void usage(FILE *out)
@@ -34,6 +36,10 @@ static void usage(FILE *out)
             "                         u1/i1/u2/i2/u4/i4/u8/i8 (recognised by its magic)\n"
             "  --dtype uint16|uint32  raw little-endian ids, e.g. a GPT-NeoX .bin document\n"
             "  --text                 the bytes of any file (vocabulary 256, tokenizer 'bytes')\n"
+            "  DATA.idx               a Megatron/GPT-NeoX indexed dataset (DATA.bin beside it),\n"
+            "                         e.g. Pythia's pre-tokenized Pile; all sequences, or:\n"
+            "    --documents A:B      documents A..B-1 (A: to the end)\n"
+            "    --sequences A:B      sequences A..B-1 (A: to the end)\n"
             "\n"
             "options:\n"
             "  -o, --output OUT       token set to write\n"
@@ -47,14 +53,79 @@ static void usage(FILE *out)
             "\n"
             "example (Pythia's tokenizer, vocabulary 50304 as in the model's embedding):\n"
             "  qid tokens --from val.bin --dtype uint16 --vocab 50304 --tokenizer gpt-neox-20b \\\n"
-            "             --seq-len 2048 -o val-tokens.h5\n",
+            "             --seq-len 2048 -o val-tokens.h5\n"
+            "  qid tokens --from pile_0.87_deduped_text_document.idx --documents 0:1000 --vocab 50304 \\\n"
+            "             --tokenizer gpt-neox-20b --seq-len 2049 -o pile.h5\n",
             QID_TOKENS_DEFAULT_SEQ_LEN);
+}
+
+/* "A:B" or "A:" (b = 0: to the end) into *a, *b; 0 when it is one. */
+static int parse_range(const char *s, uint64_t *a, uint64_t *b)
+{
+    const char *colon = s ? strchr(s, ':') : NULL;
+    char first[32];
+    if (!colon || (size_t)(colon - s) >= sizeof first || colon == s) return -1;
+    memcpy(first, s, (size_t)(colon - s));
+    first[colon - s] = '\0';
+    if (qid_parse_u64(first, UINT64_MAX, a)) return -1;
+    *b = 0;
+    if (colon[1] && (qid_parse_u64(colon + 1, UINT64_MAX, b) || *b <= *a)) return -1;
+    return 0;
+}
+
+static int is_idx_path(const char *p)
+{
+    size_t n = p ? strlen(p) : 0;
+    return n > 4 && strcmp(p + n - 4, ".idx") == 0;
+}
+
+/* qid tokens --from DATA.idx: the selection of a Megatron dataset. */
+static int import_megatron(qid_tokens_import_opts *o, const char *docs, const char *seqs)
+{
+    qid_megatron_unit unit = docs ? QID_MEGATRON_DOCUMENTS : seqs ? QID_MEGATRON_SEQUENCES : QID_MEGATRON_ALL;
+    uint64_t a = 0, b = 0;
+    if ((docs || seqs) && parse_range(docs ? docs : seqs, &a, &b))
+        return cli_usage_error("tokens", "--%s wants A:B or A: (0-based, B > A), got '%s'",
+                               docs ? "documents" : "sequences", docs ? docs : seqs);
+    qid_error err;
+    qid_error_clear(&err);
+    qid_megatron mg;
+    if (qid_megatron_open(o->input, unit, a, b, &mg, &err)) return cli_fail("tokens", "%s", err.msg);
+    qid_tokens_feed feed;
+    qid_megatron_feed(&mg, &feed);
+    char sel[96];
+    if (unit == QID_MEGATRON_ALL)
+        snprintf(sel, sizeof sel, "all");
+    else
+        snprintf(sel, sizeof sel, "%s %" PRIu64 ":%" PRIu64, docs ? "documents" : "sequences", a,
+                 b ? b : (docs ? mg.idx.n_doc_idx - 1 : mg.idx.n_seqs));
+    const qid_tokens_attr attrs[] = {
+        {"megatron_dtype", mg.idx.dtype, 0},
+        {"megatron_selection", sel, 0},
+        {"megatron_first_sequence", NULL, (int64_t)mg.seq_first},
+        {"megatron_sequences", NULL, (int64_t)(mg.seq_last - mg.seq_first)},
+    };
+    o->feed = &feed;
+    o->attrs = attrs;
+    o->n_attrs = sizeof attrs / sizeof attrs[0];
+    qid_tokens_meta m;
+    int rc = qid_tokens_import(o, &m, &err);
+    if (rc) {
+        qid_megatron_close(&mg);
+        return cli_fail("tokens", "%s", err.msg);
+    }
+    printf("wrote %s: %" PRId64 " windows x %" PRId64 " tokens (uint%d, vocab %" PRId64 ", tokenizer %s) from %s "
+           "(%s, sequences %" PRIu64 ":%" PRIu64 "); %" PRId64 " of %" PRId64 " source tokens dropped\n",
+           o->output, m.n_windows, m.seq_len, m.id_bits, m.vocab_size, m.tokenizer, sel, mg.idx.dtype, mg.seq_first,
+           mg.seq_last, m.tokens_dropped, m.source_tokens);
+    qid_megatron_close(&mg);
+    return 0;
 }
 
 int qid_tokens_main(int argc, char **argv)
 {
     qid_tokens_import_opts o = {.source = QID_TOKENS_SRC_AUTO};
-    const char *dtype = NULL;
+    const char *dtype = NULL, *docs = NULL, *seqs = NULL;
     int text = 0;
     const cli_opt opts[] = {
         CLI_OPT_I64("seq-len", &o.seq_len, 1, QID_TOKENS_MAX_SEQ_LEN, "1..16777216"),
@@ -66,6 +137,8 @@ int qid_tokens_main(int argc, char **argv)
         {"output", 'o', CLI_STR, &o.output, 0, 0, 0, NULL, NULL},
         CLI_OPT_FLAG("force", &o.force),
         CLI_OPT_STR("from", &o.input),
+        CLI_OPT_STR("documents", &docs),
+        CLI_OPT_STR("sequences", &seqs),
     };
     const cli_spec spec = {"tokens", usage, opts, sizeof opts / sizeof opts[0], 0, -1, NULL};
     int n_args = 0, rc = cli_parse(&spec, argc, argv, &n_args);
@@ -76,11 +149,15 @@ int qid_tokens_main(int argc, char **argv)
     if (rc != CLI_OK) return rc;
     int u16 = dtype && strcmp(dtype, "uint16") == 0, u32 = dtype && strcmp(dtype, "uint32") == 0;
     o.source = text ? QID_TOKENS_SRC_TEXT : u16 ? QID_TOKENS_SRC_U16 : u32 ? QID_TOKENS_SRC_U32 : QID_TOKENS_SRC_AUTO;
-    const char *why = !o.input                ? "no input file given (--from INPUT)"
-                      : extra                 ? "too many arguments (give one input: --from INPUT or INPUT)"
-                      : !o.output             ? "no output given (-o OUT.h5)"
-                      : text && dtype         ? "--text and --dtype exclude each other"
-                      : dtype && !u16 && !u32 ? "--dtype must be uint16 or uint32"
+    int idx = is_idx_path(o.input);
+    const char *why = !o.input                 ? "no input file given (--from INPUT)"
+                      : extra                  ? "too many arguments (give one input: --from INPUT or INPUT)"
+                      : !o.output              ? "no output given (-o OUT.h5)"
+                      : docs && seqs           ? "--documents and --sequences exclude each other"
+                      : (docs || seqs) && !idx ? "--documents and --sequences select from a Megatron DATA.idx"
+                      : idx && (text || dtype) ? "a .idx says its own dtype; drop --text and --dtype"
+                      : text && dtype          ? "--text and --dtype exclude each other"
+                      : dtype && !u16 && !u32  ? "--dtype must be uint16 or uint32"
                       : text && o.vocab_size && o.vocab_size != 256
                           ? "--text uses the byte vocabulary of 256; drop --vocab"
                       : text && o.tokenizer && strcmp(o.tokenizer, "bytes") != 0
@@ -91,6 +168,7 @@ int qid_tokens_main(int argc, char **argv)
                           : NULL;
     if (why) return cli_usage_error("tokens", "%s", why);
     if (!text && !o.tokenizer) qid_warn("tokens: no --tokenizer given: recorded as 'unknown'");
+    if (idx) return import_megatron(&o, docs, seqs);
     qid_error err;
     qid_error_clear(&err);
     qid_tokens_meta m;
