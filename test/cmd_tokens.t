@@ -5,7 +5,7 @@
 # one-line errors (exit 1) that leave no output or temporary file behind.
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 80
+plan 127
 tap_tmpdir
 T=$TAP_TMP
 SEEDS=test/fuzz/seeds-npy
@@ -142,3 +142,72 @@ like "$(cat "$T/err")" "--documents wants A:B or A: (0-based, B > A), got '3:1'"
 $QID tokens --from "$T/golden.txt" --text --sequences 0:1 -o "$T/out/x.h5" 2>"$T/err"; is 2 $? "--sequences without a .idx exits 2"
 like "$(cat "$T/err")" "select from a Megatron DATA.idx" "--sequences without a .idx: message"
 is 0 "$(ls -A "$T/out" | wc -l)" "Megatron errors: nothing in the output directory"
+
+# ---- text through a tokenizer.json (test/fixtures/tokenizers, tools/make_tokenizer_fixtures.py: trained by the
+# tokenizers package, with the ids it gives for sample.txt)
+TK=test/fixtures/tokenizers
+for fam in gpt2 neox llama3 qwen2 llama2 metaspace; do
+    $QID tokens --tokenizer $TK/$fam.json --from $TK/sample.txt --seq-len 1 -o "$T/tk-$fam.h5" >/dev/null 2>"$T/err"
+    is "$(xargs <$TK/$fam.ids)" "$(ids_of "$T/tk-$fam.h5")" "$fam: ids of sample.txt equal tokenizers' ($(wc -l <$TK/$fam.ids) ids)"
+done
+out=$($QID tokens --tokenizer $TK/neox.json --from $TK/sample.txt --seq-len 64 -o "$T/tk.h5"); ok $? "text import succeeds"
+like "$out" "18 windows x 64 tokens (uint16, vocab 1281, tokenizer neox) from 1 document (1771 bytes, plain text; bos none, eos none)" \
+    "text: windows, the tokenizer's vocabulary, one document, the policy"
+attr() { h5dump -a "/$2" "$1" | sed -n 's/.*(0): "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p'; }
+is "$(sha256sum $TK/neox.json | cut -c1-64)" "$(attr "$T/tk.h5" tokenizer_sha256)" "tokenizer_sha256 is the file's SHA-256"
+is "$(sha256sum $TK/sample.txt | cut -c1-64)" "$(attr "$T/tk.h5" source_sha256)" "source_sha256 is the text's"
+# JSON lines (written with \u escapes, astral characters as surrogate pairs), EOS after each document
+perl -MJSON::PP -MEncode -0777 -ne 'my $j = JSON::PP->new->ascii->canonical; my $t = decode_utf8($_);
+    print $j->encode({id => 1, text => $t}), "\n\n", $j->encode({text => $t, meta => {x => 1}}), "\n"' $TK/sample.txt >"$T/two.jsonl"
+out=$($QID tokens --tokenizer $TK/neox.json --from "$T/two.jsonl" --eos '<|endoftext|>' --seq-len 1 -o "$T/tk2.h5"); ok $? "JSON lines with --eos"
+like "$out" "from 2 documents" "JSON lines detected: 2 documents (a blank line skipped)"
+eos=$(grep -n . /dev/null; perl -MJSON::PP -0777 -ne 'print JSON::PP->new->decode($_)->{model}{vocab}{"<|endoftext|>"} // ""' $TK/neox.json)
+[ -n "$eos" ] || eos=$(perl -MJSON::PP -0777 -ne 'for (@{JSON::PP->new->decode($_)->{added_tokens}}) { print $_->{id} if $_->{content} eq "<|endoftext|>" }' $TK/neox.json)
+is "$(xargs <$TK/neox.ids) $eos $(xargs <$TK/neox.ids) $eos" "$(ids_of "$T/tk2.h5")" "JSON lines: each document's ids, then <|endoftext|> ($eos)"
+is "2|jsonl|text|bos none, eos <|endoftext|>|-1|$eos" \
+    "$(attr "$T/tk2.h5" documents)|$(attr "$T/tk2.h5" text_format)|$(attr "$T/tk2.h5" text_field)|$(attr "$T/tk2.h5" document_policy)|$(attr "$T/tk2.h5" bos_id)|$(attr "$T/tk2.h5" eos_id)" \
+    "documents, format, field and the BOS/EOS policy recorded"
+$QID tokens --tokenizer $TK/neox.json --from "$T/two.jsonl" --eos '<|endoftext|>' --seq-len 1 --threads 2 -o "$T/tk2t.h5" >/dev/null
+is "$(ids_of "$T/tk2.h5")" "$(ids_of "$T/tk2t.h5")" "--threads 2: the same ids"
+perl -pe 's/"text"/"body"/' "$T/two.jsonl" >"$T/body.jsonl"
+$QID tokens --tokenizer $TK/llama2.json --from "$T/body.jsonl" --text-field body --bos '<s>' --seq-len 1 -o "$T/tkb.h5" >/dev/null
+is "1 $(xargs <$TK/llama2.ids) 1 $(xargs <$TK/llama2.ids)" "$(ids_of "$T/tkb.h5")" "--text-field body, --bos '<s>' (id 1) before each document"
+
+# errors: one line, exit 1, nothing written
+tk_fail() { # tk_fail EXPECTED-SUBSTRING DESCRIPTION ARGS...
+    local want=$1 what=$2
+    shift 2
+    $QID tokens "$@" --seq-len 1 -o "$T/out/x.h5" 2>"$T/err"
+    local rc=$?
+    is "1 1 0" "$rc $(wc -l <"$T/err") $(ls -A "$T/out" | wc -l)" "$what: exit 1, one line, no output"
+    like "$(cat "$T/err")" "$want" "$what: message"
+}
+printf 'valid text\nthen \xe9t\xe9 in latin-1\n' >"$T/latin1.txt"
+tk_fail "invalid UTF-8 at byte 16 (line 2) of '$T/latin1.txt' (byte 0xe9" "invalid UTF-8 in plain text" --tokenizer $TK/gpt2.json --from "$T/latin1.txt"
+printf '{"text": "ok"}\n{"text": "bad \xff byte"}\n' >"$T/bad.jsonl"
+tk_fail "invalid UTF-8 at byte 4 of the 'text' field on line 2 of '$T/bad.jsonl'" "invalid UTF-8 in a JSON line" --tokenizer $TK/gpt2.json --from "$T/bad.jsonl"
+printf '{"text": "ok"}\n[1, 2]\n' >"$T/arr.jsonl"
+tk_fail "line 2 of '$T/arr.jsonl' is not a JSON object with a string field 'text'" "a JSON line that is not an object" --tokenizer $TK/gpt2.json --from "$T/arr.jsonl"
+tk_fail "line 1 of '$T/two.jsonl' is not a JSON object with a string field 'content'" "a missing --text-field" --tokenizer $TK/gpt2.json --from "$T/two.jsonl" --text-field content
+: >"$T/empty.txt"
+tk_fail "holds no document (empty file)" "an empty text" --tokenizer $TK/gpt2.json --from "$T/empty.txt"
+tk_fail "--bos '<nope>' is not a token of '$TK/gpt2.json'" "--bos of an unknown token" --tokenizer $TK/gpt2.json --from $TK/sample.txt --bos '<nope>'
+head -c 5000 $TK/gpt2.json >"$T/cut.json"
+tk_fail "invalid tokenizer '$T/cut.json': not a JSON object (malformed JSON)" "a truncated tokenizer.json" --tokenizer "$T/cut.json" --from $TK/sample.txt
+perl -pe 's/"type":"BPE"/"type":"WordPiece"/' $TK/gpt2.json >"$T/wp.json"
+tk_fail "model type 'WordPiece' is not supported (qid runs BPE models)" "a WordPiece model" --tokenizer "$T/wp.json" --from $TK/sample.txt
+perl -pe 's/"merges":\[\["/"merges":[["zzq/' $TK/gpt2.json >"$T/merge.json"
+tk_fail "merge 0 makes 'zzq" "a merge of a token outside the vocabulary" --tokenizer "$T/merge.json" --from $TK/sample.txt
+perl -pe 's/"merges":\[\[/"merges":["a b c",[/' $TK/gpt2.json >"$T/merge3.json"
+tk_fail "merge 0 'a b c' is not two tokens separated by a space" "a merge of three tokens" --tokenizer "$T/merge3.json" --from $TK/sample.txt
+perl -pe 's/"type":"ByteLevel"/"type":"BertPreTokenizer"/' $TK/gpt2.json >"$T/bert.json"
+tk_fail "pre-tokenizer 'BertPreTokenizer' is not supported" "an unsupported pre-tokenizer" --tokenizer "$T/bert.json" --from $TK/sample.txt
+perl -pe 's/\{"type":"Split","pattern":\{"Regex":"/{"type":"Split","pattern":{"Regex":"(?<!/' $TK/llama3.json >"$T/re.json"
+tk_fail "does not compile at offset" "a regex PCRE2 refuses" --tokenizer "$T/re.json" --from $TK/sample.txt
+$QID tokens --tokenizer $TK/gpt2.json --from $TK/sample.txt --vocab 1000 --seq-len 1 -o "$T/out/x.h5" 2>"$T/err"; is 1 $? "--vocab below the tokenizer's ids exits 1"
+like "$(cat "$T/err")" "is outside the vocabulary (size 1000)" "--vocab too small: the id and position"
+$QID tokens --tokenizer $TK/gpt2.json --from $TK/sample.txt --format xml -o "$T/out/x.h5" 2>"$T/err"; is 2 $? "--format xml exits 2"
+$QID tokens --from $TK/sample.txt --text --threads 2 -o "$T/out/x.h5" 2>"$T/err"; is 2 $? "--threads without a tokenizer.json exits 2"
+like "$(cat "$T/err")" "go with --tokenizer FILE.json" "--threads without a tokenizer.json: message"
+$QID tokens --tokenizer $TK/gpt2.json --from $TK/sample.txt --dtype uint16 -o "$T/out/x.h5" 2>"$T/err"; is 2 $? "--tokenizer FILE.json with --dtype exits 2"
+is 0 "$(ls -A "$T/out" | wc -l)" "tokenizer errors: nothing in the output directory"
