@@ -117,6 +117,8 @@ __attribute__((format(printf, 3, 4))) static int tk_error(qid_error *err, const 
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
+    for (char *p = what; *p; p++) /* tokens and types quoted from the file stay on one line */
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
     return qid_error_set(err, QID_E_FORMAT, "invalid tokenizer '%s': %s", name, what);
 }
 
