@@ -1042,7 +1042,7 @@ static void describe(qid_tokenizer *t)
     size_t m = 0;
     for (int i = 0; i < t->n_norm && m < sizeof steps; i++)
         m += (size_t)snprintf(steps + m, sizeof steps - m, "%s%s", i ? ", " : "", nn[t->norm[i].kind]);
-    if (m < sizeof steps) m += (size_t)snprintf(steps + m, sizeof steps - m, "%s", t->n_norm ? "; " : "");
+    if (m < sizeof steps && t->n_norm && t->n_pre) m += (size_t)snprintf(steps + m, sizeof steps - m, "; ");
     for (int i = 0; i < t->n_pre && m < sizeof steps; i++)
         m += (size_t)snprintf(steps + m, sizeof steps - m, "%s%s", i ? ", " : "", pn[t->pre[i].kind]);
     snprintf(t->describe, sizeof t->describe, "%s (%s), %" PRId64 " ids, %zu merges, %zu added tokens",
