@@ -17,6 +17,9 @@ Families (the pipelines as the real files have them):
            no pre-tokenizer, BPE with byte_fallback and fuse_unk, <unk> <s>
            </s> then <0x00>..<0xFF> in the vocabulary (as Llama 2 / Mistral
            v0.1 files)
+  split-<behaviour> (removed, isolated, merged_with_previous, merged_with_next,
+           contiguous; the last with invert=True): Split(regex) + Digits,
+           Strip + NFKD + Replace(regex) normalizers, unk_token, no byte fallback
   metaspace Metaspace(prepend_scheme="first", split=False) pre-tokenizer with
            byte fallback (the form newer Llama/Mistral conversions write),
            plus a Lowercase + NFKC normalizer to cover those
@@ -41,6 +44,9 @@ QWEN2_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 FAMILIES = ["gpt2", "neox", "llama3", "qwen2", "llama2", "metaspace"]
+# every Split behaviour (the families above use Isolated only), with Strip, NFKD, a Replace by regex,
+# Digits and an unknown token: small (500 merges) and not byte-level
+BEHAVIORS = ["removed", "isolated", "merged_with_previous", "merged_with_next", "contiguous"]
 
 SAMPLE = (
     "The quick brown fox jumps over the lazy dog. It's 2024; we've had 3.14159 reasons, "
@@ -135,6 +141,18 @@ def build(family, texts, merges):
     return Tokenizer.from_str(json.dumps(spec, ensure_ascii=False))
 
 
+def build_split(behavior, texts):
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.normalizer = normalizers.Sequence(
+        [normalizers.Strip(), normalizers.NFKD(), normalizers.Replace(Regex(r"[aeiou]{2}"), "<>")])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(r"\p{P}+|\s"), behavior=behavior, invert=behavior == "contiguous"),
+         pre_tokenizers.Digits(individual_digits=False)])
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=600, special_tokens=["[UNK]"], limit_alphabet=100,
+                                                       show_progress=False))
+    return tok
+
+
 def main():
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "test/fixtures/tokenizers")
     out.mkdir(parents=True, exist_ok=True)
@@ -143,8 +161,8 @@ def main():
 
     texts = [d for d in corpus(3 << 20)] + [SAMPLE]
     (out / "sample.txt").write_bytes(SAMPLE.encode("utf-8"))
-    for fam in FAMILIES:
-        tok = build(fam, texts, 1000)
+    for fam in FAMILIES + [f"split-{b}" for b in BEHAVIORS]:
+        tok = build_split(fam[6:], texts) if fam.startswith("split-") else build(fam, texts, 1000)
         tok.save(str(out / f"{fam}.json"), pretty=False)
         again = Tokenizer.from_file(str(out / f"{fam}.json"))
         ids = again.encode(SAMPLE, add_special_tokens=False).ids

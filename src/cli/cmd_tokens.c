@@ -1,8 +1,10 @@
 /* cmd_tokens.c - `qid tokens`: its usage, options and the line it prints.
  * Token ids from --from INPUT (or INPUT as the one argument): a .npy array,
- * raw little-endian ids (--dtype uint16|uint32) or the bytes of any file
- * (--text), cut into windows of --seq-len and written by qid_tokens_import
- * (tokens.h) as a qid token set.
+ * raw little-endian ids (--dtype uint16|uint32), the bytes of any file
+ * (--text), text through a tokenizer.json (--tokenizer FILE.json:
+ * tokenizer.h, text_tokens.h) or a Megatron DATA.idx (megatron.h), cut
+ * into windows of --seq-len and written by qid_tokens_import (tokens.h) as
+ * a qid token set, with the attributes that say where the ids came from.
  *
  * Exit status: 0 on success and for --help; 2 for a bad command line (one
  * "qid tokens: error: ..." line with a hint); 1 when the import fails (one

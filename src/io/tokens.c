@@ -8,8 +8,10 @@
  * the vocabulary. The .npy header is untrusted input and is parsed from a
  * memory buffer (qid_tokens_npy_parse, also the fuzz target's entry point).
  *
- * Does not: tokenize text (that happens outside qid; --text is a byte-level
- * vocabulary), read big-endian or Fortran-ordered arrays, do parallel I/O,
+ * Ids may also come from a feed (megatron.c, text_tokens.c): read in the
+ * same blocks, checked against the vocabulary the same way.
+ *
+ * Does not: tokenize text (tokenizer.c does), read big-endian or Fortran-ordered arrays, do parallel I/O,
  * or read the command line. */
 #include "tokens.h"
 
