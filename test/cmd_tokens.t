@@ -5,7 +5,7 @@
 # one-line errors (exit 1) that leave no output or temporary file behind.
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 132
+plan 134
 tap_tmpdir
 T=$TAP_TMP
 SEEDS=test/fuzz/seeds-npy
@@ -189,6 +189,8 @@ tk_fail "invalid UTF-8 at byte 4 of the 'text' field on line 2 of '$T/bad.jsonl'
 printf '{"text": "ok"}\n[1, 2]\n' >"$T/arr.jsonl"
 tk_fail "line 2 of '$T/arr.jsonl' is not a JSON object with a string field 'text'" "a JSON line that is not an object" --tokenizer $TK/gpt2.json --from "$T/arr.jsonl"
 tk_fail "line 1 of '$T/two.jsonl' is not a JSON object with a string field 'content'" "a missing --text-field" --tokenizer $TK/gpt2.json --from "$T/two.jsonl" --text-field content
+printf '{"text": "ok"}\n{"text": "a\\u0000b"}\n' >"$T/nul.jsonl"
+tk_fail "line 2 of '$T/nul.jsonl' holds a \\u0000 character" "a JSON line with \\u0000 (not cut short)" --tokenizer $TK/gpt2.json --from "$T/nul.jsonl"
 : >"$T/empty.txt"
 tk_fail "holds no document (empty file)" "an empty text" --tokenizer $TK/gpt2.json --from "$T/empty.txt"
 tk_fail "--bos '<nope>' is not a token of '$TK/gpt2.json'" "--bos of an unknown token" --tokenizer $TK/gpt2.json --from $TK/sample.txt --bos '<nope>'

@@ -62,6 +62,15 @@ static int encode_doc(const qid_tokenizer *t, qid_tokenizer_state *st, const qid
         }
         text = v->valuestring;
         len = strlen(text);
+        for (size_t i = 0; i + 6 <= d->len; i++) /* cJSON's strings end at a NUL: refuse rather than cut */
+            if (memcmp(file + d->off + i, "\\u0000", 6) == 0 && (i == 0 || file[d->off + i - 1] != '\\')) {
+                int rc = qid_error_set(err, QID_E_FORMAT,
+                                       "line %zu of '%s' holds a \\u0000 character, which qid cannot "
+                                       "tokenize",
+                                       d->line, o->input);
+                cJSON_Delete(root);
+                return rc;
+            }
     }
     size_t bad = qid_utf8_valid_prefix(text, len);
     if (bad != len) {
