@@ -200,6 +200,10 @@ static int import_text(qid_tokens_import_opts *o, const text_args *a)
         qid_tokenizer_free(tk);
         return cli_fail("tokens", "%s", err.msg);
     }
+    if (a->threads > 1 && r.n_docs < (size_t)a->threads)
+        qid_warn("tokens: %zu document%s for %d threads: threads split documents, never one document (JSON lines give "
+                 "one document a line)",
+                 r.n_docs, r.n_docs == 1 ? "" : "s", a->threads);
     char policy[160];
     snprintf(policy, sizeof policy, "bos %s, eos %s", a->bos ? a->bos : "none", a->eos ? a->eos : "none");
     const char *base = strrchr(path, '/');
