@@ -199,9 +199,7 @@ struct tk_bpe_scratch {
 
 tk_bpe_scratch *tk_bpe_scratch_new(void)
 {
-    tk_bpe_scratch *s = qid_calloc(1, sizeof *s, "tokenizer scratch");
-    s->cache = qid_calloc(CACHE_SLOTS, sizeof *s->cache, "the tokenizer word cache");
-    return s;
+    return qid_calloc(1, sizeof(tk_bpe_scratch), "tokenizer scratch"); /* the cache comes with the first word */
 }
 
 void tk_bpe_scratch_free(tk_bpe_scratch *s)
@@ -361,6 +359,7 @@ void tk_bpe_encode_word(const tk_bpe *b, tk_bpe_scratch *s, const char *w, size_
     centry *c = NULL;
     uint64_t h = 0;
     if (n <= CACHE_WORD_MAX) {
+        if (!s->cache) s->cache = qid_calloc(CACHE_SLOTS, sizeof *s->cache, "the tokenizer word cache");
         h = tk_hash(w, n);
         c = &s->cache[h & (CACHE_SLOTS - 1)];
         if (c->len == n && c->hash == h && memcmp(c->word, w, n) == 0) {
