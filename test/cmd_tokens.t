@@ -5,7 +5,7 @@
 # one-line errors (exit 1) that leave no output or temporary file behind.
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 134
+plan 136
 tap_tmpdir
 T=$TAP_TMP
 SEEDS=test/fuzz/seeds-npy
@@ -167,6 +167,8 @@ is "$(xargs <$TK/neox.ids) $eos $(xargs <$TK/neox.ids) $eos" "$(ids_of "$T/tk2.h
 is "2|jsonl|text|bos none, eos <|endoftext|>|-1|$eos" \
     "$(attr "$T/tk2.h5" documents)|$(attr "$T/tk2.h5" text_format)|$(attr "$T/tk2.h5" text_field)|$(attr "$T/tk2.h5" document_policy)|$(attr "$T/tk2.h5" bos_id)|$(attr "$T/tk2.h5" eos_id)" \
     "documents, format, field and the BOS/EOS policy recorded"
+like "$($QID inspect "$T/tk2.h5")" "documents              2 (bos none, eos <|endoftext|>)" "inspect: documents and the policy"
+like "$($QID inspect "$T/mg32.h5")" "megatron selection     documents 1:3 (int32)" "inspect: the Megatron selection"
 $QID tokens --tokenizer $TK/neox.json --from "$T/two.jsonl" --eos '<|endoftext|>' --seq-len 1 --threads 2 -o "$T/tk2t.h5" >/dev/null
 is "$(ids_of "$T/tk2.h5")" "$(ids_of "$T/tk2t.h5")" "--threads 2: the same ids"
 perl -pe 's/"text"/"body"/' "$T/two.jsonl" >"$T/body.jsonl"
