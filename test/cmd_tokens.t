@@ -5,7 +5,7 @@
 # one-line errors (exit 1) that leave no output or temporary file behind.
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 136
+plan 137
 tap_tmpdir
 T=$TAP_TMP
 SEEDS=test/fuzz/seeds-npy
@@ -146,7 +146,7 @@ is 0 "$(ls -A "$T/out" | wc -l)" "Megatron errors: nothing in the output directo
 # ---- text through a tokenizer.json (test/fixtures/tokenizers, tools/make_tokenizer_fixtures.py: trained by the
 # tokenizers package, with the ids it gives for sample.txt)
 TK=test/fixtures/tokenizers
-for fam in gpt2 neox llama3 qwen2 llama2 metaspace split-removed split-isolated split-merged_with_previous split-merged_with_next split-contiguous; do
+for fam in gpt2 neox llama3 qwen2 llama2 metaspace prefix split-removed split-isolated split-merged_with_previous split-merged_with_next split-contiguous; do
     $QID tokens --tokenizer $TK/$fam.json --from $TK/sample.txt --seq-len 1 -o "$T/tk-$fam.h5" >/dev/null 2>"$T/err"
     is "$(xargs <$TK/$fam.ids)" "$(ids_of "$T/tk-$fam.h5")" "$fam: ids of sample.txt equal tokenizers' ($(wc -l <$TK/$fam.ids) ids)"
 done

@@ -20,6 +20,7 @@ Families (the pipelines as the real files have them):
   split-<behaviour> (removed, isolated, merged_with_previous, merged_with_next,
            contiguous; the last with invert=True): Split(regex) + Digits,
            Strip + NFKD + Replace(regex) normalizers, unk_token, no byte fallback
+  prefix   ByteLevel(add_prefix_space=True) (RoBERTa-style), <s> and </s>
   metaspace Metaspace(prepend_scheme="first", split=False) pre-tokenizer with
            byte fallback (the form newer Llama/Mistral conversions write),
            plus a Lowercase + NFKC normalizer to cover those
@@ -43,7 +44,7 @@ LLAMA3_PATTERN = (
 QWEN2_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
-FAMILIES = ["gpt2", "neox", "llama3", "qwen2", "llama2", "metaspace"]
+FAMILIES = ["gpt2", "neox", "llama3", "qwen2", "llama2", "metaspace", "prefix"]
 # every Split behaviour (the families above use Isolated only), with Strip, NFKD, a Replace by regex,
 # Digits and an unknown token: small (500 merges) and not byte-level
 BEHAVIORS = ["removed", "isolated", "merged_with_previous", "merged_with_next", "contiguous"]
@@ -80,10 +81,12 @@ def byte_level(add_prefix_space=False, use_regex=True):
 def build(family, texts, merges):
     """A tokenizer of family's pipeline trained on texts with about `merges` merges."""
     specials = []
-    if family in ("gpt2", "neox", "llama3", "qwen2"):
+    if family in ("gpt2", "neox", "llama3", "qwen2", "prefix"):
         tok = Tokenizer(models.BPE(ignore_merges=family == "llama3"))
         if family == "gpt2":
             tok.pre_tokenizer = byte_level()
+        elif family == "prefix":  # RoBERTa/BART-style: a space before every piece
+            tok.pre_tokenizer = byte_level(add_prefix_space=True)
         elif family == "neox":
             tok.normalizer = normalizers.NFC()
             tok.pre_tokenizer = byte_level()
@@ -97,6 +100,7 @@ def build(family, texts, merges):
         tok.decoder = decoders.ByteLevel()
         specials = {
             "gpt2": ["<|endoftext|>"],
+            "prefix": ["<s>", "</s>"],
             "neox": ["<|endoftext|>", "<|padding|>"],
             "llama3": ["<|begin_of_text|>", "<|end_of_text|>"],
             "qwen2": ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],

@@ -219,10 +219,15 @@ static void buf_reserve(qid_tokenizer_state *s, int k, size_t n)
     s->cap[k] = c;
 }
 
-/* Appends bytes to buf[2] (the piece arena); returns their offset. */
+/* Appends bytes to buf[2] (the piece arena); returns their offset. p may
+ * point into the arena itself (it is found again after the arena grows). */
 static size_t arena_add(qid_tokenizer_state *s, size_t *used, const char *p, size_t n)
 {
+    const char *base = s->buf[2];
+    int inside = base && p >= base && p < base + s->cap[2];
+    size_t at = inside ? (size_t)(p - base) : 0;
     buf_reserve(s, 2, *used + n + 1);
+    if (inside) p = s->buf[2] + at;
     memcpy(s->buf[2] + *used, p, n);
     size_t off = *used;
     *used += n;
