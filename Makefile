@@ -14,7 +14,7 @@
 #
 # On a cluster without pkg-config files, set the flags yourself, e.g.
 #   make HDF5_CFLAGS=-I/opt/hdf5/include HDF5_LIBS='-L/opt/hdf5/lib -lhdf5'
-# Variables: CC, CFLAGS, LDFLAGS, PKG_CONFIG, HDF5_PC, {HDF5,MPI,LAPACKE,BLAS,CJSON,ZIP}_{CFLAGS,LIBS}.
+# Variables: CC, CFLAGS, LDFLAGS, PKG_CONFIG, HDF5_PC, {HDF5,MPI,LAPACKE,BLAS,CJSON,ZIP,PCRE2,UTF8PROC}_{CFLAGS,LIBS}.
 # User CFLAGS are added after the project's. CI (CI set in the environment) adds -Werror.
 
 CC ?= cc
@@ -39,6 +39,8 @@ $(eval $(call pc_default,LAPACKE,lapacke))
 $(eval $(call pc_default,BLAS,openblas))
 $(eval $(call pc_default,CJSON,libcjson))
 $(eval $(call pc_default,ZIP,libzip))
+$(eval $(call pc_default,PCRE2,libpcre2-8))
+$(eval $(call pc_default,UTF8PROC,libutf8proc))
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
         -Wformat=2 -Wvla -Wno-unused-parameter -Wno-format-truncation
@@ -49,8 +51,10 @@ QID_VERSION := 0.1.0
 GIT_REV := $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 BASE_CFLAGS := -std=c17 -O2 -g -fno-fast-math -fopenmp $(WARN) -D_POSIX_C_SOURCE=200809L \
                -DQID_VERSION='"$(QID_VERSION)"' -DQID_GIT_REV='"$(GIT_REV)"' -Iinclude
-DEP_CFLAGS := $(HDF5_CFLAGS) $(MPI_CFLAGS) $(LAPACKE_CFLAGS) $(BLAS_CFLAGS) $(CJSON_CFLAGS) $(ZIP_CFLAGS)
-DEP_LIBS := -fopenmp $(HDF5_LIBS) $(MPI_LIBS) $(LAPACKE_LIBS) $(BLAS_LIBS) $(CJSON_LIBS) $(ZIP_LIBS) -lm
+DEP_CFLAGS := $(HDF5_CFLAGS) $(MPI_CFLAGS) $(LAPACKE_CFLAGS) $(BLAS_CFLAGS) $(CJSON_CFLAGS) $(ZIP_CFLAGS) \
+              $(PCRE2_CFLAGS) $(UTF8PROC_CFLAGS)
+DEP_LIBS := -fopenmp $(HDF5_LIBS) $(MPI_LIBS) $(LAPACKE_LIBS) $(BLAS_LIBS) $(CJSON_LIBS) $(ZIP_LIBS) $(PCRE2_LIBS) \
+            $(UTF8PROC_LIBS) -lm
 ALL_CFLAGS = $(BASE_CFLAGS) $(DEP_CFLAGS) -DQID_CFLAGS='"$(strip $(CFLAGS))"' $(CFLAGS)
 
 # src/<stage>/*.c; src/cli/main.c is the program's main, the rest is libqid.a

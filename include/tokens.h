@@ -10,8 +10,10 @@
  * Reading (the evaluator): open, metadata, windows [first, first + count) as
  * uint32, close.
  *
- * Does not: tokenize text with a real tokenizer (that happens outside qid;
- * --text is a byte-level vocabulary), shuffle or sample windows, or open
+ * Ids may also come from a feed (qid_tokens_feed): Megatron indexed
+ * datasets (megatron.h) and text run through a tokenizer.json (tokenizer.h).
+ *
+ * Does not: tokenize (tokenizer.h does), shuffle or sample windows, or open
  * files with the MPI-IO driver. Nothing here is collective: every rank opens
  * token sets read-only on its own. */
 #ifndef QID_TOKENS_H
@@ -78,15 +80,38 @@ typedef enum qid_tokens_source {
     QID_TOKENS_SRC_TEXT = 4, /* the bytes of any file, vocabulary 256, tokenizer "bytes" */
 } qid_tokens_source;
 
+/* Ids from another reader (megatron.h's indexed datasets, tokenizer.h's
+ * text): qid_tokens_import takes them in order instead of opening input. */
+typedef struct qid_tokens_feed {
+    uint64_t n_tokens; /* ids the feed gives in all */
+    /* Puts the next n ids (n <= what is left) in ids: QID_OK, or a status
+     * with err naming the file and position (an id that is negative or does
+     * not fit 32 bits is the feed's error; the vocabulary is checked after). */
+    int (*read)(void *ctx, uint32_t *ids, size_t n, qid_error *err);
+    /* After the last read: the source_sha256 to record (64 hex digits). */
+    void (*digest)(void *ctx, char hex[65]);
+    void *ctx;
+} qid_tokens_feed;
+
+/* An extra root attribute: a string when str is set, else the integer. */
+typedef struct qid_tokens_attr {
+    const char *name;
+    const char *str;
+    int64_t i64;
+} qid_tokens_attr;
+
 typedef struct qid_tokens_import_opts {
     const char *input;  /* source file */
     const char *output; /* token set to write */
     qid_tokens_source source;
-    int64_t vocab_size;    /* 1..QID_TOKENS_MAX_VOCAB; required except for TEXT (0 there means 256) */
-    const char *tokenizer; /* NULL: "bytes" for TEXT, "unknown" otherwise */
-    int64_t seq_len;       /* 1..QID_TOKENS_MAX_SEQ_LEN; 0 means QID_TOKENS_DEFAULT_SEQ_LEN */
-    int64_t max_windows;   /* 0: as many as the source fills */
-    int force;             /* replace an existing output */
+    int64_t vocab_size;           /* 1..QID_TOKENS_MAX_VOCAB; required except for TEXT (0 there means 256) */
+    const char *tokenizer;        /* NULL: "bytes" for TEXT, "unknown" otherwise */
+    int64_t seq_len;              /* 1..QID_TOKENS_MAX_SEQ_LEN; 0 means QID_TOKENS_DEFAULT_SEQ_LEN */
+    int64_t max_windows;          /* 0: as many as the source fills */
+    int force;                    /* replace an existing output */
+    const qid_tokens_feed *feed;  /* when set: the ids (source is ignored; input names the source file) */
+    const qid_tokens_attr *attrs; /* extra root attributes, n_attrs of them */
+    size_t n_attrs;
 } qid_tokens_import_opts;
 
 /* What a token set says about itself (the root attributes). */

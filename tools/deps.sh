@@ -17,7 +17,8 @@ need() { missing_pkgs="$missing_pkgs $2"; missing_what="$missing_what $1"; }
 
 command -v "$PKG_CONFIG" >/dev/null 2>&1 || need pkg-config pkg-config
 for pair in "$HDF5_PC:libhdf5-openmpi-dev" "ompi-c:libopenmpi-dev" "lapacke:liblapacke-dev" \
-            "openblas:libopenblas-dev" "libcjson:libcjson-dev" "libzip:libzip-dev"; do
+            "openblas:libopenblas-dev" "libcjson:libcjson-dev" "libzip:libzip-dev" \
+            "libpcre2-8:libpcre2-dev" "libutf8proc:libutf8proc-dev"; do
     mod=${pair%%:*}; pkg=${pair#*:}
     "$PKG_CONFIG" --exists "$mod" 2>/dev/null || need "$mod" "$pkg"
 done

@@ -139,6 +139,21 @@ static int tokens_summary(const char *path, FILE *out, qid_error *err)
     fprintf(out, "  %-22s %s (%" PRId64 " tokens, %" PRId64 " dropped)\n", "source", m->source_file, m->source_tokens,
             m->tokens_dropped);
     fprintf(out, "  %-22s %s\n", "source sha256", m->source_sha256);
+    char a[256], b[256], c[256];
+    int64_t docs = 0;
+    if (qid_h5_attr_exists(t.file, "tokenizer_sha256") > 0 &&
+        !qid_h5_attr_read_str(t.file, "/", "tokenizer_file", a, sizeof a, err) &&
+        !qid_h5_attr_read_str(t.file, "/", "tokenizer_sha256", b, sizeof b, err) &&
+        !qid_h5_attr_read_str(t.file, "/", "document_policy", c, sizeof c, err) &&
+        !qid_h5_attr_read_i64(t.file, "/", "documents", &docs, err)) {
+        fprintf(out, "  %-22s %s (sha256 %s)\n", "tokenizer file", a, b);
+        fprintf(out, "  %-22s %" PRId64 " (%s)\n", "documents", docs, c);
+    }
+    if (qid_h5_attr_exists(t.file, "megatron_selection") > 0 &&
+        !qid_h5_attr_read_str(t.file, "/", "megatron_selection", a, sizeof a, err) &&
+        !qid_h5_attr_read_str(t.file, "/", "megatron_dtype", b, sizeof b, err))
+        fprintf(out, "  %-22s %s (%s)\n", "megatron selection", a, b);
+    qid_error_clear(err);
     fprintf(out, "  %-22s %s\n", "created by", m->created_by);
     qid_tokens_close(&t);
     return QID_OK;

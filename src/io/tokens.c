@@ -8,8 +8,10 @@
  * the vocabulary. The .npy header is untrusted input and is parsed from a
  * memory buffer (qid_tokens_npy_parse, also the fuzz target's entry point).
  *
- * Does not: tokenize text (that happens outside qid; --text is a byte-level
- * vocabulary), read big-endian or Fortran-ordered arrays, do parallel I/O,
+ * Ids may also come from a feed (megatron.c, text_tokens.c): read in the
+ * same blocks, checked against the vocabulary the same way.
+ *
+ * Does not: tokenize text (tokenizer.c does), read big-endian or Fortran-ordered arrays, do parallel I/O,
  * or read the command line. */
 #include "tokens.h"
 
@@ -287,6 +289,7 @@ typedef struct source {
     qid_sha256 hash;   /* of every byte of the file, header included */
     uint8_t *raw;      /* one block of source bytes */
     size_t raw_cap;
+    const qid_tokens_feed *feed; /* ids from elsewhere (f is NULL then) */
 } source;
 
 static const char *source_kind_name(qid_tokens_source s)
@@ -392,6 +395,18 @@ static uint64_t load_le(const uint8_t *p, size_t size)
  * checking every id is in [0, vocab). */
 static int source_read(source *s, uint32_t *ids, size_t n, int64_t vocab, qid_error *err)
 {
+    if (s->feed) {
+        int rc = s->feed->read(s->feed->ctx, ids, n, err);
+        if (rc) return rc;
+        for (size_t i = 0; i < n; i++)
+            if ((int64_t)ids[i] >= vocab)
+                return qid_error_set(err, QID_E_INVALID,
+                                     "token id %" PRIu32 " at position %" PRIu64
+                                     " is outside the vocabulary (size %" PRId64 ") in '%s'",
+                                     ids[i], s->pos + i, vocab, s->path);
+        s->pos += n;
+        return QID_OK;
+    }
     size_t es = s->elem_size, bytes = qid_mul_size(n, es);
     if (bytes > s->raw_cap) {
         s->raw = qid_realloc(s->raw, bytes, "a block of source tokens");
@@ -463,6 +478,17 @@ static int write_root_attrs(hid_t fid, const qid_tokens_meta *m, qid_error *err)
     return rc;
 }
 
+static int write_extra_attrs(hid_t fid, const qid_tokens_import_opts *o, qid_error *err)
+{
+    int rc = QID_OK;
+    for (size_t i = 0; i < o->n_attrs && !rc; i++) {
+        const qid_tokens_attr *a = &o->attrs[i];
+        rc = a->str ? qid_h5_attr_write_str(fid, a->name, a->str, err)
+                    : qid_h5_attr_write_i64(fid, a->name, a->i64, err);
+    }
+    return rc;
+}
+
 int qid_tokens_import(const qid_tokens_import_opts *o, qid_tokens_meta *meta_out, qid_error *err)
 {
     source src = {0};
@@ -477,7 +503,11 @@ int qid_tokens_import(const qid_tokens_import_opts *o, qid_tokens_meta *meta_out
     memset(&m, 0, sizeof m);
     if ((rc = check_opts(o, &m.vocab_size, &m.seq_len, &tokenizer, err))) return rc;
     qid_tokens_source kind = o->source;
-    if ((rc = source_open(&src, o->input, &kind, err))) {
+    if (o->feed) {
+        src.path = o->input;
+        src.feed = o->feed;
+        src.n_tokens = o->feed->n_tokens;
+    } else if ((rc = source_open(&src, o->input, &kind, err))) {
         source_close(&src);
         return rc;
     }
@@ -543,10 +573,14 @@ int qid_tokens_import(const qid_tokens_import_opts *o, qid_tokens_meta *meta_out
         }
         pos += n;
     }
-    uint8_t digest[32];
-    qid_sha256_final(&src.hash, digest);
-    qid_sha256_hex(digest, m.source_sha256);
-    if ((rc = write_root_attrs(fid, &m, err))) goto fail;
+    if (src.feed) {
+        src.feed->digest(src.feed->ctx, m.source_sha256);
+    } else {
+        uint8_t digest[32];
+        qid_sha256_final(&src.hash, digest);
+        qid_sha256_hex(digest, m.source_sha256);
+    }
+    if ((rc = write_root_attrs(fid, &m, err)) || (rc = write_extra_attrs(fid, o, err))) goto fail;
     H5Dclose(dset);
     H5Pclose(dcpl);
     H5Sclose(space);
