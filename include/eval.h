@@ -53,7 +53,10 @@ typedef struct qid_eval_opts {
     void *act_ctx;
     const uint32_t *calib_tokens;
     size_t calib_windows, calib_seq_len;
-    int kl; /* 1: also run the unmodified model, giving ref_* and KL */
+    const qid_calib_hooks *calib_hooks; /* streamed calibration (model.h) instead of act_hook */
+    size_t calib_chunk;                 /* its windows per chunk (0: one chunk) */
+    const char *calib_scratch;          /* its scratch-file directory (NULL: memory) */
+    int kl;                             /* 1: also run the unmodified model, giving ref_* and KL */
 } qid_eval_opts;
 
 typedef struct qid_eval_result {
