@@ -68,7 +68,7 @@ is "key,status" "$($QIDA results --csv --columns key,status a.h5 | head -1)" "--
 out=$($QIDA inspect a.h5); ok $? "qid inspect of a results store exits 0"
 like "$out" "qid results store, schema version 1" "qid inspect names a results store and counts its rows"
 $QIDA results --csv a.h5 >a.csv; ok $? "--csv exits 0"
-is "key,checkpoint,model,ckpt_sha256,params,tokens_seen,step,method,format,bits,elem_bits,block,options,calib,eval_protocol,eval_sha256,loss,loss16,qid,qid_se,sqnr_db,kl,tokens,windows,seconds,rank,status,error,finished_utc,nll_offset" \
+is "key,checkpoint,model,ckpt_sha256,params,tokens_seen,step,method,format,bits,elem_bits,block,options,calib,calib_chunk,eval_protocol,eval_sha256,loss,loss16,qid,qid_se,sqnr_db,kl,tokens,windows,seconds,rank,status,error,finished_utc,nll_offset" \
     "$(head -1 a.csv)" "CSV header: every /tasks field in schema order"
 cols="model,step,tokens_seen,method,format,bits,loss,loss16,qid,qid_se,status"
 $QIDA results --columns $cols a.h5 | tail -n +2 | tr -s ' ' >tab_vals

@@ -746,7 +746,7 @@ static void test_schema_doc(void)
         }
         H5free_memory(name);
     }
-    is_int(30, members, "/tasks has 30 columns");
+    is_int(31, members, "/tasks has 31 columns");
     is_int(0, missing, "results.md describes every /tasks column");
     H5Tclose(t);
     H5Dclose(d);

@@ -75,16 +75,17 @@ _Static_assert(sizeof(qid_result_status) == sizeof(int), "qid_result_status is s
 #member, kind, offsetof(qid_result, member)                                                                    \
     }
 const qid_result_column qid_result_columns[QID_RESULT_N_COLUMNS] = {
-    COL(key, QID_COL_STR),         COL(checkpoint, QID_COL_STR),   COL(model, QID_COL_STR),
-    COL(ckpt_sha256, QID_COL_STR), COL(params, QID_COL_I64),       COL(tokens_seen, QID_COL_I64),
-    COL(step, QID_COL_I64),        COL(method, QID_COL_STR),       COL(format, QID_COL_STR),
-    COL(bits, QID_COL_F64),        COL(elem_bits, QID_COL_I32),    COL(block, QID_COL_I64),
-    COL(options, QID_COL_STR),     COL(calib, QID_COL_STR),        COL(eval_protocol, QID_COL_STR),
-    COL(eval_sha256, QID_COL_STR), COL(loss, QID_COL_F64),         COL(loss16, QID_COL_F64),
-    COL(qid, QID_COL_F64),         COL(qid_se, QID_COL_F64),       COL(sqnr_db, QID_COL_F64),
-    COL(kl, QID_COL_F64),          COL(tokens, QID_COL_I64),       COL(windows, QID_COL_I64),
-    COL(seconds, QID_COL_F64),     COL(rank, QID_COL_I32),         COL(status, QID_COL_STATUS),
-    COL(error, QID_COL_STR),       COL(finished_utc, QID_COL_STR), COL(nll_offset, QID_COL_I64),
+    COL(key, QID_COL_STR),           COL(checkpoint, QID_COL_STR),  COL(model, QID_COL_STR),
+    COL(ckpt_sha256, QID_COL_STR),   COL(params, QID_COL_I64),      COL(tokens_seen, QID_COL_I64),
+    COL(step, QID_COL_I64),          COL(method, QID_COL_STR),      COL(format, QID_COL_STR),
+    COL(bits, QID_COL_F64),          COL(elem_bits, QID_COL_I32),   COL(block, QID_COL_I64),
+    COL(options, QID_COL_STR),       COL(calib, QID_COL_STR),       COL(calib_chunk, QID_COL_I64),
+    COL(eval_protocol, QID_COL_STR), COL(eval_sha256, QID_COL_STR), COL(loss, QID_COL_F64),
+    COL(loss16, QID_COL_F64),        COL(qid, QID_COL_F64),         COL(qid_se, QID_COL_F64),
+    COL(sqnr_db, QID_COL_F64),       COL(kl, QID_COL_F64),          COL(tokens, QID_COL_I64),
+    COL(windows, QID_COL_I64),       COL(seconds, QID_COL_F64),     COL(rank, QID_COL_I32),
+    COL(status, QID_COL_STATUS),     COL(error, QID_COL_STR),       COL(finished_utc, QID_COL_STR),
+    COL(nll_offset, QID_COL_I64),
 };
 #undef COL
 #define N_COLUMNS QID_RESULT_N_COLUMNS
