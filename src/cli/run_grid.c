@@ -74,10 +74,16 @@ void cli_print_job_grid(const qid_job *job, const qid_task *tasks, size_t n, FIL
             fprintf(out, "%" PRId64, job->calib.seq_len);
         else
             fprintf(out, "auto");
-        char chunk[32];
-        fmt_mem((int64_t)job->calib.chunk_bytes, chunk, sizeof chunk);
-        fprintf(out, "; chunks of %s%s, residual stream in %s%s\n", job->calib.chunk_bytes ? chunk : "every window",
-                job->calib.chunk_bytes ? "B" : "", job->calib.scratch_dir.path ? "a scratch file in " : "memory",
+        char chunk[48];
+        const size_t cb = job->calib.chunk_bytes;
+        if (cb == 0)
+            snprintf(chunk, sizeof chunk, "every window at once");
+        else if (cb < ((size_t)1 << 20))
+            snprintf(chunk, sizeof chunk, "chunks of %zu bytes", cb);
+        else
+            snprintf(chunk, sizeof chunk, "chunks of %.0f MiB", (double)cb / (double)(1 << 20));
+        fprintf(out, "; %s, residual stream in %s%s\n", chunk,
+                job->calib.scratch_dir.path ? "a scratch file in " : "memory",
                 job->calib.scratch_dir.path ? job->calib.scratch_dir.path : "");
     }
     if (job->mem_limit > 0) {
