@@ -223,6 +223,11 @@ static void check_errors(const char *ckpt)
     c = qid_calib_create(m, calib, NW, L, 2, NULL, &err);
     ok(!c && strstr(err.msg, "token id 1000 at window 0 position 5 is outside the vocabulary"),
        "a token outside the vocabulary: %s", err.msg);
+    calib[5] = 0;
+    calib[6 * L + 3] = 96;
+    c = qid_calib_create(m, calib, NW, L, 2, NULL, &err);
+    ok(!c && strstr(err.msg, "token id 96 at window 6 position 3 is outside the vocabulary (96)"),
+       "... also in a later chunk: %s", err.msg);
     qid_model_free(m);
 }
 
@@ -280,7 +285,7 @@ static void check_estimate(void)
 
 int main(void)
 {
-    plan(2 * 8 + 2 + 7);
+    plan(2 * 8 + 3 + 7);
     const char *neox = tap_import_fixture("gpt-neox-tiny", 1000, 2097152000),
                *llama = tap_import_fixture("llama-tiny", 1000, 2097152000);
     check_model("gpt-neox-tiny", neox, 1);

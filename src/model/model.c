@@ -874,10 +874,19 @@ qid_calib *qid_calib_create(qid_model *m, const uint32_t *tokens, size_t n_windo
                             size_t chunk_windows, const char *scratch_dir, qid_error *err)
 {
     const size_t C = chunk_windows < 1 ? 1 : chunk_windows > n_windows ? n_windows : chunk_windows;
-    /* the checks of qid_batch_create, on every window */
-    qid_batch *b = qid_batch_create(m, tokens, n_windows, seq_len, err);
+    /* the checks of qid_batch_create: on the first chunk, then the ids of the rest */
+    qid_batch *b = qid_batch_create(m, tokens, C, seq_len, err);
     if (!b) return NULL;
-    qid_batch_free(b);
+    const size_t N = qid_mul_size(n_windows, seq_len);
+    for (size_t i = C * seq_len; i < N; i++)
+        if ((int64_t)tokens[i] >= m->cfg.vocab_size) {
+            qid_error_set(err, QID_E_INVALID,
+                          "token id %" PRIu32 " at window %zu position %zu is outside the vocabulary (%" PRId64
+                          ") of '%s'",
+                          tokens[i], i / seq_len, i % seq_len, m->cfg.vocab_size, m->ck.path);
+            qid_batch_free(b);
+            return NULL;
+        }
     qid_calib *c = qid_calloc(1, sizeof *c, "a calibration stream");
     c->B = n_windows;
     c->T = seq_len;
@@ -890,7 +899,7 @@ qid_calib *qid_calib_create(qid_model *m, const uint32_t *tokens, size_t n_windo
     c->st.seq_len = seq_len;
     c->st.chunk_windows = C;
     c->st.chunks = c->nchunks;
-    const size_t N = n_windows * seq_len;
+    c->b = b;
     c->tokens = qid_malloc(qid_mul_size(N, sizeof *tokens), "calibration tokens");
     memcpy(c->tokens, tokens, N * sizeof *tokens);
     if (scratch_dir) {
@@ -910,8 +919,6 @@ qid_calib *qid_calib_create(qid_model *m, const uint32_t *tokens, size_t n_windo
     } else {
         c->resid = qid_malloc(qid_mul_size(qid_mul_size(N, c->d), sizeof(float)), "calibration residual stream");
     }
-    c->b = qid_batch_create(m, c->tokens, C, seq_len, err);
-    QID_CHECK(c->b != NULL, "a chunk of checked windows was refused");
     return c;
 }
 
