@@ -183,7 +183,7 @@ typedef struct qid_mem_estimate {
     size_t base;          /* QID_MEM_BASE_BYTES */
     size_t peak;          /* the largest total at any one time: base + layer + eval + the largest of
                              (embedding + residual + activations), (hessians + quant + residual +
-                             activations), (head + hessians + quant) */
+                             activations), (head + hessians + the weight copy alone) */
     size_t chunk_windows; /* GPTQ: windows per calibration chunk */
 } qid_mem_estimate;
 

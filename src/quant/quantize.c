@@ -421,8 +421,10 @@ static size_t pool_bytes(const qid_model_config *c)
     return total;
 }
 
-/* The largest LINEAR tensor's copy and GPTQ's work buffers for it. */
-static size_t quant_bytes(const qid_model_config *c, const qid_quantize_opts *o)
+/* The largest LINEAR tensor's copy (kept from the first quantized tensor
+ * on) plus GPTQ's work buffers for the tensor that needs most (held only
+ * while it is quantized); *copy_only gets the copy. */
+static size_t quant_bytes(const qid_model_config *c, const qid_quantize_opts *o, size_t *copy_only)
 {
     size_t n = 0, copy = 0, work = 0;
     qid_tensor_spec *t = qid_ckpt_layer_tensors(c, 0, &n);
@@ -438,6 +440,7 @@ static size_t quant_bytes(const qid_model_config *c, const qid_quantize_opts *o)
         if (wk > work) work = wk;
     }
     free(t);
+    *copy_only = copy;
     return copy + work;
 }
 
@@ -453,7 +456,8 @@ void qid_quantize_mem_estimate(const qid_model_config *cfg, const qid_quantize_o
     const size_t embed = V * d * sizeof(float), head = (V * d + 2 * d) * sizeof(float);
     e->ends = max_size(embed, head);
     e->eval = eval_bytes;
-    e->quant = quant_bytes(cfg, o);
+    size_t copy = 0;
+    e->quant = quant_bytes(cfg, o, &copy);
     const size_t fixed = e->base + e->layer + e->eval;
     if (o->method != QID_QUANTIZE_GPTQ || calib_windows == 0 || seq_len == 0) {
         e->peak = fixed + e->ends + e->quant;
@@ -468,7 +472,7 @@ void qid_quantize_mem_estimate(const qid_model_config *cfg, const qid_quantize_o
     e->hessians = pool_bytes(cfg);
     const size_t at_embed = embed + e->residual + e->activations;
     const size_t at_layer = e->hessians + e->quant + e->residual + e->activations;
-    const size_t at_head = head + e->hessians + e->quant;
+    const size_t at_head = head + e->hessians + copy; /* no GPTQ call runs at the head */
     e->peak = fixed + max_size(at_embed, max_size(at_layer, at_head));
 }
 
