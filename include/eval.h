@@ -65,6 +65,9 @@ typedef struct qid_eval_opts {
     void *act_ctx;
     const uint32_t *calib_tokens;
     size_t calib_windows, calib_seq_len;
+    const qid_calib_hooks *calib_hooks; /* streamed calibration (model.h) instead of act_hook */
+    size_t calib_chunk;                 /* its windows per chunk (0: one chunk) */
+    const char *calib_scratch;          /* its scratch-file directory (NULL: memory) */
     int kl; /* 1: also run the unmodified model (or ref_model), giving ref_*, KL and the divergence report */
     qid_model *ref_model; /* with kl, optional: the reference is this open checkpoint (same vocabulary) */
     /* Adaptive evaluation (below): with stop, the windows are evaluated in

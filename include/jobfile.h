@@ -31,6 +31,7 @@
 #include "error.h"
 #include "gptq.h"
 #include "quant.h"
+#include "quantize.h"
 
 /* Largest job file, in bytes. */
 #define QID_JOB_MAX_BYTES ((size_t)1 << 20)
@@ -111,6 +112,7 @@ typedef struct qid_job {
     char *name;           /* default: the file's base name without ".job" */
     qid_job_path results; /* required */
     uint64_t seed;        /* default 0; 0..2^63-1 */
+    double mem_limit;     /* bytes per rank: a task predicted to need more fails up front; 0 = none */
 
     /* [checkpoints]: at least one entry */
     qid_job_src *srcs;
@@ -133,9 +135,12 @@ typedef struct qid_job {
 
     /* [calibration]: required when any setting uses GPTQ */
     struct {
-        qid_job_path tokens; /* rel and path NULL when there is no [calibration] tokens */
-        int64_t samples;     /* windows drawn with the job seed; default 128 */
-        int64_t seq_len;     /* 0 = the token set's window length (default) */
+        qid_job_path tokens;      /* rel and path NULL when there is no [calibration] tokens */
+        int64_t samples;          /* windows drawn with the job seed; default 128 */
+        int64_t seq_len;          /* 0 = the token set's window length (default) */
+        size_t chunk_bytes;       /* activation budget of a chunk of windows (default
+                                     QID_QUANTIZE_DEFAULT_CHUNK_BYTES); 0 = every window at once */
+        qid_job_path scratch_dir; /* rel and path NULL: the residual stream in memory (default) */
     } calib;
 
     /* [quantize]: the product methods x formats in that order, then the task
@@ -195,6 +200,7 @@ typedef struct qid_task {
     int64_t step;        /* -1 when unknown */
     int64_t tokens_seen; /* -1 when unknown */
     char model[128];     /* "" when unknown */
+    int64_t mem_peak;    /* predicted peak bytes per rank (qid_job_mem_estimate), -1 when unknown */
 } qid_task;
 
 /* Defaults of windows = auto (jobs/README.md). */
@@ -208,6 +214,18 @@ typedef struct qid_task {
  * "auto,min_windows=M,block_windows=B,target_se=S,target_rse=R,seed=X"
  * (numbers in the fewest digits that read back exactly). Returns buf. */
 char *qid_job_stop_rule(const qid_job *job, char *buf, size_t size);
+
+/* Bytes of a task's evaluation batches (eval.h's default batch of
+ * QID_EVAL_DEFAULT_BATCH_BYTES, twice with kl) over `windows` of seq_len. */
+size_t qid_job_eval_bytes(const qid_model_config *cfg, size_t windows, size_t seq_len, int kl);
+
+/* Predicted peak memory of a task with quantizer setting q (NULL: the
+ * baseline) on a checkpoint of config cfg, evaluating eval_windows of
+ * eval_seq tokens with calibration (GPTQ) of calib_windows of calib_seq:
+ * qid_quantize_mem_estimate with the job's chunk and scratch directory and
+ * the evaluation batches. */
+void qid_job_mem_estimate(const qid_job *job, const qid_job_quant *q, const qid_model_config *cfg, size_t eval_windows,
+                          size_t eval_seq, size_t calib_windows, size_t calib_seq, qid_mem_estimate *e);
 
 /* Windows a task of method m evaluates: [probes] windows for a probe task
  * when given, else [eval] windows; 0 = every window of the token set. */

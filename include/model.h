@@ -203,6 +203,93 @@ int qid_batch_head(qid_model *m, qid_batch *b, const qid_head_opts *o, qid_error
 int qid_blas_single_begin(void);
 void qid_blas_single_end(int saved);
 
+/* ---- streamed calibration -------------------------------------------------- */
+
+/* The linears of a layer by the input they share: the attention input
+ * (gpt-neox attn.qkv; llama attn.q, .k, .v), the attention output
+ * (attn.out), the MLP input (mlp.up; llama mlp.gate, mlp.up) and the MLP
+ * hidden (mlp.down). */
+typedef enum qid_linear_group {
+    QID_GROUP_QKV = 0,
+    QID_GROUP_OUT = 1,
+    QID_GROUP_UP = 2,
+    QID_GROUP_DOWN = 3,
+    QID_GROUP_COUNT = 4
+} qid_linear_group;
+
+/* What a streamed calibration tells its quantizer, per layer and group:
+ * add sees one chunk's input rows of the group (t: the group's first
+ * tensor; x, rows, ldx as qid_act_hook; first: 1 for the layer's first
+ * chunk of this group, so accumulators start over), once per chunk, every
+ * chunk before the group's quantize; quantize then sees the group's n
+ * weights (t[i], w[i], in table order) and may change them in place. Both
+ * return QID_OK or an error code with err set. */
+typedef struct qid_calib_hooks {
+    int (*add)(void *ctx, int group, int first, const qid_tensor_spec *t, const float *x, size_t rows, size_t ldx,
+               qid_error *err);
+    int (*quantize)(void *ctx, int group, const qid_tensor_spec *const *t, float *const *w, int n, qid_error *err);
+    void *ctx;
+} qid_calib_hooks;
+
+/* Calibration windows streamed through the model in chunks. Only the
+ * residual stream of every window (d_model floats per token, in memory or
+ * in a scratch file) lives from one layer to the next; a layer's other
+ * activations exist for one chunk of windows at a time. A layer runs in
+ * "true sequential" order as the activation hook sees it (each group's
+ * inputs come from the already-quantized groups before it), as passes over
+ * every chunk: parallel residual (gpt-neox as Pythia), pass 1 adds the QKV
+ * and UP groups (both read the layer input), quantize, pass 2 adds OUT and
+ * DOWN, quantize; sequential residual (llama), one pass per group; then a
+ * last pass runs the quantized layer and updates the residual stream. So a
+ * layer costs qid_calib_passes chunk passes where the activation hook's
+ * path costs one: the passes before the last recompute the layer as far as
+ * their groups' inputs (parallel residual: the QKV product, attention and
+ * the UP product once more). With one chunk holding every window the
+ * weights, the statistics' inputs and the residual stream are bit for bit
+ * those of the activation-hook path (qid_batch_step with act_hook); with
+ * smaller chunks only the Hessian sums change order.
+ *
+ * With a scratch file (scratch_dir given) the residual stream lives in an
+ * unlinked file in that directory (removed by the system whatever happens
+ * to the process): memory no longer grows with the windows; every pass
+ * reads it once and the last pass writes it back (qid_calib_passes reads,
+ * one write per layer). */
+typedef struct qid_calib qid_calib;
+
+typedef struct qid_calib_stats {
+    size_t windows, seq_len; /* all calibration windows */
+    size_t chunk_windows;    /* windows per chunk (the last may hold fewer) */
+    size_t chunks;           /* chunks per pass */
+    size_t chunk_passes;     /* chunk passes run so far (layers x passes x chunks) */
+    size_t scratch_bytes;    /* read and written in the scratch file */
+    double scratch_s;        /* seconds in scratch-file I/O */
+    double seconds;          /* wall time of qid_calib_step */
+} qid_calib_stats;
+
+/* Chunk passes per layer (3 for parallel residual, 5 for sequential). */
+int qid_calib_passes(const qid_model_config *cfg);
+/* Windows per chunk for an activation budget of budget bytes (as many
+ * windows of seq_len tokens as qid_model_batch_bytes fits, at least one,
+ * at most n_windows); budget 0: every window in one chunk. */
+size_t qid_calib_chunk_windows(const qid_model_config *cfg, size_t seq_len, size_t n_windows, size_t budget);
+
+/* Calibration windows tokens (n_windows, seq_len), copied, for model m, in
+ * chunks of chunk_windows (>= 1; more than n_windows means one chunk). The
+ * checks of qid_batch_create. scratch_dir: NULL keeps the residual stream
+ * in memory, else a scratch file there (an error names the directory).
+ * Returns NULL with err set on failure. */
+qid_calib *qid_calib_create(qid_model *m, const uint32_t *tokens, size_t n_windows, size_t seq_len,
+                            size_t chunk_windows, const char *scratch_dir, qid_error *err);
+/* Frees c and closes its scratch file (c may be NULL). */
+void qid_calib_free(qid_calib *c);
+const qid_calib_stats *qid_calib_get_stats(const qid_calib *c);
+
+/* Runs the loaded stage (the embedding or a layer; c must be at that
+ * stage) on every window, with hooks (may be NULL: the layer as loaded)
+ * for a layer. After the last layer the residual stream is released. The
+ * hooks' errors are returned wrapped with the tensor's path. */
+int qid_calib_step(qid_model *m, qid_calib *c, const qid_calib_hooks *hooks, qid_error *err);
+
 /* ---- the whole pass -------------------------------------------------------- */
 
 typedef struct qid_forward_opts {
@@ -210,17 +297,20 @@ typedef struct qid_forward_opts {
     void *weight_ctx;
     qid_act_hook act_hook; /* may be NULL: sees the calibration batch if any, else the batch */
     void *act_ctx;
-    const uint32_t *calib_tokens; /* optional (calib_windows, calib_seq_len): run through each layer, */
-    size_t calib_windows;         /* with act_hook, before the evaluated batch, which then runs with */
-    size_t calib_seq_len;         /* the weights the hook left and without the hook */
-    int kl;                       /* 1: also run the unmodified model (the reference stream) */
-    size_t score_from;            /* as qid_head_opts */
-    double *window_nll;           /* (n_windows) out, required */
-    double *ref_window_nll;       /* (n_windows) out with kl: the unmodified model's NLL */
-    double *window_kl;            /* (n_windows) out with kl */
-    float *logits;                /* optional (n_windows, seq_len, vocab) out */
-    qid_model *ref_model;         /* with kl, optional: the reference stream runs this open model (another
-                                     checkpoint, same vocabulary) instead of m's unmodified weights */
+    const uint32_t *calib_tokens;       /* optional (calib_windows, calib_seq_len): run through each layer, */
+    size_t calib_windows;               /* with act_hook, before the evaluated batch, which then runs with */
+    size_t calib_seq_len;               /* the weights the hook left and without the hook */
+    const qid_calib_hooks *calib_hooks; /* optional: calibrate with these instead of act_hook, */
+    size_t calib_chunk;                 /* streamed (qid_calib) in chunks of calib_chunk windows, */
+    const char *calib_scratch;          /* 0 = one chunk; the residual stream in a scratch file there */
+    int kl;                             /* 1: also run the unmodified model (the reference stream) */
+    size_t score_from;                  /* as qid_head_opts */
+    double *window_nll;                 /* (n_windows) out, required */
+    double *ref_window_nll;             /* (n_windows) out with kl: the unmodified model's NLL */
+    double *window_kl;                  /* (n_windows) out with kl */
+    float *logits;                      /* optional (n_windows, seq_len, vocab) out */
+    qid_model *ref_model;               /* with kl, optional: the reference stream runs this open model (another
+                                           checkpoint, same vocabulary) instead of m's unmodified weights */
     double *token_nll, *token_ref_nll, *token_kl; /* optional per-prediction outs with kl (qid_head_opts) */
     uint8_t *token_same_top;
 } qid_forward_opts;
@@ -228,7 +318,8 @@ typedef struct qid_forward_opts {
 /* One streamed pass over every stage for the windows tokens (n_windows,
  * seq_len). Per stage: load; if kl, run the reference batch (unmodified
  * weights); apply weight_hook; run the calibration batch with act_hook;
- * run the batch. Each stage's tensors are read once. Memory: one layer,
+ * run the batch. With calib_hooks the calibration windows are streamed
+ * (qid_calib_step) instead of one batch. Each stage's tensors are read once. Memory: one layer,
  * plus one batch's activations per stream (kl doubles them, a calibration
  * batch adds its own), plus the embedding / head at the ends (twice the head
  * when kl and a weight hook). With ref_model, each stage of ref_model is

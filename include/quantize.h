@@ -29,9 +29,11 @@
  * calibration windows and the same thread count (test/test_quantize.c).
  *
  * Memory: RTN, one tensor twice. GPTQ: one layer's weights (model.h), the
- * calibration batch's activations (all windows in one batch: samples x seq_len
- * rows of the widest activation), one Hessian per distinct input width and
- * a copy of the largest linear weight (for SQNR against the original).
+ * calibration's residual stream (d_model floats per token of every window,
+ * or none with a scratch file) and one chunk's activations (the streamed
+ * hooks), or every window's activations at once (the activation hook), the
+ * Hessians being accumulated and a copy of the largest linear weight (for
+ * SQNR against the original): qid_quantize_mem_estimate.
  *
  * Errors are tier 3 (a returned status with one line in err). Nothing here is
  * collective over MPI; a quantizer is used by one thread at a time.
@@ -53,6 +55,8 @@
 
 /* Default number of calibration windows for GPTQ (or as many as the set has). */
 #define QID_QUANTIZE_DEFAULT_SAMPLES 128
+/* Default activation budget of one calibration chunk (qid_calib_chunk_windows). */
+#define QID_QUANTIZE_DEFAULT_CHUNK_BYTES ((size_t)256 << 20)
 
 typedef enum qid_quantize_method {
     QID_QUANTIZE_RTN = 0,  /* round to nearest with the format's kernels (qid_quant_matrix) */
@@ -68,6 +72,12 @@ typedef struct qid_quantize_opts {
     const char *calib;          /* GPTQ, file API: calibration token set path */
     size_t samples;             /* GPTQ, file API: windows to use; 0 = min(128, windows in the set) */
     uint64_t seed;              /* GPTQ, file API: seed of the calibration sample (default 0) */
+    size_t chunk_bytes;         /* GPTQ: activation budget of a calibration chunk (default
+                                   QID_QUANTIZE_DEFAULT_CHUNK_BYTES); 0 = every window in one chunk */
+    const char *scratch_dir;    /* GPTQ: keep the calibration residual stream in a scratch file in
+                                   this directory instead of memory (NULL: memory) */
+    double mem_limit;           /* file API: bytes; a run whose predicted peak is larger fails before
+                                   it starts (qid_quantize_plan); 0 = no limit */
 } qid_quantize_opts;
 
 /* What was done, accumulated over every hook call since create or reset. */
@@ -83,6 +93,8 @@ typedef struct qid_quantize_stats {
     double seconds;       /* wall time inside the quantizers (file API: of the whole run) */
     size_t calib_windows; /* file API, GPTQ: windows x tokens of calibration used */
     size_t calib_seq_len;
+    qid_calib_stats calib; /* file API, GPTQ: the streamed calibration (chunks, passes, scratch I/O) */
+    long peak_rss_kb;      /* file API: getrusage's maximum resident set at the end */
 } qid_quantize_stats;
 
 void qid_quantize_opts_default(qid_quantize_opts *o);
@@ -116,6 +128,15 @@ void qid_quantizer_free(qid_quantizer *q);
 void qid_quantizer_hooks(qid_quantizer *q, qid_weight_hook *weight_hook, void **weight_ctx, qid_act_hook *act_hook,
                          void **act_ctx);
 
+/* The hooks of a streamed calibration (model.h, qid_calib_step and
+ * qid_forward_opts.calib_hooks) for this quantizer, ctx q: GPTQ with the
+ * Hessians of the linears that share an input accumulated over every chunk
+ * (a Hessian per group being accumulated; one whose group is quantized is
+ * reused by the next group of its width), the same weights and statistics
+ * as the activation hook when one chunk holds every window. They do nothing
+ * for RTN. */
+void qid_quantizer_calib_hooks(qid_quantizer *q, qid_calib_hooks *hooks);
+
 /* The hooks themselves (ctx is a qid_quantizer). Both leave non-LINEAR
  * tensors alone; the weight hook does nothing for GPTQ. Errors: a shape the
  * format cannot cut, a non-finite weight (INT, NF4/FP4) or activation, a
@@ -143,10 +164,59 @@ void qid_quantizer_reset(qid_quantizer *q);
 int qid_quantize_read_calib(const char *path, const qid_model_config *cfg, size_t samples, uint64_t seed,
                             uint32_t **tokens, size_t *n_windows, size_t *seq_len, qid_error *err);
 
+/* ---- memory -------------------------------------------------------------- */
+
+/* Bytes a process needs besides what is counted below (code, libraries,
+ * OpenBLAS's and HDF5's buffers), as measured by `make bench`. */
+#define QID_MEM_BASE_BYTES ((size_t)48 << 20)
+
+/* Predicted memory of a quantize (or sweep) task, in bytes, by part. */
+typedef struct qid_mem_estimate {
+    size_t layer;         /* one layer's weights, float32 (the streaming buffer) */
+    size_t ends;          /* the embedding or the head, whichever is larger (at the ends only) */
+    size_t hessians;      /* GPTQ: the Hessians held at once, with their factors */
+    size_t quant;         /* a copy of the largest linear weight and GPTQ's work buffers */
+    size_t activations;   /* one calibration chunk's activations */
+    size_t residual;      /* the calibration residual stream, d_model floats per token (0 with a
+                             scratch file) and the calibration token ids */
+    size_t eval;          /* what the caller adds (the sweep: its evaluation batches) */
+    size_t base;          /* QID_MEM_BASE_BYTES */
+    size_t peak;          /* the largest total at any one time: base + layer + eval + the largest of
+                             (embedding + residual + activations), (hessians + quant + residual +
+                             activations), (head + hessians + the weight copy alone) */
+    size_t chunk_windows; /* GPTQ: windows per calibration chunk */
+} qid_mem_estimate;
+
+/* Predicts the peak memory of quantizing a model of config cfg with o
+ * (method, chunk_bytes, scratch_dir, gptq.block) on calib_windows windows
+ * of seq_len tokens (GPTQ; ignored for RTN), plus eval_bytes held
+ * throughout. Pure arithmetic. */
+void qid_quantize_mem_estimate(const qid_model_config *cfg, const qid_quantize_opts *o, size_t calib_windows,
+                               size_t seq_len, size_t eval_bytes, qid_mem_estimate *e);
+
+/* One line "1.23 GiB (layer 201 MiB, Hessians 805 MiB, ...)" of e into buf. */
+void qid_mem_estimate_format(const qid_mem_estimate *e, char *buf, size_t len);
+
+/* The predicted memory of qid_quantize_checkpoint(in, ..., o): reads the
+ * checkpoint's config and, for GPTQ, the calibration set's shape (o->calib,
+ * o->samples), and fills *e. QID_E_INVALID when o->mem_limit is set and the
+ * peak is larger: one line naming the checkpoint, the prediction and the
+ * limit, with the smallest peak a chunk of one window and a scratch file
+ * would give as the hint. Errors of opening either file. */
+int qid_quantize_plan(const char *in, const qid_quantize_opts *o, qid_mem_estimate *e, qid_error *err);
+
+/* The limit check of qid_quantize_plan on a prediction: QID_OK, or
+ * QID_E_INVALID with the one line (`what` names the checkpoint). */
+int qid_mem_check(const qid_mem_estimate *e, double limit, const qid_model_config *cfg, const qid_quantize_opts *o,
+                  size_t calib_windows, size_t seq_len, const char *what, qid_error *err);
+
 /* ---- to a file ------------------------------------------------------------ */
 
 /* Quantizes checkpoint `in` with o and writes the float32 checkpoint `out`
  * (see the top of this file). An existing out is an error unless force.
+ * GPTQ streams the calibration windows (qid_calib) in chunks of
+ * o->chunk_bytes, in memory or with o->scratch_dir; o->mem_limit is checked
+ * first (qid_quantize_plan).
  * GPTQ needs o->calib. Fills *stats (may be NULL). On error nothing is left
  * at out (an existing file there is untouched) and err says what and where. */
 int qid_quantize_checkpoint(const char *in, const char *out, int force, const qid_quantize_opts *o,

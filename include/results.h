@@ -50,6 +50,8 @@ typedef struct qid_result {
     int64_t block;             /* group / block size, 0 = per channel */
     const char *options;       /* method options as in the key */
     const char *calib;         /* calibration set description */
+    int64_t calib_chunk;       /* GPTQ: calibration windows per chunk of the streamed calibration
+                                  (model.h qid_calib; the Hessian sums' order), -1 otherwise */
     const char *eval_protocol; /* e.g. "windows=64,seq_len=2048,scoring=all" */
     const char *eval_sha256;   /* token set source hash */
     double loss;               /* mean NLL, nats per token */
@@ -100,7 +102,7 @@ typedef struct qid_result_column {
     size_t offset; /* in qid_result */
 } qid_result_column;
 
-#define QID_RESULT_N_COLUMNS 64
+#define QID_RESULT_N_COLUMNS 65
 extern const qid_result_column qid_result_columns[QID_RESULT_N_COLUMNS];
 
 /* What to record in /provenance when a store is created (NULL strings are

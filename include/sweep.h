@@ -71,6 +71,7 @@ typedef struct qid_sweep_opts {
     const char *job_file;  /* the job file (every rank gets the same name) */
     double progress_every; /* seconds between progress lines when stderr is not a terminal, > 0 */
     int threads;           /* evaluation threads per rank, >= 1; results depend on it */
+    double mem_limit;      /* bytes per rank, over the job's mem_limit; 0 = the job's */
 } qid_sweep_opts;
 
 /* What a run did, on rank 0 (zero on the other ranks). */

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # cmd_quantize.t - `qid quantize` end to end: help, one RTN run on the GPT-NeoX
 # fixture with its summary, `qid inspect` of the output, one GPTQ run on the
-# llama fixture, the GGUF block formats (RTN and GPTQ q4_0, every legacy
-# type's SQNR), and errors that print one line and leave no output behind.
+# llama fixture (whole, and streamed in chunks of one window with a scratch
+# file: the same weights), the expected peak memory, the GGUF block formats
+# (RTN and GPTQ q4_0, every legacy type's SQNR), and errors that print one
+# line and leave no output behind (a memory limit below the prediction, a bad
+# chunk size, a scratch directory that does not exist).
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 27
+plan 44
 tap_tmpdir
 T=$TAP_TMP
 FIX=test/fixtures/hf
@@ -57,3 +60,29 @@ $QID quantize "$T/llama.h5" --format q4_0 -o "$T/err/x.h5" 2>"$T/msg"; is 1 $? "
 like "$(cat "$T/msg")" "qid quantize: error: block size 32 does not divide row length 48 of '/layers/0/mlp.down.weight' (format q4_0)" "q4_0 rows: one-line message"
 $QID quantize "$T/neox.h5" --format q4_0-b64 -o "$T/err/x.h5" 2>"$T/msg"; is 2 $? "q4_0-b64 exits 2"
 like "$(cat "$T/msg")" "unknown format 'q4_0-b64': GGUF formats take no suffix (ggml's block of 32 is fixed)" "q4_0-b64: one-line message"
+out=$($QID quantize "$T/llama.h5" --format int4-g16 --method gptq --calib "$T/calib.h5" --damp 0.01 -o "$T/g1.h5" \
+    --calib-chunk 1 --scratch-dir "$T")
+ok $? "GPTQ in chunks of one window with a scratch file exits 0"
+like "$out" "chunks       3 of 1 windows, 33 chunk passes, residual stream in a scratch file" "summary: chunks and passes"
+like "$out" "expected     " "the expected peak is printed"
+like "$out" "peak memory  " "the measured peak is printed"
+is "$(ls -A "$T" | grep -c qid-calib)" 0 "no scratch file left"
+cmp -s <(h5dump -d /layers/1/mlp.down.weight "$T/g.h5" | tail -n +3) <(h5dump -d /layers/1/mlp.down.weight "$T/g1.h5" | tail -n +3)
+ok $? "the last layer's weights equal the one-chunk run's"
+out=$($QID quantize "$T/llama.h5" --format int4-g16 --method gptq --calib "$T/calib.h5" -o "$T/err/x.h5" --mem-limit 20GiB)
+ok $? "a memory limit above the prediction runs"
+rm -f "$T/err/x.h5"
+
+$QID quantize "$T/llama.h5" --format int4-g16 --method gptq --calib "$T/calib.h5" -o "$T/err/x.h5" --mem-limit 1MiB 2>"$T/msg"
+is 1 $? "a memory limit below the prediction exits 1"
+like "$(cat "$T/msg")" "qid quantize: error: '$T/llama.h5' needs about " "limit: names the checkpoint"
+like "$(cat "$T/msg")" "more than the memory limit 1 MiB; chunks of one window with a scratch file need " "limit: the limit and the hint"
+is 1 "$(wc -l <"$T/msg")" "limit: one line"
+is 0 "$(ls -A "$T/err" | wc -l)" "limit: no output or temporary file left"
+$QID quantize "$T/llama.h5" --format int4-g16 --method gptq --calib "$T/calib.h5" -o "$T/err/x.h5" --calib-chunk 12QB 2>"$T/msg"
+is 2 $? "a bad --calib-chunk exits 2"
+like "$(cat "$T/msg")" "--calib-chunk wants a byte count (e.g. 256MiB, 1GiB) or 'all', got '12QB'" "bad chunk: the message"
+$QID quantize "$T/llama.h5" --format int4-g16 --method gptq --calib "$T/calib.h5" -o "$T/err/x.h5" --scratch-dir "$T/nodir" 2>"$T/msg"
+is 1 $? "a scratch directory that does not exist exits 1"
+like "$(cat "$T/msg")" "cannot create a scratch file in '$T/nodir'" "no scratch directory: the message"
+is 0 "$(ls -A "$T/err" | wc -l)" "no scratch directory: no output or temporary file left"

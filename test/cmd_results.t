@@ -68,7 +68,7 @@ is "key,status" "$($QIDA results --csv --columns key,status a.h5 | head -1)" "--
 out=$($QIDA inspect a.h5); ok $? "qid inspect of a results store exits 0"
 like "$out" "qid results store, schema version 3" "qid inspect names a results store and counts its rows"
 $QIDA results --csv a.h5 >a.csv; ok $? "--csv exits 0"
-is "key,checkpoint,model,ckpt_sha256,params,tokens_seen,step,lr_frac,method,format,bits,elem_bits,block,options,calib,eval_protocol,eval_sha256,loss,loss16,qid,qid_se,sqnr_db,kl,tokens,windows,seconds,rank,status,error,finished_utc,nll_offset,windows_used,stop_rule,kl_se,kl_median,kl_p99_9,kl_p99,kl_p95,kl_p90,kl_p10,kl_p5,kl_p1,kl_max,top1,top1_se,dp_mean,dp_se,dp_rms,dp_rms_se,dp_max,dp_p99_9,dp_p99,dp_p95,dp_p90,dp_p75,dp_median,dp_p25,dp_p10,dp_p5,dp_p1,dp_p0_1,dp_min,ln_ppl_ratio,ln_ppl_ratio_se" \
+is "key,checkpoint,model,ckpt_sha256,params,tokens_seen,step,lr_frac,method,format,bits,elem_bits,block,options,calib,calib_chunk,eval_protocol,eval_sha256,loss,loss16,qid,qid_se,sqnr_db,kl,tokens,windows,seconds,rank,status,error,finished_utc,nll_offset,windows_used,stop_rule,kl_se,kl_median,kl_p99_9,kl_p99,kl_p95,kl_p90,kl_p10,kl_p5,kl_p1,kl_max,top1,top1_se,dp_mean,dp_se,dp_rms,dp_rms_se,dp_max,dp_p99_9,dp_p99,dp_p95,dp_p90,dp_p75,dp_median,dp_p25,dp_p10,dp_p5,dp_p1,dp_p0_1,dp_min,ln_ppl_ratio,ln_ppl_ratio_se" \
     "$(head -1 a.csv)" "CSV header: every /tasks field in schema order"
 cols="model,step,tokens_seen,method,format,bits,loss,loss16,qid,qid_se,status"
 $QIDA results --columns $cols a.h5 | tail -n +2 | tr -s ' ' >tab_vals

@@ -14,7 +14,7 @@ set -u
 require_cmd mpirun
 HELPER=${HELPER:-${BUILD:-build}/test/sweep.t}
 require_exe "$HELPER"
-plan 57
+plan 65
 tap_tmpdir
 T=$TAP_TMP
 tap_abs_paths
@@ -49,6 +49,18 @@ cd "$T" || exit 1
 out=$($QIDA run --dry-run a.job 2>/dev/null); ok $? "--dry-run exits 0"
 like "$out" "grid         20 tasks over 4 checkpoints" "--dry-run prints the grid"
 [ ! -e a.h5 ]; ok $? "--dry-run creates no store"
+like "$out" "predicted peak memory per rank: " "--dry-run predicts each task's peak memory"
+like "$out" "residual stream in memory" "--dry-run: the calibration's chunks and where its residual stream lives"
+out=$($QIDA run --dry-run a.job --mem-limit 1MiB 2>/dev/null)
+like "$out" "; 20 tasks over the limit will fail" "--dry-run --mem-limit: every task over the limit"
+
+# a memory limit below the predictions: the quantizer tasks fail up front with the message
+$QIDA run a.job --mem-limit 1MiB >/dev/null 2>"merr"; is 1 $? "--mem-limit below the predictions: exits 1"
+"$HELPERA" dump a.h5 >dump_mem
+is 4 "$(grep '|baseline|' dump_mem | grep -c "ck/[a-z]*-[0-9]*\.h5' needs about .* more than the memory limit 1 MiB")" \
+    "--mem-limit: each baseline failed up front with the one-line message"
+is 20 "$(grep -c "more than the memory limit 1 MiB" dump_mem)" "--mem-limit: every task failed with it"
+rm -f a.h5 a.h5.lock
 
 # 1, 2, 3 ranks: same numbers
 for np in 1 2 3 4; do
@@ -63,6 +75,9 @@ cmp -s dump1 dump2; ok $? "-np 2 gives the same loss and qid per key as -np 1"
 cmp -s dump1 dump3; ok $? "-np 3 gives the same loss and qid per key as -np 1"
 cmp -s dump1 dump4; ok $? "-np 4 gives the same loss and qid per key as -np 1"
 is 4 "$(grep -c '|baseline|' dump1)" "one baseline row per checkpoint"
+is "3" "$($QIDA results a.h5 --csv --method gptq --columns calib_chunk | tail -n +2 | sort -u)" \
+    "gptq rows record their calibration chunk: the 3 windows in one"
+is "-1" "$($QIDA results a.h5 --csv --method rtn --columns calib_chunk | tail -n +2 | sort -u)" "rtn rows: calib_chunk -1"
 like "$(cat err1)" "20 to run on 1 rank" "-np 1: log line with the task count"
 
 # rerun: nothing recomputed

@@ -356,6 +356,10 @@ static const struct {
      "jobs/x.job:8: '0' is out of range for 'radii'; expected a comma-separated list of radii in (0, 100], e.g. "
      "0.001, 0.01"},
     {"[probes]\nradii = 0.01, 1e-2\n", 0, "jobs/x.job:8: duplicate radius 0.01 in 'radii'; expected each radius once"},
+    {"[calibration]\ntokens = c.h5\nchunk = 12QB\n[quantize]\ntask = rtn mxfp4\n", 0,
+     "jobs/x.job:9: invalid value '12QB' for 'chunk'; expected all or a byte count, e.g. 256MiB, 1GiB"},
+    {"[job]\nresults = r.h5\nmem_limit = lots\n[checkpoints]\nfile = a\n[eval]\ntokens = e\n", 1,
+     "jobs/x.job:3: invalid value 'lots' for 'mem_limit'; expected a byte count per rank, e.g. 16GiB, 512MiB, 2e10"},
     {"[job]\nname = my job\n", 1,
      "jobs/x.job:2: invalid name 'my job'; expected a name of letters, digits, '.', '_' and '-' (at most 64)"},
 };
@@ -410,7 +414,9 @@ static void test_defaults(void)
     ok(job.seed == 0 && job.eval.windows == 0 && job.eval.seq_len == 0 && job.eval.scoring == QID_JOB_SCORING_ALL &&
            job.eval.kl == 0,
        "eval defaults: all windows, seq_len auto, scoring all, no kl, seed 0");
-    ok(job.calib.samples == 128 && job.calib.seq_len == 0, "calibration defaults: 128 samples, seq_len auto");
+    ok(job.calib.samples == 128 && job.calib.seq_len == 0 && job.calib.chunk_bytes == ((size_t)256 << 20) &&
+           !job.calib.scratch_dir.path && job.mem_limit == 0,
+       "calibration defaults: 128 samples, seq_len auto, 256 MiB chunks in memory, no memory limit");
     is_int(2, (long long)job.n_quant, "methods x formats: 2 settings");
     const qid_job_quant *g = &job.quant[1];
     ok(job.quant[0].method == QID_JOB_METHOD_RTN && g->method == QID_JOB_METHOD_GPTQ && g->gptq.percdamp == 0.01 &&
@@ -428,10 +434,10 @@ static void test_defaults(void)
     const char *t2 = "\xEF\xBB\xBF# header comment\r\n"
                      "  [ job ]  # trailing\r\n"
                      "\tresults\t=\tout#1/r.h5   # comment\r\n"
-                     "seed = 42\n"
+                     "seed = 42\nmem_limit = 16GiB\n"
                      "[checkpoints]\nfile = my ckpt.h5\n"
                      "[eval]\ntokens = e.h5\nwindows = 100\nseq_len = auto\nscoring = second-half\nkl = yes\n"
-                     "[calibration]\ntokens = c.h5\nsamples = 32\nseq_len = 512\n"
+                     "[calibration]\ntokens = c.h5\nsamples = 32\nseq_len = 512\nchunk = 1e9\nscratch_dir = tmp\n"
                      "[quantize]\ndamp = 0.1\nact_order = yes\n"
                      "task = gptq int3-g64 block_size=64 micro_block=64\n"
                      "task = gptq mxfp4 damp=0.05 micro_block=1 static_groups=yes\n"
@@ -440,8 +446,10 @@ static void test_defaults(void)
     is_string("out#1/r.h5", job.results.path, "'#' not after a blank is part of the value; CRLF and BOM ignored");
     is_string("my ckpt.h5", job.srcs[0].value, "spaces inside a path are kept");
     ok(job.seed == 42 && job.eval.windows == 100 && job.eval.scoring == QID_JOB_SCORING_SECOND_HALF &&
-           job.eval.kl == 1 && job.calib.samples == 32 && job.calib.seq_len == 512,
-       "values set");
+           job.eval.kl == 1 && job.calib.samples == 32 && job.calib.seq_len == 512 &&
+           job.mem_limit == 16.0 * (1 << 30) && job.calib.chunk_bytes == 1000000000 &&
+           strcmp(job.calib.scratch_dir.rel, "tmp") == 0,
+       "values set (mem_limit 16GiB, chunk 1e9 bytes, scratch_dir)");
     ok(job.n_quant == 2 && job.quant[0].gptq.percdamp == 0.1 && job.quant[0].gptq.act_order &&
            job.quant[0].gptq.block == 64 && job.quant[0].gptq.micro_block == 64 && job.quant[1].gptq.percdamp == 0.05 &&
            job.quant[1].gptq.act_order && job.quant[1].gptq.block == 128 && job.quant[1].gptq.micro_block == 1 &&
@@ -855,8 +863,10 @@ static void test_costs(void)
     like(buf, "ckpt/llama.h5", "grid: a row per task with the checkpoint");
     like(buf, "damp=0.01,block_size=128,act_order=no,static_groups=no,micro_block=0", "grid: options");
     like(buf, "estimated total cost: ", "grid: the total");
-    ok(count_substr(buf, "\n") == 8 + 8 + 1 + 4 + 1, "grid: header, 8 rows, per-method lines and total (%zu lines)",
-       count_substr(buf, "\n"));
+    like(buf, "memory", "grid: a memory column");
+    like(buf, "predicted peak memory per rank: ", "grid: the largest predicted peak");
+    ok(count_substr(buf, "\n") == 8 + 8 + 1 + 4 + 2,
+       "grid: header, 8 rows, per-method lines, total and peak (%zu lines)", count_substr(buf, "\n"));
     free(buf);
     qid_job_tasks_free(t, n);
     qid_job_free(&job);
@@ -900,7 +910,7 @@ static void test_no_fs(void)
 
 int main(void)
 {
-    plan(170);
+    plan(174);
     qid_h5_silence();
     qid_log_set_level(QID_LOG_ERROR);
     test_examples();

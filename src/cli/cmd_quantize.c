@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 #include "error.h"
@@ -32,6 +33,11 @@ static void usage(FILE *out)
                  "  --micro-block M        GPTQ: micro-block (default: 1 for int, the format block for MX)\n"
                  "  --act-order            GPTQ: columns in order of descending diag H\n"
                  "  --static-groups        GPTQ: group parameters from the original weights\n"
+                 "  --calib-chunk SIZE     GPTQ: activation memory of one calibration chunk of windows\n"
+                 "                         (bytes: 256MiB (default), 1GiB, ...; 'all': every window at once)\n"
+                 "  --scratch-dir DIR      GPTQ: keep the calibration residual stream (d_model floats per\n"
+                 "                         token) in a scratch file in DIR instead of memory\n"
+                 "  --mem-limit SIZE       fail before starting when the predicted peak memory is larger\n"
                  "  -o, --output OUT       checkpoint to write (appears only when complete)\n"
                  "  --force                replace OUT if it exists\n"
                  "  -h, --help             this help\n"
@@ -48,6 +54,21 @@ static int take_method(const char *value, void *dest)
     return 0;
 }
 
+/* A byte count (qid_parse_bytes) as size_t; "all" is 0 (one chunk). */
+static int take_chunk(const char *value, void *dest)
+{
+    double b;
+    if (strcmp(value, "all") == 0) {
+        *(size_t *)dest = 0;
+        return 0;
+    }
+    if (qid_parse_bytes(value, &b) || b >= 9e18) return -1;
+    *(size_t *)dest = b < 1 ? 1 : (size_t)b;
+    return 0;
+}
+
+static int take_bytes(const char *value, void *dest) { return qid_parse_bytes(value, dest); }
+
 /* Seeds are stored as int64: 0..2^63-1 exactly (a CLI_U64 bound is a double). */
 static int take_seed(const char *value, void *dest) { return qid_parse_u64(value, INT64_MAX, dest); }
 
@@ -61,12 +82,15 @@ static void print_summary(const char *in, const char *out, const qid_quantize_op
     printf("method       %s\n", qid_quantize_method_name(o->method));
     if (o->method == QID_QUANTIZE_GPTQ) {
         printf("calibration  %zu windows x %zu tokens from %s\n", st->calib_windows, st->calib_seq_len, o->calib);
+        printf("chunks       %zu of %zu windows, %zu chunk passes, residual stream in %s\n", st->calib.chunks,
+               st->calib.chunk_windows, st->calib.chunk_passes, o->scratch_dir ? "a scratch file" : "memory");
         printf("damping      %g requested, %g..%g used, %d retries\n", o->gptq.percdamp, st->percdamp_min,
                st->percdamp_max, st->retries);
     }
     printf("tensors      %zu linear quantized (%zu weights)\n", st->tensors, st->params);
     printf("sqnr         %.3f dB\n", qid_sqnr_acc_db(&st->sqnr));
     printf("seconds      %.3f\n", st->seconds);
+    printf("peak memory  %.1f MiB (maximum resident set)\n", (double)st->peak_rss_kb / 1024.0);
 }
 
 int qid_quantize_main(int argc, char **argv)
@@ -88,6 +112,9 @@ int qid_quantize_main(int argc, char **argv)
         CLI_OPT_SIZE("micro-block", &o.gptq.micro_block, 1, max_count, "a positive integer"),
         CLI_OPT_FLAG("act-order", &o.gptq.act_order),
         CLI_OPT_FLAG("static-groups", &o.gptq.static_groups),
+        CLI_OPT_FN("calib-chunk", &o.chunk_bytes, take_chunk, "a byte count (e.g. 256MiB, 1GiB) or 'all'"),
+        CLI_OPT_STR("scratch-dir", &o.scratch_dir),
+        CLI_OPT_FN("mem-limit", &o.mem_limit, take_bytes, "a byte count (e.g. 16GiB, 512MiB)"),
         {"output", 'o', CLI_STR, &out, 0, 0, 0, NULL, NULL},
         CLI_OPT_FLAG("force", &force),
     };
@@ -106,6 +133,18 @@ int qid_quantize_main(int argc, char **argv)
     if (qid_quant_parse(format, &o.spec, &err)) return cli_usage_error("quantize", "%s", err.msg);
 
     qid_h5_silence();
+    /* the prediction, before anything is spent; the limit and every file
+     * error are qid_quantize_checkpoint's to report */
+    qid_quantize_opts plain = o;
+    plain.mem_limit = 0;
+    qid_mem_estimate e;
+    qid_error perr;
+    if (qid_quantize_plan(in, &plain, &e, &perr) == QID_OK) {
+        char mem[320];
+        qid_mem_estimate_format(&e, mem, sizeof mem);
+        printf("expected     %s peak\n", mem);
+        fflush(stdout);
+    }
     qid_quantize_stats st;
     if (qid_quantize_checkpoint(in, out, force, &o, &st, &err)) return cli_fail("quantize", "%s", err.msg);
     print_summary(in, out, &o, &st);

@@ -13,11 +13,12 @@
 #include "cli.h"
 #include "error.h"
 #include "jobfile.h"
+#include "parse.h"
 #include "sweep.h"
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: mpirun -np N qid run [--dry-run] [--progress-every S] [--threads T] JOB\n"
+    fprintf(out, "usage: mpirun -np N qid run [--dry-run] [--progress-every S] [--threads T] [--mem-limit SIZE] JOB\n"
                  "\n"
                  "Runs every task of a job file (jobs/README.md): the 16-bit baseline and each quantizer\n"
                  "setting of every checkpoint, and appends one row per task to the job's results store.\n"
@@ -27,6 +28,8 @@ static void usage(FILE *out)
                  "  --dry-run            print the task grid and its estimated cost, run nothing\n"
                  "  --progress-every S   seconds between progress lines when stderr is not a terminal (30)\n"
                  "  --threads T          threads per rank for evaluation (1); results depend on it\n"
+                 "  --mem-limit SIZE     memory per rank (e.g. 16GiB): a task predicted to need more fails\n"
+                 "                       up front (over the job's mem_limit)\n"
                  "  -h, --help           this text\n"
                  "\n"
                  "Exit status: 0 all tasks OK, 1 some task failed (recorded) or the run could not start, 2 usage.\n");
@@ -34,7 +37,7 @@ static void usage(FILE *out)
 
 /* The task grid of job_file with its estimated cost, on stdout. 0, or 1
  * after one error line. */
-static int dry_run(const char *job_file)
+static int dry_run(const char *job_file, double mem_limit)
 {
     qid_job job;
     qid_task *tasks = NULL;
@@ -43,6 +46,7 @@ static int dry_run(const char *job_file)
     qid_error_clear(&err);
     int rc = qid_job_load(job_file, &job, &err);
     if (rc == QID_OK) {
+        if (mem_limit > 0) job.mem_limit = mem_limit;
         rc = qid_job_tasks(&job, &tasks, &n, &err);
         if (rc == QID_OK) cli_print_job_grid(&job, tasks, n, stdout);
         qid_job_tasks_free(tasks, n);
@@ -51,6 +55,8 @@ static int dry_run(const char *job_file)
     fflush(stdout);
     return rc ? cli_fail("run", "%s", err.msg) : 0;
 }
+
+static int take_bytes(const char *value, void *dest) { return qid_parse_bytes(value, dest); }
 
 /* `qid run [--dry-run] [--progress-every S] [--threads T] JOB` (options
  * before or after JOB). Collective over MPI_COMM_WORLD: calls MPI_Init and
@@ -67,6 +73,7 @@ int qid_run_main(int argc, char **argv)
         CLI_OPT_FLAG("dry-run", &dry),
         CLI_OPT_REAL("progress-every", &o.progress_every, 0, 1e6, CLI_LO_OPEN, "seconds > 0"),
         CLI_OPT_INT("threads", &o.threads, 1, 4096, "a count 1..4096"),
+        CLI_OPT_FN("mem-limit", &o.mem_limit, take_bytes, "a byte count (e.g. 16GiB, 512MiB)"),
     };
     const cli_spec spec = {"run", usage, opts, sizeof opts / sizeof opts[0], 1, 1, "no job file given"};
     int n_args = 0, rc = cli_parse(&spec, argc, argv, &n_args);
@@ -82,7 +89,7 @@ int qid_run_main(int argc, char **argv)
     QID_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
     qid_log_set_rank(rank);
     if (dry) {
-        rc = rank == 0 ? dry_run(o.job_file) : 0;
+        rc = rank == 0 ? dry_run(o.job_file, o.mem_limit) : 0;
         MPI_Finalize();
         return rc;
     }

@@ -40,6 +40,17 @@ static const char *task_options(const qid_job *job, const qid_task *k)
     return k->quant >= 0 ? job->quant[k->quant].options : "-";
 }
 
+/* "1.23G", "456M", "?" (unknown). */
+static void fmt_mem(int64_t b, char *buf, size_t len)
+{
+    if (b < 0)
+        snprintf(buf, len, "?");
+    else if (b >= (int64_t)1 << 30)
+        snprintf(buf, len, "%.2fG", (double)b / (double)(1 << 30));
+    else
+        snprintf(buf, len, "%.0fM", (double)b / (double)(1 << 20));
+}
+
 static int width_of(const char *s, int w) { return (int)strlen(s) > w ? (int)strlen(s) : w; }
 
 void cli_print_job_grid(const qid_job *job, const qid_task *tasks, size_t n, FILE *out)
@@ -66,9 +77,25 @@ void cli_print_job_grid(const qid_job *job, const qid_task *tasks, size_t n, FIL
     if (job->calib.tokens.path) {
         fprintf(out, "  calibration  %s: %" PRId64 " samples, seq_len ", job->calib.tokens.path, job->calib.samples);
         if (job->calib.seq_len)
-            fprintf(out, "%" PRId64 "\n", job->calib.seq_len);
+            fprintf(out, "%" PRId64, job->calib.seq_len);
         else
-            fprintf(out, "auto\n");
+            fprintf(out, "auto");
+        char chunk[48];
+        const size_t cb = job->calib.chunk_bytes;
+        if (cb == 0)
+            snprintf(chunk, sizeof chunk, "every window at once");
+        else if (cb < ((size_t)1 << 20))
+            snprintf(chunk, sizeof chunk, "chunks of %zu bytes", cb);
+        else
+            snprintf(chunk, sizeof chunk, "chunks of %.0f MiB", (double)cb / (double)(1 << 20));
+        fprintf(out, "; %s, residual stream in %s%s\n", chunk,
+                job->calib.scratch_dir.path ? "a scratch file in " : "memory",
+                job->calib.scratch_dir.path ? job->calib.scratch_dir.path : "");
+    }
+    if (job->mem_limit > 0) {
+        char lim[32];
+        fmt_mem((int64_t)job->mem_limit, lim, sizeof lim);
+        fprintf(out, "  mem_limit    %sB per rank: tasks predicted to need more fail up front\n", lim);
     }
     if (job->probes.n_radii) {
         fprintf(out, "  probes       radii");
@@ -112,8 +139,11 @@ void cli_print_job_grid(const qid_job *job, const qid_task *tasks, size_t n, FIL
     fprintf(out,
             "  grid         %zu tasks over %zu checkpoints (per checkpoint: baseline%s, %zu quantizer settings)\n\n", n,
             n_ck, job->probes.n_radii ? ", probes" : "", job->n_quant);
-    fprintf(out, "%*s  %-*s  %-*s  %*s  %-*s  %-*s  %-*s  %10s  %6s\n", w_idx, "#", w_ck, "checkpoint", w_model,
-            "model", w_params, "params", w_method, "method", w_format, "format", w_opt, "options", "cost", "share");
+    fprintf(out, "%*s  %-*s  %-*s  %*s  %-*s  %-*s  %-*s  %10s  %6s  %7s\n", w_idx, "#", w_ck, "checkpoint", w_model,
+            "model", w_params, "params", w_method, "method", w_format, "format", w_opt, "options", "cost", "share",
+            "memory");
+    int64_t max_mem = -1;
+    size_t over = 0, max_at = 0;
     for (size_t i = 0; i < n; i++) {
         const qid_task *k = &tasks[i];
         char params[32], cost[32], share[32];
@@ -126,10 +156,18 @@ void cli_print_job_grid(const qid_job *job, const qid_task *tasks, size_t n, FIL
             snprintf(share, sizeof share, "%.1f%%", 100.0 * k->cost / total);
         else
             snprintf(share, sizeof share, "-");
-        fprintf(out, "%*zu  %-*s  %-*s  %*s  %-*s  %-*s  %-*s  %10s  %6s\n", w_idx, k->index + 1, w_ck,
+        char mem[32];
+        fmt_mem(k->mem_peak, mem, sizeof mem);
+        const int is_over = job->mem_limit > 0 && k->mem_peak > (int64_t)job->mem_limit;
+        over += is_over;
+        if (k->mem_peak > max_mem) {
+            max_mem = k->mem_peak;
+            max_at = k->index;
+        }
+        fprintf(out, "%*zu  %-*s  %-*s  %*s  %-*s  %-*s  %-*s  %10s  %6s  %7s%s\n", w_idx, k->index + 1, w_ck,
                 k->ckpt_path.rel, w_model, k->model[0] ? k->model : "?", w_params, params, w_method,
-                qid_job_method_name(k->method), w_format, task_format(job, k), w_opt, task_options(job, k), cost,
-                share);
+                qid_job_method_name(k->method), w_format, task_format(job, k), w_opt, task_options(job, k), cost, share,
+                mem, is_over ? "  over the limit" : "");
     }
     fprintf(out, "\n");
     for (int m = 0; m < 4; m++)
@@ -138,6 +176,13 @@ void cli_print_job_grid(const qid_job *job, const qid_task *tasks, size_t n, FIL
                     per_method[m], cost_method[m], total > 0 ? 100.0 * cost_method[m] / total : 0.0);
     fprintf(out, "estimated total cost: %.3g parameter-tokens (a forward pass is about 2 FLOP per parameter-token)\n",
             total);
+    if (max_mem >= 0) {
+        char mem[32];
+        fmt_mem(max_mem, mem, sizeof mem);
+        fprintf(out, "predicted peak memory per rank: %sB (task %zu)", mem, max_at + 1);
+        if (over) fprintf(out, "; %zu tasks over the limit will fail", over);
+        fprintf(out, "\n");
+    }
     if (unknown)
         fprintf(out, "%zu tasks of unknown cost: their checkpoints could not be read (they will fail at run time)\n",
                 unknown);

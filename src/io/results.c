@@ -96,6 +96,7 @@ const qid_result_column qid_result_columns[QID_RESULT_N_COLUMNS] = {
     COL(block, QID_COL_I64),
     COL(options, QID_COL_STR),
     COL(calib, QID_COL_STR),
+    COL(calib_chunk, QID_COL_I64),
     COL(eval_protocol, QID_COL_STR),
     COL(eval_sha256, QID_COL_STR),
     COL(loss, QID_COL_F64),
@@ -1219,8 +1220,10 @@ static int read_once(const char *path, qid_result **rows_out, size_t *n_out, qid
         for (size_t c = 0; c < QID_RESULT_N_COLUMNS; c++)
             if (qid_result_columns[c].kind == QID_COL_F64)
                 *(double *)((char *)&raw[i] + qid_result_columns[c].offset) = NAN;
-    for (size_t i = 0; i < (size_t)n; i++) /* no such column before version 3 */
+    for (size_t i = 0; i < (size_t)n; i++) { /* no such columns before version 3 */
         raw[i].windows_used = -1;
+        raw[i].calib_chunk = -1;
+    }
     if (n > 0) {
         QID_H5_TRY(err, fs = H5Dget_space(tasks), "cannot get the dataspace of '/tasks'");
         QID_H5_TRY(err, H5Sselect_hyperslab(fs, H5S_SELECT_SET, (hsize_t[]){0}, NULL, &n, NULL),

@@ -24,12 +24,15 @@
 #include "model.h"
 
 #include <cblas.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kernels.h"
 
@@ -626,6 +629,25 @@ static int run_embed(qid_model *m, qid_batch *b)
     return QID_OK;
 }
 
+/* The MLP's activation in place on h (N, ff_w): GELU, or llama's
+ * silu(gate) * up into the gate half. */
+static void mlp_act(const qid_model_config *c, float *h, size_t N)
+{
+    const size_t ff = (size_t)c->d_ff, fw = ff_width(c);
+    const size_t nblk = (N + ROW_BLOCK - 1) / ROW_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (size_t k = 0; k < nblk; k++) {
+        size_t r0 = k * ROW_BLOCK, r1 = r0 + ROW_BLOCK < N ? r0 + ROW_BLOCK : N;
+        for (size_t r = r0; r < r1; r++) {
+            float *hr = h + r * fw;
+            if (is_llama(c))
+                qid_k_swiglu(hr, hr, hr + ff, ff); /* silu(gate) * up, into the gate half */
+            else
+                qid_k_gelu(hr, ff);
+        }
+    }
+}
+
 static int run_layer(qid_model *m, qid_batch *b, qid_act_hook hook, void *ctx, qid_error *err)
 {
     const qid_model_config *c = &m->cfg;
@@ -667,18 +689,7 @@ static int run_layer(qid_model *m, qid_batch *b, qid_act_hook hook, void *ctx, q
     t = qid_now();
     linear(h, fw, b->xn, d, N, v->up_w, fw, d, v->up_b, 0);
     LAP(gemm_s);
-    const size_t nblk = (N + ROW_BLOCK - 1) / ROW_BLOCK;
-#pragma omp parallel for schedule(static)
-    for (size_t k = 0; k < nblk; k++) {
-        size_t r0 = k * ROW_BLOCK, r1 = r0 + ROW_BLOCK < N ? r0 + ROW_BLOCK : N;
-        for (size_t r = r0; r < r1; r++) {
-            float *hr = h + r * fw;
-            if (is_llama(c))
-                qid_k_swiglu(hr, hr, hr + ff, ff); /* silu(gate) * up, into the gate half */
-            else
-                qid_k_gelu(hr, ff);
-        }
-    }
+    mlp_act(c, h, N);
     LAP(other_s);
     if (call_act_hook(m, hook, ctx, &v->down_spec, 1, h, N, fw, err)) return err ? err->code : QID_E_INVALID;
     t = qid_now();
@@ -862,6 +873,280 @@ int qid_batch_head(qid_model *m, qid_batch *b, const qid_head_opts *o, qid_error
     return rc;
 }
 
+/* ---- streamed calibration ------------------------------------------------ */
+
+struct qid_calib {
+    size_t B, T, d;    /* every window */
+    size_t C, nchunks; /* windows per chunk, chunks */
+    uint32_t *tokens;  /* (B, T) */
+    float *resid;      /* (B T, d) residual stream in memory, or NULL */
+    int fd;            /* scratch file holding it instead (unlinked), or -1 */
+    char *scratch_dir; /* for messages */
+    qid_batch *b;      /* one chunk's activations */
+    int next_stage;    /* as a batch's */
+    qid_calib_stats st;
+};
+
+int qid_calib_passes(const qid_model_config *cfg) { return cfg->parallel_residual ? 3 : 5; }
+
+size_t qid_calib_chunk_windows(const qid_model_config *cfg, size_t seq_len, size_t n_windows, size_t budget)
+{
+    size_t per = qid_model_batch_bytes(cfg, 1, seq_len), c = budget == 0 ? n_windows : budget / (per ? per : 1);
+    if (c > n_windows) c = n_windows;
+    return c < 1 ? 1 : c;
+}
+
+qid_calib *qid_calib_create(qid_model *m, const uint32_t *tokens, size_t n_windows, size_t seq_len,
+                            size_t chunk_windows, const char *scratch_dir, qid_error *err)
+{
+    const size_t C = chunk_windows < 1 ? 1 : chunk_windows > n_windows ? n_windows : chunk_windows;
+    /* the checks of qid_batch_create: on the first chunk, then the ids of the rest */
+    qid_batch *b = qid_batch_create(m, tokens, C, seq_len, err);
+    if (!b) return NULL;
+    const size_t N = qid_mul_size(n_windows, seq_len);
+    for (size_t i = C * seq_len; i < N; i++)
+        if ((int64_t)tokens[i] >= m->cfg.vocab_size) {
+            qid_error_set(err, QID_E_INVALID,
+                          "token id %" PRIu32 " at window %zu position %zu is outside the vocabulary (%" PRId64
+                          ") of '%s'",
+                          tokens[i], i / seq_len, i % seq_len, m->cfg.vocab_size, m->ck.path);
+            qid_batch_free(b);
+            return NULL;
+        }
+    qid_calib *c = qid_calloc(1, sizeof *c, "a calibration stream");
+    c->B = n_windows;
+    c->T = seq_len;
+    c->d = (size_t)m->cfg.d_model;
+    c->C = C;
+    c->nchunks = (n_windows + C - 1) / C;
+    c->fd = -1;
+    c->next_stage = QID_STAGE_EMBED;
+    c->st.windows = n_windows;
+    c->st.seq_len = seq_len;
+    c->st.chunk_windows = C;
+    c->st.chunks = c->nchunks;
+    c->b = b;
+    c->tokens = qid_malloc(qid_mul_size(N, sizeof *tokens), "calibration tokens");
+    memcpy(c->tokens, tokens, N * sizeof *tokens);
+    if (scratch_dir) {
+        c->scratch_dir = qid_strdup(scratch_dir);
+        size_t len = strlen(scratch_dir) + 32;
+        char *path = qid_malloc(len, "scratch file name");
+        snprintf(path, len, "%s/qid-calib-XXXXXX", scratch_dir);
+        c->fd = mkstemp(path);
+        int e = errno;
+        if (c->fd >= 0) unlink(path);
+        free(path);
+        if (c->fd < 0) {
+            qid_error_set(err, QID_E_IO, "cannot create a scratch file in '%s': %s", scratch_dir, strerror(e));
+            qid_calib_free(c);
+            return NULL;
+        }
+    } else {
+        c->resid = qid_malloc(qid_mul_size(qid_mul_size(N, c->d), sizeof(float)), "calibration residual stream");
+    }
+    return c;
+}
+
+void qid_calib_free(qid_calib *c)
+{
+    if (!c) return;
+    if (c->fd >= 0) close(c->fd);
+    free(c->scratch_dir);
+    free(c->tokens);
+    free(c->resid);
+    qid_batch_free(c->b);
+    free(c);
+}
+
+const qid_calib_stats *qid_calib_get_stats(const qid_calib *c) { return &c->st; }
+
+/* Moves n bytes between buf and the scratch file at offset off (write: 1). */
+static int scratch_io(qid_calib *c, int write, void *buf, size_t n, size_t off, qid_error *err)
+{
+    double t0 = qid_now();
+    char *p = buf;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = write ? pwrite(c->fd, p + done, n - done, (off_t)(off + done))
+                          : pread(c->fd, p + done, n - done, (off_t)(off + done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0)
+            return qid_error_set(err, QID_E_IO, "cannot %s the calibration scratch file in '%s': %s",
+                                 write ? "write" : "read", c->scratch_dir, r < 0 ? strerror(errno) : "end of file");
+        done += (size_t)r;
+    }
+    c->st.scratch_bytes += n;
+    c->st.scratch_s += qid_now() - t0;
+    return QID_OK;
+}
+
+/* Makes the chunk batch hold chunk k at stage `stage`: its tokens and, for
+ * a layer, its rows of the residual stream. */
+static int chunk_load(qid_calib *c, size_t k, int stage, qid_error *err)
+{
+    qid_batch *b = c->b;
+    const size_t w0 = k * c->C, nb = c->B - w0 < c->C ? c->B - w0 : c->C;
+    b->B = nb;
+    b->N = nb * c->T;
+    b->next_stage = stage;
+    memcpy(b->tokens, c->tokens + w0 * c->T, b->N * sizeof *b->tokens);
+    if (stage == QID_STAGE_EMBED) return QID_OK;
+    const size_t off = w0 * c->T * c->d, n = b->N * c->d;
+    if (c->resid) {
+        memcpy(b->x, c->resid + off, n * sizeof(float));
+        return QID_OK;
+    }
+    return scratch_io(c, 0, b->x, n * sizeof(float), off * sizeof(float), err);
+}
+
+/* Writes the chunk batch's residual stream back as chunk k's. */
+static int chunk_store(qid_calib *c, size_t k, qid_error *err)
+{
+    const qid_batch *b = c->b;
+    const size_t off = k * c->C * c->T * c->d, n = b->N * c->d;
+    if (c->resid) {
+        memcpy(c->resid + off, b->x, n * sizeof(float));
+        return QID_OK;
+    }
+    return scratch_io(c, 1, b->x, n * sizeof(float), off * sizeof(float), err);
+}
+
+#define GROUP_BIT(g) (1u << (g))
+
+/* hooks->add on group g of the loaded layer with input x (b's rows). */
+static int calib_add(qid_model *m, const qid_calib_hooks *hk, int g, int first, const float *x, size_t rows, size_t ldx,
+                     qid_error *err)
+{
+    const layer_view *v = &m->lv;
+    const int idx = g == QID_GROUP_QKV   ? v->qkv_spec[0]
+                    : g == QID_GROUP_OUT ? v->out_spec
+                    : g == QID_GROUP_UP  ? v->up_spec[0]
+                                         : v->down_spec;
+    double t0 = qid_now();
+    int rc = hk->add(hk->ctx, g, first, &m->specs[idx], x, rows, ldx, err);
+    m->stats.hook_s += qid_now() - t0;
+    if (rc) {
+        char path[160];
+        qid_tensor_path(&m->specs[idx], path, sizeof path);
+        return qid_error_wrap(err, rc, "calibration hook failed on '%s'", path);
+    }
+    return QID_OK;
+}
+
+/* hooks->quantize on the tensors of group g of the loaded layer. */
+static int calib_quantize(qid_model *m, const qid_calib_hooks *hk, int g, qid_error *err)
+{
+    const layer_view *v = &m->lv;
+    const int *idx = g == QID_GROUP_QKV   ? v->qkv_spec
+                     : g == QID_GROUP_OUT ? &v->out_spec
+                     : g == QID_GROUP_UP  ? v->up_spec
+                                          : &v->down_spec;
+    const int n = g == QID_GROUP_QKV ? v->n_qkv : g == QID_GROUP_UP ? v->n_up : 1;
+    const qid_tensor_spec *t[3];
+    float *w[3];
+    for (int i = 0; i < n; i++) {
+        t[i] = &m->specs[idx[i]];
+        w[i] = m->data[idx[i]];
+    }
+    double t0 = qid_now();
+    int rc = hk->quantize(hk->ctx, g, t, w, n, err);
+    m->stats.hook_s += qid_now() - t0;
+    if (rc) {
+        char path[160];
+        qid_tensor_path(t[0], path, sizeof path);
+        return qid_error_wrap(err, rc, "calibration hook failed on '%s'", path);
+    }
+    return QID_OK;
+}
+
+/* One pass of the loaded layer over the chunk in b: the inputs of the
+ * groups in mask go to hooks->add, computed as run_layer computes them and
+ * no further than the last of them. b->x may change (sequential residual:
+ * the attention output is added); the caller reloads it. */
+static int calib_pass(qid_model *m, qid_batch *b, unsigned mask, const qid_calib_hooks *hk, int first, qid_error *err)
+{
+    const qid_model_config *c = &m->cfg;
+    const layer_view *v = &m->lv;
+    const size_t N = b->N, d = (size_t)c->d_model;
+    const size_t qw = qkv_width(c), aw = att_width(c), fw = ff_width(c);
+    float *qkv = b->u, *att = b->u + N * qw, *h = b->u;
+    const int par = c->parallel_residual != 0;
+    const unsigned mlp = GROUP_BIT(QID_GROUP_UP) | GROUP_BIT(QID_GROUP_DOWN);
+    const int need_attn = (mask & GROUP_BIT(QID_GROUP_OUT)) || (!par && (mask & mlp));
+    int rc;
+    norm_rows(c, b->xn, b->x, v->ln1_w, v->ln1_b, N);
+    if ((mask & GROUP_BIT(QID_GROUP_QKV)) && (rc = calib_add(m, hk, QID_GROUP_QKV, first, b->xn, N, d, err))) return rc;
+    if (need_attn) {
+        linear(qkv, qw, b->xn, d, N, v->qkv_w, qw, d, v->qkv_b, 0);
+        attention(m, b, qkv, att);
+        if ((mask & GROUP_BIT(QID_GROUP_OUT)) && (rc = calib_add(m, hk, QID_GROUP_OUT, first, att, N, aw, err)))
+            return rc;
+    }
+    if (!(mask & mlp)) return QID_OK;
+    if (!par) linear(b->x, d, att, aw, N, v->out_w, d, aw, v->out_b, 1);
+    norm_rows(c, b->xn, b->x, v->ln2_w, v->ln2_b, N);
+    if ((mask & GROUP_BIT(QID_GROUP_UP)) && (rc = calib_add(m, hk, QID_GROUP_UP, first, b->xn, N, d, err))) return rc;
+    if (!(mask & GROUP_BIT(QID_GROUP_DOWN))) return QID_OK;
+    linear(h, fw, b->xn, d, N, v->up_w, fw, d, v->up_b, 0);
+    mlp_act(c, h, N);
+    return calib_add(m, hk, QID_GROUP_DOWN, first, h, N, fw, err);
+}
+
+int qid_calib_step(qid_model *m, qid_calib *c, const qid_calib_hooks *hk, qid_error *err)
+{
+    const int stage = m->stage;
+    if (stage == QID_STAGE_NONE || stage == m->cfg.n_layers)
+        return qid_error_set(err, QID_E_INVALID, "qid_calib_step needs the embedding or a layer loaded (stage %d)",
+                             stage);
+    if (c->next_stage != stage)
+        return qid_error_set(err, QID_E_INVALID, "the calibration is at stage %d but stage %d is loaded", c->next_stage,
+                             stage);
+    double t0 = qid_now();
+    int rc = QID_OK, saved = qid_blas_single_begin();
+    /* the passes of a layer: the groups whose inputs each adds (0: the last, which runs the layer) */
+    unsigned passes[5];
+    int np = 0;
+    if (stage >= 0 && hk) {
+        if (m->cfg.parallel_residual) {
+            passes[np++] = GROUP_BIT(QID_GROUP_QKV) | GROUP_BIT(QID_GROUP_UP);
+            passes[np++] = GROUP_BIT(QID_GROUP_OUT) | GROUP_BIT(QID_GROUP_DOWN);
+        } else {
+            for (int g = 0; g < QID_GROUP_COUNT; g++)
+                passes[np++] = GROUP_BIT(g);
+        }
+    }
+    passes[np++] = 0;
+    for (int p = 0; p < np && !rc; p++) {
+        for (size_t k = 0; k < c->nchunks && !rc; k++) {
+            if ((rc = chunk_load(c, k, stage, err))) break;
+            if (stage == QID_STAGE_EMBED)
+                rc = run_embed(m, c->b);
+            else if (passes[p])
+                rc = calib_pass(m, c->b, passes[p], hk, k == 0, err);
+            else
+                rc = run_layer(m, c->b, NULL, NULL, err);
+            if (!rc && !passes[p]) rc = chunk_store(c, k, err);
+            c->st.chunk_passes++;
+        }
+        for (int g = 0; g < QID_GROUP_COUNT && !rc; g++)
+            if (passes[p] & GROUP_BIT(g)) rc = calib_quantize(m, hk, g, err);
+    }
+    qid_blas_single_end(saved);
+    c->st.seconds += qid_now() - t0;
+    if (rc) return rc;
+    c->next_stage++;
+    if (c->next_stage == m->cfg.n_layers) { /* the residual stream is not needed at the head */
+        free(c->resid);
+        c->resid = NULL;
+        qid_batch_free(c->b);
+        c->b = NULL;
+        if (c->fd >= 0) close(c->fd);
+        c->fd = -1;
+    }
+    return QID_OK;
+}
+
 /* ---- the whole pass ------------------------------------------------------- */
 
 int qid_model_forward(qid_model *m, const uint32_t *tokens, size_t n_windows, size_t seq_len, const qid_forward_opts *o,
@@ -869,6 +1154,7 @@ int qid_model_forward(qid_model *m, const uint32_t *tokens, size_t n_windows, si
 {
     const int L = (int)m->cfg.n_layers;
     qid_batch *b = NULL, *ref = NULL, *cal = NULL;
+    qid_calib *scal = NULL;
     int rc = QID_OK;
     if (!o->window_nll || (o->kl && !o->window_kl)) {
         return qid_error_set(err, QID_E_INVALID, "qid_model_forward needs window_nll (and window_kl with kl)");
@@ -881,7 +1167,15 @@ int qid_model_forward(qid_model *m, const uint32_t *tokens, size_t n_windows, si
         goto fail;
     }
     if (o->kl && !(ref = qid_batch_create(rm ? rm : m, tokens, n_windows, seq_len, err))) goto fail;
-    if (o->calib_tokens && !(cal = qid_batch_create(m, o->calib_tokens, o->calib_windows, o->calib_seq_len, err))) {
+    if (o->calib_tokens && o->calib_hooks) {
+        size_t chunk = o->calib_chunk ? o->calib_chunk : o->calib_windows;
+        if (!(scal = qid_calib_create(m, o->calib_tokens, o->calib_windows, o->calib_seq_len, chunk, o->calib_scratch,
+                                      err))) {
+            qid_error_wrap(err, err ? err->code : QID_E_INVALID, "calibration windows");
+            goto fail;
+        }
+    } else if (o->calib_tokens &&
+               !(cal = qid_batch_create(m, o->calib_tokens, o->calib_windows, o->calib_seq_len, err))) {
         qid_error_wrap(err, err ? err->code : QID_E_INVALID, "calibration batch");
         goto fail;
     }
@@ -898,7 +1192,8 @@ int qid_model_forward(qid_model *m, const uint32_t *tokens, size_t n_windows, si
         if (o->weight_hook && (rc = qid_model_apply_hook(m, o->weight_hook, o->weight_ctx, err))) goto fail;
         if (stage < L) {
             if (cal && (rc = qid_batch_step(m, cal, o->act_hook, o->act_ctx, err))) goto fail;
-            if ((rc = qid_batch_step(m, b, cal ? NULL : o->act_hook, o->act_ctx, err))) goto fail;
+            if (scal && (rc = qid_calib_step(m, scal, stage >= 0 ? o->calib_hooks : NULL, err))) goto fail;
+            if ((rc = qid_batch_step(m, b, cal || scal ? NULL : o->act_hook, o->act_ctx, err))) goto fail;
         } else {
             qid_head_opts h = {.score_from = o->score_from,
                                .ref = ref,
@@ -919,6 +1214,7 @@ int qid_model_forward(qid_model *m, const uint32_t *tokens, size_t n_windows, si
     qid_batch_free(b);
     qid_batch_free(ref);
     qid_batch_free(cal);
+    qid_calib_free(scal);
     return QID_OK;
 fail:
     drop_stage(m);
@@ -926,5 +1222,6 @@ fail:
     qid_batch_free(b);
     qid_batch_free(ref);
     qid_batch_free(cal);
+    qid_calib_free(scal);
     return rc ? rc : (err ? err->code : QID_E_INVALID);
 }

@@ -12,11 +12,14 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "fsutil.h"
+#include "kernels.h"
 #include "tokens.h"
 
 /* Distinct input widths a model has: d_model, attention width, d_ff. */
@@ -32,6 +35,14 @@ struct qid_quantizer {
         qid_gptq_hessian *h;
     } hs[MAX_WIDTHS];
     int n_hs;
+    /* the streamed calibration's Hessians: group (-1: free) and width; a
+     * free one is reused by the next group of its width */
+    struct {
+        size_t cols;
+        int group;
+        qid_gptq_hessian *h;
+    } pool[QID_GROUP_COUNT];
+    int n_pool;
     /* the previous activation-hook call, to share H between q/k/v and gate/up */
     const float *last_x;
     size_t last_rows, last_ldx, last_cols;
@@ -48,6 +59,7 @@ void qid_quantize_opts_default(qid_quantize_opts *o)
     o->spec.sym = 1;
     o->method = QID_QUANTIZE_RTN;
     qid_gptq_opts_default(&o->gptq);
+    o->chunk_bytes = QID_QUANTIZE_DEFAULT_CHUNK_BYTES;
 }
 
 const char *qid_quantize_method_name(qid_quantize_method m) { return m == QID_QUANTIZE_GPTQ ? "gptq" : "rtn"; }
@@ -103,6 +115,8 @@ void qid_quantizer_free(qid_quantizer *q)
     if (!q) return;
     for (int i = 0; i < q->n_hs; i++)
         qid_gptq_hessian_free(q->hs[i].h);
+    for (int i = 0; i < q->n_pool; i++)
+        qid_gptq_hessian_free(q->pool[i].h);
     free(q->scratch);
     free(q);
 }
@@ -174,13 +188,16 @@ static qid_gptq_hessian *hessian_for(qid_quantizer *q, size_t cols)
     return q->hs[q->n_hs++].h;
 }
 
+static int gptq_one(qid_quantizer *q, qid_gptq_hessian *h, const qid_tensor_spec *t, float *w, const char *path,
+                    qid_error *err);
+
 int qid_quantizer_act_hook(void *ctx, const qid_tensor_spec *t, const float *x, size_t rows, size_t ldx, float *w,
                            qid_error *err)
 {
     qid_quantizer *q = ctx;
     if (q->o.method != QID_QUANTIZE_GPTQ || t->kind != QID_TENSOR_LINEAR) return QID_OK;
     double t0 = qid_now();
-    const size_t out = (size_t)t->shape[0], cols = (size_t)t->shape[1], n = out * cols;
+    const size_t cols = (size_t)t->shape[1];
     char path[160];
     qid_tensor_path(t, path, sizeof path);
     const int shared = q->last_x == x && q->last_rows == rows && q->last_ldx == ldx && q->last_cols == cols &&
@@ -193,19 +210,31 @@ int qid_quantizer_act_hook(void *ctx, const qid_tensor_spec *t, const float *x, 
         qid_gptq_hessian_reset(h);
         if ((rc = qid_gptq_hessian_add(h, x, rows, ldx, 0, path, err))) return rc;
     }
-    float *orig = scratch_of(q, n);
-    memcpy(orig, w, n * sizeof *w);
-    qid_gptq_stats gs;
-    if ((rc = qid_gptq_quantize(h, &q->o.spec, &q->o.gptq, w, out, cols, path, &gs, err))) {
-        memcpy(w, orig, n * sizeof *w);
-        return rc;
-    }
+    if ((rc = gptq_one(q, h, t, w, path, err))) return rc;
     q->last_x = x;
     q->last_rows = rows;
     q->last_ldx = ldx;
     q->last_cols = cols;
     q->last_layer = t->layer;
     snprintf(q->last_name, sizeof q->last_name, "%s", t->name);
+    q->st.seconds += qid_now() - t0;
+    return QID_OK;
+}
+
+/* GPTQ of weight w of tensor t (named path) given h, with the statistics;
+ * w is restored on error. */
+static int gptq_one(qid_quantizer *q, qid_gptq_hessian *h, const qid_tensor_spec *t, float *w, const char *path,
+                    qid_error *err)
+{
+    const size_t out = (size_t)t->shape[0], cols = (size_t)t->shape[1], n = out * cols;
+    float *orig = scratch_of(q, n);
+    memcpy(orig, w, n * sizeof *w);
+    qid_gptq_stats gs;
+    int rc = qid_gptq_quantize(h, &q->o.spec, &q->o.gptq, w, out, cols, path, &gs, err);
+    if (rc) {
+        memcpy(w, orig, n * sizeof *w);
+        return rc;
+    }
     qid_sqnr_acc_add(&q->st.sqnr, orig, w, n);
     q->st.tensors++;
     q->st.params += n;
@@ -214,8 +243,70 @@ int qid_quantizer_act_hook(void *ctx, const qid_tensor_spec *t, const float *x, 
     q->st.retries += gs.retries;
     q->st.dead += gs.dead;
     q->st.gptq_loss += gs.loss;
-    q->st.seconds += qid_now() - t0;
     return QID_OK;
+}
+
+/* ---- streamed calibration hooks ---------------------------------------------- */
+
+static int pool_find(const qid_quantizer *q, int group)
+{
+    for (int i = 0; i < q->n_pool; i++)
+        if (q->pool[i].group == group) return i;
+    return -1;
+}
+
+static int calib_add(void *ctx, int group, int first, const qid_tensor_spec *t, const float *x, size_t rows, size_t ldx,
+                     qid_error *err)
+{
+    qid_quantizer *q = ctx;
+    if (q->o.method != QID_QUANTIZE_GPTQ) return QID_OK;
+    double t0 = qid_now();
+    const size_t cols = (size_t)t->shape[1];
+    int i = pool_find(q, group);
+    if (first || i < 0) {
+        if (i >= 0) q->pool[i].group = -1;
+        i = -1;
+        for (int j = 0; j < q->n_pool && i < 0; j++)
+            if (q->pool[j].group < 0 && q->pool[j].cols == cols) i = j;
+        if (i < 0) {
+            QID_CHECK(q->n_pool < QID_GROUP_COUNT, "more than %d Hessians at once", QID_GROUP_COUNT);
+            i = q->n_pool++;
+            q->pool[i].cols = cols;
+            q->pool[i].h = qid_gptq_hessian_create(cols);
+        }
+        q->pool[i].group = group;
+        qid_gptq_hessian_reset(q->pool[i].h);
+    }
+    char path[160];
+    qid_tensor_path(t, path, sizeof path);
+    int rc = qid_gptq_hessian_add(q->pool[i].h, x, rows, ldx, 0, path, err);
+    q->st.seconds += qid_now() - t0;
+    return rc;
+}
+
+static int calib_quantize(void *ctx, int group, const qid_tensor_spec *const *t, float *const *w, int n, qid_error *err)
+{
+    qid_quantizer *q = ctx;
+    if (q->o.method != QID_QUANTIZE_GPTQ) return QID_OK;
+    double t0 = qid_now();
+    int i = pool_find(q, group), rc = QID_OK;
+    QID_CHECK(i >= 0, "group %d quantized before any calibration rows were added", group);
+    for (int k = 0; k < n && !rc; k++) {
+        if (t[k]->kind != QID_TENSOR_LINEAR) continue;
+        char path[160];
+        qid_tensor_path(t[k], path, sizeof path);
+        rc = gptq_one(q, q->pool[i].h, t[k], w[k], path, err);
+    }
+    q->pool[i].group = -1;
+    q->st.seconds += qid_now() - t0;
+    return rc;
+}
+
+void qid_quantizer_calib_hooks(qid_quantizer *q, qid_calib_hooks *hooks)
+{
+    hooks->add = calib_add;
+    hooks->quantize = calib_quantize;
+    hooks->ctx = q;
 }
 
 /* ---- calibration ------------------------------------------------------------- */
@@ -278,6 +369,189 @@ int qid_quantize_read_calib(const char *path, const qid_model_config *cfg, size_
     return QID_OK;
 }
 
+/* ---- memory ---------------------------------------------------------------------- */
+
+/* Bytes of one GPTQ Hessian of `cols` inputs: H in double, the float32
+ * factor, the conversion chunk and the column tables (gptq.h). */
+static size_t hessian_bytes(size_t cols)
+{
+    return cols * cols * (sizeof(double) + sizeof(float)) + QID_GPTQ_CHUNK_ROWS * cols * sizeof(double) +
+           cols * (2 * sizeof(double) + sizeof(size_t));
+}
+
+/* Widths of the four linear groups' inputs (model.h's order). */
+static void group_widths(const qid_model_config *c, size_t w[QID_GROUP_COUNT])
+{
+    w[QID_GROUP_QKV] = w[QID_GROUP_UP] = (size_t)c->d_model;
+    w[QID_GROUP_OUT] = (size_t)(c->n_heads * c->head_dim);
+    w[QID_GROUP_DOWN] = (size_t)c->d_ff;
+}
+
+/* The Hessians the streamed hooks hold after a layer: the pool as
+ * calib_add grows it over the passes of qid_calib_step. */
+static size_t pool_bytes(const qid_model_config *c)
+{
+    size_t w[QID_GROUP_COUNT], cols[QID_GROUP_COUNT], total = 0;
+    int n = 0;
+    group_widths(c, w);
+    unsigned passes[4] = {0};
+    int np = 0;
+    if (c->parallel_residual) {
+        passes[np++] = 1u << QID_GROUP_QKV | 1u << QID_GROUP_UP;
+        passes[np++] = 1u << QID_GROUP_OUT | 1u << QID_GROUP_DOWN;
+    } else {
+        for (int g = 0; g < QID_GROUP_COUNT; g++)
+            passes[np++] = 1u << g;
+    }
+    for (int p = 0; p < np; p++) {
+        int busy[QID_GROUP_COUNT] = {0};
+        for (int g = 0; g < QID_GROUP_COUNT; g++) {
+            if (!(passes[p] & 1u << g)) continue;
+            int k = -1;
+            for (int j = 0; j < n && k < 0; j++)
+                if (!busy[j] && cols[j] == w[g]) k = j;
+            if (k < 0) {
+                k = n++;
+                cols[k] = w[g];
+                total += hessian_bytes(w[g]);
+            }
+            busy[k] = 1;
+        }
+    }
+    return total;
+}
+
+/* The largest LINEAR tensor's copy (kept from the first quantized tensor
+ * on) plus GPTQ's work buffers for the tensor that needs most (held only
+ * while it is quantized); *copy_only gets the copy. */
+static size_t quant_bytes(const qid_model_config *c, const qid_quantize_opts *o, size_t *copy_only)
+{
+    size_t n = 0, copy = 0, work = 0;
+    qid_tensor_spec *t = qid_ckpt_layer_tensors(c, 0, &n);
+    const size_t B = o->gptq.block ? o->gptq.block : 128;
+    const size_t threads = (size_t)omp_get_max_threads();
+    for (size_t i = 0; i < n; i++) {
+        if (t[i].kind != QID_TENSOR_LINEAR) continue;
+        const size_t rows = (size_t)t[i].shape[0], cols = (size_t)t[i].shape[1], b = B < cols ? B : cols;
+        if (rows * cols * sizeof(float) > copy) copy = rows * cols * sizeof(float);
+        if (o->method != QID_QUANTIZE_GPTQ) continue;
+        size_t wk = (rows * b + b * cols + rows * (cols < 512 ? cols : 512) + 2 * rows) * sizeof(double) +
+                    threads * (cols + 2 * b) * sizeof(float) + 2 * rows * sizeof(qid_quant_params);
+        if (wk > work) work = wk;
+    }
+    free(t);
+    *copy_only = copy;
+    return copy + work;
+}
+
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+void qid_quantize_mem_estimate(const qid_model_config *cfg, const qid_quantize_opts *o, size_t calib_windows,
+                               size_t seq_len, size_t eval_bytes, qid_mem_estimate *e)
+{
+    memset(e, 0, sizeof *e);
+    const size_t d = (size_t)cfg->d_model, V = (size_t)cfg->vocab_size;
+    e->base = QID_MEM_BASE_BYTES;
+    e->layer = qid_model_layer_bytes(cfg);
+    const size_t embed = V * d * sizeof(float), head = (V * d + 2 * d) * sizeof(float);
+    e->ends = max_size(embed, head);
+    e->eval = eval_bytes;
+    size_t copy = 0;
+    e->quant = quant_bytes(cfg, o, &copy);
+    const size_t fixed = e->base + e->layer + e->eval;
+    if (o->method != QID_QUANTIZE_GPTQ || calib_windows == 0 || seq_len == 0) {
+        e->peak = fixed + e->ends + e->quant;
+        return;
+    }
+    const size_t W = calib_windows, N = W * seq_len;
+    e->chunk_windows = qid_calib_chunk_windows(cfg, seq_len, W, o->chunk_bytes);
+    e->activations = qid_model_batch_bytes(cfg, e->chunk_windows, seq_len) +
+                     (size_t)omp_get_max_threads() * qid_k_attention_scratch(seq_len) * sizeof(float);
+    /* the ids: the caller's copy and the calibration's */
+    e->residual = 2 * N * sizeof(uint32_t) + (o->scratch_dir ? 0 : N * d * sizeof(float));
+    e->hessians = pool_bytes(cfg);
+    const size_t at_embed = embed + e->residual + e->activations;
+    const size_t at_layer = e->hessians + e->quant + e->residual + e->activations;
+    const size_t at_head = head + e->hessians + copy; /* no GPTQ call runs at the head */
+    e->peak = fixed + max_size(at_embed, max_size(at_layer, at_head));
+}
+
+static void fmt_bytes(double b, char *buf, size_t len)
+{
+    if (b >= (double)(1u << 30))
+        snprintf(buf, len, "%.2f GiB", b / (double)(1u << 30));
+    else
+        snprintf(buf, len, "%.0f MiB", b / (double)(1u << 20));
+}
+
+void qid_mem_estimate_format(const qid_mem_estimate *e, char *buf, size_t len)
+{
+    char p[32], l[32], h[32], a[32], r[32], q[32], en[32];
+    fmt_bytes((double)e->peak, p, sizeof p);
+    fmt_bytes((double)e->layer, l, sizeof l);
+    fmt_bytes((double)e->hessians, h, sizeof h);
+    fmt_bytes((double)e->activations, a, sizeof a);
+    fmt_bytes((double)e->residual, r, sizeof r);
+    fmt_bytes((double)e->quant, q, sizeof q);
+    fmt_bytes((double)e->ends, en, sizeof en);
+    int n = snprintf(buf, len,
+                     "%s (layer %s, Hessians %s, activations %s, residual stream %s, weight copy %s, "
+                     "embedding/head %s",
+                     p, l, h, a, r, q, en);
+    if (e->eval && n > 0 && (size_t)n < len) {
+        char ev[32];
+        fmt_bytes((double)e->eval, ev, sizeof ev);
+        n += snprintf(buf + n, len - (size_t)n, ", evaluation %s", ev);
+    }
+    if (n > 0 && (size_t)n < len) snprintf(buf + n, len - (size_t)n, ")");
+}
+
+int qid_mem_check(const qid_mem_estimate *e, double limit, const qid_model_config *cfg, const qid_quantize_opts *o,
+                  size_t calib_windows, size_t seq_len, const char *what, qid_error *err)
+{
+    if (!(limit > 0) || (double)e->peak <= limit) return QID_OK;
+    char need[32], lim[32], parts[320];
+    fmt_bytes((double)e->peak, need, sizeof need);
+    fmt_bytes(limit, lim, sizeof lim);
+    qid_mem_estimate_format(e, parts, sizeof parts);
+    const char *paren = strchr(parts, '(');
+    if (o->method != QID_QUANTIZE_GPTQ)
+        return qid_error_set(err, QID_E_INVALID, "'%s' needs about %s %s, more than the memory limit %s", what, need,
+                             paren ? paren : "", lim);
+    qid_quantize_opts least = *o;
+    least.chunk_bytes = 1;
+    least.scratch_dir = ".";
+    qid_mem_estimate m;
+    qid_quantize_mem_estimate(cfg, &least, calib_windows, seq_len, e->eval, &m);
+    char low[32];
+    fmt_bytes((double)m.peak, low, sizeof low);
+    return qid_error_set(err, QID_E_INVALID,
+                         "'%s' needs about %s %s with %zu calibration windows of %zu tokens, more than the memory "
+                         "limit %s; chunks of one window with a scratch file need %s",
+                         what, need, paren ? paren : "", calib_windows, seq_len, lim, low);
+}
+
+int qid_quantize_plan(const char *in, const qid_quantize_opts *o, qid_mem_estimate *e, qid_error *err)
+{
+    memset(e, 0, sizeof *e);
+    qid_ckpt ck;
+    int rc = qid_ckpt_open(in, &ck, err);
+    if (rc) return rc;
+    const qid_model_config cfg = ck.cfg;
+    qid_ckpt_close(&ck);
+    size_t W = 0, L = 0;
+    if (o->method == QID_QUANTIZE_GPTQ && o->calib) {
+        qid_tokens tk;
+        if ((rc = qid_tokens_open(o->calib, &tk, err))) return rc;
+        const size_t have = (size_t)tk.meta.n_windows;
+        W = o->samples ? o->samples : have < QID_QUANTIZE_DEFAULT_SAMPLES ? have : QID_QUANTIZE_DEFAULT_SAMPLES;
+        L = (size_t)tk.meta.seq_len;
+        qid_tokens_close(&tk);
+    }
+    qid_quantize_mem_estimate(&cfg, o, W, L, 0, e);
+    return qid_mem_check(e, o->mem_limit, &cfg, o, W, L, in, err);
+}
+
 /* ---- to a file ------------------------------------------------------------------ */
 
 /* The writer of the float32 output in *wr; a status. */
@@ -330,13 +604,13 @@ done:
     return rc;
 }
 
-/* GPTQ: the calibration batch through every stage with the activation hook;
- * each stage's tensors are written when the stage is done. */
+/* GPTQ: the calibration windows streamed through every stage with the
+ * calibration hooks; each stage's tensors are written when the stage is done. */
 static int quantize_calibrated(const char *in, const char *out, qid_quantizer *q, const char *calib, size_t samples,
                                uint64_t seed, qid_error *err)
 {
     qid_model *m = NULL;
-    qid_batch *b = NULL;
+    qid_calib *b = NULL;
     qid_ckpt_writer *wr = NULL;
     qid_tensor_spec *t = NULL;
     uint32_t *tokens = NULL;
@@ -346,10 +620,13 @@ static int quantize_calibrated(const char *in, const char *out, qid_quantizer *q
     const qid_model_config *cfg = qid_model_cfg(m);
     if ((rc = qid_quantize_check(cfg, &q->o, err))) goto done;
     if ((rc = qid_quantize_read_calib(calib, cfg, samples, seed, &tokens, &nw, &L, err))) goto done;
-    if (!(b = qid_batch_create(m, tokens, nw, L, err))) {
+    const size_t chunk = qid_calib_chunk_windows(cfg, L, nw, q->o.chunk_bytes);
+    if (!(b = qid_calib_create(m, tokens, nw, L, chunk, q->o.scratch_dir, err))) {
         rc = err ? err->code : QID_E_INVALID;
         goto done;
     }
+    qid_calib_hooks hooks;
+    qid_quantizer_calib_hooks(q, &hooks);
     q->st.calib_windows = nw;
     q->st.calib_seq_len = L;
     if ((rc = create_writer(in, out, qid_model_ckpt(m), &wr, err))) goto done;
@@ -359,7 +636,7 @@ static int quantize_calibrated(const char *in, const char *out, qid_quantizer *q
     int seen_layer = 0;
     for (int stage = QID_STAGE_EMBED; stage <= n_layers && !rc; stage++) {
         if ((rc = qid_model_load(m, stage, err))) break;
-        if (stage < n_layers && (rc = qid_batch_step(m, b, stage >= 0 ? qid_quantizer_act_hook : NULL, q, err))) break;
+        if (stage < n_layers && (rc = qid_calib_step(m, b, stage >= 0 ? &hooks : NULL, err))) break;
         for (; next < nt && !rc; next++) {
             int s = t[next].layer >= 0 ? t[next].layer : seen_layer ? n_layers : QID_STAGE_EMBED;
             if (s != stage) break;
@@ -371,9 +648,10 @@ static int quantize_calibrated(const char *in, const char *out, qid_quantizer *q
     }
     rc = end_writer(wr, rc, err);
 done:
+    if (b) q->st.calib = *qid_calib_get_stats(b);
     free(t);
     free(tokens);
-    qid_batch_free(b);
+    qid_calib_free(b);
     qid_model_free(m);
     return rc;
 }
@@ -390,12 +668,18 @@ int qid_quantize_checkpoint(const char *in, const char *out, int force, const qi
     if (!force && qid_path_exists(out))
         return qid_error_set(err, QID_E_INVALID, "output '%s' exists (use --force to replace it)", out);
     if (!qid_path_exists(in)) return qid_error_set(err, QID_E_IO, "cannot open checkpoint '%s': no such file", in);
+    if (o->mem_limit > 0) {
+        qid_mem_estimate e;
+        if ((rc = qid_quantize_plan(in, o, &e, err))) return rc;
+    }
     qid_quantizer *q = qid_quantizer_create(o);
     rc = o->method == QID_QUANTIZE_GPTQ ? quantize_calibrated(in, out, q, o->calib, o->samples, o->seed, err)
                                         : quantize_stream(in, out, q, err);
     if (stats) {
         *stats = q->st;
         stats->seconds = qid_now() - t0;
+        struct rusage ru;
+        stats->peak_rss_kb = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
     }
     qid_quantizer_free(q);
     return rc;

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "checkpoint.h"
+#include "eval.h"
 #include "fsutil.h"
 #include "job_internal.h"
 #include "jobfile.h"
@@ -46,6 +47,7 @@ typedef struct ckent {
     int line;      /* line in the origin */
     int drop;      /* 1: a duplicate, not expanded */
     qid_ckpt_meta meta;
+    qid_model_config cfg;
     int64_t d_model;
     int have_meta;
 } ckent;
@@ -320,6 +322,7 @@ static void read_ckpt_meta(expander *x, ckent *e, int exists)
         return;
     }
     e->meta = ck.meta;
+    e->cfg = ck.cfg;
     e->d_model = ck.cfg.d_model;
     e->have_meta = 1;
     qid_ckpt_close(&ck);
@@ -388,6 +391,35 @@ char *qid_job_stop_rule(const qid_job *job, char *buf, size_t size)
                  "auto,min_windows=%" PRId64 ",block_windows=%" PRId64 ",target_se=%s,target_rse=%s,seed=%" PRIu64,
                  job->eval.min_windows, job->eval.block_windows, se, rse, job->seed);
     return buf;
+}
+
+size_t qid_job_eval_bytes(const qid_model_config *cfg, size_t windows, size_t seq_len, int kl)
+{
+    const size_t per = qid_model_batch_bytes(cfg, 1, seq_len) * (kl ? 2 : 1);
+    size_t bw = per ? QID_EVAL_DEFAULT_BATCH_BYTES / per : windows;
+    bw = bw < 1 ? 1 : bw > windows ? windows : bw;
+    return qid_model_batch_bytes(cfg, bw, seq_len) * (kl ? 2 : 1);
+}
+
+void qid_job_mem_estimate(const qid_job *job, const qid_job_quant *q, const qid_model_config *cfg, size_t eval_windows,
+                          size_t eval_seq, size_t calib_windows, size_t calib_seq, qid_mem_estimate *e)
+{
+    qid_quantize_opts qo;
+    qid_quantize_opts_default(&qo);
+    if (q) {
+        qo.spec = q->spec;
+        qo.method = q->method == QID_JOB_METHOD_GPTQ ? QID_QUANTIZE_GPTQ : QID_QUANTIZE_RTN;
+        if (q->method == QID_JOB_METHOD_GPTQ) qo.gptq = q->gptq;
+    }
+    qo.chunk_bytes = job->calib.chunk_bytes;
+    qo.scratch_dir = job->calib.scratch_dir.path;
+    const size_t ev =
+        qid_job_eval_bytes(cfg, eval_windows ? eval_windows : 1, eval_seq ? eval_seq : 1, q && job->eval.kl);
+    qid_quantize_mem_estimate(cfg, &qo, q && q->method == QID_JOB_METHOD_GPTQ ? calib_windows : 0, calib_seq, ev, e);
+    if (!q) { /* the baseline holds no weight copy */
+        e->peak -= e->quant;
+        e->quant = 0;
+    }
 }
 
 int64_t qid_job_eval_windows(const qid_job *job, qid_job_method m)
@@ -489,9 +521,8 @@ int qid_job_tasks_flags(const qid_job *job, unsigned flags, qid_task **tasks, si
     if (job->eval.windows && ev_windows && job->eval.windows > ev_windows) win = (double)ev_windows;
     double T = win * seq;
     double T_probe = job->probes.windows ? (double)job->probes.windows * seq : T;
-    double C = (double)job->calib.samples * (double)(job->calib.seq_len ? job->calib.seq_len
-                                                     : ca_seq           ? ca_seq
-                                                                        : COST_SEQ_LEN);
+    const int64_t ca_len = job->calib.seq_len ? job->calib.seq_len : ca_seq ? ca_seq : COST_SEQ_LEN;
+    double C = (double)job->calib.samples * (double)ca_len;
     double probe_evals = (double)job->probes.n_radii * (double)job->probes.directions;
 
     /* key fields shared by every checkpoint */
@@ -534,6 +565,7 @@ int qid_job_tasks_flags(const qid_job *job, unsigned flags, qid_task **tasks, si
             k->step = e->have_meta ? e->meta.step : -1;
             k->tokens_seen = e->have_meta ? e->meta.tokens_seen : -1;
             if (e->have_meta) snprintf(k->model, sizeof k->model, "%s", e->meta.model);
+            k->mem_peak = -1;
             const char *format = "-", *options = "-", *calib = "-", *eval = seg_quant;
             k->quant = -1;
             if (j == 0) {
@@ -554,6 +586,12 @@ int qid_job_tasks_flags(const qid_job *job, unsigned flags, qid_task **tasks, si
                 format = q->format;
                 options = q->options;
                 if (q->method == QID_JOB_METHOD_GPTQ) calib = seg_calib;
+            }
+            if (e->have_meta && k->method != QID_JOB_METHOD_PROBES) {
+                qid_mem_estimate me;
+                qid_job_mem_estimate(job, k->quant >= 0 ? &job->quant[k->quant] : NULL, &e->cfg, (size_t)win,
+                                     (size_t)seq, (size_t)job->calib.samples, (size_t)ca_len, &me);
+                k->mem_peak = (int64_t)me.peak;
             }
             k->options = qid_strdup(options);
             k->calib = qid_strdup(calib);

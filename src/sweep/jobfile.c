@@ -21,6 +21,7 @@
 #include "gptq.h"
 #include "job_internal.h"
 #include "parse.h"
+#include "quantize.h"
 #include "tokens.h"
 
 /* Largest window count a job may ask for (2^40). */
@@ -54,6 +55,7 @@ enum key {
     K_NAME,
     K_RESULTS,
     K_SEED,
+    K_MEM_LIMIT,
     K_FILE,
     K_GLOB,
     K_LIST,
@@ -70,6 +72,8 @@ enum key {
     K_CA_TOKENS,
     K_CA_SAMPLES,
     K_CA_SEQ_LEN,
+    K_CA_CHUNK,
+    K_CA_SCRATCH,
     K_METHODS,
     K_FORMATS,
     K_TASK,
@@ -95,6 +99,7 @@ static const struct keydef {
     [K_NAME] = {SEC_JOB, "name", 0, "a name of letters, digits, '.', '_' and '-' (at most 64)"},
     [K_RESULTS] = {SEC_JOB, "results", 0, "the path of the results store, e.g. results/x.h5"},
     [K_SEED] = {SEC_JOB, "seed", 0, "a whole number 0..9223372036854775807"},
+    [K_MEM_LIMIT] = {SEC_JOB, "mem_limit", 0, "a byte count per rank, e.g. 16GiB, 512MiB, 2e10"},
     [K_FILE] = {SEC_CKPT, "file", 1, "a checkpoint path"},
     [K_GLOB] = {SEC_CKPT, "glob", 1, "a glob(3) pattern, e.g. ckpt/*.h5"},
     [K_LIST] = {SEC_CKPT, "list", 1, "a file listing one checkpoint path per line"},
@@ -111,6 +116,8 @@ static const struct keydef {
     [K_CA_TOKENS] = {SEC_CALIB, "tokens", 0, "the path of a token set (qid tokens)"},
     [K_CA_SAMPLES] = {SEC_CALIB, "samples", 0, "a whole number 1..1000000"},
     [K_CA_SEQ_LEN] = {SEC_CALIB, "seq_len", 0, "auto or a whole number 2..16777216"},
+    [K_CA_CHUNK] = {SEC_CALIB, "chunk", 0, "all or a byte count, e.g. 256MiB, 1GiB"},
+    [K_CA_SCRATCH] = {SEC_CALIB, "scratch_dir", 0, "the path of a directory for the scratch file"},
     [K_METHODS] = {SEC_QUANT, "methods", 0, "a comma-separated list of rtn, gptq"},
     [K_FORMATS] = {SEC_QUANT, "formats", 0, "a comma-separated list of formats, e.g. int4-g128-sym, mxfp4"},
     [K_TASK] = {SEC_QUANT, "task", 1, "METHOD FORMAT [option=value ...], e.g. task = gptq mxfp4 micro_block=32"},
@@ -252,6 +259,17 @@ static int val_bool(parser *p, const char *key, const char *v, int *out)
         *out = 0;
     else
         return perr(p, p->line, "invalid value '%s' for '%s'; expected yes or no", job_clip(v, &c), key);
+    return QID_OK;
+}
+
+/* A byte count (parse.h: 2e10, 512MiB, 16GiB) below 2^63. */
+static int val_bytes(parser *p, const char *key, const char *v, const char *expect, double *out)
+{
+    job_clipbuf c;
+    double b;
+    if (qid_parse_bytes(v, &b) || !(b < 9e18))
+        return perr(p, p->line, "invalid value '%s' for '%s'; expected %s", job_clip(v, &c), key, expect);
+    *out = b;
     return QID_OK;
 }
 
@@ -538,6 +556,7 @@ static int set_key(parser *p, enum key k, char *v)
         if ((rc = val_int(p, name, v, 0, INT64_MAX, expect, &x))) return rc;
         job->seed = (uint64_t)x;
         return QID_OK;
+    case K_MEM_LIMIT: return val_bytes(p, name, v, expect, &job->mem_limit);
     case K_FILE: add_src(p, QID_JOB_SRC_FILE, v); return QID_OK;
     case K_GLOB: add_src(p, QID_JOB_SRC_GLOB, v); return QID_OK;
     case K_LIST: add_src(p, QID_JOB_SRC_LIST, v); return QID_OK;
@@ -574,6 +593,17 @@ static int set_key(parser *p, enum key k, char *v)
     case K_CA_TOKENS: job_path_set(&job->calib.tokens, job->dir, ".", v); return QID_OK;
     case K_CA_SAMPLES: return val_int(p, name, v, 1, 1000000, expect, &job->calib.samples);
     case K_CA_SEQ_LEN: return val_int_or(p, k, v, "auto", 2, QID_TOKENS_MAX_SEQ_LEN, &job->calib.seq_len);
+    case K_CA_CHUNK: {
+        if (strcmp(v, "all") == 0) {
+            job->calib.chunk_bytes = 0;
+            return QID_OK;
+        }
+        double b;
+        if ((rc = val_bytes(p, name, v, expect, &b))) return rc;
+        job->calib.chunk_bytes = b < 1 ? 1 : (size_t)b;
+        return QID_OK;
+    }
+    case K_CA_SCRATCH: job_path_set(&job->calib.scratch_dir, job->dir, ".", v); return QID_OK;
     case K_METHODS: return set_methods(p, v);
     case K_FORMATS: return set_formats(p, v);
     case K_TASK: return add_task(p, v);
@@ -827,6 +857,7 @@ int qid_job_parse(const char *text, size_t len, const char *file, qid_job *job, 
     job->file = qid_strdup(file);
     job->dir = job_path_dir(file);
     job->calib.samples = 128;
+    job->calib.chunk_bytes = QID_QUANTIZE_DEFAULT_CHUNK_BYTES;
     job->probes.directions = 4;
     job->eval.min_windows = QID_JOB_AUTO_MIN_WINDOWS;
     job->eval.block_windows = QID_JOB_AUTO_BLOCK;
@@ -897,6 +928,7 @@ void qid_job_free(qid_job *job)
     free(job->srcs);
     job_path_free(&job->eval.tokens);
     job_path_free(&job->calib.tokens);
+    job_path_free(&job->calib.scratch_dir);
     free(job->quant);
     free(job->probes.radii);
     memset(job, 0, sizeof *job);

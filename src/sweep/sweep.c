@@ -189,6 +189,7 @@ static void record(sched *s, size_t t, const sweep_result *o)
     row.block = q ? (int64_t)q->spec.block : -1;
     row.options = probe_opts ? probe_opts : task->options;
     row.calib = task->calib;
+    row.calib_chunk = o->r.calib_chunk;
     row.eval_protocol = task->eval;
     row.eval_sha256 = o->r.eval_sha256;
     row.loss = status == QID_RESULT_OK ? o->r.loss : NAN;
@@ -547,6 +548,7 @@ static int cmp_row_key(const void *a, const void *b)
 static int prepare(sched *s, const qid_sweep_opts *o, qid_job *job, qid_error *err)
 {
     if (qid_job_load(o->job_file, job, err)) return START_FAIL;
+    if (o->mem_limit > 0) job->mem_limit = o->mem_limit;
     s->job = job;
     if (qid_job_tasks(job, &s->tasks, &s->n_tasks, err)) return START_FAIL;
     qsort(s->tasks, s->n_tasks, sizeof *s->tasks, qid_task_cmp_cost);
@@ -656,6 +658,7 @@ int qid_sweep_run(const qid_sweep_opts *o, qid_sweep_summary *sum, qid_error *er
             qid_error_clear(&perr);
             if (qid_job_parse(text, (size_t)len, o->job_file, &job, &perr))
                 qid_die("cannot parse the job text rank 0 sent: %s", perr.msg);
+            if (o->mem_limit > 0) job.mem_limit = o->mem_limit;
             free(text);
         }
     }

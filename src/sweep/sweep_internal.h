@@ -25,6 +25,7 @@ typedef struct sweep_scalars {
     int64_t windows, tokens;
     int64_t n_probe; /* probe losses, radius-major: [r * directions + d] */
     int64_t params, tokens_seen, step;
+    int64_t calib_chunk; /* GPTQ: calibration windows per chunk, -1 otherwise */
     double loss, kl, sqnr_db, seconds, bits, lr_frac;
     int32_t elem_bits;
     int32_t pad;

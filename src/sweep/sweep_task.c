@@ -27,7 +27,7 @@ void sweep_result_init(sweep_result *o, int rank)
     memset(o, 0, sizeof *o);
     o->r.status = QID_RESULT_OK;
     o->r.rank = rank;
-    o->r.params = o->r.tokens_seen = o->r.step = -1;
+    o->r.params = o->r.tokens_seen = o->r.step = o->r.calib_chunk = -1;
     o->r.loss = o->r.kl = o->r.sqnr_db = o->r.bits = o->r.lr_frac = NAN;
     o->r.elem_bits = -1;
     qid_divergence_none(&o->r.div);
@@ -197,6 +197,22 @@ static int cached_tokens(sweep_cache *c, const char *path, const qid_tokens **tk
     return QID_OK;
 }
 
+/* ---- memory ------------------------------------------------------------------ */
+
+/* The job's memory limit (or qid run's --mem-limit) against the task's
+ * prediction: QID_OK or a one-line error. */
+static int mem_check(const qid_job *job, const qid_job_quant *q, const qid_tokens *tk, const qid_eval_opts *eo,
+                     const qid_model_config *cfg, const qid_quantize_opts *qo, size_t calib_n, size_t calib_len,
+                     const char *ckpt, qid_error *err)
+{
+    if (!(job->mem_limit > 0)) return QID_OK;
+    size_t ew = (size_t)tk->meta.n_windows;
+    if (eo->max_windows && eo->max_windows < ew) ew = eo->max_windows;
+    qid_mem_estimate e;
+    qid_job_mem_estimate(job, q, cfg, ew, (size_t)tk->meta.seq_len, calib_n, calib_len, &e);
+    return qid_mem_check(&e, job->mem_limit, cfg, qo, calib_n, calib_len, ckpt, err);
+}
+
 /* ---- one task ---------------------------------------------------------------- */
 
 void sweep_task_run(const qid_job *job, const qid_task *t, int threads, int rank, sweep_cache *cache,
@@ -209,6 +225,7 @@ void sweep_task_run(const qid_job *job, const qid_task *t, int threads, int rank
     const char *ckpt_path = t->ckpt_path.path;
     const qid_job_quant *q = t->quant >= 0 ? &job->quant[t->quant] : NULL;
     qid_quantizer *qz = NULL;
+    qid_calib_hooks hooks;
     uint32_t *calib = NULL;
     size_t calib_n = 0, calib_len = 0;
     qid_eval_result er;
@@ -249,6 +266,9 @@ void sweep_task_run(const qid_job *job, const qid_task *t, int threads, int rank
     if (!q) {
         o->r.bits = dtype_bits;
         o->r.elem_bits = dtype_bits;
+        qid_quantize_opts qo;
+        qid_quantize_opts_default(&qo);
+        if (mem_check(job, NULL, tk, &eo, cfg, &qo, 0, 0, ckpt_path, &err)) goto fail;
     } else {
         qid_quantize_opts qo;
         qid_quantize_opts_default(&qo);
@@ -271,9 +291,20 @@ void sweep_task_run(const qid_job *job, const qid_task *t, int threads, int rank
             eo.calib_tokens = calib;
             eo.calib_windows = calib_n;
             eo.calib_seq_len = calib_len;
+            qo.chunk_bytes = job->calib.chunk_bytes;
+            qo.scratch_dir = job->calib.scratch_dir.path;
+            eo.calib_chunk = qid_calib_chunk_windows(cfg, calib_len, calib_n, qo.chunk_bytes);
+            eo.calib_scratch = qo.scratch_dir;
+            o->r.calib_chunk = (int64_t)eo.calib_chunk;
         }
+        if (mem_check(job, q, tk, &eo, cfg, &qo, calib_n, calib_len, ckpt_path, &err)) goto fail;
         qz = qid_quantizer_create(&qo);
         qid_quantizer_hooks(qz, &eo.weight_hook, &eo.weight_ctx, &eo.act_hook, &eo.act_ctx);
+        if (q->method == QID_JOB_METHOD_GPTQ) {
+            qid_quantizer_calib_hooks(qz, &hooks);
+            eo.calib_hooks = &hooks;
+            eo.act_hook = NULL;
+        }
         eo.kl = job->eval.kl;
     }
     qid_eval_stop stop = {.min_windows = (size_t)job->eval.min_windows,

@@ -1,0 +1,311 @@
+/* bench_calib.c - `make bench`: peak memory and time of GPTQ calibration on
+ * a model of Pythia-1B's width (gpt-neox, d 2048, 8 heads of 256, d_ff
+ * 8192, vocab 50304, parallel residual; 2 layers of random float16
+ * weights), int4-g128, with W calibration windows of 2048 random tokens,
+ * side by side in one run:
+ *   - today: the activation hook on one batch of every window (model.h
+ *     qid_batch_step with act_hook), (2 d + max(qkv + attn, d_ff)) floats
+ *     per token at once;
+ *   - streamed: qid_calib in chunks of the default 256 MiB budget, the
+ *     residual stream (d floats per token) in memory;
+ *   - scratch: the same with the residual stream in a scratch file.
+ * Each run loads every stage as `qid quantize` does (embedding, layers with
+ * calibration, head), in this process; its peak is the resident set's high
+ * water mark (VmHWM, reset before each run through /proc/self/clear_refs),
+ * beside qid_quantize_mem_estimate's prediction. Then the predictions at
+ * Pythia-1B (16 layers), 6.9B and 12B with 128 x 2048 windows.
+ *
+ * Time is wall-clock and CPU seconds of the run (on a shared machine the
+ * CPU seconds compare the paths better).
+ *
+ * Environment: QID_BENCH_CALIB_LAYERS (default 2), QID_BENCH_CALIB_WINDOWS (comma-separated, default
+ * "16,64,128"), QID_BENCH_CALIB_PATHS (default "today,streamed,scratch"),
+ * QID_BENCH_CALIB_SKIP_TODAY_ABOVE (windows; today's path is skipped above
+ * it, default 64: 128 windows need 13 GiB), QID_BENCH_THREADS (default:
+ * all cores), QID_BENCH_SCRATCH (directory of the scratch file, default
+ * /tmp). Not a test: prints numbers, asserts nothing. */
+#define _GNU_SOURCE
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "checkpoint.h"
+#include "h5io.h"
+#include "model.h"
+#include "quantize.h"
+
+#define SEQ 2048
+
+static long status_kb(const char *key)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long v = -1;
+    size_t kl = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, key, kl) == 0 && line[kl] == ':') v = strtol(line + kl + 1, NULL, 10);
+    fclose(f);
+    return v;
+}
+
+/* User + system CPU seconds of this process so far. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru)) return 0;
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
+           1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
+/* Resets VmHWM to the current RSS (Linux >= 4.0); 1 when it worked. */
+static int reset_peak(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return 0;
+    int ok = fputs("5", f) >= 0;
+    return fclose(f) == 0 && ok;
+}
+
+/* A float16 checkpoint of cfg with random weights (as bench_eval.c). */
+static int write_model(const char *path, const qid_model_config *cfg)
+{
+    qid_ckpt_meta meta = {.step = -1, .tokens_seen = -1, .dtype = QID_DTYPE_F16};
+    snprintf(meta.model, sizeof meta.model, "bench-pythia-1b-width");
+    snprintf(meta.source_format, sizeof meta.source_format, "bench");
+    qid_ckpt_source src = {0};
+    qid_error err;
+    qid_ckpt_writer *w = qid_ckpt_create(path, cfg, &meta, &src, &err);
+    if (!w) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    size_t n = 0;
+    qid_tensor_spec *t = qid_ckpt_tensors(cfg, &n);
+    uint64_t s = 0x9e3779b97f4a7c15ull;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        size_t numel = (size_t)qid_tensor_numel(&t[i]);
+        uint16_t *h = malloc(numel * sizeof *h);
+        int is_norm_w = t[i].kind == QID_TENSOR_NORM && strstr(t[i].name, "weight") != NULL;
+        float scale = t[i].ndim == 2 ? 0.0346f : (is_norm_w ? 0.1f : 0.02f);
+        for (size_t j = 0; j < numel; j++) {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            float u = (float)((s >> 40) * 0x1p-23) - 1.0f;
+            h[j] = qid_f32_to_f16((is_norm_w ? 1.0f : 0.0f) + scale * u);
+        }
+        if (qid_ckpt_write_tensor(w, &t[i], h, &err)) {
+            fprintf(stderr, "bench: %s\n", err.msg);
+            rc = 1;
+        }
+        free(h);
+    }
+    free(t);
+    if (rc) {
+        qid_ckpt_abort(w);
+        return 1;
+    }
+    if (qid_ckpt_finish(w, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+typedef struct run {
+    double seconds, cpu_s;
+    long peak_kb;
+    size_t chunk;
+    double gptq_loss;
+} run;
+
+/* GPTQ of every layer of ckpt on tokens (W windows): path 0 today, 1
+ * streamed, 2 streamed with a scratch file in dir. */
+static int run_one(const char *ckpt, const uint32_t *tokens, size_t W, int path, const char *dir, run *r)
+{
+    memset(r, 0, sizeof *r);
+    reset_peak();
+    double t0 = now(), c0 = cpu_seconds();
+    qid_model *m;
+    qid_error err;
+    if (qid_model_open(ckpt, &m, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    qid_quantize_opts o;
+    qid_quantize_opts_default(&o);
+    if (qid_quant_parse("int4-g128-sym", &o.spec, &err)) return 1;
+    o.method = QID_QUANTIZE_GPTQ;
+    qid_quantizer *q = qid_quantizer_create(&o);
+    qid_calib_hooks hk;
+    qid_quantizer_calib_hooks(q, &hk);
+    const qid_model_config *cfg = qid_model_cfg(m);
+    qid_batch *b = NULL;
+    qid_calib *c = NULL;
+    int rc = 0;
+    if (path == 0)
+        b = qid_batch_create(m, tokens, W, SEQ, &err);
+    else {
+        r->chunk = qid_calib_chunk_windows(cfg, SEQ, W, o.chunk_bytes);
+        c = qid_calib_create(m, tokens, W, SEQ, r->chunk, path == 2 ? dir : NULL, &err);
+    }
+    if (!b && !c) rc = 1;
+    const int L = (int)cfg->n_layers;
+    for (int s = QID_STAGE_EMBED; s <= L && !rc; s++) {
+        rc = qid_model_load(m, s, &err);
+        if (!rc && s < L)
+            rc = b ? qid_batch_step(m, b, s >= 0 ? qid_quantizer_act_hook : NULL, q, &err)
+                   : qid_calib_step(m, c, s >= 0 ? &hk : NULL, &err);
+    }
+    if (rc) fprintf(stderr, "bench: %s\n", err.msg);
+    r->gptq_loss = qid_quantizer_stats(q)->gptq_loss;
+    qid_batch_free(b);
+    qid_calib_free(c);
+    qid_quantizer_free(q);
+    qid_model_free(m);
+    r->seconds = now() - t0;
+    r->cpu_s = cpu_seconds() - c0;
+    r->peak_kb = status_kb("VmHWM");
+    return rc;
+}
+
+static qid_model_config pythia(int64_t d, int64_t layers, int64_t heads)
+{
+    qid_model_config c = {.arch = QID_ARCH_GPT_NEOX,
+                          .vocab_size = 50304,
+                          .d_model = d,
+                          .n_layers = layers,
+                          .n_heads = heads,
+                          .n_kv_heads = heads,
+                          .head_dim = d / heads,
+                          .d_ff = 4 * d,
+                          .max_seq_len = 2048,
+                          .rotary_dim = d / heads / 4,
+                          .rotary_pct = 0.25,
+                          .rope_theta = 10000,
+                          .norm_eps = 1e-5,
+                          .parallel_residual = 1,
+                          .qkv_bias = 1,
+                          .o_bias = 1,
+                          .mlp_bias = 1};
+    return c;
+}
+
+static double gib(double b) { return b / (double)(1u << 30); }
+
+int main(void)
+{
+    qid_h5_silence();
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    const int threads = (int)env_size("QID_BENCH_THREADS", (size_t)omp_get_num_procs());
+    const size_t skip_today = env_size("QID_BENCH_CALIB_SKIP_TODAY_ABOVE", 64);
+    const char *wlist = getenv("QID_BENCH_CALIB_WINDOWS") ? getenv("QID_BENCH_CALIB_WINDOWS") : "16,64,128";
+    const char *plist = getenv("QID_BENCH_CALIB_PATHS") ? getenv("QID_BENCH_CALIB_PATHS") : "today,streamed,scratch";
+    const char *sdir = getenv("QID_BENCH_SCRATCH") ? getenv("QID_BENCH_SCRATCH") : "/tmp";
+    omp_set_num_threads(threads);
+    openblas_set_num_threads(threads);
+    qid_model_config cfg = pythia(2048, (int64_t)env_size("QID_BENCH_CALIB_LAYERS", 2), 8);
+    printf("qid bench: GPTQ calibration memory, int4-g128, Pythia-1B width (d 2048, d_ff 8192, %d layers, vocab "
+           "50304), windows of %d tokens, %d threads\n",
+           (int)cfg.n_layers, SEQ, threads);
+
+    size_t windows[16], nw = 0, wmax = 0;
+    for (const char *p = wlist; *p && nw < 16;) {
+        windows[nw] = (size_t)strtoul(p, (char **)&p, 10);
+        if (windows[nw] > wmax) wmax = windows[nw];
+        nw += windows[nw] > 0;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+    int want[3] = {strstr(plist, "today") != NULL, strstr(plist, "streamed") != NULL, strstr(plist, "scratch") != NULL};
+
+    char dir[] = "/tmp/qid-bench-calib-XXXXXX";
+    if (!mkdtemp(dir)) return 1;
+    char ckpt[256];
+    snprintf(ckpt, sizeof ckpt, "%s/model.h5", dir);
+    if (write_model(ckpt, &cfg)) return 1;
+    uint32_t *tokens = malloc(wmax * SEQ * sizeof *tokens);
+    uint64_t s = 12345;
+    for (size_t i = 0; i < wmax * SEQ; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        tokens[i] = (uint32_t)((s >> 33) % 50304);
+    }
+
+    static const char *names[3] = {"today", "streamed", "scratch"};
+    printf("\n%8s  %-9s  %6s  %9s  %9s  %11s  %11s  %10s  %14s\n", "windows", "path", "chunk", "seconds", "CPU s",
+           "peak RSS", "predicted", "pred/meas", "vs today (CPU)");
+    double peak_str[16] = {0}, time_today[16] = {0};
+    for (size_t i = 0; i < nw; i++) {
+        const size_t W = windows[i];
+        for (int p = 0; p < 3; p++) {
+            if (!want[p] || (p == 0 && W > skip_today)) continue;
+            run r;
+            if (run_one(ckpt, tokens, W, p, sdir, &r)) return 1;
+            qid_quantize_opts o;
+            qid_quantize_opts_default(&o);
+            qid_quant_parse("int4-g128-sym", &o.spec, NULL);
+            o.method = QID_QUANTIZE_GPTQ;
+            o.scratch_dir = p == 2 ? sdir : NULL;
+            char pred[32] = "-", ratio[32] = "-", vs[32] = "-";
+            if (p > 0) {
+                qid_mem_estimate e;
+                qid_quantize_mem_estimate(&cfg, &o, W, SEQ, 0, &e);
+                snprintf(pred, sizeof pred, "%.2f GiB", gib((double)e.peak));
+                snprintf(ratio, sizeof ratio, "%.3f", (double)e.peak / ((double)r.peak_kb * 1024.0));
+                if (p == 1) peak_str[i] = (double)r.peak_kb * 1024.0;
+            }
+            if (p == 0) time_today[i] = r.cpu_s;
+            if (p > 0 && time_today[i] > 0) snprintf(vs, sizeof vs, "%+.1f%%", 100.0 * (r.cpu_s / time_today[i] - 1));
+            char chunk[16] = "all";
+            if (p > 0) snprintf(chunk, sizeof chunk, "%zu", r.chunk);
+            printf("%8zu  %-9s  %6s  %9.1f  %9.1f  %7.2f GiB  %11s  %10s  %14s\n", W, names[p], chunk, r.seconds,
+                   r.cpu_s, gib((double)r.peak_kb * 1024.0), pred, ratio, vs);
+            fflush(stdout);
+        }
+    }
+    /* the measured growth per window of the streamed path */
+    size_t a = nw, b = nw;
+    for (size_t i = 0; i < nw; i++)
+        if (peak_str[i] > 0) {
+            if (a == nw || windows[i] < windows[a]) a = i;
+            if (b == nw || windows[i] > windows[b]) b = i;
+        }
+    if (a < nw && b < nw && windows[b] > windows[a])
+        printf("\nstreamed: peak grows %.1f MiB per window of %d tokens (the residual stream: %.1f MiB)\n",
+               (peak_str[b] - peak_str[a]) / (double)(windows[b] - windows[a]) / (1 << 20), SEQ,
+               (double)SEQ * 2048 * 4 / (1 << 20));
+
+    printf("\npredicted peak per rank with 128 x 2048 calibration windows (int4-g128, streamed, 256 MiB chunks):\n");
+    const struct {
+        const char *name;
+        qid_model_config c;
+    } big[] = {{"Pythia-1B", pythia(2048, 16, 8)},
+               {"Pythia-6.9B", pythia(4096, 32, 32)},
+               {"Pythia-12B", pythia(5120, 36, 40)}};
+    for (size_t i = 0; i < 3; i++) {
+        qid_quantize_opts o;
+        qid_quantize_opts_default(&o);
+        qid_quant_parse("int4-g128-sym", &o.spec, NULL);
+        o.method = QID_QUANTIZE_GPTQ;
+        qid_mem_estimate e, es;
+        qid_quantize_mem_estimate(&big[i].c, &o, 128, SEQ, 0, &e);
+        o.scratch_dir = "/tmp";
+        qid_quantize_mem_estimate(&big[i].c, &o, 128, SEQ, 0, &es);
+        char line[512];
+        qid_mem_estimate_format(&e, line, sizeof line);
+        printf("  %-12s %s; with a scratch file %.2f GiB; today's path %.1f GiB of activations alone\n", big[i].name,
+               line, gib((double)es.peak), gib((double)qid_model_batch_bytes(&big[i].c, 128, SEQ)));
+    }
+    free(tokens);
+    unlink(ckpt);
+    rmdir(dir);
+    return 0;
+}
