@@ -144,6 +144,18 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, int *n_args);
  * CLI_USAGE. For the checks across options that follow cli_parse. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* --format F as a filter of stored rows (cli_opt fn): a format name in quant.h's grammar, kept in the
+ * canonical spelling the store's rows carry (int4-g32 is int4-g32-sym); dest is a cli_format. */
+typedef struct cli_format {
+    char canon[64];
+    int given;
+} cli_format;
+int cli_take_format(const char *value, void *dest);
+#define CLI_FORMAT_WANT "a quantizer format, e.g. int4-g128-sym, mxfp4, nf4 (qid quantize --help lists them)"
+
+/* --bits 2,3,4 (cli_opt fn): element bit widths 1..63 as a uint64_t mask (bit P set). */
+int cli_take_bits(const char *value, void *dest);
+
 /* Prints "qid CMD: error: <message>" for a failure of the work itself;
  * returns 1, the exit status. */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -30,13 +30,15 @@ typedef struct qid_fit_filter {
 
 void qid_fit_filter_init(qid_fit_filter *f);
 
-/* Why no quantizer row of rows[0..n) passes f, into buf: the first filter
- * that no usable row (OK, a quantizer method, finite QiD and SE) passes on
- * its own, with the values the store has ("no rows with format
- * 'int4-g128-sym' (the store has: int2-g32-sym, int3-g32-sym, mxfp4)"), or
- * that they pass one by one but not together, or that the store has no
- * usable row. */
-void qid_fit_filter_explain(const qid_result *rows, size_t n, const qid_fit_filter *f, char *buf, size_t len);
+/* Why no row of rows[0..n) passes f, into buf: the first filter that no
+ * row passes on its own, with the values the store has ("no rows with
+ * format 'int4-g128-sym' (the store has: int2-g32-sym, int3-g32-sym,
+ * mxfp4)"), or that they pass one by one but not together, or that the
+ * store has no such row. The rows looked at are the usable quantizer rows
+ * (OK, a quantizer method, finite QiD and SE: what qid fit fits), or every
+ * row with all_rows. Returns 1 when a single filter matches nothing. */
+int qid_fit_filter_explain(const qid_result *rows, size_t n, const qid_fit_filter *f, int all_rows, char *buf,
+                           size_t len);
 
 /* 1 when element bits p pass bits_mask (0: every p > 0; else p in 1..63
  * with its bit set). */

@@ -10,7 +10,7 @@
 # bad stores and options.
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 37
+plan 44
 tap_tmpdir
 T=$TAP_TMP
 tap_abs_paths
@@ -58,10 +58,18 @@ is 3 "$(count --status FAILED)" "--status FAILED (any case): 3 rows"
 is 4 "$(count --method baseline)" "--method baseline: 4 rows"
 is 4 "$(count --format int4-g16-sym)" "--format int4-g16-sym: 4 rows"
 is 4 "$(count --bits 4)" "--bits 4 (element bits): 4 rows"
-is 3 "$(count --bits 32 --method baseline)" "--bits 32 (storage bits) AND baseline: the 3 fp32 baselines"
+is 3 "$(count --storage-bits 32 --method baseline)" "--storage-bits 32 AND baseline: the 3 fp32 baselines"
+b=$($QIDA results a.h5 --format int4-g16 --status ok --csv --columns bits | sed -n 2p)
+is 0 "$(count --storage-bits 4 --method rtn)" "--storage-bits is the bits column, not element bits (int4-g16 stores $b bits a weight)"
+is "$(count --format int4-g16 --status ok)" "$(count --storage-bits "$b" --format int4-g16)" "--storage-bits $b: the OK int4-g16 rows"
 is 6 "$(count --model gpt-neox-tiny)" "--model gpt-neox-tiny: 6 rows"
+is 6 "$(count --models gpt-neox-tiny)" "--models (qid fit's spelling) is the same"
 is 2 "$(count --model gpt-neox-tiny --method rtn --bits 3 --status ok)" "four filters combine with AND: 2 rows"
-is 0 "$(count --model no-such-model)" "--model of no row: header only"
+is 4 "$(count --format int4-g16)" "--format int4-g16: the canonical int4-g16-sym"
+$QIDA results a.h5 --model no-such-model >out 2>err; is 1 $? "--model of a model the store lacks: exits 1"
+like "$(cat err)" "qid results: error: no rows with model 'no-such-model' (the store has: " "... naming what the store has"
+$QIDA results a.h5 --format int4 >out 2>err; is 2 $? "--format int4 (not a format): a usage error"
+$QIDA results a.h5 --method GPTQ >out 2>err; is 2 $? "--method GPTQ (case): a usage error"
 is "key,status" "$($QIDA results --csv --columns key,status a.h5 | head -1)" "--columns chooses CSV columns"
 
 # CSV

@@ -14,6 +14,7 @@
 
 #include "error.h"
 #include "parse.h"
+#include "quant.h"
 
 /* "qid CMD: error: <message><tail>\n" on stderr. */
 static void say_error(const char *cmd, const char *tail, const char *fmt, va_list ap)
@@ -164,4 +165,27 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, int *n_args)
     if (spec->max_args >= 0 && *n_args > spec->max_args)
         return cli_usage_error(spec->name, "unexpected argument '%s'", argv[1 + spec->max_args]);
     return CLI_OK;
+}
+
+int cli_take_format(const char *value, void *dest)
+{
+    cli_format *a = dest;
+    qid_quant_spec spec;
+    if (qid_quant_parse(value, &spec, NULL)) return -1;
+    qid_quant_name(&spec, a->canon, sizeof a->canon);
+    a->given = 1;
+    return 0;
+}
+
+int cli_take_bits(const char *value, void *dest)
+{
+    int64_t *v = NULL;
+    size_t n = 0;
+    if (qid_parse_int_list(value, 1, 63, &v, &n)) return -1;
+    uint64_t mask = 0;
+    for (size_t i = 0; i < n; i++)
+        mask |= (uint64_t)1 << v[i];
+    free(v);
+    *(uint64_t *)dest = mask;
+    return 0;
 }

@@ -319,37 +319,6 @@ static int take_form(const char *value, void *dest)
     return 0;
 }
 
-/* --bits 2,3,4: a mask of element bit widths 1..63. */
-static int take_bits(const char *value, void *dest)
-{
-    int64_t *v = NULL;
-    size_t n = 0;
-    if (qid_parse_int_list(value, 1, 63, &v, &n)) return -1;
-    uint64_t mask = 0;
-    for (size_t i = 0; i < n; i++)
-        mask |= (uint64_t)1 << v[i];
-    free(v);
-    *(uint64_t *)dest = mask;
-    return 0;
-}
-
-/* --format F: a format name (quant.h's grammar), kept in its canonical spelling, the one the store's rows
- * carry (int4-g32 is int4-g32-sym). */
-typedef struct format_arg {
-    char canon[64];
-    int given;
-} format_arg;
-
-static int take_format(const char *value, void *dest)
-{
-    format_arg *a = dest;
-    qid_quant_spec spec;
-    if (qid_quant_parse(value, &spec, NULL)) return -1;
-    qid_quant_name(&spec, a->canon, sizeof a->canon);
-    a->given = 1;
-    return 0;
-}
-
 /* --method M: rtn or gptq, as the store spells them. */
 static int take_method(const char *value, void *dest)
 {
@@ -362,12 +331,11 @@ int qid_fit_main(int argc, char **argv)
 {
     qid_fit_cmd_opts o;
     qid_fit_cmd_opts_init(&o);
-    format_arg fa = {.given = 0};
+    cli_format fa = {.given = 0};
     const cli_opt opts[] = {
         CLI_OPT_FN("method", &o.filter.method, take_method, "a quantizer method: rtn or gptq"),
-        CLI_OPT_FN("format", &fa, take_format,
-                   "a quantizer format, e.g. int4-g128-sym, mxfp4, nf4 (qid quantize --help lists them)"),
-        CLI_OPT_FN("bits", &o.filter.bits_mask, take_bits, "whole element bit widths 1..63, e.g. 2,3,4"),
+        CLI_OPT_FN("format", &fa, cli_take_format, CLI_FORMAT_WANT),
+        CLI_OPT_FN("bits", &o.filter.bits_mask, cli_take_bits, "whole element bit widths 1..63, e.g. 2,3,4"),
         CLI_OPT_REAL("min-tokens", &o.filter.min_tokens, 0, HUGE_VAL, CLI_LO_OPEN, "a positive number of tokens"),
         CLI_OPT_REAL("max-tokens", &o.filter.max_tokens, 0, HUGE_VAL, CLI_LO_OPEN, "a positive number of tokens"),
         CLI_OPT_STR("models", &o.filter.models),

@@ -41,6 +41,8 @@
 
 #include "cli.h"
 #include "error.h"
+#include "fit_obs.h"
+#include "parse.h"
 #include "results.h"
 
 static const char *const default_columns[] = {"model", "step",   "tokens_seen", "method", "format", "bits",
@@ -59,17 +61,18 @@ static const char *const divergence_columns[] = {
 #define N_DIVERGENCE (sizeof divergence_columns / sizeof divergence_columns[0])
 
 typedef struct filters {
-    const char *model, *method, *format;
-    int have_bits;
-    double bits;
-    int status; /* -1: any */
+    const char *models, *method, *format; /* models: comma-separated, as qid fit's --models */
+    uint64_t bits_mask;                   /* element bits P (as qid fit's --bits); 0: any */
+    double storage_bits;                  /* storage bits per weight; NaN: any */
+    int status;                           /* -1: any */
     int latest;
 } filters;
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: qid results STORE [--csv] [--model M] [--method M] [--format F] [--bits B]\n"
-                 "                   [--status ok|failed] [--latest] [--columns a,b,...] [--divergence]\n"
+    fprintf(out, "usage: qid results STORE [--csv] [--models M,...] [--method M] [--format F] [--bits P,...]\n"
+                 "                   [--storage-bits B] [--status ok|failed] [--latest] [--columns a,b,...]\n"
+                 "                   [--divergence]\n"
                  "\n"
                  "Prints the rows of a results store (written by 'qid run'; it may be running)\n"
                  "sorted by model, tokens_seen, method, format: an aligned table, or CSV.\n"
@@ -77,10 +80,11 @@ static void usage(FILE *out)
                  "\n"
                  "options:\n"
                  "  --csv             RFC 4180 CSV, a header line and every column of /tasks\n"
-                 "  --model M         rows of model M\n"
+                 "  --models M,...    rows of these models (--model is the same)\n"
                  "  --method M        baseline, rtn, gptq or probes\n"
-                 "  --format F        quantizer format, e.g. int4-g128-sym\n"
-                 "  --bits B          element bits (P) or storage bits per weight equal to B\n"
+                 "  --format F        quantizer format, e.g. int4-g128-sym (int4-g128 is the same)\n"
+                 "  --bits P,...      element bits P, as in qid fit (the elem_bits column)\n"
+                 "  --storage-bits B  storage bits per weight, scales included (the bits column)\n"
                  "  --status S        ok or failed\n"
                  "  --latest          per task key only the row that counts: its last OK row,\n"
                  "                    else its last row (a failed task retried by a resumed run\n"
@@ -156,13 +160,26 @@ static size_t parse_columns(const char *list, const qid_result_column **out, siz
     return n;
 }
 
+/* --method: the methods a row can have. */
+static int take_method(const char *value, void *dest)
+{
+    static const char *const methods[] = {"baseline", "rtn", "gptq", "probes"};
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (strcmp(value, methods[i]) == 0) {
+            *(const char **)dest = value;
+            return 0;
+        }
+    return -1;
+}
+
 static int keep_row(const qid_result *r, const filters *f)
 {
-    if (f->model && strcmp(r->model ? r->model : "", f->model) != 0) return 0;
+    if (!qid_fit_in_list(f->models, r->model ? r->model : "")) return 0;
     if (f->method && strcmp(r->method ? r->method : "", f->method) != 0) return 0;
     if (f->format && strcmp(r->format ? r->format : "", f->format) != 0) return 0;
     if (f->status >= 0 && (int)r->status != f->status) return 0;
-    if (f->have_bits && !((double)r->elem_bits == f->bits || fabs(r->bits - f->bits) < 1e-9)) return 0;
+    if (f->bits_mask && !qid_fit_bits_pass(f->bits_mask, r->elem_bits)) return 0;
+    if (!isnan(f->storage_bits) && !(fabs(r->bits - f->storage_bits) < 1e-9)) return 0;
     return 1;
 }
 
@@ -303,15 +320,18 @@ static int take_status(const char *value, void *dest)
 
 int qid_results_main(int argc, char **argv)
 {
-    filters f = {.status = -1, .bits = NAN};
+    filters f = {.status = -1, .storage_bits = NAN};
+    cli_format fa = {.given = 0};
     int csv = 0, divergence = 0;
     const char *column_list = NULL;
     const cli_opt opts[] = {
         CLI_OPT_FLAG("csv", &csv),
-        CLI_OPT_STR("model", &f.model),
-        CLI_OPT_STR("method", &f.method),
-        CLI_OPT_STR("format", &f.format),
-        CLI_OPT_REAL("bits", &f.bits, -INFINITY, INFINITY, 0, "a number"),
+        CLI_OPT_STR("models", &f.models),
+        CLI_OPT_STR("model", &f.models),
+        CLI_OPT_FN("method", &f.method, take_method, "baseline, rtn, gptq or probes"),
+        CLI_OPT_FN("format", &fa, cli_take_format, CLI_FORMAT_WANT),
+        CLI_OPT_FN("bits", &f.bits_mask, cli_take_bits, "whole element bit widths 1..63, e.g. 2,3,4"),
+        CLI_OPT_REAL("storage-bits", &f.storage_bits, 0, INFINITY, CLI_LO_OPEN, "a number of bits per weight > 0"),
         CLI_OPT_FN("status", &f.status, take_status, "ok or failed"),
         CLI_OPT_FLAG("latest", &f.latest),
         CLI_OPT_STR("columns", &column_list),
@@ -324,7 +344,7 @@ int qid_results_main(int argc, char **argv)
     if (rc == CLI_HELP) return 0;
     if (rc != CLI_OK) return rc;
     if (extra) return cli_usage_error("results", "one results store at a time ('%s' is extra)", extra);
-    f.have_bits = !isnan(f.bits);
+    if (fa.given) f.format = fa.canon;
     const qid_result_column *cols[QID_RESULT_N_COLUMNS + 1];
     size_t n_cols = 0;
     if (column_list) {
@@ -350,6 +370,20 @@ int qid_results_main(int argc, char **argv)
         }
     sort_rows = rows;
     qsort(shown, n_shown, sizeof *shown, cmp_display);
+    if (n_shown == 0 && n > 0 && (f.models || f.method || f.format || f.bits_mask)) {
+        /* A filter that matches nothing in the store is a mistake worth one line; an empty combination is an
+         * answer (a note, and the header). */
+        qid_fit_filter ff;
+        qid_fit_filter_init(&ff);
+        ff.models = f.models, ff.method = f.method, ff.format = f.format, ff.bits_mask = f.bits_mask;
+        char why[600];
+        if (qid_fit_filter_explain(rows, n, &ff, 1, why, sizeof why)) {
+            free(shown), free(keep);
+            qid_results_rows_free(rows, n);
+            return cli_fail("results", "%s in '%s'", why, store);
+        }
+        fprintf(stderr, "qid results: note: no row passes the filters together\n");
+    }
 
     if (!column_list) {
         if (csv) {

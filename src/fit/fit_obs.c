@@ -154,6 +154,7 @@ static void give(double *a, double **out)
 /* 1 when row r is a usable quantizer row (OK, counted, a quantizer method, finite QiD and SE). */
 static int usable(const qid_result *r, unsigned char counts)
 {
+    if (counts == 2) return 1;
     const char *m = nz(r->method);
     return counts && strcmp(m, "baseline") != 0 && strcmp(m, "probes") != 0 && isfinite(r->qid) && r->qid_se > 0 &&
            isfinite(r->qid_se);
@@ -172,10 +173,13 @@ static int passes(const qid_result *r, const qid_fit_filter *f, int k)
     }
 }
 
-void qid_fit_filter_explain(const qid_result *rows, size_t n, const qid_fit_filter *f, char *buf, size_t len)
+int qid_fit_filter_explain(const qid_result *rows, size_t n, const qid_fit_filter *f, int all_rows, char *buf,
+                           size_t len)
 {
+    int single = 0;
     static const char *const what[5] = {"method", "format", "element bits", "model", "tokens seen"};
     unsigned char *counts = qid_fit_rows_that_count(rows, n);
+    if (all_rows) memset(counts, 2, n); /* 2: every row, whatever its method */
     size_t n_usable = 0;
     for (size_t i = 0; i < n; i++)
         n_usable += (size_t)usable(&rows[i], counts[i]);
@@ -218,9 +222,11 @@ void qid_fit_filter_explain(const qid_result *rows, size_t n, const qid_fit_filt
         else
             snprintf(asked, sizeof asked, "in [%.4g, %.4g]", f->min_tokens, f->max_tokens);
         snprintf(buf, len, "no rows with %s %s (the store has: %s)", what[k], asked, have);
+        single = 1;
         break;
     }
     free(counts);
+    return single;
 }
 
 void qid_fit_obs_from_rows(const qid_result *rows, size_t n, const qid_fit_filter *f, qid_fit_obs **obs, size_t *n_obs,

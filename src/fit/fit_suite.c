@@ -206,7 +206,7 @@ int qid_fit_suite_of_store(const char *store, const qid_fit_filter *filter, cons
     qid_fit_obs_from_rows(rows, n_rows, filter, &obs, &n_obs, &n16, &d16, &l16, &m16);
     if (n_obs == 0) {
         char why[600];
-        qid_fit_filter_explain(rows, n_rows, filter, why, sizeof why);
+        qid_fit_filter_explain(rows, n_rows, filter, 0, why, sizeof why);
         rc = qid_error_set(err, QID_E_INVALID, "no QiD points pass the filters: %s", why);
     } else {
         rc = qid_fit_suite_run(obs, n_obs, n16, d16, l16, m16, fo, s, err);
