@@ -4,6 +4,7 @@
 #   make check      install missing Debian packages (root only), build, run every test with prove
 #   make check-slurm  the slurm/ scripts against a private one-node Slurm (installs slurm-wlm
 #                   and munge as root with apt-get; skips where it cannot)
+#   make check-sanitize  every test again, built with ASan, UBSan and LeakSanitizer (build-san/)
 #   make deps       install missing Debian packages with apt-get (root on Debian only; never
 #                   when pkg-config already finds everything, never without root)
 #   make demo       the embedded default end to end (docs/demo.md)
@@ -115,23 +116,27 @@ check: deps
 	QID=$(QID) $(PROVE) --exec '' $(PROVE_FLAGS) $(TEST_BIN) $(TEST_SCRIPTS)
 
 # Every test and qid built with AddressSanitizer, UBSan and LeakSanitizer in
-# build-san/, then run as `make check` runs them. The options and the
-# suppressions (test/sanitize.supp) are justified where they are set.
-SAN_BUILD := build-san
-SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1
+# build-san/, then run as `make check` runs them (about 3x slower).
 # allocator_may_return_null: error.t asks for 4 EiB on purpose to test qid's
 # out-of-memory path; ASan would abort instead of returning NULL.
-# detect_leaks with the suppressions: Open MPI and HDF5 keep process-lifetime
-# allocations they never free (MPI_Init's, the library's own caches); qid's
-# own leaks are reported.
-SAN_ENV := ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:abort_on_error=0 \
+# Leaks are checked in the test programs, with test/sanitize.supp for the
+# process-lifetime allocations of Open MPI and HDF5. The shell tests run qid
+# under mpirun, where Open MPI's components leak from code it has already
+# dlclose()d: LSan reports those frames as "<unknown module>", which no
+# suppression can name, so there leaks are not checked (memory errors and
+# undefined behaviour still are, and stop the test).
+SAN_BUILD := build-san
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1
+SAN_ENV := UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
            LSAN_OPTIONS=suppressions=$(CURDIR)/test/sanitize.supp:print_suppressions=0 \
-           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 OMPI_MCA_btl=self,vader
+           BUILD=$(SAN_BUILD) QID=$(SAN_BUILD)/qid
 check-sanitize: deps
 	@$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) CFLAGS="$(CFLAGS) $(SAN_FLAGS)" \
 	    LDFLAGS="$(LDFLAGS) -fsanitize=address,undefined" tests
-	$(SAN_ENV) BUILD=$(SAN_BUILD) QID=$(SAN_BUILD)/qid $(PROVE) --exec '' $(PROVE_FLAGS) \
-	    $(TEST_BIN:$(BUILD)/%=$(SAN_BUILD)/%) $(TEST_SCRIPTS)
+	$(SAN_ENV) ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1 $(PROVE) --exec '' $(PROVE_FLAGS) \
+	    $(TEST_BIN:$(BUILD)/%=$(SAN_BUILD)/%)
+	$(SAN_ENV) ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=0 $(PROVE) --exec '' $(PROVE_FLAGS) \
+	    $(TEST_SCRIPTS)
 
 # The slurm/ batch scripts against a real one-node Slurm that test/slurm.t
 # starts and stops (tools/slurm-local.sh; as root with apt-get it installs

@@ -569,7 +569,7 @@ static int prepare(sched *s, const qid_sweep_opts *o, qid_job *job, qid_error *e
         qid_results_rows_free(rows, n_rows);
         return START_FAIL;
     }
-    qsort(rows, n_rows, sizeof *rows, cmp_row_key);
+    if (n_rows) qsort(rows, n_rows, sizeof *rows, cmp_row_key); /* rows is NULL for a new store */
 
     s->state = qid_calloc(s->n_tasks + 1, sizeof *s->state, "task states");
     s->base = qid_calloc(s->n_ckpts + 1, sizeof *s->base, "baselines");
