@@ -178,6 +178,8 @@ done
 # with the forms compared on the same points.
 "$QID" fit "$OUT/results.h5" --method gptq --bits 2,3,4 --law ouyang-lr --compare --name schedules \
     >"$OUT/fit-schedules.txt" 2>&1 || echo "demo: the schedules fit failed: $(tail -1 "$OUT/fit-schedules.txt")"
+"$QID" fit "$OUT/results.h5" --method gptq --bits 2,3,4 --name schedules-ouyang >"$OUT/fit-schedules-ouyang.txt" 2>&1 ||
+    echo "demo: the schedules-ouyang fit failed: $(tail -1 "$OUT/fit-schedules-ouyang.txt")"
 stamp "report: $QID report $OUT/results.h5 -o $OUT/report"
 "$QID" report "$OUT/results.h5" -o "$OUT/report" >/dev/null
 
@@ -346,7 +348,7 @@ END {
     if (plot != "") printf "demo:   plot: %s\n", plot
 }' "$OUT/fit.txt" "$ROWS"
 # the learning-rate form (fit-schedules.txt) and the forms compared on the headline points (fit.txt)
-awk -v beta="$(awk '/^beta / { print $2 }' "$OUT/fit.txt")" '
+awk -v beta="$(awk '/^beta / { print $2 }' "$OUT/fit-schedules-ouyang.txt")" '
 /^points / { pts = $2; ck = $6 }
 /^(beta|delta) / { gsub(/[\[\],]/, " "); v[$1] = $2; lo[$1] = $3; hi[$1] = $4 }
 /^  (ouyang|kumar|ouyang-lr) +[0-9.-]+ / { err = err sprintf("%s%s %s", err == "" ? "" : ", ", $1, $7) }
@@ -356,7 +358,7 @@ END {
     if (!("delta" in v)) { print "demo:   no fit (fit-schedules.txt)"; exit }
     s = lo["delta"] > 0 ? "yes" : hi["delta"] < 0 ? "no, the opposite" : "not resolved (interval includes 0)"
     printf "demo:   delta = %9.4f  95%% [%9.4f, %9.4f]   QiD rises as the rate decays, beyond D: %s\n", v["delta"], lo["delta"], hi["delta"], s
-    printf "demo:   beta  = %9.4f  95%% [%9.4f, %9.4f]   (the headline law, without the rate: %.4f)\n", v["beta"], lo["beta"], hi["beta"], beta
+    printf "demo:   beta  = %9.4f  95%% [%9.4f, %9.4f]   (Ouyang'"'"'s law on the same points, without the rate: %.4f)\n", v["beta"], lo["beta"], hi["beta"], beta
     printf "demo:   leave-future-out error (RMS of (qid - law)/se): %s; lowest: %s\n", err, best
 }' "$OUT/fit-schedules.txt"
 awk '/^  (ouyang|kumar|ouyang-lr) +[0-9.-]+ / { err = err sprintf("%s%s %s (AIC %s)", err == "" ? "" : ", ", $1, $7, $4) }
