@@ -329,37 +329,32 @@ static void law_model(const double *theta, const void *ctx, double *f, double *j
 
 /* ---- the two stages ------------------------------------------------------ */
 
-/* ln of the value of v closest (in log) to the mean log. */
-static double ref_log(const qid_fit_obs *obs, size_t n, size_t off)
+/* A variable of the law as a function of a point: ln N, ln D, the form's
+ * feature of P, or the learning-rate feature 1 - r. */
+typedef double (*law_var)(const qid_fit_obs *o, const qid_fit_form *f);
+static double var_n(const qid_fit_obs *o, const qid_fit_form *f) { return (void)f, log(o->n); }
+static double var_d(const qid_fit_obs *o, const qid_fit_form *f) { return (void)f, log(o->d); }
+static double var_p(const qid_fit_obs *o, const qid_fit_form *f)
 {
-    double mean = 0;
-    for (size_t i = 0; i < n; i++)
-        mean += log(*(const double *)((const char *)&obs[i] + off));
-    mean /= (double)n;
-    double best = 0, bestd = INFINITY;
-    for (size_t i = 0; i < n; i++) {
-        double l = log(*(const double *)((const char *)&obs[i] + off));
-        if (fabs(l - mean) < bestd) {
-            bestd = fabs(l - mean);
-            best = l;
-        }
-    }
-    return best;
+    return f->p_feature == feature_log ? log(o->p) : f->p_feature(o->p);
 }
+static double var_lr(const qid_fit_obs *o, const qid_fit_form *f) { return (void)f, 1.0 - o->lr; }
 
-/* The value of t(P) closest to the mean of t(P) (ref_log for the form's feature t). */
-static double ref_feature(const qid_fit_obs *obs, size_t n, double (*t)(double))
+/* The value of x over the points that is closest to its mean: the centre of
+ * its centred feature (a data value, so a constant variable gives an exactly
+ * zero column). */
+static double ref_value(const qid_fit_obs *obs, size_t n, law_var x, const qid_fit_form *f)
 {
     double mean = 0;
     for (size_t i = 0; i < n; i++)
-        mean += t(obs[i].p);
+        mean += x(&obs[i], f);
     mean /= (double)n;
     double best = 0, bestd = INFINITY;
     for (size_t i = 0; i < n; i++) {
-        double l = t(obs[i].p);
-        if (fabs(l - mean) < bestd) {
-            bestd = fabs(l - mean);
-            best = l;
+        double v = x(&obs[i], f);
+        if (fabs(v - mean) < bestd) {
+            bestd = fabs(v - mean);
+            best = v;
         }
     }
     return best;
@@ -439,24 +434,6 @@ static int check_lr(const qid_fit_obs *obs, size_t n, const qid_fit_form *form, 
                              "the peak",
                              form->name, n, obs[0].lr);
     return QID_OK;
-}
-
-/* The value of 1 - r closest to its mean (the learning-rate feature's reference). */
-static double ref_lr(const qid_fit_obs *obs, size_t n)
-{
-    double mean = 0;
-    for (size_t i = 0; i < n; i++)
-        mean += 1.0 - obs[i].lr;
-    mean /= (double)n;
-    double best = 0, bestd = INFINITY;
-    for (size_t i = 0; i < n; i++) {
-        double l = 1.0 - obs[i].lr;
-        if (fabs(l - mean) < bestd) {
-            bestd = fabs(l - mean);
-            best = l;
-        }
-    }
-    return best;
 }
 
 /* Stage 1 into theta (free subset). */
@@ -551,15 +528,13 @@ static int law_fit_ws(const qid_fit_obs *obs, size_t n, const qid_fit_opts *o_in
     const int with_lr = form->n_coef == NC;
     double lr_min = INFINITY;
     if (with_lr && (rc = check_lr(obs, n, form, w->tmp, &lr_min, err))) return rc;
-    double ref[4] = {ref_log(obs, n, offsetof(qid_fit_obs, n)), ref_log(obs, n, offsetof(qid_fit_obs, d)),
-                     form->p_feature == feature_log ? ref_log(obs, n, offsetof(qid_fit_obs, p))
-                                                    : ref_feature(obs, n, form->p_feature),
-                     with_lr ? ref_lr(obs, n) : 0.0};
+    double ref[4] = {ref_value(obs, n, var_n, form), ref_value(obs, n, var_d, form), ref_value(obs, n, var_p, form),
+                     with_lr ? ref_value(obs, n, var_lr, form) : 0.0};
     for (size_t i = 0; i < n; i++) {
-        w->xn[i] = log(obs[i].n) - ref[0];
-        w->xd[i] = log(obs[i].d) - ref[1];
-        w->xp[i] = (form->p_feature == feature_log ? log(obs[i].p) : form->p_feature(obs[i].p)) - ref[2];
-        w->xl[i] = with_lr ? (1.0 - obs[i].lr) - ref[3] : 0.0;
+        w->xn[i] = var_n(&obs[i], form) - ref[0];
+        w->xd[i] = var_d(&obs[i], form) - ref[1];
+        w->xp[i] = var_p(&obs[i], form) - ref[2];
+        w->xl[i] = with_lr ? var_lr(&obs[i], form) - ref[3] : 0.0;
     }
     law_ctx cx = {.m = n, .xn = w->xn, .xd = w->xd, .xp = w->xp, .xl = w->xl, .free = o->free};
     cx.fixed[1] = o->fixed.alpha;
