@@ -10,7 +10,7 @@
 # bad stores and options.
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 44
+plan 45
 tap_tmpdir
 T=$TAP_TMP
 tap_abs_paths
@@ -52,7 +52,7 @@ is 0 "$(head -1 okt | grep -c error)" "table: no error column when no shown row 
 echo "# $(sed -n 2p okt)"
 
 # filters
-count() { $QIDA results "$@" a.h5 | tail -n +2 | wc -l; }
+count() { $QIDA results "$@" a.h5 2>/dev/null | tail -n +2 | wc -l; }
 is 9 "$(count --status ok)" "--status ok: 9 rows"
 is 3 "$(count --status FAILED)" "--status FAILED (any case): 3 rows"
 is 4 "$(count --method baseline)" "--method baseline: 4 rows"
@@ -68,6 +68,7 @@ is 2 "$(count --model gpt-neox-tiny --method rtn --bits 3 --status ok)" "four fi
 is 4 "$(count --format int4-g16)" "--format int4-g16: the canonical int4-g16-sym"
 $QIDA results a.h5 --model no-such-model >out 2>err; is 1 $? "--model of a model the store lacks: exits 1"
 like "$(cat err)" "qid results: error: no rows with model 'no-such-model' (the store has: " "... naming what the store has"
+$QIDA results a.h5 --storage-bits 4 --method rtn >out 2>err; is "0 qid results: note: no row passes the filters together" "$? $(cat err)" "filters that match rows only apart: exit 0, the header and a note"
 $QIDA results a.h5 --format int4 >out 2>err; is 2 $? "--format int4 (not a format): a usage error"
 $QIDA results a.h5 --method GPTQ >out 2>err; is 2 $? "--method GPTQ (case): a usage error"
 is "key,status" "$($QIDA results --csv --columns key,status a.h5 | head -1)" "--columns chooses CSV columns"
