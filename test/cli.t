@@ -6,7 +6,7 @@
 # unknown options, options after the arguments, 3e11-style integers).
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 82
+plan 83
 tap_tmpdir
 T=$TAP_TMP
 FIX=test/fixtures/hf
@@ -17,6 +17,9 @@ like "$out" "inspect" "--help lists inspect"
 out=$($QID --version); ok $? "qid --version exits 0"
 like "$out" "libraries: HDF5 1." "--version names the libraries"
 
+# the docs point only at files a clone has (no ../shared/, no absolute paths of a machine)
+is "" "$( (grep -nE '\]\(\.\./' README.md; grep -nE '\.\./shared/|/work/' README.md docs/*.md jobs/*.job) 2>/dev/null | head -3)" \
+    "README, docs and jobs point only inside the repository"
 # the README's way to call it `qid`: make install into a prefix, then PATH
 make --no-print-directory install PREFIX="$T/prefix" QID="$QID" >/dev/null 2>&1; ok $? "make install PREFIX=... exits 0"
 like "$(PATH="$T/prefix/bin:$PATH" qid --version 2>&1)" "libraries: HDF5 1." "after make install, 'qid' on PATH runs"
