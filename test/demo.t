@@ -9,7 +9,7 @@
 # depend on them is asserted.
 . "$(dirname "$0")/taplib.sh"
 require_cmd mpirun
-plan 27
+plan 30
 tap_tmpdir
 D=$TAP_TMP/demo
 
@@ -60,6 +60,16 @@ like "$out" "demo: evaluation noise: SE/QiD of 4-bit GPTQ at the last third of t
     "the summary gives the 4-bit noise"
 like "$out" "demo: 8-bit sanity row (GPTQ int8-g32, in no law): max |QiD|" "the summary has the 8-bit row"
 like "$out" "demo:   QiD from step 96 to 128 (wsd decays its rate in between" "the summary has the confound"
+# a sign of beta is claimed only when the per-(N, P) fits bear it out
+bline=$(printf '%s\n' "$out" | grep -m1 '^demo:   beta  =')
+pline=$(printf '%s\n' "$out" | grep -m1 '^demo:   per-(N, P) laws')
+mb=$(printf '%s\n' "$pline" | sed -n 's/.*median beta \([-0-9.e][-0-9.e]*\) .*/\1/p')
+pos=$(printf '%s\n' "$pline" | sed -n 's/.*beta > 0 in \([0-9]*\) of \([0-9]*\) groups.*/\1 \2/p')
+ok "$(awk -v l="$bline" -v m="$mb" -v p="$pos" 'BEGIN { split(p, a, " "); exit !(l !~ /: yes$/ || (m > 0 && 2 * a[1] > a[2])) }'; echo $?)" \
+    "the beta verdict ('${bline##*: }') agrees with the per-(N, P) fits (median $mb, positive in ${pos% *} of ${pos#* })"
+like "$out" "demo: the learning rate as a variable (/fits/schedules: ouyang-lr, QiD = k D^beta / (N^alpha P^gamma) exp(delta (1 - lr/peak)), GPTQ 2/3/4 bits, all 4 runs'" \
+    "the summary fits the learning-rate form on every run"
+like "$out" "demo: the law forms on the headline points: leave-future-out error ouyang " "the summary compares the law forms"
 ok "$([ -s "$D/report/summary.txt" ] && grep -q 'written to /fits/rtn' "$D/fit-rtn.txt"; echo $?)" \
     "report: summary.txt; the rtn fit stored"
 if command -v gnuplot >/dev/null; then

@@ -348,13 +348,13 @@ END {
     if (plot != "") printf "demo:   plot: %s\n", plot
 }' "$OUT/fit.txt" "$ROWS"
 # the learning-rate form (fit-schedules.txt) and the forms compared on the headline points (fit.txt)
-awk -v beta="$(awk '/^beta / { print $2 }' "$OUT/fit-schedules-ouyang.txt")" '
+awk -v beta="$(awk '/^beta / { print $2 }' "$OUT/fit-schedules-ouyang.txt")" -v runs="$(echo "$SUITE" | wc -l | tr -d ' ')" '
 /^points / { pts = $2; ck = $6 }
 /^(beta|delta) / { gsub(/[\[\],]/, " "); v[$1] = $2; lo[$1] = $3; hi[$1] = $4 }
 /^  (ouyang|kumar|ouyang-lr) +[0-9.-]+ / { err = err sprintf("%s%s %s", err == "" ? "" : ", ", $1, $7) }
 /lowest leave-future-out error:/ { best = $NF }
 END {
-    printf "demo: the learning rate as a variable (/fits/schedules: ouyang-lr, QiD = k D^beta / (N^alpha P^gamma) exp(delta (1 - lr/peak)), GPTQ 2/3/4 bits, all %d runs'"'"' %s points):\n", 6, pts
+    printf "demo: the learning rate as a variable (/fits/schedules: ouyang-lr, QiD = k D^beta / (N^alpha P^gamma) exp(delta (1 - lr/peak)), GPTQ 2/3/4 bits, all %d runs'"'"' %s points):\n", runs, pts
     if (!("delta" in v)) { print "demo:   no fit (fit-schedules.txt)"; exit }
     s = lo["delta"] > 0 ? "yes" : hi["delta"] < 0 ? "no, the opposite" : "not resolved (interval includes 0)"
     printf "demo:   delta = %9.4f  95%% [%9.4f, %9.4f]   QiD rises as the rate decays, beyond D: %s\n", v["delta"], lo["delta"], hi["delta"], s
