@@ -7,6 +7,7 @@
 #define QID_FSUTIL_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "error.h"
 
@@ -16,6 +17,12 @@ int qid_read_text_file(const char *path, size_t max_bytes, char **out, size_t *l
 
 /* SHA-256 of a file's bytes as 64 hex digits. */
 int qid_sha256_file(const char *path, char hex[65], qid_error *err);
+
+/* s (NULL: "") as one RFC 4180 CSV field: as it is, or quoted with its
+ * quotes doubled when it holds a comma, a quote, a line break, or a leading
+ * or trailing blank. The one CSV writer of `qid results --csv` and the
+ * report's tables. */
+void qid_csv_field(FILE *out, const char *s);
 
 /* "dir/name" into a malloc'd string. */
 char *qid_path_join(const char *dir, const char *name);

@@ -42,6 +42,7 @@
 #include "cli.h"
 #include "error.h"
 #include "fit_obs.h"
+#include "fsutil.h"
 #include "parse.h"
 #include "results.h"
 
@@ -244,33 +245,19 @@ static void mark_latest(const qid_result *rows, size_t n, unsigned char *keep)
     free(idx);
 }
 
-static void csv_field(FILE *out, const char *s)
-{
-    if (strpbrk(s, ",\"\r\n") == NULL && s[0] != ' ' && (s[0] == '\0' || s[strlen(s) - 1] != ' ')) {
-        fputs(s, out);
-        return;
-    }
-    fputc('"', out);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', out);
-        fputc(*s, out);
-    }
-    fputc('"', out);
-}
-
 static void print_csv(FILE *out, const qid_result *rows, const size_t *shown, size_t n_shown,
                       const qid_result_column **cols, size_t n_cols)
 {
     char buf[64];
     for (size_t j = 0; j < n_cols; j++) {
         if (j) fputc(',', out);
-        csv_field(out, cols[j]->name);
+        qid_csv_field(out, cols[j]->name);
     }
     fputc('\n', out);
     for (size_t i = 0; i < n_shown; i++) {
         for (size_t j = 0; j < n_cols; j++) {
             if (j) fputc(',', out);
-            csv_field(out, cell(cols[j], &rows[shown[i]], 1, buf, sizeof buf));
+            qid_csv_field(out, cell(cols[j], &rows[shown[i]], 1, buf, sizeof buf));
         }
         fputc('\n', out);
     }

@@ -86,3 +86,18 @@ int qid_output_check(const char *path, int force, qid_error *err)
         return qid_error_set(err, QID_E_INVALID, "output '%s' exists (use --force to replace it)", path);
     return QID_OK;
 }
+
+void qid_csv_field(FILE *out, const char *s)
+{
+    s = s ? s : "";
+    if (strpbrk(s, ",\"\r\n") == NULL && s[0] != ' ' && (s[0] == '\0' || s[strlen(s) - 1] != ' ')) {
+        fputs(s, out);
+        return;
+    }
+    fputc('"', out);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', out);
+        fputc(*s, out);
+    }
+    fputc('"', out);
+}

@@ -97,23 +97,6 @@ static int write_predictor(const char *dir, const report_pred *rp, qid_error *er
 }
 
 /* points.csv: every observation with the law's value. */
-/* s as one CSV field (RFC 4180: quoted, quotes doubled, when it holds a comma, quote or line break), then sep. */
-static void csv_str(FILE *f, const char *s, char sep)
-{
-    s = s ? s : "";
-    if (strpbrk(s, ",\"\r\n")) {
-        fputc('"', f);
-        for (; *s; s++) {
-            if (*s == '"') fputc('"', f);
-            fputc(*s, f);
-        }
-        fputc('"', f);
-    } else {
-        fputs(s, f);
-    }
-    fputc(sep, f);
-}
-
 static int write_points_csv(const report *r, qid_error *err)
 {
     FILE *f = report_open(r->dir, "points.csv", err);
@@ -122,11 +105,15 @@ static int write_points_csv(const report *r, qid_error *err)
     for (size_t i = 0; i < r->n_obs; i++) {
         const qid_fit_obs *ob = &r->obs[i];
         const qid_result *row = &r->rows[ob->row];
-        csv_str(f, row->model, ',');
-        csv_str(f, row->checkpoint, ',');
+        qid_csv_field(f, row->model);
+        fputc(',', f);
+        qid_csv_field(f, row->checkpoint);
+        fputc(',', f);
         fprintf(f, "%lld,", (long long)row->step);
-        csv_str(f, row->method, ',');
-        csv_str(f, row->format, ',');
+        qid_csv_field(f, row->method);
+        fputc(',', f);
+        qid_csv_field(f, row->format);
+        fputc(',', f);
         fprintf(f, "%.6g,%.6g,%g,%.8g,%.8g,%.8g\n", ob->n, ob->d, ob->p, ob->qid, ob->se, report_fitted(r, i));
     }
     return report_close(f, r->dir, "points.csv", err);
