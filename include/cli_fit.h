@@ -36,6 +36,11 @@ typedef struct qid_fit_cmd_opts {
 
 void qid_fit_cmd_opts_init(qid_fit_cmd_opts *o);
 
+/* A law form's name to its QID_FIT_FORM_* in the int at dest (cli_opt fn: `qid fit --law`, `qid predict
+ * --form`); -1 for a name fit.h does not know. */
+int qid_fit_cmd_take_form(const char *value, void *dest);
+#define QID_FIT_CMD_FORM_WANT "a law form: ouyang, kumar or ouyang-lr"
+
 /* The whole of `qid fit` on a store: read and fit (qid_fit_suite_of_store),
  * with o->compare the comparison of the law forms (qid_fit_compare_of_store),
  * print to out (NULL: no printing), write /fits/<o->name>

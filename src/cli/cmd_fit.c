@@ -310,8 +310,7 @@ static void fit_usage(FILE *out)
                  "                    7B/70B/405B x 1e14 tokens x 2/3/4 bits; stored in /fits/NAME/compare\n");
 }
 
-/* --law NAME: a law form (fit.h). */
-static int take_form(const char *value, void *dest)
+int qid_fit_cmd_take_form(const char *value, void *dest)
 {
     int f = qid_fit_form_find(value);
     if (f < 0) return -1;
@@ -343,7 +342,7 @@ int qid_fit_main(int argc, char **argv)
         CLI_OPT_U64("seed", &o.fit.seed, 0, "a whole number >= 0"),
         CLI_OPT_REAL("z", &o.fit.z, 0, HUGE_VAL, CLI_LO_OPEN, "a positive number"),
         CLI_OPT_STR("name", &o.name),
-        CLI_OPT_FN("law", &o.fit.form, take_form, "a law form: ouyang, kumar or ouyang-lr"),
+        CLI_OPT_FN("law", &o.fit.form, qid_fit_cmd_take_form, QID_FIT_CMD_FORM_WANT),
         CLI_OPT_FLAG("factors", &o.factors),
         CLI_OPT_FLAG("compare", &o.compare),
     };

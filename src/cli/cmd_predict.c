@@ -278,15 +278,6 @@ static int predict_law(const char *store, const char *fit_name, int law_given, q
     return 0;
 }
 
-/* --form NAME: a law form (fit.h). */
-static int take_form(const char *value, void *dest)
-{
-    int f = qid_fit_form_find(value);
-    if (f < 0) return -1;
-    *(int *)dest = f;
-    return 0;
-}
-
 int qid_predict_main(int argc, char **argv)
 {
     const char *fit_name = "default", *training = NULL;
@@ -299,7 +290,7 @@ int qid_predict_main(int argc, char **argv)
     const cli_opt opts[] = {
         CLI_OPT_STR("fit", &fit_name),
         CLI_OPT_FN("law", &la, take_law, "k,alpha,beta,gamma[,delta], e.g. 0.017,0.2261,0.5251,5.4967"),
-        CLI_OPT_FN("form", &form, take_form, "a law form: ouyang, kumar or ouyang-lr"),
+        CLI_OPT_FN("form", &form, qid_fit_cmd_take_form, QID_FIT_CMD_FORM_WANT),
         CLI_OPT_REAL("lr", &lr, 0, 1, 0, "a learning-rate fraction in [0, 1]"),
         CLI_OPT_FN("params", &N, take_positive_list, list_want),
         CLI_OPT_FN("tokens", &D, take_positive_list, list_want),
