@@ -77,6 +77,34 @@ static void gen(const qid_fit_law *law, uint64_t seed, qid_fit_obs *o)
 
 static double coef(const qid_fit_law *l, int j) { return qid_fit_law_coef(l, j); }
 
+/* The comparison `qid fit --compare` makes of forms[0..n_forms) on o[0..n) (no bootstrap, seed r + 1),
+ * into c; bails naming what and the replicate when it fails. */
+static void compare(const qid_fit_obs *o, size_t n, const int *forms, size_t n_forms, size_t r, const char *what,
+                    qid_fit_compare *c)
+{
+    qid_fit_opts op;
+    qid_fit_opts_init(&op);
+    op.n_boot = 0;
+    op.seed = r + 1;
+    qid_error e;
+    qid_error_clear(&e);
+    if (qid_fit_compare_run(o, n, forms, n_forms, &op, c, &e)) bail("%s replicate %zu: compare: %s", what, r, e.msg);
+}
+
+/* The bootstrap (n_boot draws, seed r + 1) of the law of `form` on o[0..n) into b; bails when it fails. */
+static void bootstrap(const qid_fit_obs *o, size_t n, int form, size_t n_boot, size_t r, const char *what,
+                      qid_fit_boot *b)
+{
+    qid_fit_opts op;
+    qid_fit_opts_init(&op);
+    op.seed = r + 1;
+    op.form = form;
+    op.n_boot = n_boot;
+    qid_error e;
+    qid_error_clear(&e);
+    if (qid_fit_law_bootstrap(o, n, &op, b, &e)) bail("%s replicate %zu: bootstrap: %s", what, r, e.msg);
+}
+
 /* ---- the learning-rate form ------------------------------------------------------
  * The demo's schedule confound: the four sizes with a cosine schedule and
  * the smallest twice more with warm-up-stable-decay and a constant rate,
@@ -140,26 +168,16 @@ static void lr_recovery(size_t reps, size_t n_boot, int full)
         size_t wins = 0, inside[QID_FIT_MAX_COEF] = {0}, n_cov = 0, delta0_in = 0;
         for (size_t r = 0; r < reps; r++) {
             gen_lr(truth, 7000 + 1000 * (uint64_t)t + r, o);
-            qid_fit_opts op;
-            qid_fit_opts_init(&op);
-            op.n_boot = 0;
-            op.seed = r + 1;
             qid_fit_compare c;
-            qid_error e;
-            qid_error_clear(&e);
-            if (qid_fit_compare_run(o, LR_POINTS, forms, QID_FIT_N_FORMS, &op, &c, &e))
-                bail("lr design, replicate %zu: compare: %s", r, e.msg);
+            compare(o, LR_POINTS, forms, QID_FIT_N_FORMS, r, "lr design", &c);
             wins += (size_t)(c.law[c.best_lfo].form == truth->form);
             if (r == 0)
                 diag("%s data on the schedule design, replicate 0: future err ouyang %.4f kumar %.4f ouyang-lr %.4f; "
                      "AIC %.1f %.1f %.1f",
                      qid_fit_form_of(truth->form)->name, c.law[0].lfo_err, c.law[1].lfo_err, c.law[2].lfo_err,
                      c.law[0].aic, c.law[1].aic, c.law[2].aic);
-            op.form = QID_FIT_FORM_OUYANG_LR;
-            op.n_boot = n_boot;
             qid_fit_boot b;
-            if (qid_fit_law_bootstrap(o, LR_POINTS, &op, &b, &e))
-                bail("lr design, replicate %zu: bootstrap: %s", r, e.msg);
+            bootstrap(o, LR_POINTS, QID_FIT_FORM_OUYANG_LR, n_boot, r, "lr design", &b);
             for (int j = 0; j < QID_FIT_MAX_COEF; j++)
                 inside[j] += coef(&b.lo, j) <= coef(truth, j) && coef(truth, j) <= coef(&b.hi, j);
             delta0_in += b.lo.delta <= 0 && 0 <= b.hi.delta;
@@ -232,15 +250,8 @@ int main(int argc, char **argv)
             double margin_sum = 0;
             for (size_t r = 0; r < reps; r++) {
                 gen(truth[g], 1000 * (uint64_t)(g + 1) + 100000 * (uint64_t)level + r, o);
-                qid_fit_opts op;
-                qid_fit_opts_init(&op);
-                op.n_boot = 0;
-                op.seed = r + 1;
                 qid_fit_compare c;
-                qid_error e;
-                qid_error_clear(&e);
-                if (qid_fit_compare_run(o, N_POINTS, forms, 2, &op, &c, &e))
-                    bail("%s replicate %zu: compare: %s", F->name, r, e.msg);
+                compare(o, N_POINTS, forms, 2, r, F->name, &c);
                 int won = c.law[c.best_lfo].form == g;
                 wins += (size_t)won;
                 margin_sum += c.law[1 - g].lfo_err - c.law[g].lfo_err;
@@ -257,11 +268,8 @@ int main(int argc, char **argv)
                         max_spread = fmax(max_spread, fabs(log(a / b)));
                     }
                 }
-                op.form = g;
-                op.n_boot = n_boot;
                 qid_fit_boot b;
-                if (qid_fit_law_bootstrap(o, N_POINTS, &op, &b, &e))
-                    bail("%s replicate %zu: bootstrap: %s", F->name, r, e.msg);
+                bootstrap(o, N_POINTS, g, n_boot, r, F->name, &b);
                 for (int j = 0; j < 4; j++)
                     inside[j] += coef(&b.lo, j) <= coef(truth[g], j) && coef(truth[g], j) <= coef(&b.hi, j);
                 n_cov++;
