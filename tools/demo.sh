@@ -225,144 +225,42 @@ fi
 echo
 nsave=$(echo "$SAVE" | tr ',' ' ' | wc -w | tr -d ' ')
 last_third=$(echo "$SAVE" | tr ',' '\n' | tail -n $(((nsave + 2) / 3)) | head -1)
-awk -v size="$SIZE" -v main="$(models $MAIN)" -v conf="$(models $CONF)" -v from="$last_third" -v nsave="$nsave" \
-    -v rtn="$OUT/fit-rtn.txt" -v mx="$OUT/fit-mxfp4.txt" -v plot="$OUT/report/demo-schedules.png" '
-function verdict(name, v, lo, hi, what, disagree,    s) {
-    if (lo > 0) s = "yes"; else if (hi < 0) s = "no, the opposite"; else s = "not resolved (interval includes 0)"
-    if (disagree != "" && s !~ /^not/) s = "not resolved (" disagree ")"
-    printf "demo:   %-5s = %9.4f  95%% [%9.4f, %9.4f]   QiD %s: %s\n", name, v, lo, hi, what, s
-}
-function coef(line,    f) {
-    if (line !~ /\[/) { split(line, f, " "); return sprintf("%.3f (no interval)", f[2]) }
-    gsub(/[\[\],]/, " ", line); split(line, f, " "); return sprintf("%.3f [%.3f, %.3f]", f[2], f[3], f[4])
-}
-function other(file, name,    line, a, b, g, r2, f, pts) {
-    a = b = g = r2 = ""
-    while ((getline line < file) > 0) {
-        if (line ~ /^alpha /) a = coef(line)
-        if (line ~ /^beta /) b = coef(line)
-        if (line ~ /^gamma /) g = coef(line)
-        if (line ~ /^warning: one bit width/) g = "not fitted (one bit width)"
-        if (line ~ /^points /) { split(line, f, " "); pts = f[2] }
-        if (line ~ /^R\^2/) { split(line, f, " "); r2 = f[3]; sub(/,$/, "", r2) }
-    }
-    close(file)
-    if (a == "") { printf "demo:   %-6s no fit (%s)\n", name, file; return }
-    printf "demo:   %-6s alpha %s  beta %s  gamma %s  R^2 (log) %s, %s points\n", name, a, b, g, r2, pts
-}
-function cmp(q1, s1, q2, s2,    l, e) {
-    if (q1 <= 0 || q2 <= 0) return "?"
-    l = log(q1 / q2); e = 1.96 * sqrt((s1 / q1) ^ 2 + (s2 / q2) ^ 2)
-    return l - e > 0 ? "higher" : l + e < 0 ? "lower" : "not resolved"
-}
-function pct(x) { return x > 1e100 ? "inf (a QiD <= 0)" : sprintf("%.1f%%", 100 * x) }
-function ratio(q1, s1, q2, s2,    l, e) {
-    if (q1 <= 0 || q2 <= 0) return sprintf("%-20s", "- (QiD <= 0)")
-    l = log(q1 / q2); e = 1.96 * sqrt((s1 / q1) ^ 2 + (s2 / q2) ^ 2)
-    return sprintf("%5.2f [%4.2f, %4.2f]", q1 / q2, exp(l - e), exp(l + e))
-}
-BEGIN {
-    nm = split(main, m, ","); for (i = 1; i <= nm; i++) ismain[m[i]] = 1
-    nc = split(conf, c, ","); for (i = 1; i <= nc; i++) isconf[c[i]] = i
-}
-FNR == 1 { file++; if (file == 2) FS = "," }
-# fit.txt: the headline law
-file == 1 && /^points / { pts = $2 }
-file == 1 && /^k / { gsub(/[\[\],]/, " "); k = sprintf("k = %.4g [%.4g, %.4g]", $2, $3, $4) }
-file == 1 && /^alpha / { gsub(/[\[\],]/, " "); al = $2; al_lo = $3; al_hi = $4 }
-file == 1 && /^beta / { gsub(/[\[\],]/, " "); be = $2; be_lo = $3; be_hi = $4 }
-file == 1 && /^gamma / { gsub(/[\[\],]/, " "); ga = $2; ga_lo = $3; ga_hi = $4 }
-file == 1 && /^R\^2/ { r2line = $0 }
-file == 1 && /^leave-one-model-size-out:/ { lomo = $0; sub(/^leave-one-model-size-out: pooled /, "", lomo) }
-file == 1 && /^warning:/ { warn[++nw] = $0 }
-file == 1 && /^  QiD = / { sect = ($0 ~ /for each \(N, P\)/); if (sect) medline = $0 }
-file == 1 && sect && /^    N / {
-    for (i = 1; i <= NF; i++) { if ($i == "beta") b = $(i + 1); if ($i == "points") np = $(i - 1) }
-    if ($0 ~ /no fit/) { groups_nofit++; next }
-    if (np >= 6) { groups6++; if (b > 0) pos6++ }
-    groups++
-}
-# the rows: model,params,step,tokens_seen,method,format,elem_bits,qid,qid_se
-file == 2 && FNR > 1 && $5 == "gptq" {
-    if (($1 in ismain) && $7 == 4 && $3 + 0 >= from + 0) {
-        nr++; r[nr] = ($8 > 0) ? $9 / $8 : 1e300; if (r[nr] <= 0.1) ok10++
-    }
-    if (($1 in ismain) && $7 == 8) {
-        n8++; a = $8 < 0 ? -$8 : $8; if (a > max8) max8 = a; if ($9 > 0 && a / $9 > z8) z8 = a / $9
-    }
-    if (($1 in isconf) && $7 <= 4) {
-        s = isconf[$1]
-        if ($3 + 0 > last[s, $7] + 0) { prevq[s, $7] = lq[s, $7]; prevse[s, $7] = lse[s, $7]; prevstep = last[s, $7]
-                                        last[s, $7] = $3; lq[s, $7] = $8; lse[s, $7] = $9; lastd = $4 }
-        bits[$7] = 1
-        if (!((s, $7) in firstq)) { firstq[s, $7] = $8; firstd = $4 }
-    }
-}
-END {
-    printf "demo: summary (%s suite): %d model sizes trained alike, %d checkpoints each\n", size, nm, nsave
-    printf "demo: headline law: GPTQ at 2, 3 and 4 bits, groups of 32, symmetric (Ouyang et al.'"'"'s setting), %s points\n", pts
-    printf "demo:   QiD = k D^beta / (N^alpha P^gamma) with %s\n", k
-    # A sign is claimed only when the interval and the per-(N, P) fits agree: the median beta over the groups
-    # must have its sign and more than half of the groups with >= 6 checkpoints must too.
-    nf = split(medline, f, " ")
-    for (i = 1; i <= nf; i++) if (f[i] == "beta" && f[i - 1] == "median") mb = f[i + 1]
-    bdis = ""
-    if (be_lo > 0 && !(mb > 0 && 2 * pos6 > groups6))
-        bdis = sprintf("the interval excludes 0 but the per-(N, P) fits disagree: median beta %s, beta > 0 in %d of %d", mb, pos6, groups6)
-    verdict("alpha", al, al_lo, al_hi, "falls with model size N", "")
-    verdict("beta", be, be_lo, be_hi, "rises with training tokens D", bdis)
-    verdict("gamma", ga, ga_lo, ga_hi, "falls with bit width P", "")
-    print "demo:   " r2line
-    print "demo:   leave-one-model-size-out " lomo
-    printf "demo:   per-(N, P) laws QiD = c D^beta: median beta %s (unified %s); beta > 0 in %d of %d groups with >= 6 checkpoints\n",
-        mb, sprintf("%.4f", be), pos6, groups6
-    for (i = 1; i <= nw; i++) print "demo:   " warn[i]
-    # median and max of SE/QiD
-    for (i = 2; i <= nr; i++) { v = r[i]; for (j = i - 1; j >= 1 && r[j] > v; j--) r[j + 1] = r[j]; r[j + 1] = v }
-    if (nr) printf "demo: evaluation noise: SE/QiD of 4-bit GPTQ at the last third of the checkpoints (step >= %d): median %s, max %s, %d of %d points at most 10%%\n",
-        from, pct(nr % 2 ? r[(nr + 1) / 2] : (r[nr / 2] + r[nr / 2 + 1]) / 2), pct(r[nr]), ok10, nr
-    print "demo: the other methods, fitted alike on the same sizes (/fits/rtn: RTN at 2, 3 and 4 bits; /fits/mxfp4: RTN to MXFP4):"
-    other(rtn, "rtn"); other(mx, "mxfp4")
-    if (n8) printf "demo: 8-bit sanity row (GPTQ int8-g32, in no law): max |QiD| %.2g nats over %d checkpoints, max |QiD|/SE %.1f\n", max8, n8, z8
-    printf "demo: schedule confound: %s trained three times on the same tokens and checkpoints (cosine, wsd, constant);\n", c[1]
-    printf "demo:   GPTQ QiD at the last checkpoint (D = %d) and its ratio to the constant rate'"'"'s, 95%% intervals:\n", lastd
-    printf "demo:   P  %-18s %-18s %-18s %-20s %s\n", "cosine", "wsd", "constant", "cosine/constant", "wsd/constant"
-    for (p = 2; p <= 4; p++) {
-        if (!(p in bits)) continue
-        printf "demo:   %d  %.4f +- %.4f   %.4f +- %.4f   %.4f +- %.4f   %-20s %s\n", p, lq[1, p], lse[1, p], lq[2, p], lse[2, p], lq[3, p], lse[3, p],
-            ratio(lq[1, p], lse[1, p], lq[3, p], lse[3, p]), ratio(lq[2, p], lse[2, p], lq[3, p], lse[3, p])
-    }
-    printf "demo:   at the same D, QiD of a decayed rate (cosine, wsd) against the constant one:"
-    sep = ""
-    for (p = 2; p <= 4; p++) if (p in bits) {
-        printf "%s %d bits %s, %s", sep, p, cmp(lq[1, p], lse[1, p], lq[3, p], lse[3, p]), cmp(lq[2, p], lse[2, p], lq[3, p], lse[3, p]); sep = ";"
-    }
-    printf "\n"
-    if (firstq[3, 2] > 0) printf "demo:   at the constant rate QiD still rises with D: x%.2f at 2 bits from D = %d to %d\n", lq[3, 2] / firstq[3, 2], firstd, lastd
-    printf "demo:   QiD from step %d to %d (wsd decays its rate in between, constant does not), ratio and 95%% interval:\n", prevstep, last[1, 2]
-    for (p = 2; p <= 4; p++) {
-        if (!(p in bits)) continue
-        printf "demo:   %d  cosine %-20s  wsd %-20s  constant %s\n", p, ratio(lq[1, p], lse[1, p], prevq[1, p], prevse[1, p]),
-            ratio(lq[2, p], lse[2, p], prevq[2, p], prevse[2, p]), ratio(lq[3, p], lse[3, p], prevq[3, p], prevse[3, p])
-    }
-    if (plot != "") printf "demo:   plot: %s\n", plot
-}' "$OUT/fit.txt" "$ROWS"
-# the learning-rate form (fit-schedules.txt) and the forms compared on the headline points (fit.txt)
-awk -v beta="$(awk '/^beta / { print $2 }' "$OUT/fit-schedules-ouyang.txt")" -v runs="$(echo "$SUITE" | wc -l | tr -d ' ')" '
-/^points / { pts = $2; ck = $6 }
-/^(beta|delta) / { gsub(/[\[\],]/, " "); v[$1] = $2; lo[$1] = $3; hi[$1] = $4 }
-/^  (ouyang|kumar|ouyang-lr) +[0-9.-]+ / { err = err sprintf("%s%s %s", err == "" ? "" : ", ", $1, $7) }
-/lowest leave-future-out error:/ { best = $NF }
-END {
-    printf "demo: the learning rate as a variable (/fits/schedules: ouyang-lr, QiD = k D^beta / (N^alpha P^gamma) exp(delta (1 - lr/peak)), GPTQ 2/3/4 bits, all %d runs'"'"' %s points):\n", runs, pts
-    if (!("delta" in v)) { print "demo:   no fit (fit-schedules.txt)"; exit }
-    s = lo["delta"] > 0 ? "yes" : hi["delta"] < 0 ? "no, the opposite" : "not resolved (interval includes 0)"
-    printf "demo:   delta = %9.4f  95%% [%9.4f, %9.4f]   QiD rises as the rate decays, beyond D: %s\n", v["delta"], lo["delta"], hi["delta"], s
-    printf "demo:   beta  = %9.4f  95%% [%9.4f, %9.4f]   (Ouyang'"'"'s law on the same points, without the rate: %.4f)\n", v["beta"], lo["beta"], hi["beta"], beta
-    printf "demo:   leave-future-out error (RMS of (qid - law)/se): %s; lowest: %s\n", err, best
-}' "$OUT/fit-schedules.txt"
-awk '/^  (ouyang|kumar|ouyang-lr) +[0-9.-]+ / { err = err sprintf("%s%s %s (AIC %s)", err == "" ? "" : ", ", $1, $7, $4) }
-/lowest leave-future-out error:/ { best = $NF }
-/^  future err / { pair = pair "\ndemo:   " substr($0, 3) }
-END { if (err != "") printf "demo: the law forms on the headline points: leave-future-out error %s; lowest: %s%s\n", err, best, pair }' "$OUT/fit.txt"
+{
+    awk -v size="$SIZE" -v main="$(models $MAIN)" -v conf="$(models $CONF)" -v from="$last_third" -v nsave="$nsave" \
+        -v rtn="$OUT/fit-rtn.txt" -v mx="$OUT/fit-mxfp4.txt" -v plot="$OUT/report/demo-schedules.png" \
+        -f "$(dirname "$0")/demo_summary.awk" "$OUT/fit.txt" "$ROWS"
+    # the learning-rate form (fit-schedules.txt) and the forms compared on the headline points (fit.txt)
+    awk -v beta="$(awk '/^beta / { print $2 }' "$OUT/fit-schedules-ouyang.txt")" -v runs="$(echo "$SUITE" | wc -l | tr -d ' ')" '
+    /^points / { pts = $2; ck = $6 }
+    /^(beta|delta) / { gsub(/[\[\],]/, " "); v[$1] = $2; lo[$1] = $3; hi[$1] = $4 }
+    /^  (ouyang|kumar|ouyang-lr) +[0-9.-]+ / { err = err sprintf("%s%s %s", err == "" ? "" : ", ", $1, $7) }
+    /lowest leave-future-out error:/ { best = $NF }
+    END {
+        printf "demo: the learning rate as a variable (/fits/schedules: ouyang-lr, QiD = k D^beta / (N^alpha P^gamma) exp(delta (1 - lr/peak)), GPTQ 2/3/4 bits, all %d runs'"'"' %s points):\n", runs, pts
+        if (!("delta" in v)) { print "demo:   no fit (fit-schedules.txt)"; exit }
+        s = lo["delta"] > 0 ? "yes" : hi["delta"] < 0 ? "no, the opposite" : "not resolved (interval includes 0)"
+        printf "demo:   delta = %9.4f  95%% [%9.4f, %9.4f]   QiD rises as the rate decays, beyond D: %s\n", v["delta"], lo["delta"], hi["delta"], s
+        printf "demo:   beta  = %9.4f  95%% [%9.4f, %9.4f]   (Ouyang'"'"'s law on the same points, without the rate: %.4f)\n", v["beta"], lo["beta"], hi["beta"], beta
+        printf "demo:   leave-future-out error (RMS of (qid - law)/se): %s; lowest: %s\n", err, best
+    }' "$OUT/fit-schedules.txt"
+    awk '/^  (ouyang|kumar|ouyang-lr) +[0-9.-]+ / { err = err sprintf("%s%s %s (AIC %s)", err == "" ? "" : ", ", $1, $7, $4) }
+    /lowest leave-future-out error:/ { best = $NF }
+    /^  future err / { pair = pair "\ndemo:   " substr($0, 3) }
+    END { if (err != "") printf "demo: the law forms on the headline points: leave-future-out error %s; lowest: %s%s\n", err, best, pair }' "$OUT/fit.txt"
+} >"$OUT/summary.txt"
+cat "$OUT/summary.txt"
+# The manual's sample (docs/demo.md) is this summary of the full suite, copied
+# by tools/demo_docs.sh; test/docs_demo.t checks the prose against the sample.
+docs=$(dirname "$0")/../docs/demo.md
+if [ "$SIZE" = full ] && [ -f "$docs" ]; then
+    grep '^demo: ' "$OUT/summary.txt" >"$OUT/summary.new" || true
+    grep '^demo: ' "$docs" >"$OUT/summary.doc" || true
+    if cmp -s "$OUT/summary.doc" "$OUT/summary.new"; then
+        echo "demo: this summary equals docs/demo.md's sample to the last digit"
+    else
+        echo "demo: note: this summary differs from docs/demo.md's sample (tools/demo_docs.sh copies it there); first difference:"
+        diff "$OUT/summary.doc" "$OUT/summary.new" | grep '^[<>]' | head -2 | sed 's/^</demo:   docs:/; s/^>/demo:   now: /'
+    fi
+    rm -f "$OUT/summary.doc" "$OUT/summary.new"
+fi
 stamp "done: results $OUT/results.h5, report $OUT/report/ (summary.txt, *.png, *.svg, demo-schedules.png)"
