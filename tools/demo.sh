@@ -209,10 +209,13 @@ if command -v gnuplot >/dev/null; then
 fi
 
 # ---- summary -----------------------------------------------------------------------
-# Read from fit.txt, fit-rtn.txt, fit-mxfp4.txt and the rows; every rule is
-# stated where it is applied:
+# tools/demo_summary.awk reads fit.txt, fit-rtn.txt, fit-mxfp4.txt and the
+# rows; every rule is stated here:
 # - exponents: the sign is judged by the 95% bootstrap interval (resampling
-#   whole checkpoints); Ouyang et al. found alpha, beta, gamma > 0;
+#   whole checkpoints); Ouyang et al. found alpha, beta, gamma > 0; beta's
+#   sign is claimed only when the per-(N, P) fits agree with the interval
+#   (median of the same sign, and that sign in more than half of the groups
+#   with at least 6 checkpoints), else "not resolved" with both stated;
 # - evaluation noise: SE/QiD of 4-bit GPTQ on the MAIN sizes at the last third
 #   of the checkpoints (the last ceil(C/3) of the C saved steps);
 # - 8 bits: GPTQ int8 on the MAIN sizes, never in a law: max |QiD| and max |QiD|/SE;
@@ -259,7 +262,8 @@ if [ "$SIZE" = full ] && [ -f "$docs" ]; then
         echo "demo: this summary equals docs/demo.md's sample to the last digit"
     else
         echo "demo: note: this summary differs from docs/demo.md's sample (tools/demo_docs.sh copies it there); first difference:"
-        diff "$OUT/summary.doc" "$OUT/summary.new" | grep '^[<>]' | head -2 | sed 's/^</demo:   docs:/; s/^>/demo:   now: /'
+        diff "$OUT/summary.doc" "$OUT/summary.new" | awk '/^< / && !a { a = $0 } /^> / && !b { b = $0 }
+            END { sub(/^< demo: */, "demo:   docs: ", a); sub(/^> demo: */, "demo:   now:  ", b); if (a != "") print a; if (b != "") print b }'
     fi
     rm -f "$OUT/summary.doc" "$OUT/summary.new"
 fi
