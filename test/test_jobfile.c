@@ -279,9 +279,9 @@ static const struct {
      "jobs/x.job:8: '0' is out of range for 'block_size'; expected a whole number "
      "1..65536"},
     /* methods, formats, tasks */
-    {"[quantize]\nmethods = gtpq\n", 0, "jobs/x.job:8: unknown method 'gtpq'; expected rtn or gptq"},
+    {"[quantize]\nmethods = gtpq\n", 0, "jobs/x.job:8: unknown method 'gtpq'; expected rtn, gptq or awq"},
     {"[quantize]\nmethods = rtn, baseline\n", 0,
-     "jobs/x.job:8: method 'baseline' cannot be asked for; expected rtn or gptq (the baseline always runs, probes "
+     "jobs/x.job:8: method 'baseline' cannot be asked for; expected rtn, gptq or awq (the baseline always runs, probes "
      "come from [probes])"},
     {"[quantize]\nmethods = rtn, rtn\n", 0,
      "jobs/x.job:8: duplicate method 'rtn' in 'methods'; expected each method once"},
@@ -298,7 +298,7 @@ static const struct {
     {"[quantize]\nmethods = rtn\n", 0,
      "jobs/x.job:8: 'methods' without 'formats'; expected formats = a comma-separated list of formats in [quantize]"},
     {"[quantize]\nformats = mxfp4\n", 0,
-     "jobs/x.job:8: 'formats' without 'methods'; expected methods = rtn, gptq (or one of them) in [quantize]"},
+     "jobs/x.job:8: 'formats' without 'methods'; expected methods = rtn, gptq (or one of them, or awq) in [quantize]"},
     {"[quantize]\ntask = rtn\n", 0,
      "jobs/x.job:8: task needs a method and a format; expected METHOD FORMAT "
      "[option=value ...], e.g. task = gptq mxfp4 micro_block=32"},
