@@ -334,6 +334,13 @@ static const struct {
      "MX, NF4 and FP4 formats"},
     {"[quantize]\nmethods = rtn, gptq\nformats = mxfp4\n", 0,
      "jobs/x.job:9: gptq needs calibration data; expected a [calibration] section with tokens = PATH"},
+    {"[quantize]\nmethods = rtn, awq\nformats = int4-g128-asym\n", 0,
+     "jobs/x.job:9: awq needs calibration data; expected a [calibration] section with tokens = PATH"},
+    {"[calibration]\ntokens = c.h5\n[quantize]\nmethods = awq\nformats = int4-g128, mxfp4\n", 0,
+     "jobs/x.job:11: awq cannot quantize to mxfp4; expected an integer format without -mse (intB-gG-sym/asym)"},
+    {"[calibration]\ntokens = c.h5\n[quantize]\ntask = awq int3-g128-mse\n", 0,
+     "jobs/x.job:10: awq cannot quantize to int3-g128-sym-mse; expected an integer format without -mse "
+     "(intB-gG-sym/asym)"},
     /* missing required settings */
     {"[job]\nname = x\n[checkpoints]\nfile = a.h5\n[eval]\ntokens = e.h5\n[quantize]\ntask = rtn mxfp4\n", 1,
      "jobs/x.job:1: missing key 'results' in [job]; expected results = PATH of the results store"},
