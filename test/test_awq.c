@@ -276,6 +276,87 @@ static void test_pseudo_quantizer(void)
     ok(y[0] == 0.0f && y[3] == 0.0f, "sym: an all-zero group stays zero (scale clamped at 1e-5/3)");
 }
 
+/* The 20 losses computed directly: x_mean, the scales as the reference,
+ * Q(W s)/s - W, and the output error summed over every row of X. */
+static void brute_losses(const float *X, size_t n, const float *Wm, size_t rows, size_t cols,
+                         const qid_quant_spec *spec, double *loss)
+{
+    float *mean = xmalloc(cols * sizeof *mean), *s = xmalloc(cols * sizeof *s), *ws = xmalloc(cols * sizeof *ws),
+          *qs = xmalloc(cols * sizeof *qs), *d = xmalloc(rows * cols * sizeof *d);
+    for (size_t j = 0; j < cols; j++) {
+        double a = 0.0;
+        for (size_t t = 0; t < n; t++)
+            a += fabs((double)X[t * cols + j]);
+        mean[j] = (float)(a / (double)n);
+    }
+    for (int i = 0; i < 20; i++) {
+        float mx = -INFINITY, mn = INFINITY;
+        for (size_t j = 0; j < cols; j++) {
+            s[j] = fmaxf(powf(mean[j], (float)(i / 20.0)), 1e-4f);
+            mx = fmaxf(mx, s[j]);
+            mn = fminf(mn, s[j]);
+        }
+        const float norm = sqrtf(mx * mn);
+        for (size_t j = 0; j < cols; j++)
+            s[j] = s[j] / norm;
+        for (size_t r = 0; r < rows; r++) {
+            for (size_t j = 0; j < cols; j++)
+                ws[j] = Wm[r * cols + j] * s[j];
+            qid_awq_pseudo_quantize_row(spec, ws, qs, cols);
+            for (size_t j = 0; j < cols; j++)
+                d[r * cols + j] = qs[j] / s[j] - Wm[r * cols + j];
+        }
+        double e = 0.0;
+        for (size_t t = 0; t < n; t++)
+            for (size_t r = 0; r < rows; r++) {
+                double y = 0.0;
+                for (size_t j = 0; j < cols; j++)
+                    y += (double)X[t * cols + j] * (double)d[r * cols + j];
+                e += y * y;
+            }
+        loss[i] = e / (double)(n * rows);
+    }
+    free(mean);
+    free(s);
+    free(ws);
+    free(qs);
+    free(d);
+}
+
+/* The loss through the Cholesky factor of X^T X, and through X^T X itself
+ * when an always-zero input column makes it singular, against the direct sum. */
+static void test_loss_paths(void)
+{
+    const size_t n = 200, cols = 32, rows = 12;
+    qid_quant_spec spec = spec_of("int3-g16-asym");
+    qid_error err;
+    float *X = xmalloc(n * cols * sizeof *X), *Wm = xmalloc(rows * cols * sizeof *Wm), s[32];
+    tap_seed(5);
+    for (size_t i = 0; i < rows * cols; i++)
+        Wm[i] = 0.1f * tap_gauss();
+    for (int dead = 0; dead < 2; dead++) {
+        for (size_t t = 0; t < n; t++)
+            for (size_t j = 0; j < cols; j++)
+                X[t * cols + j] = dead && j == 7 ? 0.0f : tap_gauss() * (j % 5 == 0 ? 6.0f : 1.0f);
+        qid_awq_input *in = qid_awq_input_create(cols, NULL);
+        qid_awq_input_reset(in, 0);
+        if (qid_awq_input_add(in, X, n, cols, "x", &err)) bail("%s", err.msg);
+        const float *ws[1] = {Wm};
+        const size_t rr[1] = {rows};
+        qid_awq_stats st;
+        int rc = qid_awq_search_scale(in, &spec, NULL, ws, rr, 1, s, &st, "x", &err);
+        double want[20], worst = 0.0;
+        brute_losses(X, n, Wm, rows, cols, &spec, want);
+        for (int i = 0; i < 20; i++)
+            worst = fmax(worst, fabs(st.losses[i] - want[i]) / want[i]);
+        ok(rc == QID_OK && worst < 1e-9, "%s: the 20 losses equal the direct sum over rows to 1e-9 (%.2e)",
+           dead ? "a dead input column (X^T X singular, general product)" : "X^T X definite (Cholesky)", worst);
+        qid_awq_input_free(in);
+    }
+    free(X);
+    free(Wm);
+}
+
 static void test_errors(void)
 {
     qid_error err;
@@ -330,6 +411,7 @@ int main(void)
     test_heldout("int3-g16-asym");
     test_heldout("int4-g16-sym");
     test_pseudo_quantizer();
+    test_loss_paths();
     test_errors();
     for (int k = 0; k < NLIN; k++) {
         free(W[k]);

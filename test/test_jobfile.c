@@ -917,7 +917,7 @@ static void test_no_fs(void)
 
 int main(void)
 {
-    plan(174);
+    plan(177);
     qid_h5_silence();
     qid_log_set_level(QID_LOG_ERROR);
     test_examples();

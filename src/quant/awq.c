@@ -7,6 +7,7 @@
 #include "awq.h"
 
 #include <cblas.h>
+#include <lapacke.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -206,6 +207,16 @@ int qid_awq_search_scale(const qid_awq_input *in, const qid_quant_spec *spec, co
     for (size_t i = 0; i < cols; i++)
         for (size_t j = 0; j <= i; j++)
             H[i * cols + j] = H[j * cols + i] = qid_gptq_hessian_get(in->h, i, j);
+    /* d^T H d = |d L|^2 with H = L L^T: one triangular product per ratio, half
+     * a general one; a singular H (an input column that is always zero) keeps
+     * the general product */
+    lapack_int info;
+    QID_LAPACKE(info, LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)cols, H, (lapack_int)cols));
+    const int chol = info == 0;
+    if (!chol)
+        for (size_t i = 0; i < cols; i++)
+            for (size_t j = 0; j <= i; j++)
+                H[i * cols + j] = H[j * cols + i] = qid_gptq_hessian_get(in->h, i, j);
     float *mean = qid_malloc(qid_mul_size(cols, 2 * sizeof(float)), "AWQ means"), *cur = mean + cols;
     for (size_t j = 0; j < cols; j++)
         mean[j] = qid_awq_input_mean(in, j);
@@ -228,11 +239,18 @@ int qid_awq_search_scale(const qid_awq_input *in, const qid_quant_spec *spec, co
                 for (size_t j = 0; j < cols; j++)
                     D[r * cols + j] = (double)(qs[j] / cur[j] - wr[j]);
             }
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows[k], (int)cols, (int)cols, 1.0, D,
-                        (int)cols, H, (int)cols, 0.0, T, (int)cols);
             const size_t m = rows[k] * cols;
-            for (size_t e = 0; e < m; e++)
-                loss += D[e] * T[e];
+            if (chol) {
+                cblas_dtrmm(CblasRowMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, (int)rows[k], (int)cols,
+                            1.0, H, (int)cols, D, (int)cols);
+                for (size_t e = 0; e < m; e++)
+                    loss += D[e] * D[e];
+            } else {
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows[k], (int)cols, (int)cols, 1.0, D,
+                            (int)cols, H, (int)cols, 0.0, T, (int)cols);
+                for (size_t e = 0; e < m; e++)
+                    loss += D[e] * T[e];
+            }
         }
         /* H = 2/n X^T X: sum_t (x_t . d)^2 = n/2 d^T H d; the reference divides by n x outputs */
         loss = loss / 2.0 / (double)out_total;
