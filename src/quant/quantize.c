@@ -591,8 +591,10 @@ static size_t pool_bytes(const qid_model_config *c)
 }
 
 /* The largest LINEAR tensor's copy (kept from the first quantized tensor
- * on) plus GPTQ's work buffers for the tensor that needs most (held only
- * while it is quantized); *copy_only gets the copy. */
+ * on) plus GPTQ's or AWQ's work buffers for the tensor that needs most (held
+ * only while it is quantized); *copy_only gets the copy. AWQ's input
+ * statistics are counted as GPTQ's Hessians (pool_bytes; their float32
+ * factor, which AWQ has not, covers its row sample from 1023 inputs on). */
 static size_t quant_bytes(const qid_model_config *c, const qid_quantize_opts *o, size_t *copy_only)
 {
     size_t n = 0, copy = 0, work = 0;
@@ -604,6 +606,11 @@ static size_t quant_bytes(const qid_model_config *c, const qid_quantize_opts *o,
         const size_t rows = (size_t)t[i].shape[0], cols = (size_t)t[i].shape[1], b = B < cols ? B : cols;
         if (rows * cols * sizeof(float) > copy) copy = rows * cols * sizeof(float);
         if (!qid_quantize_method_calibrated(o->method)) continue;
+        if (o->method == QID_QUANTIZE_AWQ) { /* the search's X^T X copy and two error buffers (awq.h) */
+            size_t wk = (cols * cols + 2 * rows * cols) * sizeof(double);
+            if (wk > work) work = wk;
+            continue;
+        }
         size_t wk = (rows * b + b * cols + rows * (cols < 512 ? cols : 512) + 2 * rows) * sizeof(double) +
                     threads * (cols + 2 * b) * sizeof(float) + 2 * rows * sizeof(qid_quant_params);
         if (wk > work) work = wk;
