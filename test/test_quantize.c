@@ -416,6 +416,44 @@ static void check_awq(const char *neox, const char *llama, const char *tok)
        "AWQ without calibration: '%s'", err.msg);
 }
 
+/* The attention output is scaled only where a separate attn.v has as many
+ * rows as attn.out has columns (AutoAWQ's llama plan: v -> o), through the
+ * streamed calibration hooks on made-up tensors. */
+static void check_awq_out_group(void)
+{
+    qid_error err;
+    const size_t d = 16, n = 64;
+    float x[64 * 16], w[4][16 * 16];
+    tap_seed(3);
+    for (size_t i = 0; i < n * d; i++)
+        x[i] = tap_gauss() * (i % d == 2 ? 8.0f : 1.0f);
+    for (int gqa = 0; gqa < 2; gqa++) {
+        for (int k = 0; k < 4; k++)
+            for (size_t i = 0; i < d * d; i++)
+                w[k][i] = 0.1f * tap_gauss();
+        const int64_t v_rows = gqa ? 8 : 16;
+        qid_tensor_spec t[4] = {
+            {.name = "attn.q.weight", .layer = 0, .ndim = 2, .shape = {16, 16}, .kind = QID_TENSOR_LINEAR},
+            {.name = "attn.k.weight", .layer = 0, .ndim = 2, .shape = {v_rows, 16}, .kind = QID_TENSOR_LINEAR},
+            {.name = "attn.v.weight", .layer = 0, .ndim = 2, .shape = {v_rows, 16}, .kind = QID_TENSOR_LINEAR},
+            {.name = "attn.out.weight", .layer = 0, .ndim = 2, .shape = {16, 16}, .kind = QID_TENSOR_LINEAR}};
+        qid_quantize_opts o = opts_for("int4-g8-asym", QID_QUANTIZE_AWQ, NULL);
+        qid_quantizer *q = qid_quantizer_create(&o);
+        qid_calib_hooks h;
+        qid_quantizer_calib_hooks(q, &h);
+        const qid_tensor_spec *tq[3] = {&t[0], &t[1], &t[2]}, *to[1] = {&t[3]};
+        float *wq[3] = {w[0], w[1], w[2]}, *wo[1] = {w[3]};
+        int rc =
+            h.add(h.ctx, QID_GROUP_QKV, 1, &t[0], x, n, d, &err) || h.quantize(h.ctx, QID_GROUP_QKV, tq, wq, 3, &err) ||
+            h.add(h.ctx, QID_GROUP_OUT, 1, &t[3], x, n, d, &err) || h.quantize(h.ctx, QID_GROUP_OUT, to, wo, 1, &err);
+        const qid_quantize_stats *st = qid_quantizer_stats(q);
+        ok(!rc && st->tensors == 4 && st->awq_groups == (gqa ? 1u : 2u),
+           "AWQ: attn.out %s (v has %d rows, out %d columns): %zu groups scaled", gqa ? "not scaled" : "scaled",
+           (int)v_rows, (int)d, st->awq_groups);
+        qid_quantizer_free(q);
+    }
+}
+
 static void check_errors(const char *neox, const char *tok)
 {
     qid_error err;
@@ -477,7 +515,7 @@ static void check_errors(const char *neox, const char *tok)
 
 int main(void)
 {
-    plan(39 + 2 * 2 * 3 + 2);
+    plan(39 + 2 * 2 * 3 + 2 + 2);
     /* copies: tap_path's buffers rotate */
     char neox[512], llama[512], tok[512];
     snprintf(neox, sizeof neox, "%s", tap_import_fixture("gpt-neox-tiny", 1000, 2097152000));
@@ -486,6 +524,7 @@ int main(void)
     check_rtn(neox, tok);
     check_gptq(llama, tok);
     check_awq(neox, llama, tok);
+    check_awq_out_group();
     check_errors(neox, tok);
     return 0;
 }
