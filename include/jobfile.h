@@ -52,10 +52,13 @@ typedef enum qid_job_method {
     QID_JOB_METHOD_RTN = 1,      /* round to nearest */
     QID_JOB_METHOD_GPTQ = 2,     /* GPTQ; micro-block GPTQ when micro_block > 0 */
     QID_JOB_METHOD_PROBES = 3,   /* radial loss probes around the 16-bit weights */
+    QID_JOB_METHOD_AWQ = 4,      /* AWQ (awq.h); integer formats without -mse */
 } qid_job_method;
 
-/* "baseline", "rtn", "gptq", "probes". */
+/* "baseline", "rtn", "gptq", "probes", "awq". */
 const char *qid_job_method_name(qid_job_method m);
+/* 1 for the methods that need [calibration] (gptq, awq). */
+int qid_job_method_calibrated(qid_job_method m);
 
 /* Which predicted tokens of a window count in the loss. */
 typedef enum qid_job_scoring {

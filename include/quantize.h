@@ -24,6 +24,19 @@
  *     hash in /source. It is written under a temporary name and renamed at the
  *     end: on any error nothing is left at the output path.
  *
+ * AWQ (awq.h) runs where GPTQ runs (the activation hook, the streamed
+ * calibration hooks, the file API), with the groups of linears that share an
+ * input: per group, the input statistics, the scale search over the group,
+ * then each linear's clipping search (not for the linears that compute
+ * attention queries or keys: attn.q, attn.k, gpt-neox's fused attn.qkv, as
+ * the reference skips them) and the reference's quantizer; the scales stay
+ * in the weight, Q(clip(W s)) / s. As AutoAWQ's plans: attn.qkv (q/k/v),
+ * mlp.up (gate/up) and mlp.down are scaled; attn.out only where a separate
+ * attn.v has as many rows as attn.out has columns (llama without grouped
+ * queries; AutoAWQ's GPT-NeoX plan leaves it unscaled), and is clipped
+ * either way. As with GPTQ, later groups see the inputs of the already
+ * quantized ones (llm-awq collects every input from the 16-bit model).
+ *
  * Both give the same weights: the file written by qid_quantize_checkpoint
  * evaluates exactly as the original model with the hooks, for the same
  * calibration windows and the same thread count (test/test_quantize.c).
@@ -47,6 +60,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "awq.h"
 #include "checkpoint.h"
 #include "error.h"
 #include "gptq.h"
@@ -61,7 +75,11 @@
 typedef enum qid_quantize_method {
     QID_QUANTIZE_RTN = 0,  /* round to nearest with the format's kernels (qid_quant_matrix) */
     QID_QUANTIZE_GPTQ = 1, /* GPTQ on calibration activations (qid_gptq_quantize) */
+    QID_QUANTIZE_AWQ = 2,  /* AWQ on calibration activations (awq.h), INT formats without -mse */
 } qid_quantize_method;
+
+/* 1 for the methods that need calibration windows (GPTQ, AWQ). */
+int qid_quantize_method_calibrated(qid_quantize_method m);
 
 /* What to do. Fill with qid_quantize_opts_default, then set spec (e.g. with
  * qid_quant_parse) and the rest. */
@@ -69,6 +87,10 @@ typedef struct qid_quantize_opts {
     qid_quant_spec spec;        /* the format */
     qid_quantize_method method; /* default RTN */
     qid_gptq_opts gptq;         /* GPTQ options (qid_gptq_opts_default) */
+    qid_awq_opts awq;           /* AWQ options (qid_awq_opts_default) */
+    size_t calib_rows;          /* AWQ: calibration tokens in all (windows x seq_len), for the clipping
+                                   search's sample step; 0 = the rows of a group's first chunk (the
+                                   file API sets it) */
     const char *calib;          /* GPTQ, file API: calibration token set path */
     size_t samples;             /* GPTQ, file API: windows to use; 0 = min(128, windows in the set) */
     uint64_t seed;              /* GPTQ, file API: seed of the calibration sample (default 0) */
@@ -90,6 +112,10 @@ typedef struct qid_quantize_stats {
     int retries;          /* GPTQ: failed factorizations retried at a higher damping */
     size_t dead;          /* GPTQ: dead input columns, summed over tensors */
     double gptq_loss;     /* GPTQ: sum of the per-tensor reference 'error' */
+    size_t awq_groups;    /* AWQ: groups of linears whose scales were searched */
+    double awq_ratio_sum; /* AWQ: sum of their chosen ratios (mean = sum / groups) */
+    double awq_loss;      /* AWQ: sum of the groups' output MSE at the chosen scales */
+    double awq_loss_rtn;  /* AWQ: the same at s = 1 (plain rounding with the AWQ quantizer) */
     double seconds;       /* wall time inside the quantizers (file API: of the whole run) */
     size_t calib_windows; /* file API, GPTQ: windows x tokens of calibration used */
     size_t calib_seq_len;
@@ -99,7 +125,7 @@ typedef struct qid_quantize_stats {
 
 void qid_quantize_opts_default(qid_quantize_opts *o);
 
-/* "rtn" / "gptq"; parse returns -1 when unknown. */
+/* "rtn" / "gptq" / "awq"; parse returns -1 when unknown. */
 const char *qid_quantize_method_name(qid_quantize_method m);
 int qid_quantize_method_parse(const char *name);
 

@@ -10,6 +10,10 @@
  *      a 768x768 and a 3072x768 layer with H from 2048 correlated samples
  *      (X = Z A, a random mixing A), the Hessian's time apart; plus the MX
  *      micro-block variant (mxfp4, micro-block 32) on the larger layer;
+ *   3b. AWQ seconds (int4-g128-sym, the reference's grids, clipping search
+ *      on) for the same layers and samples: input statistics (|x| means,
+ *      X^T X, the 512-row sample), scale search, clipping search and
+ *      quantization, next to GPTQ's;
  *   4. the same GPTQ in PyTorch (tools/bench_torch_gptq.py, best of 2, the
  *      algorithm of tools/make_gptq_fixture.py) on the same weights and samples, same
  *      thread count, when `python3 -c 'import torch'` works (skipped with a
@@ -28,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "awq.h"
 #include "bench.h"
 #include "gptq.h"
 #include "quant.h"
@@ -140,6 +145,55 @@ static gptq_timing time_gptq(const char *fmt, size_t micro, const float *X, cons
         t.loss = st.loss;
         qid_gptq_hessian_free(h);
     }
+    return t;
+}
+
+typedef struct awq_timing {
+    double input_s, search_s, quant_s, ratio;
+} awq_timing;
+
+/* AWQ of a copy of w (rows x cols) into q on X (NSAMP x cols), best of reps. */
+static awq_timing time_awq(const char *fmt, const float *X, const float *w, float *q, size_t rows, size_t cols,
+                           int reps)
+{
+    awq_timing t = {INFINITY, INFINITY, INFINITY, 0.0};
+    qid_quant_spec spec;
+    qid_error err;
+    if (qid_quant_parse(fmt, &spec, &err)) {
+        fprintf(stderr, "bench_quant: %s\n", err.msg);
+        exit(1);
+    }
+    float *s = xmalloc(cols * sizeof *s);
+    for (int r = 0; r < reps; r++) {
+        qid_awq_input *in = qid_awq_input_create(cols, NULL);
+        double t0 = now();
+        qid_awq_input_reset(in, NSAMP);
+        if (qid_awq_input_add(in, X, NSAMP, cols, "bench", &err)) {
+            fprintf(stderr, "bench_quant: %s\n", err.msg);
+            exit(1);
+        }
+        double t1 = now();
+        const float *ws[1] = {w};
+        const size_t rr[1] = {rows};
+        qid_awq_stats st;
+        if (qid_awq_search_scale(in, &spec, NULL, ws, rr, 1, s, &st, "bench", &err)) {
+            fprintf(stderr, "bench_quant: %s\n", err.msg);
+            exit(1);
+        }
+        double t2 = now();
+        memcpy(q, w, rows * cols * sizeof *q);
+        if (qid_awq_quantize(in, &spec, NULL, s, 1, q, rows, cols, NULL, NULL, "bench", &err)) {
+            fprintf(stderr, "bench_quant: %s\n", err.msg);
+            exit(1);
+        }
+        double t3 = now();
+        t.input_s = fmin(t.input_s, t1 - t0);
+        t.search_s = fmin(t.search_s, t2 - t1);
+        t.quant_s = fmin(t.quant_s, t3 - t2);
+        t.ratio = st.ratio;
+        qid_awq_input_free(in);
+    }
+    free(s);
     return t;
 }
 
@@ -277,6 +331,21 @@ int main(void)
         printf("  qid     3072 x %zu  %7.3f s with %d threads: mxfp4, micro-block 32 (loss %.5g)\n", cols, tm4.seconds,
                threads, tm4.loss);
         free(qm);
+    }
+
+    /* 3b. AWQ on the same layers */
+    printf("\n  AWQ int4-g128-sym, 20 scale ratios, clipping search (10 shrinks, 512 of %d samples); best of 3\n",
+           NSAMP);
+    for (int l = 0; l < 2; l++) {
+        const size_t rows = layers[l][0];
+        float *qa = xmalloc(rows * cols * sizeof *qa);
+        awq_timing ta = time_awq("int4-g128-sym", X, ws[l], qa, rows, cols, 3);
+        const double total = ta.input_s + ta.search_s + ta.quant_s;
+        printf("  qid awq %4zu x %zu  %7.3f s with %d threads (input statistics %.3f s, scale search %.3f s, clip and "
+               "quantize %.3f s; ratio %.2f) = %.2fx GPTQ's %.3f s + Hessian %.3f s\n",
+               rows, cols, total, threads, ta.input_s, ta.search_s, ta.quant_s, ta.ratio,
+               total / (tq[l].seconds + tq[l].hessian_s), tq[l].seconds, tq[l].hessian_s);
+        free(qa);
     }
 
     /* 4. PyTorch, at the same thread count and at one thread */

@@ -7,7 +7,7 @@
 # --target-se), and one-line errors for bad usage and bad inputs.
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 56
+plan 61
 tap_tmpdir
 T=$TAP_TMP
 FIX=test/fixtures/hf
@@ -75,6 +75,13 @@ $QID eval "$T/neox.h5" "$T/tok.h5" --quant int4-g16-sym --ref "$T/q3.h5" 2>"$T/e
 $QID eval "$T/neox.h5" "$T/tok.h5" --quant int4-g16-sym --method gptq 2>"$T/err"; is 2 $? "gptq without --calib: exit 2"
 like "$(head -1 "$T/err")" "--method gptq needs a calibration token set" "gptq without --calib: message"
 $QID eval "$T/neox.h5" "$T/tok.h5" --min-windows 4 --quant int4-g16-sym 2>"$T/err"; is 2 $? "--min-windows without --target-se: exit 2"
+$QID eval "$T/neox.h5" "$T/tok.h5" --quant int4-g16-asym --method awq 2>"$T/err"; is 2 $? "awq without --calib: exit 2"
+like "$(head -1 "$T/err")" "--method awq needs a calibration token set" "awq without --calib: message"
+out=$($QID eval "$T/neox.h5" "$T/tok.h5" --quant int4-g16-asym --method awq --calib "$T/tok.h5"); ok $? "--method awq exits 0"
+like "$out" "quantized    int4-g16-asym (awq, in memory)" "--method awq: the summary names it"
+$QID quantize "$T/neox.h5" --format int4-g16-asym --method awq --calib "$T/tok.h5" -o "$T/awq.h5" >/dev/null
+is "$(echo "$out" | grep '^loss ')" "$($QID eval "$T/awq.h5" "$T/tok.h5" | grep '^loss ')" \
+    "--method awq in memory: the loss of qid quantize's file, to the last digit"
 $QID eval "$T/q3.h5" "$T/tok.h5" --ref "$T/absent.h5" --kl 2>"$T/err"; is 1 $? "a missing reference: exit 1"
 like "$(cat "$T/err")" "absent.h5" "a missing reference: named"
 

@@ -130,7 +130,7 @@ like "$($QID inspect "$S")" "    /fits/b34            ouyang law: method any, fo
 $QID fit "$S" --format int3_g128 --boot 0 --name f1 >"$T/out" 2>"$T/err"
 is "2 qid fit: error: --format wants a quantizer format, e.g. int4-g128-sym, mxfp4, nf4 (qid quantize --help lists them), got 'int3_g128'" "$? $(cat "$T/err")" "--format not in the grammar: usage error"
 $QID fit "$S" --method RTN --boot 0 --name f1 >"$T/out" 2>"$T/err"
-is "2 qid fit: error: --method wants a quantizer method: rtn or gptq, got 'RTN'" "$? $(cat "$T/err")" "--method RTN (case): usage error"
+is "2 qid fit: error: --method wants a quantizer method: rtn, gptq or awq, got 'RTN'" "$? $(cat "$T/err")" "--method RTN (case): usage error"
 $QID fit "$S" --format int4-g32-sym --boot 0 --name f1 >"$T/out" 2>"$T/err"
 is "1 qid fit: error: no QiD points pass the filters: no rows with format 'int4-g32-sym' (the store has: int2-g128-sym, int3-g128-sym, int4-g128-sym)" "$? $(cat "$T/err")" "a valid format the store lacks: what the store has"
 $QID fit "$S" --method gptq --boot 0 --name f1 >"$T/out" 2>"$T/err"

@@ -5,10 +5,12 @@
 # file: the same weights), the expected peak memory, the GGUF block formats
 # (RTN and GPTQ q4_0, every legacy type's SQNR), and errors that print one
 # line and leave no output behind (a memory limit below the prediction, a bad
-# chunk size, a scratch directory that does not exist).
+# chunk size, a scratch directory that does not exist); AWQ on both fixtures
+# (summary, --no-clip, chunks of one window give the same weights) and the
+# formats and missing calibration it refuses.
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 44
+plan 57
 tap_tmpdir
 T=$TAP_TMP
 FIX=test/fixtures/hf
@@ -86,3 +88,25 @@ $QID quantize "$T/llama.h5" --format int4-g16 --method gptq --calib "$T/calib.h5
 is 1 $? "a scratch directory that does not exist exits 1"
 like "$(cat "$T/msg")" "cannot create a scratch file in '$T/nodir'" "no scratch directory: the message"
 is 0 "$(ls -A "$T/err" | wc -l)" "no scratch directory: no output or temporary file left"
+
+# AWQ
+out=$($QID quantize "$T/neox.h5" --format int4-g16-asym --method awq --calib "$T/calib.h5" -o "$T/a.h5")
+ok $? "AWQ int4-g16-asym of gpt-neox-tiny exits 0"
+like "$out" "method       awq" "AWQ summary: the method"
+like "$out" "awq          6 groups scaled, mean ratio 0.475, output MSE 0.03604 (0.04102 at s = 1), clipping searched" \
+    "AWQ summary: groups, mean ratio, output MSE against s = 1"
+like "$out" "sqnr         22.719 dB" "AWQ summary: model SQNR"
+out=$($QID quantize "$T/neox.h5" --format int4-g16-asym --method awq --calib "$T/calib.h5" -o "$T/a1.h5" \
+    --calib-chunk 1 --scratch-dir "$T")
+ok $? "AWQ in chunks of one window with a scratch file exits 0"
+cmp -s <(h5dump -d /layers/1/mlp.down.weight "$T/a.h5" | tail -n +3) <(h5dump -d /layers/1/mlp.down.weight "$T/a1.h5" | tail -n +3)
+ok $? "AWQ: the last layer's weights equal the one-chunk run's"
+out=$($QID quantize "$T/llama.h5" --format int3-g16-sym --method awq --no-clip --calib "$T/calib.h5" -o "$T/a2.h5")
+ok $? "AWQ int3-g16-sym --no-clip of llama-tiny exits 0"
+like "$out" "clipping off" "AWQ --no-clip: the summary says so"
+like "$out" "tensors      14 linear quantized (15360 weights)" "AWQ llama: every linear quantized"
+$QID quantize "$T/neox.h5" --format mxfp4 --method awq --calib "$T/calib.h5" -o "$T/err/x.h5" 2>"$T/msg"
+is 1 $? "AWQ of mxfp4 exits 1"
+like "$(cat "$T/msg")" "qid quantize: error: AWQ takes integer formats without -mse (intB-gG-sym/asym, intB-channel), not 'mxfp4'" "AWQ mxfp4: one-line message"
+is 0 "$(ls -A "$T/err" | wc -l)" "AWQ mxfp4: no output left"
+$QID quantize "$T/neox.h5" --format int4-g16 --method awq -o "$T/err/x.h5" 2>"$T/msg"; is 2 $? "awq without --calib exits 2"

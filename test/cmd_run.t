@@ -14,7 +14,7 @@ set -u
 require_cmd mpirun
 HELPER=${HELPER:-${BUILD:-build}/test/sweep.t}
 require_exe "$HELPER"
-plan 65
+plan 69
 tap_tmpdir
 T=$TAP_TMP
 tap_abs_paths
@@ -206,3 +206,15 @@ ok "$([ "$early" -gt 0 ] && echo 0 || echo 1)" "windows = auto: $early of 16 qua
 is "" "$(echo "$csv" | awk -F, '$1 != "baseline" && ($3 < 8 || $3 % 8 != 0)')" "... each after whole blocks of 8, at least 8"
 like "$(echo "$csv" | awk -F, '$1 != "baseline"' | head -1)" "auto,min_windows=8,block_windows=8,target_se=0.02,target_rse=0.05,seed=0" "the rule is recorded per row"
 is "" "$(echo "$csv" | awk -F, '$1 != "baseline" && ($5 == "nan" || $6 == "nan")')" "kl = yes: every quantized row has the divergence report"
+
+# AWQ tasks: method = awq in the store, qid results and qid fit filter on it
+sed -e 's/^methods = rtn, gptq/methods = rtn, awq/' -e 's/int4-g16-sym, int3-g16-sym/int4-g16-asym, int3-g16-asym/' \
+    -e 's/^results = .*/results = awq.h5/' a.job >awq.job
+$QIDA run awq.job >/dev/null 2>awqerr; ok $? "methods = rtn, awq: run exits 0"
+[ -s awqerr ] && grep -v '^qid: \[' awqerr | sed 's/^/# /' | head -5
+csv=$($QIDA results awq.h5 --csv --method awq --columns method,format,calib_chunk | tail -n +2 | sort | uniq -c | sed 's/^ *//')
+is "4 awq,int3-g16-asym,3
+4 awq,int4-g16-asym,3" "$csv" "8 awq rows, both formats, the calibration chunk recorded"
+"$HELPERA" check awq.h5 >check_awq; ok $? "awq rows: qid = loss - loss16"
+$QIDA fit awq.h5 --method awq >fit_awq 2>&1
+like "$(cat fit_awq)" "to 8 points" "qid fit --method awq takes the 8 awq rows (too few significant to fit)"

@@ -279,9 +279,9 @@ static const struct {
      "jobs/x.job:8: '0' is out of range for 'block_size'; expected a whole number "
      "1..65536"},
     /* methods, formats, tasks */
-    {"[quantize]\nmethods = gtpq\n", 0, "jobs/x.job:8: unknown method 'gtpq'; expected rtn or gptq"},
+    {"[quantize]\nmethods = gtpq\n", 0, "jobs/x.job:8: unknown method 'gtpq'; expected rtn, gptq or awq"},
     {"[quantize]\nmethods = rtn, baseline\n", 0,
-     "jobs/x.job:8: method 'baseline' cannot be asked for; expected rtn or gptq (the baseline always runs, probes "
+     "jobs/x.job:8: method 'baseline' cannot be asked for; expected rtn, gptq or awq (the baseline always runs, probes "
      "come from [probes])"},
     {"[quantize]\nmethods = rtn, rtn\n", 0,
      "jobs/x.job:8: duplicate method 'rtn' in 'methods'; expected each method once"},
@@ -298,7 +298,7 @@ static const struct {
     {"[quantize]\nmethods = rtn\n", 0,
      "jobs/x.job:8: 'methods' without 'formats'; expected formats = a comma-separated list of formats in [quantize]"},
     {"[quantize]\nformats = mxfp4\n", 0,
-     "jobs/x.job:8: 'formats' without 'methods'; expected methods = rtn, gptq (or one of them) in [quantize]"},
+     "jobs/x.job:8: 'formats' without 'methods'; expected methods = rtn, gptq (or one of them, or awq) in [quantize]"},
     {"[quantize]\ntask = rtn\n", 0,
      "jobs/x.job:8: task needs a method and a format; expected METHOD FORMAT "
      "[option=value ...], e.g. task = gptq mxfp4 micro_block=32"},
@@ -334,6 +334,13 @@ static const struct {
      "MX, NF4 and FP4 formats"},
     {"[quantize]\nmethods = rtn, gptq\nformats = mxfp4\n", 0,
      "jobs/x.job:9: gptq needs calibration data; expected a [calibration] section with tokens = PATH"},
+    {"[quantize]\nmethods = rtn, awq\nformats = int4-g128-asym\n", 0,
+     "jobs/x.job:9: awq needs calibration data; expected a [calibration] section with tokens = PATH"},
+    {"[calibration]\ntokens = c.h5\n[quantize]\nmethods = awq\nformats = int4-g128, mxfp4\n", 0,
+     "jobs/x.job:11: awq cannot quantize to mxfp4; expected an integer format without -mse (intB-gG-sym/asym)"},
+    {"[calibration]\ntokens = c.h5\n[quantize]\ntask = awq int3-g128-mse\n", 0,
+     "jobs/x.job:10: awq cannot quantize to int3-g128-sym-mse; expected an integer format without -mse "
+     "(intB-gG-sym/asym)"},
     /* missing required settings */
     {"[job]\nname = x\n[checkpoints]\nfile = a.h5\n[eval]\ntokens = e.h5\n[quantize]\ntask = rtn mxfp4\n", 1,
      "jobs/x.job:1: missing key 'results' in [job]; expected results = PATH of the results store"},
@@ -910,7 +917,7 @@ static void test_no_fs(void)
 
 int main(void)
 {
-    plan(174);
+    plan(177);
     qid_h5_silence();
     qid_log_set_level(QID_LOG_ERROR);
     test_examples();

@@ -23,7 +23,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: qid eval CKPT TOKENS [--windows N] [--seq-len L] [--batch B] [--threads T]\n"
                  "                [--second-half] [--per-window]\n"
-                 "                [--quant FORMAT [--method rtn|gptq] [--calib TOKENS] [--samples N] | --ref REF]\n"
+                 "                [--quant FORMAT [--method rtn|gptq|awq] [--calib TOKENS] [--samples N] | --ref REF]\n"
                  "                [--kl] [--target-se S] [--target-rse R] [--min-windows M] [--block-windows B]\n"
                  "                [--seed S]\n"
                  "\n"
@@ -40,7 +40,7 @@ static void usage(FILE *out)
                  "\n"
                  "Against a reference (QiD = loss - reference loss on the same windows, with its SE):\n"
                  "  --quant FORMAT   quantize CKPT in memory (e.g. int4-g128-sym, mxfp4); CKPT is the reference\n"
-                 "  --method M       rtn (default) or gptq (needs --calib)\n"
+                 "  --method M       rtn (default), gptq or awq (both need --calib)\n"
                  "  --calib TOKENS   GPTQ calibration token set; --samples N windows of it (default 128)\n"
                  "  --ref REF        REF is the reference (16-bit) checkpoint and CKPT the one to judge\n"
                  "                   (e.g. written by qid quantize), same vocabulary\n"
@@ -116,7 +116,7 @@ int qid_eval_main(int argc, char **argv)
         CLI_OPT_FLAG("second-half", &o.second_half),
         CLI_OPT_FLAG("per-window", &per_window),
         CLI_OPT_STR("quant", &quant),
-        CLI_OPT_FN("method", &method, take_method, "rtn or gptq"),
+        CLI_OPT_FN("method", &method, take_method, "rtn, gptq or awq"),
         CLI_OPT_STR("calib", &calib),
         CLI_OPT_SIZE("samples", &samples, 1, 1000000, "1..1000000"),
         CLI_OPT_STR("ref", &ref),
@@ -141,8 +141,9 @@ int qid_eval_main(int argc, char **argv)
         return cli_usage_error("eval", "--%s needs a reference: --quant FORMAT or --ref REF", kl ? "kl" : "target-se");
     if (!quant && (calib || samples || method != QID_QUANTIZE_RTN))
         return cli_usage_error("eval", "--method, --calib and --samples need --quant FORMAT");
-    if (quant && method == QID_QUANTIZE_GPTQ && !calib)
-        return cli_usage_error("eval", "--method gptq needs a calibration token set (--calib TOKENS)");
+    if (quant && qid_quantize_method_calibrated(method) && !calib)
+        return cli_usage_error("eval", "--method %s needs a calibration token set (--calib TOKENS)",
+                               qid_quantize_method_name(method));
     if (!adaptive && (min_windows != 32 || block != 32))
         return cli_usage_error("eval", "--min-windows and --block-windows need --target-se or --target-rse");
 
@@ -165,7 +166,7 @@ int qid_eval_main(int argc, char **argv)
     if (quant) {
         if (qid_model_open(ckpt, &m, &err)) goto fail;
         if (qid_quantize_check(qid_model_cfg(m), &qo, &err)) goto fail;
-        if (method == QID_QUANTIZE_GPTQ) {
+        if (qid_quantize_method_calibrated(method)) {
             size_t cn = 0, cl = 0;
             if (qid_quantize_read_calib(calib, qid_model_cfg(m), samples, seed, &cal, &cn, &cl, &err)) goto fail;
             o.calib_tokens = cal;

@@ -285,7 +285,7 @@ static void fit_usage(FILE *out)
                  "for the write (fails while a 'qid run' is writing it).\n"
                  "\n"
                  "options:\n"
-                 "  --method M        only rows of quantizer method M (rtn, gptq)\n"
+                 "  --method M        only rows of quantizer method M (rtn, gptq, awq)\n"
                  "  --format F        only rows of format F\n"
                  "  --bits LIST       only these element bit widths P\n"
                  "  --min-tokens D    only checkpoints with D >= this many tokens\n"
@@ -318,7 +318,7 @@ int qid_fit_cmd_take_form(const char *value, void *dest)
     return 0;
 }
 
-/* --method M: rtn or gptq, as the store spells them. */
+/* --method M: rtn, gptq or awq, as the store spells them. */
 static int take_method(const char *value, void *dest)
 {
     if (qid_quantize_method_parse(value) < 0) return -1;
@@ -332,7 +332,7 @@ int qid_fit_main(int argc, char **argv)
     qid_fit_cmd_opts_init(&o);
     cli_format fa = {.given = 0};
     const cli_opt opts[] = {
-        CLI_OPT_FN("method", &o.filter.method, take_method, "a quantizer method: rtn or gptq"),
+        CLI_OPT_FN("method", &o.filter.method, take_method, "a quantizer method: rtn, gptq or awq"),
         CLI_OPT_FN("format", &fa, cli_take_format, CLI_FORMAT_WANT),
         CLI_OPT_FN("bits", &o.filter.bits_mask, cli_take_bits, "whole element bit widths 1..63, e.g. 2,3,4"),
         CLI_OPT_REAL("min-tokens", &o.filter.min_tokens, 0, HUGE_VAL, CLI_LO_OPEN, "a positive number of tokens"),

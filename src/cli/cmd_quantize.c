@@ -16,7 +16,7 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: qid quantize CKPT --format F --method rtn|gptq [--calib TOKENS] -o OUT.h5 [options]\n"
+    fprintf(out, "usage: qid quantize CKPT --format F --method rtn|gptq|awq [--calib TOKENS] -o OUT.h5 [options]\n"
                  "\n"
                  "Quantizes every linear layer of a checkpoint and writes the quantized-dequantized\n"
                  "weights as a float32 checkpoint (embeddings, norms and biases as stored).\n"
@@ -24,18 +24,20 @@ static void usage(FILE *out)
                  "options:\n"
                  "  --format F             int4-g128-sym, int3-g128-asym, int8-channel, mxfp4,\n"
                  "                         mxfp6-e3m2, mxfp8-e4m3, mxint8, mxint3-b128, nf4, fp4-b64, ...\n"
-                 "  --method M             rtn (default) or gptq\n"
-                 "  --calib TOKENS         GPTQ: calibration token set (qid tokens)\n"
-                 "  --samples N            GPTQ: calibration windows (default 128, or all the set has)\n"
-                 "  --seed S               GPTQ: seed of the calibration sample when it is not the whole set (0)\n"
+                 "  --method M             rtn (default), gptq, or awq (integer formats without -mse)\n"
+                 "  --calib TOKENS         GPTQ, AWQ: calibration token set (qid tokens)\n"
+                 "  --samples N            GPTQ, AWQ: calibration windows (default 128, or all the set has)\n"
+                 "  --seed S               GPTQ, AWQ: seed of the calibration sample when it is not the whole set\n"
+                 "                         (0)\n"
                  "  --damp X               GPTQ: damping, fraction of mean(diag H) (default 0.01)\n"
                  "  --block B              GPTQ: lazy-update block in columns (default 128)\n"
                  "  --micro-block M        GPTQ: micro-block (default: 1 for int, the format block for MX)\n"
                  "  --act-order            GPTQ: columns in order of descending diag H\n"
                  "  --static-groups        GPTQ: group parameters from the original weights\n"
-                 "  --calib-chunk SIZE     GPTQ: activation memory of one calibration chunk of windows\n"
+                 "  --no-clip              AWQ: no clipping search (scales and rounding only)\n"
+                 "  --calib-chunk SIZE     GPTQ, AWQ: activation memory of one calibration chunk of windows\n"
                  "                         (bytes: 256MiB (default), 1GiB, ...; 'all': every window at once)\n"
-                 "  --scratch-dir DIR      GPTQ: keep the calibration residual stream (d_model floats per\n"
+                 "  --scratch-dir DIR      GPTQ, AWQ: keep the calibration residual stream (d_model floats per\n"
                  "                         token) in a scratch file in DIR instead of memory\n"
                  "  --mem-limit SIZE       fail before starting when the predicted peak memory is larger\n"
                  "  -o, --output OUT       checkpoint to write (appears only when complete)\n"
@@ -80,13 +82,18 @@ static void print_summary(const char *in, const char *out, const qid_quantize_op
     printf("output       %s (float32)\n", out);
     printf("format       %s\n", name);
     printf("method       %s\n", qid_quantize_method_name(o->method));
-    if (o->method == QID_QUANTIZE_GPTQ) {
+    if (qid_quantize_method_calibrated(o->method)) {
         printf("calibration  %zu windows x %zu tokens from %s\n", st->calib_windows, st->calib_seq_len, o->calib);
         printf("chunks       %zu of %zu windows, %zu chunk passes, residual stream in %s\n", st->calib.chunks,
                st->calib.chunk_windows, st->calib.chunk_passes, o->scratch_dir ? "a scratch file" : "memory");
-        printf("damping      %g requested, %g..%g used, %d retries\n", o->gptq.percdamp, st->percdamp_min,
-               st->percdamp_max, st->retries);
+        if (o->method == QID_QUANTIZE_GPTQ)
+            printf("damping      %g requested, %g..%g used, %d retries\n", o->gptq.percdamp, st->percdamp_min,
+                   st->percdamp_max, st->retries);
     }
+    if (o->method == QID_QUANTIZE_AWQ && st->awq_groups)
+        printf("awq          %zu groups scaled, mean ratio %.3f, output MSE %.4g (%.4g at s = 1), clipping %s\n",
+               st->awq_groups, st->awq_ratio_sum / (double)st->awq_groups, st->awq_loss, st->awq_loss_rtn,
+               o->awq.clip ? "searched" : "off");
     printf("tensors      %zu linear quantized (%zu weights)\n", st->tensors, st->params);
     printf("sqnr         %.3f dB\n", qid_sqnr_acc_db(&st->sqnr));
     printf("seconds      %.3f\n", st->seconds);
@@ -100,10 +107,10 @@ int qid_quantize_main(int argc, char **argv)
     qid_quantize_opts o;
     qid_quantize_opts_default(&o);
     const char *format = NULL, *out = NULL;
-    int force = 0;
+    int force = 0, no_clip = 0;
     const cli_opt opts[] = {
         CLI_OPT_STR("format", &format),
-        CLI_OPT_FN("method", &o.method, take_method, "rtn or gptq"),
+        CLI_OPT_FN("method", &o.method, take_method, "rtn, gptq or awq"),
         CLI_OPT_STR("calib", &o.calib),
         CLI_OPT_SIZE("samples", &o.samples, 1, max_count, "a positive integer"),
         CLI_OPT_FN("seed", &o.seed, take_seed, "an integer in 0..2^63-1"),
@@ -112,6 +119,7 @@ int qid_quantize_main(int argc, char **argv)
         CLI_OPT_SIZE("micro-block", &o.gptq.micro_block, 1, max_count, "a positive integer"),
         CLI_OPT_FLAG("act-order", &o.gptq.act_order),
         CLI_OPT_FLAG("static-groups", &o.gptq.static_groups),
+        CLI_OPT_FLAG("no-clip", &no_clip),
         CLI_OPT_FN("calib-chunk", &o.chunk_bytes, take_chunk, "a byte count (e.g. 256MiB, 1GiB) or 'all'"),
         CLI_OPT_STR("scratch-dir", &o.scratch_dir),
         CLI_OPT_FN("mem-limit", &o.mem_limit, take_bytes, "a byte count (e.g. 16GiB, 512MiB)"),
@@ -126,8 +134,10 @@ int qid_quantize_main(int argc, char **argv)
     if (rc) return rc;
     if (!format) return cli_usage_error("quantize", "no format given (--format F)");
     if (!out) return cli_usage_error("quantize", "no output given (-o OUT.h5)");
-    if (o.method == QID_QUANTIZE_GPTQ && !o.calib)
-        return cli_usage_error("quantize", "--method gptq needs a calibration token set (--calib TOKENS)");
+    if (qid_quantize_method_calibrated(o.method) && !o.calib)
+        return cli_usage_error("quantize", "--method %s needs a calibration token set (--calib TOKENS)",
+                               qid_quantize_method_name(o.method));
+    if (no_clip) o.awq.clip = 0;
     qid_error err;
     qid_error_clear(&err);
     if (qid_quant_parse(format, &o.spec, &err)) return cli_usage_error("quantize", "%s", err.msg);

@@ -82,7 +82,7 @@ static void usage(FILE *out)
                  "options:\n"
                  "  --csv             RFC 4180 CSV, a header line and every column of /tasks\n"
                  "  --models M,...    rows of these models (--model is the same)\n"
-                 "  --method M        baseline, rtn, gptq or probes\n"
+                 "  --method M        baseline, rtn, gptq, awq or probes\n"
                  "  --format F        quantizer format, e.g. int4-g128-sym (int4-g128 is the same)\n"
                  "  --bits P,...      element bits P, as in qid fit (the elem_bits column)\n"
                  "  --storage-bits B  storage bits per weight, scales included (the bits column)\n"
@@ -164,7 +164,7 @@ static size_t parse_columns(const char *list, const qid_result_column **out, siz
 /* --method: the methods a row can have. */
 static int take_method(const char *value, void *dest)
 {
-    static const char *const methods[] = {"baseline", "rtn", "gptq", "probes"};
+    static const char *const methods[] = {"baseline", "rtn", "gptq", "awq", "probes"};
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
         if (strcmp(value, methods[i]) == 0) {
             *(const char **)dest = value;
@@ -315,7 +315,7 @@ int qid_results_main(int argc, char **argv)
         CLI_OPT_FLAG("csv", &csv),
         CLI_OPT_STR("models", &f.models),
         CLI_OPT_STR("model", &f.models),
-        CLI_OPT_FN("method", &f.method, take_method, "baseline, rtn, gptq or probes"),
+        CLI_OPT_FN("method", &f.method, take_method, "baseline, rtn, gptq, awq or probes"),
         CLI_OPT_FN("format", &fa, cli_take_format, CLI_FORMAT_WANT),
         CLI_OPT_FN("bits", &f.bits_mask, cli_take_bits, "whole element bit widths 1..63, e.g. 2,3,4"),
         CLI_OPT_REAL("storage-bits", &f.storage_bits, 0, INFINITY, CLI_LO_OPEN, "a number of bits per weight > 0"),

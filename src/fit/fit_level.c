@@ -107,7 +107,7 @@ static int level_row_used(const qid_result *r, const qid_result *r0, const char 
 {
     if (r->status != QID_RESULT_OK || !qid_fit_same_checkpoint(r, r0)) return 0;
     const char *meth = nz(r->method);
-    if (strcmp(meth, "rtn") != 0 && strcmp(meth, "gptq") != 0) return 0;
+    if (strcmp(meth, "rtn") != 0 && strcmp(meth, "gptq") != 0 && strcmp(meth, "awq") != 0) return 0;
     if ((method && method[0] && strcmp(meth, method) != 0) ||
         (format && format[0] && strcmp(nz(r->format), format) != 0))
         return 0;

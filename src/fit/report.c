@@ -27,12 +27,13 @@ void qid_report_opts_init(qid_report_opts *o)
     *o = (qid_report_opts){.fit_name = "default", .predictor_name = "predictor", .n_boot = 200, .gnuplot = "gnuplot"};
 }
 
-const char report_method_points[] = "gptq 7, rtn 4, other 8";
+const char report_method_points[] = "gptq 7, rtn 4, awq 6, other 8";
 
 int report_method_pt(const char *method)
 {
     if (method && strcmp(method, "gptq") == 0) return 7;
     if (method && strcmp(method, "rtn") == 0) return 4;
+    if (method && strcmp(method, "awq") == 0) return 6;
     return 8;
 }
 

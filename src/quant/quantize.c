@@ -1,6 +1,7 @@
 /* quantize.c - whole-model quantization (quantize.h): the RTN weight hook,
  * the GPTQ activation hook with Hessians shared by layers that read the same
- * input, calibration windows, and writing a float32 checkpoint of the
+ * input, AWQ's groups (scales shared by the layers that read the same
+ * input), calibration windows, and writing a float32 checkpoint of the
  * quantized-dequantized weights.
  *
  * Does not: implement quantizers (quant_*.c, gptq.c) or the forward pass
@@ -48,6 +49,16 @@ struct qid_quantizer {
     size_t last_rows, last_ldx, last_cols;
     int last_layer;
     char last_name[48];
+    /* AWQ: an input accumulator per linear group, the rows of the layer's
+     * separate attn.v (0: none) and the activation hook's pending group */
+    qid_awq_input *awq_in[QID_GROUP_COUNT];
+    size_t v_rows;
+    int v_layer;
+    struct {
+        qid_tensor_spec t[3];
+        float *w[3];
+        int n;
+    } pend;
 };
 
 void qid_quantize_opts_default(qid_quantize_opts *o)
@@ -59,16 +70,23 @@ void qid_quantize_opts_default(qid_quantize_opts *o)
     o->spec.sym = 1;
     o->method = QID_QUANTIZE_RTN;
     qid_gptq_opts_default(&o->gptq);
+    qid_awq_opts_default(&o->awq);
     o->chunk_bytes = QID_QUANTIZE_DEFAULT_CHUNK_BYTES;
 }
 
-const char *qid_quantize_method_name(qid_quantize_method m) { return m == QID_QUANTIZE_GPTQ ? "gptq" : "rtn"; }
+const char *qid_quantize_method_name(qid_quantize_method m)
+{
+    return m == QID_QUANTIZE_GPTQ ? "gptq" : m == QID_QUANTIZE_AWQ ? "awq" : "rtn";
+}
+
+int qid_quantize_method_calibrated(qid_quantize_method m) { return m == QID_QUANTIZE_GPTQ || m == QID_QUANTIZE_AWQ; }
 
 int qid_quantize_method_parse(const char *name)
 {
     if (!name) return -1;
     if (strcmp(name, "rtn") == 0) return QID_QUANTIZE_RTN;
     if (strcmp(name, "gptq") == 0) return QID_QUANTIZE_GPTQ;
+    if (strcmp(name, "awq") == 0) return QID_QUANTIZE_AWQ;
     return -1;
 }
 
@@ -76,8 +94,14 @@ int qid_quantize_method_parse(const char *name)
 static int check_format(const qid_quantize_opts *o, qid_error *err)
 {
     if (!qid_quant_spec_valid(&o->spec)) return qid_error_set(err, QID_E_INVALID, "invalid quantization format");
-    if (o->method != QID_QUANTIZE_RTN && o->method != QID_QUANTIZE_GPTQ)
+    if (o->method != QID_QUANTIZE_RTN && o->method != QID_QUANTIZE_GPTQ && o->method != QID_QUANTIZE_AWQ)
         return qid_error_set(err, QID_E_INVALID, "unknown quantization method %d", (int)o->method);
+    if (o->method == QID_QUANTIZE_AWQ && !qid_awq_spec_ok(&o->spec)) {
+        char fmt[64];
+        qid_quant_name(&o->spec, fmt, sizeof fmt);
+        return qid_error_set(err, QID_E_INVALID,
+                             "AWQ takes integer formats without -mse (intB-gG-sym/asym, intB-channel), not '%s'", fmt);
+    }
     return QID_OK;
 }
 
@@ -102,7 +126,8 @@ int qid_quantize_check(const qid_model_config *cfg, const qid_quantize_opts *o, 
 qid_quantizer *qid_quantizer_create(const qid_quantize_opts *o)
 {
     QID_CHECK(qid_quant_spec_valid(&o->spec), "quantizer created with an invalid spec");
-    QID_CHECK(o->method == QID_QUANTIZE_RTN || o->method == QID_QUANTIZE_GPTQ, "unknown method %d", (int)o->method);
+    QID_CHECK(o->method == QID_QUANTIZE_RTN || qid_quantize_method_calibrated(o->method), "unknown method %d",
+              (int)o->method);
     qid_quantizer *q = qid_calloc(1, sizeof *q, "a quantizer");
     q->o = *o;
     q->o.calib = NULL;
@@ -117,6 +142,8 @@ void qid_quantizer_free(qid_quantizer *q)
         qid_gptq_hessian_free(q->hs[i].h);
     for (int i = 0; i < q->n_pool; i++)
         qid_gptq_hessian_free(q->pool[i].h);
+    for (int g = 0; g < QID_GROUP_COUNT; g++)
+        qid_awq_input_free(q->awq_in[g]);
     free(q->scratch);
     free(q);
 }
@@ -127,6 +154,9 @@ void qid_quantizer_reset(qid_quantizer *q)
     qid_sqnr_acc_init(&q->st.sqnr);
     q->st.percdamp_min = q->st.percdamp_max = NAN;
     q->last_x = NULL;
+    q->pend.n = 0;
+    q->v_rows = 0;
+    q->v_layer = -1;
 }
 
 const qid_quantize_stats *qid_quantizer_stats(const qid_quantizer *q) { return &q->st; }
@@ -134,7 +164,7 @@ const qid_quantize_stats *qid_quantizer_stats(const qid_quantizer *q) { return &
 void qid_quantizer_hooks(qid_quantizer *q, qid_weight_hook *weight_hook, void **weight_ctx, qid_act_hook *act_hook,
                          void **act_ctx)
 {
-    int gptq = q->o.method == QID_QUANTIZE_GPTQ;
+    int gptq = qid_quantize_method_calibrated(q->o.method);
     *weight_hook = gptq ? NULL : qid_quantizer_weight_hook;
     *act_hook = gptq ? qid_quantizer_act_hook : NULL;
     *weight_ctx = *act_ctx = q;
@@ -191,10 +221,132 @@ static qid_gptq_hessian *hessian_for(qid_quantizer *q, size_t cols)
 static int gptq_one(qid_quantizer *q, qid_gptq_hessian *h, const qid_tensor_spec *t, float *w, const char *path,
                     qid_error *err);
 
+/* ---- AWQ ------------------------------------------------------------------------ */
+
+static int name_is(const char *name, const char *prefix) { return strncmp(name, prefix, strlen(prefix)) == 0; }
+
+/* The group of a linear by its name (model.h's order); -1 for none. */
+static int awq_group_of(const char *name)
+{
+    if (name_is(name, "attn.q.") || name_is(name, "attn.k.") || name_is(name, "attn.v.") || name_is(name, "attn.qkv."))
+        return QID_GROUP_QKV;
+    if (name_is(name, "attn.out.")) return QID_GROUP_OUT;
+    if (name_is(name, "mlp.gate.") || name_is(name, "mlp.up.")) return QID_GROUP_UP;
+    if (name_is(name, "mlp.down.")) return QID_GROUP_DOWN;
+    return -1;
+}
+
+/* 1 for the group's last linear (the activation hook sees them in this order). */
+static int awq_group_last(const char *name)
+{
+    return name_is(name, "attn.v.") || name_is(name, "attn.qkv.") || name_is(name, "attn.out.") ||
+           name_is(name, "mlp.up.") || name_is(name, "mlp.down.");
+}
+
+/* The reference clips every linear but those that compute queries or keys. */
+static int awq_clips(const char *name)
+{
+    return !(name_is(name, "attn.q.") || name_is(name, "attn.k.") || name_is(name, "attn.qkv."));
+}
+
+static qid_awq_input *awq_input_for(qid_quantizer *q, int group, size_t cols)
+{
+    if (q->awq_in[group] && qid_awq_input_cols(q->awq_in[group]) != cols) {
+        qid_awq_input_free(q->awq_in[group]);
+        q->awq_in[group] = NULL;
+    }
+    if (!q->awq_in[group]) q->awq_in[group] = qid_awq_input_create(cols, &q->o.awq);
+    return q->awq_in[group];
+}
+
+/* AWQ of the n linears of one group (t[k], w[k]) on the accumulated input
+ * in: the scale search where the group is scaled, then each linear's
+ * clipping search and quantization, with the statistics. */
+static int awq_group(qid_quantizer *q, qid_awq_input *in, int group, const qid_tensor_spec *const *t, float *const *w,
+                     int n, qid_error *err)
+{
+    const size_t cols = (size_t)t[0]->shape[1];
+    char path[160];
+    qid_tensor_path(t[0], path, sizeof path);
+    for (int k = 0; k < n; k++)
+        if (name_is(t[k]->name, "attn.v.")) {
+            q->v_rows = (size_t)t[k]->shape[0];
+            q->v_layer = t[k]->layer;
+        }
+    int scaled = group != QID_GROUP_OUT || (q->v_layer == t[0]->layer && q->v_rows == cols);
+    float *s = NULL;
+    int rc = QID_OK;
+    if (scaled) {
+        size_t rows[3];
+        const float *ws[3];
+        for (int k = 0; k < n; k++) {
+            rows[k] = (size_t)t[k]->shape[0];
+            ws[k] = w[k];
+        }
+        s = qid_malloc(qid_mul_size(cols, sizeof *s), "AWQ scales");
+        qid_awq_stats as;
+        rc = qid_awq_search_scale(in, &q->o.spec, &q->o.awq, ws, rows, n, s, &as, path, err);
+        if (!rc) {
+            q->st.awq_groups++;
+            q->st.awq_ratio_sum += as.ratio;
+            q->st.awq_loss += as.loss;
+            q->st.awq_loss_rtn += as.loss_rtn;
+        }
+    }
+    for (int k = 0; k < n && !rc; k++) {
+        const size_t out = (size_t)t[k]->shape[0], nn = out * cols;
+        qid_tensor_path(t[k], path, sizeof path);
+        float *orig = scratch_of(q, nn);
+        memcpy(orig, w[k], nn * sizeof *orig);
+        rc = qid_awq_quantize(in, &q->o.spec, &q->o.awq, s, q->o.awq.clip && awq_clips(t[k]->name), w[k], out, cols,
+                              NULL, NULL, path, err);
+        if (rc) {
+            memcpy(w[k], orig, nn * sizeof *orig);
+            break;
+        }
+        qid_sqnr_acc_add(&q->st.sqnr, orig, w[k], nn);
+        q->st.tensors++;
+        q->st.params += nn;
+    }
+    free(s);
+    return rc;
+}
+
+/* The activation hook for AWQ: a group's linears are held until its last
+ * one (q/k/v and gate/up see the same x, then one product), then quantized
+ * together. */
+static int awq_act_hook(qid_quantizer *q, const qid_tensor_spec *t, const float *x, size_t rows, size_t ldx, float *w,
+                        qid_error *err)
+{
+    double t0 = qid_now();
+    const int group = awq_group_of(t->name);
+    const size_t cols = (size_t)t->shape[1];
+    char path[160];
+    qid_tensor_path(t, path, sizeof path);
+    int rc = QID_OK;
+    if (group < 0) return qid_error_set(err, QID_E_INVALID, "AWQ: '%s' belongs to no group of linears", path);
+    if (q->pend.n == 0) {
+        qid_awq_input *in = awq_input_for(q, group, cols);
+        qid_awq_input_reset(in, q->o.calib_rows);
+        if ((rc = qid_awq_input_add(in, x, rows, ldx, path, err))) return rc;
+    }
+    QID_CHECK(q->pend.n < 3, "more than 3 linears share the input of '%s'", path);
+    q->pend.t[q->pend.n] = *t;
+    q->pend.w[q->pend.n++] = w;
+    if (!awq_group_last(t->name)) return QID_OK;
+    const qid_tensor_spec *ts[3] = {&q->pend.t[0], &q->pend.t[1], &q->pend.t[2]};
+    rc = awq_group(q, q->awq_in[group], group, ts, q->pend.w, q->pend.n, err);
+    q->pend.n = 0;
+    q->st.seconds += qid_now() - t0;
+    return rc;
+}
+
 int qid_quantizer_act_hook(void *ctx, const qid_tensor_spec *t, const float *x, size_t rows, size_t ldx, float *w,
                            qid_error *err)
 {
     qid_quantizer *q = ctx;
+    if (q->o.method == QID_QUANTIZE_AWQ && t->kind == QID_TENSOR_LINEAR)
+        return awq_act_hook(q, t, x, rows, ldx, w, err);
     if (q->o.method != QID_QUANTIZE_GPTQ || t->kind != QID_TENSOR_LINEAR) return QID_OK;
     double t0 = qid_now();
     const size_t cols = (size_t)t->shape[1];
@@ -259,6 +411,16 @@ static int calib_add(void *ctx, int group, int first, const qid_tensor_spec *t, 
                      qid_error *err)
 {
     qid_quantizer *q = ctx;
+    if (q->o.method == QID_QUANTIZE_AWQ) {
+        double t0 = qid_now();
+        qid_awq_input *in = awq_input_for(q, group, (size_t)t->shape[1]);
+        if (first) qid_awq_input_reset(in, q->o.calib_rows);
+        char path[160];
+        qid_tensor_path(t, path, sizeof path);
+        int rc = qid_awq_input_add(in, x, rows, ldx, path, err);
+        q->st.seconds += qid_now() - t0;
+        return rc;
+    }
     if (q->o.method != QID_QUANTIZE_GPTQ) return QID_OK;
     double t0 = qid_now();
     const size_t cols = (size_t)t->shape[1];
@@ -287,6 +449,13 @@ static int calib_add(void *ctx, int group, int first, const qid_tensor_spec *t, 
 static int calib_quantize(void *ctx, int group, const qid_tensor_spec *const *t, float *const *w, int n, qid_error *err)
 {
     qid_quantizer *q = ctx;
+    if (q->o.method == QID_QUANTIZE_AWQ) {
+        double t0 = qid_now();
+        QID_CHECK(q->awq_in[group] != NULL, "group %d quantized before any calibration rows were added", group);
+        int rc = awq_group(q, q->awq_in[group], group, t, w, n, err);
+        q->st.seconds += qid_now() - t0;
+        return rc;
+    }
     if (q->o.method != QID_QUANTIZE_GPTQ) return QID_OK;
     double t0 = qid_now();
     int i = pool_find(q, group), rc = QID_OK;
@@ -422,8 +591,10 @@ static size_t pool_bytes(const qid_model_config *c)
 }
 
 /* The largest LINEAR tensor's copy (kept from the first quantized tensor
- * on) plus GPTQ's work buffers for the tensor that needs most (held only
- * while it is quantized); *copy_only gets the copy. */
+ * on) plus GPTQ's or AWQ's work buffers for the tensor that needs most (held
+ * only while it is quantized); *copy_only gets the copy. AWQ's input
+ * statistics are counted as GPTQ's Hessians (pool_bytes; their float32
+ * factor, which AWQ has not, covers its row sample from 1023 inputs on). */
 static size_t quant_bytes(const qid_model_config *c, const qid_quantize_opts *o, size_t *copy_only)
 {
     size_t n = 0, copy = 0, work = 0;
@@ -434,7 +605,12 @@ static size_t quant_bytes(const qid_model_config *c, const qid_quantize_opts *o,
         if (t[i].kind != QID_TENSOR_LINEAR) continue;
         const size_t rows = (size_t)t[i].shape[0], cols = (size_t)t[i].shape[1], b = B < cols ? B : cols;
         if (rows * cols * sizeof(float) > copy) copy = rows * cols * sizeof(float);
-        if (o->method != QID_QUANTIZE_GPTQ) continue;
+        if (!qid_quantize_method_calibrated(o->method)) continue;
+        if (o->method == QID_QUANTIZE_AWQ) { /* the search's X^T X copy and two error buffers (awq.h) */
+            size_t wk = (cols * cols + 2 * rows * cols) * sizeof(double);
+            if (wk > work) work = wk;
+            continue;
+        }
         size_t wk = (rows * b + b * cols + rows * (cols < 512 ? cols : 512) + 2 * rows) * sizeof(double) +
                     threads * (cols + 2 * b) * sizeof(float) + 2 * rows * sizeof(qid_quant_params);
         if (wk > work) work = wk;
@@ -459,7 +635,7 @@ void qid_quantize_mem_estimate(const qid_model_config *cfg, const qid_quantize_o
     size_t copy = 0;
     e->quant = quant_bytes(cfg, o, &copy);
     const size_t fixed = e->base + e->layer + e->eval;
-    if (o->method != QID_QUANTIZE_GPTQ || calib_windows == 0 || seq_len == 0) {
+    if (!qid_quantize_method_calibrated(o->method) || calib_windows == 0 || seq_len == 0) {
         e->peak = fixed + e->ends + e->quant;
         return;
     }
@@ -515,7 +691,7 @@ int qid_mem_check(const qid_mem_estimate *e, double limit, const qid_model_confi
     fmt_bytes(limit, lim, sizeof lim);
     qid_mem_estimate_format(e, parts, sizeof parts);
     const char *paren = strchr(parts, '(');
-    if (o->method != QID_QUANTIZE_GPTQ)
+    if (!qid_quantize_method_calibrated(o->method))
         return qid_error_set(err, QID_E_INVALID, "'%s' needs about %s %s, more than the memory limit %s", what, need,
                              paren ? paren : "", lim);
     qid_quantize_opts least = *o;
@@ -540,7 +716,7 @@ int qid_quantize_plan(const char *in, const qid_quantize_opts *o, qid_mem_estima
     const qid_model_config cfg = ck.cfg;
     qid_ckpt_close(&ck);
     size_t W = 0, L = 0;
-    if (o->method == QID_QUANTIZE_GPTQ && o->calib) {
+    if (qid_quantize_method_calibrated(o->method) && o->calib) {
         qid_tokens tk;
         if ((rc = qid_tokens_open(o->calib, &tk, err))) return rc;
         const size_t have = (size_t)tk.meta.n_windows;
@@ -629,6 +805,7 @@ static int quantize_calibrated(const char *in, const char *out, qid_quantizer *q
     qid_quantizer_calib_hooks(q, &hooks);
     q->st.calib_windows = nw;
     q->st.calib_seq_len = L;
+    if (!q->o.calib_rows) q->o.calib_rows = nw * L;
     if ((rc = create_writer(in, out, qid_model_ckpt(m), &wr, err))) goto done;
     t = qid_ckpt_tensors(cfg, &nt);
     const int n_layers = (int)cfg->n_layers;
@@ -663,8 +840,9 @@ int qid_quantize_checkpoint(const char *in, const char *out, int force, const qi
     if (stats) memset(stats, 0, sizeof *stats);
     int rc = check_format(o, err);
     if (rc) return rc;
-    if (o->method == QID_QUANTIZE_GPTQ && !o->calib)
-        return qid_error_set(err, QID_E_INVALID, "GPTQ needs a calibration token set (--calib TOKENS)");
+    if (qid_quantize_method_calibrated(o->method) && !o->calib)
+        return qid_error_set(err, QID_E_INVALID, "%s needs a calibration token set (--calib TOKENS)",
+                             o->method == QID_QUANTIZE_AWQ ? "AWQ" : "GPTQ");
     if (!force && qid_path_exists(out))
         return qid_error_set(err, QID_E_INVALID, "output '%s' exists (use --force to replace it)", out);
     if (!qid_path_exists(in)) return qid_error_set(err, QID_E_IO, "cannot open checkpoint '%s': no such file", in);
@@ -673,8 +851,8 @@ int qid_quantize_checkpoint(const char *in, const char *out, int force, const qi
         if ((rc = qid_quantize_plan(in, o, &e, err))) return rc;
     }
     qid_quantizer *q = qid_quantizer_create(o);
-    rc = o->method == QID_QUANTIZE_GPTQ ? quantize_calibrated(in, out, q, o->calib, o->samples, o->seed, err)
-                                        : quantize_stream(in, out, q, err);
+    rc = qid_quantize_method_calibrated(o->method) ? quantize_calibrated(in, out, q, o->calib, o->samples, o->seed, err)
+                                                   : quantize_stream(in, out, q, err);
     if (stats) {
         *stats = q->st;
         stats->seconds = qid_now() - t0;

@@ -408,14 +408,17 @@ void qid_job_mem_estimate(const qid_job *job, const qid_job_quant *q, const qid_
     qid_quantize_opts_default(&qo);
     if (q) {
         qo.spec = q->spec;
-        qo.method = q->method == QID_JOB_METHOD_GPTQ ? QID_QUANTIZE_GPTQ : QID_QUANTIZE_RTN;
+        qo.method = q->method == QID_JOB_METHOD_GPTQ  ? QID_QUANTIZE_GPTQ
+                    : q->method == QID_JOB_METHOD_AWQ ? QID_QUANTIZE_AWQ
+                                                      : QID_QUANTIZE_RTN;
         if (q->method == QID_JOB_METHOD_GPTQ) qo.gptq = q->gptq;
     }
     qo.chunk_bytes = job->calib.chunk_bytes;
     qo.scratch_dir = job->calib.scratch_dir.path;
     const size_t ev =
         qid_job_eval_bytes(cfg, eval_windows ? eval_windows : 1, eval_seq ? eval_seq : 1, q && job->eval.kl);
-    qid_quantize_mem_estimate(cfg, &qo, q && q->method == QID_JOB_METHOD_GPTQ ? calib_windows : 0, calib_seq, ev, e);
+    qid_quantize_mem_estimate(cfg, &qo, q && qid_job_method_calibrated(q->method) ? calib_windows : 0, calib_seq, ev,
+                              e);
     if (!q) { /* the baseline holds no weight copy */
         e->peak -= e->quant;
         e->quant = 0;
@@ -512,7 +515,7 @@ int qid_job_tasks_flags(const qid_job *job, unsigned flags, qid_task **tasks, si
     int64_t ev_windows, ev_seq, ca_windows, ca_seq;
     int has_gptq = 0;
     for (size_t q = 0; q < job->n_quant; q++)
-        has_gptq |= job->quant[q].method == QID_JOB_METHOD_GPTQ;
+        has_gptq |= qid_job_method_calibrated(job->quant[q].method);
     token_set_shape("[eval]", &job->eval.tokens, no_fs, &ev_windows, &ev_seq);
     ca_windows = ca_seq = 0;
     if (has_gptq) token_set_shape("[calibration]", &job->calib.tokens, no_fs, &ca_windows, &ca_seq);
@@ -582,10 +585,10 @@ int qid_job_tasks_flags(const qid_job *job, unsigned flags, qid_task **tasks, si
                 const qid_job_quant *q = &job->quant[k->quant];
                 k->method = q->method;
                 k->cost = P * T * (job->eval.kl ? 2.0 : 1.0);
-                if (q->method == QID_JOB_METHOD_GPTQ) k->cost += 3.0 * P * C + 2.0 * P * d;
+                if (qid_job_method_calibrated(q->method)) k->cost += 3.0 * P * C + 2.0 * P * d;
                 format = q->format;
                 options = q->options;
-                if (q->method == QID_JOB_METHOD_GPTQ) calib = seg_calib;
+                if (qid_job_method_calibrated(q->method)) calib = seg_calib;
             }
             if (e->have_meta && k->method != QID_JOB_METHOD_PROBES) {
                 qid_mem_estimate me;

@@ -40,9 +40,12 @@ const char *qid_job_method_name(qid_job_method m)
     case QID_JOB_METHOD_RTN: return "rtn";
     case QID_JOB_METHOD_GPTQ: return "gptq";
     case QID_JOB_METHOD_PROBES: return "probes";
+    case QID_JOB_METHOD_AWQ: return "awq";
     }
     return "?";
 }
+
+int qid_job_method_calibrated(qid_job_method m) { return m == QID_JOB_METHOD_GPTQ || m == QID_JOB_METHOD_AWQ; }
 
 const char *qid_job_scoring_name(qid_job_scoring s) { return s == QID_JOB_SCORING_SECOND_HALF ? "second-half" : "all"; }
 
@@ -322,13 +325,15 @@ static int parse_method(parser *p, const char *v, const char *where, qid_job_met
         *m = QID_JOB_METHOD_RTN;
     else if (strcmp(v, "gptq") == 0)
         *m = QID_JOB_METHOD_GPTQ;
+    else if (strcmp(v, "awq") == 0)
+        *m = QID_JOB_METHOD_AWQ;
     else if (strcmp(v, "baseline") == 0 || strcmp(v, "probes") == 0)
         return perr(p, p->line,
-                    "method '%s' cannot be asked for%s; expected rtn or gptq (the baseline always runs, "
+                    "method '%s' cannot be asked for%s; expected rtn, gptq or awq (the baseline always runs, "
                     "probes come from [probes])",
                     v, where);
     else
-        return perr(p, p->line, "unknown method '%s'%s; expected rtn or gptq", job_clip(v, &c), where);
+        return perr(p, p->line, "unknown method '%s'%s; expected rtn, gptq or awq", job_clip(v, &c), where);
     return QID_OK;
 }
 
@@ -715,6 +720,9 @@ static int add_quant(parser *p, qid_job_quant *q, int line, int micro_line)
     qid_job *job = p->job;
     if (q->method == QID_JOB_METHOD_GPTQ && q->gptq.micro_block == 0)
         q->gptq.micro_block = 1; /* the job's 0 is plain GPTQ: gptq.h's 1 */
+    if (q->method == QID_JOB_METHOD_AWQ && !qid_awq_spec_ok(&q->spec))
+        return perr(p, line, "awq cannot quantize to %s; expected an integer format without -mse (intB-gG-sym/asym)",
+                    q->format);
     size_t m = q->gptq.micro_block, b = q->spec.block;
     if (q->method == QID_JOB_METHOD_GPTQ && q->gptq.act_order && !q->gptq.static_groups &&
         qid_quant_traits_of(q->spec.type)->fixed_blocks)
@@ -783,7 +791,7 @@ static int finish(parser *p)
     if (p->key_line[K_FORMATS] && !p->key_line[K_METHODS])
         return perr(p, p->key_line[K_FORMATS],
                     "'formats' without 'methods'; expected methods = rtn, gptq (or one "
-                    "of them) in [quantize]");
+                    "of them, or awq) in [quantize]");
 
     /* the product, then the task lines with the section defaults filled in */
     for (size_t i = 0; i < p->n_methods; i++)
@@ -818,10 +826,11 @@ static int finish(parser *p)
                     "no quantizer settings; expected methods and formats, or task lines, in "
                     "[quantize]");
     for (size_t i = 0; i < job->n_quant; i++)
-        if (job->quant[i].method == QID_JOB_METHOD_GPTQ && !job->calib.tokens.rel)
+        if (qid_job_method_calibrated(job->quant[i].method) && !job->calib.tokens.rel)
             return perr(p, job->quant[i].line,
-                        "gptq needs calibration data; expected a [calibration] section with "
-                        "tokens = PATH");
+                        "%s needs calibration data; expected a [calibration] section with "
+                        "tokens = PATH",
+                        qid_job_method_name(job->quant[i].method));
 #undef AT
 
     if (!job->name) {

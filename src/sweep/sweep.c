@@ -52,7 +52,10 @@ typedef struct wire_task {
 
 /* Quantized tasks are joined against their checkpoint's baseline; the
  * baseline and the probes stand alone. */
-static int needs_baseline(qid_job_method m) { return m == QID_JOB_METHOD_RTN || m == QID_JOB_METHOD_GPTQ; }
+static int needs_baseline(qid_job_method m)
+{
+    return m == QID_JOB_METHOD_RTN || m == QID_JOB_METHOD_GPTQ || m == QID_JOB_METHOD_AWQ;
+}
 
 enum { T_PENDING = 0, T_RUNNING = 1, T_DONE = 2, T_SKIPPED = 3 };
 enum { B_UNKNOWN = 0, B_OK = 1, B_FAILED = 2 };

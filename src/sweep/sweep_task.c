@@ -273,12 +273,14 @@ void sweep_task_run(const qid_job *job, const qid_task *t, int threads, int rank
         qid_quantize_opts qo;
         qid_quantize_opts_default(&qo);
         qo.spec = q->spec;
-        qo.method = q->method == QID_JOB_METHOD_GPTQ ? QID_QUANTIZE_GPTQ : QID_QUANTIZE_RTN;
+        qo.method = q->method == QID_JOB_METHOD_GPTQ  ? QID_QUANTIZE_GPTQ
+                    : q->method == QID_JOB_METHOD_AWQ ? QID_QUANTIZE_AWQ
+                                                      : QID_QUANTIZE_RTN;
         if (q->method == QID_JOB_METHOD_GPTQ) qo.gptq = q->gptq;
         if (qid_quantize_check(cfg, &qo, &err)) goto fail;
         o->r.bits = linear_bits(cfg, &q->spec);
         o->r.elem_bits = q->spec.bits;
-        if (q->method == QID_JOB_METHOD_GPTQ) {
+        if (qid_job_method_calibrated(q->method)) {
             if (qid_quantize_read_calib(job->calib.tokens.path, cfg, (size_t)job->calib.samples, job->seed, &calib,
                                         &calib_n, &calib_len, &err))
                 goto fail;
@@ -291,6 +293,7 @@ void sweep_task_run(const qid_job *job, const qid_task *t, int threads, int rank
             eo.calib_tokens = calib;
             eo.calib_windows = calib_n;
             eo.calib_seq_len = calib_len;
+            qo.calib_rows = calib_n * calib_len;
             qo.chunk_bytes = job->calib.chunk_bytes;
             qo.scratch_dir = job->calib.scratch_dir.path;
             eo.calib_chunk = qid_calib_chunk_windows(cfg, calib_len, calib_n, qo.chunk_bytes);
@@ -300,7 +303,7 @@ void sweep_task_run(const qid_job *job, const qid_task *t, int threads, int rank
         if (mem_check(job, q, tk, &eo, cfg, &qo, calib_n, calib_len, ckpt_path, &err)) goto fail;
         qz = qid_quantizer_create(&qo);
         qid_quantizer_hooks(qz, &eo.weight_hook, &eo.weight_ctx, &eo.act_hook, &eo.act_ctx);
-        if (q->method == QID_JOB_METHOD_GPTQ) {
+        if (qid_job_method_calibrated(q->method)) {
             qid_quantizer_calib_hooks(qz, &hooks);
             eo.calib_hooks = &hooks;
             eo.act_hook = NULL;
