@@ -377,10 +377,98 @@ static void truncate_model(size_t cut)
     free(data);
 }
 
+/* A GPT-2, OPT or BLOOM fixture: imported with the architecture and
+ * settings its config implies, N and the total equal to PyTorch's counts
+ * (reference.json: every nn.Embedding, learned positions included, and the
+ * head left out), and a Conv1D weight stored transposed. */
+static void check_family(const char *name, const char *arch)
+{
+    char dir[512], out[4200];
+    snprintf(dir, sizeof dir, FIX "/%s", name);
+    snprintf(out, sizeof out, "%s/%s.h5", tap_tmpdir(), name);
+    qid_import_opts o = {.dir = dir, .out = out, .step = -1, .tokens = -1};
+    qid_error err;
+    if (!is_int(QID_OK, qid_import_safetensors(&o, &err), "%s: imports", name)) diag("%s", err.msg);
+    qid_ckpt ck;
+    if (qid_ckpt_open(out, &ck, &err)) bail("%s: cannot reopen: %s", name, err.msg);
+    is_string(arch, qid_arch_name(ck.cfg.arch), "%s: architecture", name);
+    is_int((int64_t)reference_number(dir, "params_nonembedding"), ck.meta.params_nonembedding,
+           "%s: N equals the PyTorch count (embeddings and learned positions left out)", name);
+    is_int((int64_t)reference_number(dir, "params_total"), ck.meta.params_total, "%s: total parameters", name);
+    /* the first layer's MLP input weight against the source: transposed for GPT-2's Conv1D */
+    size_t nt = 0;
+    qid_tensor_spec *t = qid_ckpt_layer_tensors(&ck.cfg, 0, &nt);
+    const qid_tensor_spec *up = NULL;
+    for (size_t i = 0; i < nt; i++)
+        if (strcmp(t[i].name, "mlp.up.weight") == 0) up = &t[i];
+    char paths[8][512];
+    shard_paths(dir, paths, 8);
+    raw_st raw = raw_open(paths[0]);
+    size_t len = 0;
+    const float *src = (const float *)(const void *)raw_tensor(&raw, up->hf_name, &len);
+    float *got = malloc(len);
+    int same = src && qid_ckpt_read_f32(&ck, up, got, &err) == QID_OK;
+    const size_t R = (size_t)up->shape[0], C = (size_t)up->shape[1];
+    for (size_t r = 0; same && r < R; r++)
+        for (size_t c = 0; c < C; c++)
+            same &= got[r * C + c] == (up->hf_transposed ? src[c * R + r] : src[r * C + c]);
+    ok(same, "%s: mlp.up.weight [%zu, %zu] equals the source%s", name, R, C,
+       up->hf_transposed ? " transposed (Conv1D)" : "");
+    free(got);
+    free(t);
+    raw_close(&raw);
+    qid_ckpt_close(&ck);
+}
+
+/* N from the published configs of gpt2, facebook/opt-125m and
+ * bigscience/bloom-560m (the numbers of their config.json on the Hugging
+ * Face hub, written in), against transformers 5.25's
+ * num_parameters(exclude_embeddings=True) of those configs, which equals
+ * the total less the token and position tables (tools/make_hf_fixtures.py
+ * --families prints them): gpt2 85,056,000 of 124,439,808; opt-125m
+ * 85,056,000 of 125,239,296; bloom-560m 302,313,472 of 559,214,592 (the
+ * totals as the model cards give them: 124M, 125M, 559,214,592). */
+static void check_published(void)
+{
+    static const struct {
+        const char *name, *config;
+        int64_t n, total;
+    } pub[] = {
+        {"gpt2",
+         "{\"model_type\": \"gpt2\", \"vocab_size\": 50257, \"n_positions\": 1024, \"n_ctx\": 1024, \"n_embd\": 768, "
+         "\"n_layer\": 12, \"n_head\": 12, \"activation_function\": \"gelu_new\", \"layer_norm_epsilon\": 1e-05}",
+         85056000, 124439808},
+        {"opt-125m",
+         "{\"model_type\": \"opt\", \"vocab_size\": 50272, \"hidden_size\": 768, \"num_hidden_layers\": 12, "
+         "\"ffn_dim\": 3072, \"num_attention_heads\": 12, \"max_position_embeddings\": 2048, "
+         "\"word_embed_proj_dim\": 768, \"do_layer_norm_before\": true, \"activation_function\": \"relu\"}",
+         85056000, 125239296},
+        {"bloom-560m",
+         "{\"model_type\": \"bloom\", \"vocab_size\": 250880, \"hidden_size\": 1024, \"n_layer\": 24, \"n_head\": 16, "
+         "\"layer_norm_epsilon\": 1e-05, \"apply_residual_connection_post_layernorm\": false}",
+         302313472, 559214592},
+    };
+    for (size_t i = 0; i < sizeof pub / sizeof pub[0]; i++) {
+        qid_model_config cfg;
+        qid_error err;
+        int rc = qid_import_parse_config(pub[i].config, pub[i].name, &cfg, &err);
+        if (rc) diag("%s", err.msg);
+        ok(rc == QID_OK && qid_params_nonembedding(&cfg) == pub[i].n && qid_params_total(&cfg) == pub[i].total,
+           "%s: N %" PRId64 " (published %" PRId64 "), total %" PRId64 " (published %" PRId64 ")", pub[i].name,
+           rc ? -1 : qid_params_nonembedding(&cfg), pub[i].n, rc ? -1 : qid_params_total(&cfg), pub[i].total);
+    }
+}
+
 int main(void)
 {
     qid_h5_silence();
-    plan(191);
+    plan(191 + 5 * 5 + 3);
+    check_family("gpt2-tiny", "gpt2");
+    check_family("gpt2-tiny-scaled", "gpt2");
+    check_family("opt-tiny", "opt");
+    check_family("opt-tiny-postln-proj", "opt");
+    check_family("bloom-tiny", "bloom");
+    check_published();
     check_fixture("gpt-neox-tiny", "gpt-neox", "float32",
                   (int64_t)reference_number(FIX "/gpt-neox-tiny", "params_nonembedding"),
                   (int64_t)reference_number(FIX "/gpt-neox-tiny", "params_total"));

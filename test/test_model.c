@@ -542,7 +542,7 @@ static void check_memory(void)
 
 int main(void)
 {
-    plan(4 * 5 + 13 + 2 + 7 + 9 + 3);
+    plan(9 * 5 + 13 + 2 + 7 + 9 + 3);
     qid_h5_silence();
     load_tokens();
     diag("kernels: %s", qid_k_impl_name());
@@ -550,6 +550,11 @@ int main(void)
     check_fixture("llama-tiny");
     check_fixture("qwen2-tiny");
     check_fixture("llama-tiny-tied");
+    check_fixture("gpt2-tiny");
+    check_fixture("gpt2-tiny-scaled");
+    check_fixture("opt-tiny");
+    check_fixture("opt-tiny-postln-proj");
+    check_fixture("bloom-tiny");
     check_hooks();
     check_precision_threads();
     check_steps();

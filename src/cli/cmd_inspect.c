@@ -106,7 +106,7 @@ static int ckpt_summary(const char *path, FILE *out, int list_tensors, qid_error
     qid_tensor_spec *t = qid_ckpt_tensors(c, &n);
     fprintf(out, "  %-22s %zu\n", "tensors", n);
     if (list_tensors) {
-        static const char *kinds[] = {"linear", "bias", "norm", "embed"};
+        static const char *kinds[] = {"linear", "bias", "norm", "embed", "proj"};
         for (size_t i = 0; i < n; i++) {
             char p[160], shape[64];
             qid_tensor_path(&t[i], p, sizeof p);
