@@ -334,6 +334,12 @@ static void shape_swap(cJSON *root)
     cJSON_ReplaceItemInArray(shape, 0, cJSON_CreateNumber(32));
     cJSON_ReplaceItemInArray(shape, 1, cJSON_CreateNumber(64));
 }
+/* every name without its "transformer." prefix, as the hub's gpt2 files are */
+static void strip_transformer(cJSON *root)
+{
+    for (cJSON *e = root->child; e; e = e->next)
+        if (strncmp(e->string, "transformer.", 12) == 0) memmove(e->string, e->string + 12, strlen(e->string + 12) + 1);
+}
 static void rename_tensor(cJSON *root)
 {
     cJSON *e = cJSON_DetachItemFromObject(root, "gpt_neox.layers.1.mlp.dense_4h_to_h.bias");
@@ -459,10 +465,47 @@ static void check_published(void)
     }
 }
 
+/* The families' rejected settings (one line, nothing left) and gpt2 tensor
+ * names without the base model's prefix (same tensors). */
+static void check_family_errors(void)
+{
+    fresh_copy("opt-tiny");
+    edit_file("config.json", "\"layer_norm_elementwise_affine\": true", "\"layer_norm_elementwise_affine\": false");
+    import_fails("layer_norm_elementwise_affine false (LayerNorm without weights) is not supported",
+                 "OPT without LayerNorm weights");
+    fresh_copy("opt-tiny");
+    edit_file("config.json", "\"activation_function\": \"relu\"", "\"activation_function\": \"swish\"");
+    import_fails("activation_function 'swish' is not supported for opt (gelu_new, gelu or relu)", "OPT with swish");
+    fresh_copy("bloom-tiny");
+    edit_file("config.json", "\"apply_residual_connection_post_layernorm\": false",
+              "\"apply_residual_connection_post_layernorm\": true");
+    import_fails("apply_residual_connection_post_layernorm true is not supported", "BLOOM residual after the norm");
+    fresh_copy("gpt2-tiny");
+    edit_file("config.json", "\"add_cross_attention\": false", "\"add_cross_attention\": true");
+    import_fails("GPT-2 with cross-attention is not a language model", "GPT-2 with cross-attention");
+    fresh_copy("gpt2-tiny");
+    mutate_header(strip_transformer);
+    char out[4200], ref[4200];
+    snprintf(out, sizeof out, "%s/gpt2-base-names.h5", tap_tmpdir());
+    snprintf(ref, sizeof ref, "%s/gpt2-tiny.h5", tap_tmpdir());
+    qid_import_opts o = {.dir = work, .out = out, .step = -1, .tokens = -1};
+    qid_error err;
+    int rc = qid_import_safetensors(&o, &err);
+    qid_ckpt a, b;
+    if (rc) diag("%s", err.msg);
+    int same = rc == QID_OK && !qid_ckpt_open(out, &a, &err) && !qid_ckpt_open(ref, &b, &err) &&
+               strcmp(a.meta.tensor_sha256, b.meta.tensor_sha256) == 0;
+    ok(same, "gpt2 with the hub's names ('h.0.attn.c_attn.weight', no 'transformer.'): the same tensors");
+    if (rc == QID_OK) {
+        qid_ckpt_close(&a);
+        qid_ckpt_close(&b);
+    }
+}
+
 int main(void)
 {
     qid_h5_silence();
-    plan(191 + 5 * 5 + 3);
+    plan(191 + 5 * 5 + 3 + 4 * 3 + 1);
     check_family("gpt2-tiny", "gpt2");
     check_family("gpt2-tiny-scaled", "gpt2");
     check_family("opt-tiny", "opt");
@@ -637,5 +680,6 @@ int main(void)
     snprintf(path, sizeof path, FIX "/gpt-neox-tiny/config.json");
     is_int(QID_E_FORMAT, qid_ckpt_open(path, &ck, &err), "a non-HDF5 file rejected");
     like(err.msg, "is not an HDF5 file", "non-HDF5: message");
+    check_family_errors();
     return 0;
 }
