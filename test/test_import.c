@@ -505,13 +505,17 @@ static void check_family_errors(void)
 int main(void)
 {
     qid_h5_silence();
-    plan(191 + 5 * 5 + 3 + 4 * 3 + 1);
+    plan(191 + 5 * 5 + 3 + 3 * 5 + 4 * 3 + 1);
     check_family("gpt2-tiny", "gpt2");
     check_family("gpt2-tiny-scaled", "gpt2");
     check_family("opt-tiny", "opt");
     check_family("opt-tiny-postln-proj", "opt");
     check_family("bloom-tiny", "bloom");
     check_published();
+    /* the hub's .bin layout of the families: base-model names, gpt2's mask buffers */
+    check_bin("gpt2-tiny-bin", "gpt2-tiny", QID_IMPORT_TORCH, "config.json\npytorch_model.bin");
+    check_bin("opt-tiny-postln-proj-bin", "opt-tiny-postln-proj", QID_IMPORT_AUTO, "config.json\npytorch_model.bin");
+    check_bin("bloom-tiny-bin", "bloom-tiny", QID_IMPORT_AUTO, "config.json\npytorch_model.bin");
     check_fixture("gpt-neox-tiny", "gpt-neox", "float32",
                   (int64_t)reference_number(FIX "/gpt-neox-tiny", "params_nonembedding"),
                   (int64_t)reference_number(FIX "/gpt-neox-tiny", "params_total"));
