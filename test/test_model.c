@@ -2,7 +2,10 @@
  * transformers: logits and losses of the tiny fixtures written by
  * tools/make_hf_fixtures.py (gpt-neox with partial rotary and parallel
  * residual, llama with grouped-query attention, qwen2 with q/k/v biases,
- * llama with tied embeddings), imported with qid_import_safetensors; the
+ * llama with tied embeddings; gpt2 with and without the scaled-attention
+ * options, opt pre-LN and post-LN with project_in/out, bloom with 6 heads),
+ * imported with qid_import_safetensors; RTN, MX, NF4 through the weight hook
+ * and GPTQ through the activation hook on the new families; the
  * weight and activation hooks; the reference stream and KL; the stepping
  * API's checks; bad inputs (long windows, ids outside the vocabulary, NaN
  * weights); and peak memory of a streamed pass over a 48-layer model. */
@@ -543,6 +546,65 @@ static void check_memory(void)
     qid_model_free(m);
 }
 
+/* ---- RTN, MX and NF4 through the weight hook, per family ---------------- */
+
+/* Wraps a quantizer's weight hook: counts, by kind, the tensors it changed. */
+typedef struct {
+    qid_weight_hook inner;
+    void *inner_ctx;
+    int changed[5], seen[5];
+} rtn_cap;
+
+static int rtn_cap_hook(void *ctx, const qid_tensor_spec *t, float *w, qid_error *err)
+{
+    rtn_cap *c = ctx;
+    size_t n = (size_t)qid_tensor_numel(t);
+    float *before = malloc(n * sizeof *before);
+    memcpy(before, w, n * sizeof *w);
+    int rc = c->inner(c->inner_ctx, t, w, err);
+    c->seen[t->kind]++;
+    c->changed[t->kind] += memcmp(before, w, n * sizeof *w) != 0;
+    free(before);
+    return rc;
+}
+
+/* Each format's weight hook on a family's fixture: every linear weight
+ * changes, nothing else (embeddings, positions, norms, biases, OPT's
+ * project_in/out), and the loss stays finite. */
+static void check_rtn_family(const char *name, const char *format)
+{
+    const char *path = tap_import_fixture(name, -1, -1);
+    qid_quantize_opts qo;
+    qid_quantize_opts_default(&qo);
+    qid_error err;
+    if (qid_quant_parse(format, &qo.spec, &err)) bail("%s", err.msg);
+    qo.method = QID_QUANTIZE_RTN;
+    qid_quantizer *q = qid_quantizer_create(&qo);
+    rtn_cap cap = {0};
+    qid_act_hook ah;
+    void *actx;
+    qid_quantizer_hooks(q, &cap.inner, &cap.inner_ctx, &ah, &actx);
+    qid_model *m = open_model(path);
+    size_t nt = 0;
+    qid_tensor_spec *t = qid_ckpt_tensors(qid_model_cfg(m), &nt);
+    int linears = 0;
+    for (size_t i = 0; i < nt; i++)
+        linears += t[i].kind == QID_TENSOR_LINEAR;
+    free(t);
+    double win[NW];
+    qid_forward_opts o = {.weight_hook = rtn_cap_hook, .weight_ctx = &cap, .window_nll = win};
+    int rc = qid_model_forward(m, tokens, NW, SEQ, &o, &err);
+    if (rc) diag("%s", err.msg);
+    int others = cap.changed[QID_TENSOR_BIAS] + cap.changed[QID_TENSOR_NORM] + cap.changed[QID_TENSOR_EMBED] +
+                 cap.changed[QID_TENSOR_PROJ];
+    ok(rc == QID_OK && cap.changed[QID_TENSOR_LINEAR] == linears && others == 0 && isfinite(win[0]),
+       "%s, %s through the weight hook: %d of %d linears changed, %d other tensors (%d proj), loss %.4f", name, format,
+       cap.changed[QID_TENSOR_LINEAR], linears, others, cap.seen[QID_TENSOR_PROJ],
+       (win[0] + win[1] + win[2]) / (NW * (SEQ - 1)));
+    qid_model_free(m);
+    qid_quantizer_free(q);
+}
+
 /* ---- GPTQ through the activation hook, per family ----------------------- */
 
 /* What the quantizer's activation hook saw and did to the linears of layers
@@ -672,7 +734,7 @@ static void check_gptq_family(const char *name)
 
 int main(void)
 {
-    plan(9 * 5 + 13 + 2 + 7 + 9 + 3 + 2 * 5);
+    plan(9 * 5 + 13 + 2 + 7 + 9 + 3 + 2 * 5 + 4);
     qid_h5_silence();
     load_tokens();
     diag("kernels: %s", qid_k_impl_name());
@@ -685,6 +747,10 @@ int main(void)
     check_fixture("opt-tiny");
     check_fixture("opt-tiny-postln-proj");
     check_fixture("bloom-tiny");
+    check_rtn_family("gpt2-tiny", "mxfp4");
+    check_rtn_family("opt-tiny", "nf4-b32");
+    check_rtn_family("opt-tiny-postln-proj", "int4-g16-sym");
+    check_rtn_family("bloom-tiny", "int4-g16-sym");
     check_gptq_family("gpt2-tiny");
     check_gptq_family("gpt2-tiny-scaled");
     check_gptq_family("opt-tiny");
