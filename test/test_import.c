@@ -505,9 +505,10 @@ static void check_family_errors(void)
 int main(void)
 {
     qid_h5_silence();
-    plan(191 + 5 * 5 + 3 + 3 * 5 + 4 * 3 + 1);
+    plan(191 + 6 * 5 + 3 + 3 * 5 + 4 * 3 + 1);
     check_family("gpt2-tiny", "gpt2");
     check_family("gpt2-tiny-scaled", "gpt2");
+    check_family("gpt2-tiny-unscaled", "gpt2");
     check_family("opt-tiny", "opt");
     check_family("opt-tiny-postln-proj", "opt");
     check_family("bloom-tiny", "bloom");

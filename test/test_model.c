@@ -2,13 +2,12 @@
  * transformers: logits and losses of the tiny fixtures written by
  * tools/make_hf_fixtures.py (gpt-neox with partial rotary and parallel
  * residual, llama with grouped-query attention, qwen2 with q/k/v biases,
- * llama with tied embeddings; gpt2 with and without the scaled-attention
- * options, opt pre-LN and post-LN with project_in/out, bloom with 6 heads),
- * imported with qid_import_safetensors; RTN, MX, NF4 through the weight hook
- * and GPTQ through the activation hook on the new families; the
- * weight and activation hooks; the reference stream and KL; the stepping
- * API's checks; bad inputs (long windows, ids outside the vocabulary, NaN
- * weights); and peak memory of a streamed pass over a 48-layer model. */
+ * llama with tied embeddings; gpt2 with its defaults, with scores divided
+ * by layer + 1 and without the 1/sqrt(head_dim) scaling, opt pre-LN and post-LN with project_in/out, bloom with 6
+ * heads), imported with qid_import_safetensors; RTN, MX, NF4 through the weight hook and GPTQ through the activation
+ * hook on the new families; the weight and activation hooks; the reference stream and KL; the stepping API's checks;
+ * bad inputs (long windows, ids outside the vocabulary, NaN weights); and peak memory of a streamed pass over a
+ * 48-layer model. */
 #include <hdf5.h>
 #include <inttypes.h>
 #include <math.h>
@@ -734,7 +733,7 @@ static void check_gptq_family(const char *name)
 
 int main(void)
 {
-    plan(9 * 5 + 13 + 2 + 7 + 9 + 3 + 2 * 5 + 4);
+    plan(10 * 5 + 13 + 2 + 7 + 9 + 3 + 2 * 5 + 4);
     qid_h5_silence();
     load_tokens();
     diag("kernels: %s", qid_k_impl_name());
@@ -744,6 +743,7 @@ int main(void)
     check_fixture("llama-tiny-tied");
     check_fixture("gpt2-tiny");
     check_fixture("gpt2-tiny-scaled");
+    check_fixture("gpt2-tiny-unscaled");
     check_fixture("opt-tiny");
     check_fixture("opt-tiny-postln-proj");
     check_fixture("bloom-tiny");

@@ -122,6 +122,7 @@ MODEL_DIRS = [
 FAMILY_DIRS = [
     "gpt2-tiny",
     "gpt2-tiny-scaled",
+    "gpt2-tiny-unscaled",
     "opt-tiny",
     "opt-tiny-postln-proj",
     "bloom-tiny",
@@ -363,6 +364,7 @@ position tables) and the output head.
 |---|---|
 | `gpt2-tiny/` | GPT2LMHeadModel, float32; n_embd 32, 2 layers, 4 heads, n_inner 64, gelu_new, n_positions 64, tied head, Conv1D weights |
 | `gpt2-tiny-scaled/` | as `gpt2-tiny` (other weights) with scale_attn_by_inverse_layer_idx and reorder_and_upcast_attn true |
+| `gpt2-tiny-unscaled/` | as `gpt2-tiny` (other weights) with scale_attn_weights false (scores not divided by sqrt(head_dim)) |
 | `opt-tiny/` | OPTForCausalLM, float32; hidden 32, 2 layers, 4 heads, ffn_dim 64, relu, max_position_embeddings 64 (table of 66 rows, offset 2), pre-LayerNorm, tied head |
 | `opt-tiny-postln-proj/` | as `opt-tiny` with do_layer_norm_before false (post-LayerNorm, no final norm, as opt-350m) and word_embed_proj_dim 16 (project_in / project_out) |
 | `bloom-tiny/` | BloomForCausalLM, float32; hidden 48, 2 layers, 6 heads (not a power of two: ALiBi slopes 4 + 2), embedding LayerNorm, tied head |
@@ -370,8 +372,9 @@ position tables) and the output head.
 """
 
 
-def gpt2_config(scaled):
+def gpt2_config(scaled, unscaled=False):
     return GPT2Config(
+        scale_attn_weights=not unscaled,
         vocab_size=VOCAB,
         n_positions=64,
         n_embd=32,
@@ -425,6 +428,7 @@ def make_families(outdir, tokens):
     models = [
         ("gpt2-tiny", GPT2LMHeadModel, gpt2_config(False), 11),
         ("gpt2-tiny-scaled", GPT2LMHeadModel, gpt2_config(True), 12),
+        ("gpt2-tiny-unscaled", GPT2LMHeadModel, gpt2_config(False, True), 16),
         ("opt-tiny", OPTForCausalLM, opt_config(True, 32), 13),
         ("opt-tiny-postln-proj", OPTForCausalLM, opt_config(False, 16), 14),
         ("bloom-tiny", BloomForCausalLM, bloom_config(), 15),
