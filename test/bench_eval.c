@@ -167,7 +167,7 @@ static int run_torch(const char *python, const char *ckpt, const char *tokens, s
 /* qid's evaluation of a model of cfg (random float16 weights written to
  * path) on tok (B, T): the best tokens/s of repeat runs, with the loss. */
 static int family_tps(const char *path, const qid_model_config *cfg, const char *name, const uint32_t *tok, size_t B,
-                      size_t T, int threads, int repeat, double *tps, double *loss, double *secs)
+                      size_t T, int threads, int repeat, double *tps, double *loss, double *secs, double *gflops)
 {
     if (write_model(path, cfg, name)) return 1;
     qid_model *m = NULL;
@@ -180,12 +180,16 @@ static int family_tps(const char *path, const qid_model_config *cfg, const char 
     double best = INFINITY;
     for (int k = 0; k < repeat; k++) {
         qid_eval_result r;
+        double f0 = qid_model_get_stats(m)->flops;
         if (qid_eval_windows(m, tok, B, T, &o, &r, &err)) {
             fprintf(stderr, "bench: %s\n", err.msg);
             qid_model_free(m);
             return 1;
         }
-        if (r.seconds < best) best = r.seconds;
+        if (r.seconds < best) {
+            best = r.seconds;
+            *gflops = (r.stats.flops - f0) / r.seconds / 1e9;
+        }
         *loss = r.loss;
         qid_eval_result_free(&r);
     }
@@ -198,7 +202,7 @@ static int family_tps(const char *path, const qid_model_config *cfg, const char 
 
 /* The OPT-125M- and BLOOM-560M-shaped models, printed under the GPT-NeoX figure. */
 static void other_families(const char *dir, const uint32_t *tok, size_t B, size_t T, int threads, int repeat,
-                           double neox_tps)
+                           double neox_tps, double neox_gflops, double peak)
 {
     const qid_model_config opt = {.arch = QID_ARCH_OPT,
                                   .vocab_size = 50272,
@@ -237,17 +241,19 @@ static void other_families(const char *dir, const uint32_t *tok, size_t B, size_
         const qid_model_config *cfg;
     } fam[] = {{"opt-125m-shape", &opt}, {"bloom-560m-shape", &bloom}};
     printf("\n  other families (qid only, the same windows and threads; ids below 50277):\n");
-    printf("    %-22s %8.1f tokens/s  (the GPT-NeoX figure above)\n", "pythia-160m-shape", neox_tps);
+    printf("    %-22s %8.1f tokens/s  %.1f GFLOP/s = %.0f%% of sgemm peak (the GPT-NeoX figure above)\n",
+           "pythia-160m-shape", neox_tps, neox_gflops, 100.0 * neox_gflops / peak);
     for (size_t i = 0; i < 2; i++) {
         char path[300];
         snprintf(path, sizeof path, "%s/%s.h5", dir, fam[i].name);
-        double tps = 0, loss = NAN, secs = 0;
-        if (family_tps(path, fam[i].cfg, fam[i].name, tok, B, T, threads, repeat, &tps, &loss, &secs)) {
+        double tps = 0, loss = NAN, secs = 0, gf = 0;
+        if (family_tps(path, fam[i].cfg, fam[i].name, tok, B, T, threads, repeat, &tps, &loss, &secs, &gf)) {
             printf("    %-22s failed\n", fam[i].name);
             continue;
         }
-        printf("    %-22s %8.1f tokens/s  %6.2f s  loss %.6f  (N = %lld, %.0f MiB fp32 with the embedding)\n",
-               fam[i].name, tps, secs, loss, (long long)qid_params_nonembedding(fam[i].cfg),
+        printf("    %-22s %8.1f tokens/s  %.1f GFLOP/s = %.0f%% of sgemm peak  %6.2f s  loss %.6f  (N = %lld, %.0f MiB "
+               "fp32 with the embedding)\n",
+               fam[i].name, tps, gf, 100.0 * gf / peak, secs, loss, (long long)qid_params_nonembedding(fam[i].cfg),
                (double)qid_params_total(fam[i].cfg) * 4 / 1048576.0);
     }
 }
@@ -390,7 +396,7 @@ int main(void)
         printf("    qid / pytorch   %.2fx throughput; |loss difference| %.2g\n", qid_tps / ttps, fabs(tloss - loss));
         printf("    memory          peak RSS %.0f MiB (whole model and full logits resident)\n", trss);
     }
-    if (env_size("QID_BENCH_FAMILIES", 1)) other_families(dir, tok, B, T, threads, repeat, qid_tps);
+    if (env_size("QID_BENCH_FAMILIES", 1)) other_families(dir, tok, B, T, threads, repeat, qid_tps, gflops, peak);
     free(tok);
     if (getenv("QID_BENCH_KEEP")) {
         printf("  kept %s and %s\n", ckpt, tokpath);
