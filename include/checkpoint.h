@@ -27,9 +27,26 @@
 typedef enum qid_arch {
     QID_ARCH_GPT_NEOX = 0, /* Pythia: LayerNorm+bias, parallel residual, partial rotary, GELU */
     QID_ARCH_LLAMA = 1,    /* Llama/Mistral/Qwen2: RMSNorm, SwiGLU, full rotary, GQA */
+    QID_ARCH_GPT2 = 2,     /* GPT-2: learned positions, Conv1D weights (transposed on import), tied head */
+    QID_ARCH_OPT = 3,      /* OPT: learned positions (offset 2), pre- or post-LayerNorm, project_in/out */
+    QID_ARCH_BLOOM = 4,    /* BLOOM: ALiBi, embedding LayerNorm, fused per-head QKV, tied head */
 } qid_arch;
 
-/* "gpt-neox" / "llama"; parse returns -1 when unknown. */
+#define QID_ARCH_COUNT 5
+
+/* The MLP's activation (the /config "activation" attribute). */
+typedef enum qid_act {
+    QID_ACT_GELU = 0,      /* "gelu": exact, with erf */
+    QID_ACT_GELU_TANH = 1, /* "gelu_tanh": the tanh approximation (gelu_new, bloom_gelu) */
+    QID_ACT_RELU = 2,      /* "relu" */
+    QID_ACT_SILU = 3,      /* "silu": llama's SwiGLU gate */
+} qid_act;
+
+/* "gelu", "gelu_tanh", "relu", "silu"; parse returns -1 when unknown. */
+const char *qid_act_name(qid_act act);
+int qid_act_parse(const char *name);
+
+/* "gpt-neox", "llama", "gpt2", "opt", "bloom"; parse returns -1 when unknown. */
 const char *qid_arch_name(qid_arch arch);
 int qid_arch_parse(const char *name);
 
@@ -54,7 +71,24 @@ typedef struct qid_model_config {
     int o_bias;             /* attention output projection has a bias */
     int mlp_bias;           /* MLP projections have biases */
     int64_t sliding_window; /* 0 = full causal attention */
+    /* Added with gpt2, opt and bloom; zero is what gpt-neox and llama do, and
+     * a checkpoint written before them reads as zero. */
+    qid_act act;           /* MLP activation (gelu for gpt-neox; llama's is always SwiGLU, this is ignored) */
+    int post_norm;         /* 0: x + f(norm(x)); 1: norm(x + f(x)) (OPT do_layer_norm_before false) */
+    int no_final_norm;     /* 1: no final norm before the head (OPT post-LN) */
+    int64_t d_embed;       /* token embedding width when it differs from d_model (OPT project_in/out), else 0 */
+    int attn_unscaled;     /* 1: scores not scaled by 1/sqrt(head_dim) (GPT-2 scale_attn_weights false) */
+    int attn_layer_scaled; /* 1: scores also divided by layer index + 1 (GPT-2 scale_attn_by_inverse_layer_idx) */
 } qid_model_config;
+
+/* Rows of the learned position table (max_seq_len + OPT's offset of 2),
+ * 0 for an architecture without one (gpt2 and opt have one); the offset of
+ * position 0 in it. */
+int64_t qid_pos_rows(const qid_model_config *cfg);
+int64_t qid_pos_offset(const qid_model_config *cfg);
+/* Width of the token embedding: d_embed when set (OPT's word_embed_proj_dim
+ * with project_in / project_out), else d_model. */
+int64_t qid_embed_width(const qid_model_config *cfg);
 
 /* Checks a config for consistency (positive sizes, heads dividing, rotary_dim
  * even and <= head_dim, ...). Returns QID_E_INVALID with what is wrong. */
@@ -65,7 +99,8 @@ typedef enum qid_tensor_kind {
     QID_TENSOR_LINEAR = 0, /* [out, in] weight of a linear layer */
     QID_TENSOR_BIAS = 1,   /* [out] */
     QID_TENSOR_NORM = 2,   /* [d] norm weight or bias */
-    QID_TENSOR_EMBED = 3,  /* [vocab, d] input embedding or output head */
+    QID_TENSOR_EMBED = 3,  /* [vocab, d] input embedding or output head; [positions, d] learned positions */
+    QID_TENSOR_PROJ = 4,   /* [out, in] linear outside the layers (OPT project_in/out): counted in N, not quantized */
 } qid_tensor_kind;
 
 /* One tensor of a model. Names are qid's: "attn.qkv.weight" inside
@@ -77,6 +112,7 @@ typedef struct qid_tensor_spec {
     int ndim;         /* 1 or 2 */
     int64_t shape[2]; /* rows (out), cols (in); shape[1] = 1 when ndim = 1 */
     qid_tensor_kind kind;
+    int hf_transposed; /* stored [in, out] by Hugging Face (GPT-2's Conv1D): transposed on import */
 } qid_tensor_spec;
 
 /* The tensors a model with this config has, in storage order (globals, then
@@ -90,9 +126,11 @@ int64_t qid_tensor_numel(const qid_tensor_spec *t);
 /* HDF5 path of a tensor: "/layers/3/attn.qkv.weight" or "/embed.weight". */
 void qid_tensor_path(const qid_tensor_spec *t, char *buf, size_t len);
 
-/* Parameter counts from the config: N (everything but the input embedding
- * and the output head, as Pythia and Ouyang et al. count it) and the total
- * of unique parameters. */
+/* Parameter counts from the config: N (everything but the input embedding,
+ * a learned position table and the output head, as Pythia and Ouyang et al.
+ * count it and as transformers' num_parameters(exclude_embeddings=True)
+ * does; BLOOM's embedding LayerNorm and OPT's project_in/out are counted)
+ * and the total of unique parameters. */
 int64_t qid_params_nonembedding(const qid_model_config *cfg);
 int64_t qid_params_total(const qid_model_config *cfg);
 

@@ -1,6 +1,7 @@
 /* kernels.h - the numerical kernels of the transformer forward pass: layer
- * norm, RMSNorm, rotary position embedding, causal softmax attention, GELU
- * (exact erf), SiLU and SwiGLU, softmax, log-softmax / cross-entropy and the
+ * norm, RMSNorm, rotary position embedding, causal softmax attention (with
+ * an optional ALiBi bias), GELU (exact erf and tanh-approximated), ReLU, SiLU
+ * and SwiGLU, softmax, log-softmax / cross-entropy and the
  * KL divergence of two next-token distributions.
  *
  * Kernels come in up to three forms:
@@ -113,6 +114,32 @@ void qid_k_attention_ref(float *restrict out, size_t ldo, const float *q, size_t
 void qid_k_attention(float *restrict out, size_t ldo, const float *q, size_t ldq, const float *k, size_t ldk,
                      const float *v, size_t ldv, size_t T, size_t hd, float scale, float *restrict scratch);
 
+/* Causal attention with an ALiBi bias (BLOOM): as qid_k_attention, with
+ * slope * j added to the score of key j before the softmax, as transformers
+ * adds slope * j (a float32 product) to scale * q.k. slope 0 is plain
+ * attention. The same tolerance as qid_k_attention. */
+void qid_k_attention_alibi_ref(float *restrict out, size_t ldo, const float *q, size_t ldq, const float *k, size_t ldk,
+                               const float *v, size_t ldv, size_t T, size_t hd, float scale, float slope,
+                               float *restrict scratch);
+void qid_k_attention_alibi(float *restrict out, size_t ldo, const float *q, size_t ldq, const float *k, size_t ldk,
+                           const float *v, size_t ldv, size_t T, size_t hd, float scale, float slope,
+                           float *restrict scratch);
+
+/* The ALiBi bias of one row of scores: s[j] += slope * j (the product in
+ * float32), j = 0 .. n-1. s is (n). Fast form: within 1e-6 * (1 + |s|). */
+void qid_k_alibi_add_ref(float *s, size_t n, float slope);
+void qid_k_alibi_add_avx2(float *s, size_t n, float slope);
+void qid_k_alibi_add(float *s, size_t n, float slope);
+
+/* BLOOM's ALiBi slopes of n_heads heads (slopes is (n_heads)), as
+ * transformers' _get_alibi_slopes: with c the largest power of two <= n_heads,
+ * slope h = b^(h+1) for h < c, b = 2^(-8/c) rounded to float32; the
+ * remaining heads take the odd powers 1, 3, 5, ... of b' = 2^(-4/c). The
+ * powers are correctly rounded (powf); torch's float32 pow is not always:
+ * for 1..48 heads every slope has transformers' bits up to 31 heads, and
+ * beyond one value (2^(-1/4))^15 is 1 ulp above torch's (test_kernels.c). */
+void qid_k_alibi_slopes(float *slopes, size_t n_heads);
+
 /* In-place softmax of one row: x = exp(x - max) / sum. x is (n), n >= 1.
  * Fast form: within 1e-7 + 4e-6 * x of the reference. */
 void qid_k_softmax_ref(float *x, size_t n);
@@ -127,6 +154,20 @@ void qid_k_softmax(float *x, size_t n);
 void qid_k_gelu_ref(float *x, size_t n);
 void qid_k_gelu_avx2(float *x, size_t n);
 void qid_k_gelu(float *x, size_t n);
+
+/* Tanh-approximated GELU in place (GPT-2's gelu_new, BLOOM's bloom_gelu,
+ * torch's gelu(approximate="tanh")):
+ *   x = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).   x is (n).
+ * The fast form takes tanh(u) as 1 - 2 / (1 + exp(2u)) with the vectorized
+ * exp: within 1e-6 * (1 + |x|) of the reference. */
+void qid_k_gelu_tanh_ref(float *x, size_t n);
+void qid_k_gelu_tanh_avx2(float *x, size_t n);
+void qid_k_gelu_tanh(float *x, size_t n);
+
+/* ReLU in place: x = max(x, 0), NaN kept. x is (n). Fast form: bit-identical. */
+void qid_k_relu_ref(float *x, size_t n);
+void qid_k_relu_avx2(float *x, size_t n);
+void qid_k_relu(float *x, size_t n);
 
 /* SiLU in place: x = x / (1 + exp(-x)). x is (n).
  * Fast form: within 1e-6 * (1 + |x|) of the reference. */

@@ -6,7 +6,12 @@
  * fused QKV in Hugging Face's per-head layout, partial rotary, exact-erf GELU,
  * parallel or sequential residual, untied head) and `llama` (RMSNorm,
  * separate Q/K/V with optional biases, full rotary, grouped-query attention,
- * SwiGLU, optionally tied head). Causal attention over each window; every
+ * SwiGLU, optionally tied head); `gpt2` (learned positions, fused QKV as
+ * [q; k; v], tanh-GELU, the scaled-attention options, tied head), `opt`
+ * (learned positions at offset 2, separate Q/K/V, ReLU, pre- or
+ * post-LayerNorm, project_in/out around a narrower embedding, tied head)
+ * and `bloom` (ALiBi, embedding LayerNorm, fused QKV per head as gpt-neox,
+ * tanh-GELU, tied head). Causal attention over each window; every
  * window starts at position 0. Numerics follow transformers in float32 (see
  * kernels.h); test/test_model.c holds the tolerances against its logits.
  *
@@ -33,7 +38,8 @@
  *     H = 2 X X^T / n and quantizes w right there, so each linear layer's
  *     inputs come from the already-quantized layers before it, including
  *     earlier linears of the same layer: "true sequential" order). It is
- *     not called for the output head (an embedding-kind tensor).
+ *     not called for the output head (an embedding-kind tensor) nor for
+ *     OPT's project_in/project_out (PROJ kind, outside the layers).
  * qid_model_forward strings these together for the common cases (plain
  * evaluation; a weight hook; a calibration batch with an activation hook; a
  * reference stream of the unmodified model alongside for KL divergence).
@@ -206,7 +212,7 @@ void qid_blas_single_end(int saved);
 /* ---- streamed calibration -------------------------------------------------- */
 
 /* The linears of a layer by the input they share: the attention input
- * (gpt-neox attn.qkv; llama attn.q, .k, .v), the attention output
+ * (gpt-neox, gpt2, bloom attn.qkv; llama, opt attn.q, .k, .v), the attention output
  * (attn.out), the MLP input (mlp.up; llama mlp.gate, mlp.up) and the MLP
  * hidden (mlp.down). */
 typedef enum qid_linear_group {

@@ -17,6 +17,12 @@
  * Both sides run QID_BENCH_REPEAT times (default 2) and report the best
  * time, which damps the noise of a shared machine.
  *
+ * Then the same evaluation (qid only) of an OPT-125M-shaped model (opt, 12
+ * layers, d 768, 12 heads, d_ff 3072, vocab 50272, learned positions, ReLU,
+ * tied head) and a BLOOM-560M-shaped one (bloom, 24 layers, d 1024, 16
+ * heads, d_ff 4096, vocab 250880, ALiBi, tanh-GELU, tied head), next to the
+ * GPT-NeoX figure (QID_BENCH_FAMILIES=0 skips them).
+ *
  * Environment: QID_BENCH_WINDOWS (default 2), QID_BENCH_SEQ (2048),
  * QID_BENCH_THREADS (default: all cores), QID_BENCH_PYTHON (python3),
  * QID_BENCH_KEEP (set: keep the checkpoint and tokens, and print where).
@@ -86,10 +92,10 @@ static double sgemm_gflops(size_t m, size_t n, size_t k, int reps)
 
 /* Writes a float16 checkpoint of cfg with random weights: matrices uniform
  * with standard deviation 0.02, norm weights 1 + small noise, biases small. */
-static int write_model(const char *path, const qid_model_config *cfg)
+static int write_model(const char *path, const qid_model_config *cfg, const char *name)
 {
     qid_ckpt_meta meta = {.step = -1, .tokens_seen = -1, .dtype = QID_DTYPE_F16, .lr_frac = NAN};
-    snprintf(meta.model, sizeof meta.model, "bench-pythia-160m-shape");
+    snprintf(meta.model, sizeof meta.model, "%s", name);
     snprintf(meta.source_format, sizeof meta.source_format, "bench");
     qid_ckpt_source src = {0};
     qid_error err;
@@ -158,6 +164,100 @@ static int run_torch(const char *python, const char *ckpt, const char *tokens, s
     return 0;
 }
 
+/* qid's evaluation of a model of cfg (random float16 weights written to
+ * path) on tok (B, T): the best tokens/s of repeat runs, with the loss. */
+static int family_tps(const char *path, const qid_model_config *cfg, const char *name, const uint32_t *tok, size_t B,
+                      size_t T, int threads, int repeat, double *tps, double *loss, double *secs, double *gflops)
+{
+    if (write_model(path, cfg, name)) return 1;
+    qid_model *m = NULL;
+    qid_error err;
+    if (qid_model_open(path, &m, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    qid_eval_opts o = {.batch_windows = B, .threads = threads};
+    double best = INFINITY;
+    for (int k = 0; k < repeat; k++) {
+        qid_eval_result r;
+        double f0 = qid_model_get_stats(m)->flops;
+        if (qid_eval_windows(m, tok, B, T, &o, &r, &err)) {
+            fprintf(stderr, "bench: %s\n", err.msg);
+            qid_model_free(m);
+            return 1;
+        }
+        if (r.seconds < best) {
+            best = r.seconds;
+            *gflops = (r.stats.flops - f0) / r.seconds / 1e9;
+        }
+        *loss = r.loss;
+        qid_eval_result_free(&r);
+    }
+    qid_model_free(m);
+    unlink(path);
+    *secs = best;
+    *tps = (double)(B * T) / best;
+    return 0;
+}
+
+/* The OPT-125M- and BLOOM-560M-shaped models, printed under the GPT-NeoX figure. */
+static void other_families(const char *dir, const uint32_t *tok, size_t B, size_t T, int threads, int repeat,
+                           double neox_tps, double neox_gflops, double peak)
+{
+    const qid_model_config opt = {.arch = QID_ARCH_OPT,
+                                  .vocab_size = 50272,
+                                  .d_model = 768,
+                                  .n_layers = 12,
+                                  .n_heads = 12,
+                                  .n_kv_heads = 12,
+                                  .head_dim = 64,
+                                  .d_ff = 3072,
+                                  .max_seq_len = 2048,
+                                  .rope_theta = 10000,
+                                  .norm_eps = 1e-5,
+                                  .tie_embeddings = 1,
+                                  .qkv_bias = 1,
+                                  .o_bias = 1,
+                                  .mlp_bias = 1,
+                                  .act = QID_ACT_RELU};
+    const qid_model_config bloom = {.arch = QID_ARCH_BLOOM,
+                                    .vocab_size = 250880,
+                                    .d_model = 1024,
+                                    .n_layers = 24,
+                                    .n_heads = 16,
+                                    .n_kv_heads = 16,
+                                    .head_dim = 64,
+                                    .d_ff = 4096,
+                                    .max_seq_len = 1 << 20,
+                                    .rope_theta = 10000,
+                                    .norm_eps = 1e-5,
+                                    .tie_embeddings = 1,
+                                    .qkv_bias = 1,
+                                    .o_bias = 1,
+                                    .mlp_bias = 1,
+                                    .act = QID_ACT_GELU_TANH};
+    const struct {
+        const char *name;
+        const qid_model_config *cfg;
+    } fam[] = {{"opt-125m-shape", &opt}, {"bloom-560m-shape", &bloom}};
+    printf("\n  other families (qid only, the same windows and threads; ids below 50277):\n");
+    printf("    %-22s %8.1f tokens/s  %.1f GFLOP/s = %.0f%% of sgemm peak (the GPT-NeoX figure above)\n",
+           "pythia-160m-shape", neox_tps, neox_gflops, 100.0 * neox_gflops / peak);
+    for (size_t i = 0; i < 2; i++) {
+        char path[300];
+        snprintf(path, sizeof path, "%s/%s.h5", dir, fam[i].name);
+        double tps = 0, loss = NAN, secs = 0, gf = 0;
+        if (family_tps(path, fam[i].cfg, fam[i].name, tok, B, T, threads, repeat, &tps, &loss, &secs, &gf)) {
+            printf("    %-22s failed\n", fam[i].name);
+            continue;
+        }
+        printf("    %-22s %8.1f tokens/s  %.1f GFLOP/s = %.0f%% of sgemm peak  %6.2f s  loss %.6f  (N = %lld, %.0f MiB "
+               "fp32 with the embedding)\n",
+               fam[i].name, tps, gf, 100.0 * gf / peak, secs, loss, (long long)qid_params_nonembedding(fam[i].cfg),
+               (double)qid_params_total(fam[i].cfg) * 4 / 1048576.0);
+    }
+}
+
 int main(void)
 {
     qid_h5_silence();
@@ -201,7 +301,7 @@ int main(void)
     snprintf(ckpt, sizeof ckpt, "%s/model.h5", dir);
     snprintf(tokpath, sizeof tokpath, "%s/tokens.u32", dir);
     double t0 = now();
-    if (write_model(ckpt, &cfg)) return 1;
+    if (write_model(ckpt, &cfg, "bench-pythia-160m-shape")) return 1;
     double model_mb = (double)qid_params_total(&cfg) * 4 / 1048576.0;
     printf("  wrote the checkpoint in %.1f s: %.1f MiB as float32 (N = %lld)\n", now() - t0, model_mb,
            (long long)qid_params_nonembedding(&cfg));
@@ -296,6 +396,7 @@ int main(void)
         printf("    qid / pytorch   %.2fx throughput; |loss difference| %.2g\n", qid_tps / ttps, fabs(tloss - loss));
         printf("    memory          peak RSS %.0f MiB (whole model and full logits resident)\n", trss);
     }
+    if (env_size("QID_BENCH_FAMILIES", 1)) other_families(dir, tok, B, T, threads, repeat, qid_tps, gflops, peak);
     free(tok);
     if (getenv("QID_BENCH_KEEP")) {
         printf("  kept %s and %s\n", ckpt, tokpath);

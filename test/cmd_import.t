@@ -2,10 +2,11 @@
 # cmd_import.t - `qid import` of pytorch_model.bin and GPTQ-packed models end
 # to end (the safetensors path is in cli.t): --from detected or given, the
 # same tensor hash from .bin as from safetensors, the GPTQ import measured by
-# `qid eval`, and bad input as one line, its exit status and no output.
+# `qid eval`, bad input as one line, its exit status and no output, and what
+# import and inspect say of gpt2, opt and bloom checkpoints.
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 22
+plan 26
 tap_tmpdir
 T=$TAP_TMP
 HF=test/fixtures/hf
@@ -53,3 +54,11 @@ bad "$T/evil" "qid import: error: '$T/evil/pytorch_model.bin' entry 'archive/dat
 cp "$TORCH/legacy.bin" "$T/evil/pytorch_model.bin"
 bad "$T/evil" "in the legacy format (torch < 1.6 or _use_new_zipfile_serialization=False), which qid does not read (hint:" "legacy torch format"
 bad "$HF/gpt-neox-tiny" "no pytorch_model.bin or pytorch_model.bin.index.json in" "--from torch without .bin files" --from torch
+
+# the families added with issue 16: what import reports and inspect shows
+like "$($QID import "$HF/opt-tiny-postln-proj" -o "$T/opt.h5" 2>&1)" "N = 18112" "opt (post-LN, projection): import reports N"
+like "$($QID inspect "$T/opt.h5")" "relu, post-LayerNorm, no final norm, embedding width 16 (project_in/out)" "inspect: opt's MLP, norms and projection"
+$QID import "$HF/bloom-tiny" -o "$T/bloom.h5" >/dev/null 2>&1
+like "$($QID inspect "$T/bloom.h5")" "6 heads x 8, ALiBi" "inspect: bloom's ALiBi"
+$QID import "$HF/gpt2-tiny-scaled" -o "$T/gpt2.h5" >/dev/null 2>&1
+like "$($QID inspect "$T/gpt2.h5")" "4 heads x 8, learned positions, scores / (layer + 1)" "inspect: gpt2's learned positions and layer-scaled scores"

@@ -7,14 +7,16 @@
 # fail with their error while the rest finish; --dry-run; the store's lock
 # against a second run; kill -9 of a run and its resume; radial loss probes
 # (the same losses with 1 and 2 ranks, the smallest radius at the baseline
-# loss, the mean loss over directions growing with the radius).
+# loss, the mean loss over directions growing with the radius); a job mixing
+# five families (gpt-neox, llama, gpt2, opt, bloom) with the same numbers at
+# 1 and 3 ranks, and `qid predictor` holding out each family in turn.
 # build/test/sweep.t (test/test_sweep.c) reads the store: `dump` and `check`.
 set -u
 . "$(dirname "$0")/taplib.sh"
 require_cmd mpirun
 HELPER=${HELPER:-${BUILD:-build}/test/sweep.t}
 require_exe "$HELPER"
-plan 69
+plan 77
 tap_tmpdir
 T=$TAP_TMP
 tap_abs_paths
@@ -218,3 +220,41 @@ is "4 awq,int3-g16-asym,3
 "$HELPERA" check awq.h5 >check_awq; ok $? "awq rows: qid = loss - loss16"
 $QIDA fit awq.h5 --method awq >fit_awq 2>&1
 like "$(cat fit_awq)" "to 8 points" "qid fit --method awq takes the 8 awq rows (too few significant to fit)"
+
+# five families in one job (issue 16): gpt-neox, llama, gpt2, opt (post-LN
+# with project_in/out) and bloom tiny models, two steps each, x RTN and GPTQ:
+# the same numbers with 1 and 3 ranks, and `qid predictor` holds out each of
+# the five families in turn
+for m in gpt-neox-tiny llama-tiny gpt2-tiny opt-tiny-postln-proj bloom-tiny; do tap_import_tiny "$T/fam" $m 1000 2000; done
+cat >fam.job <<EOF
+[job]
+results = fam1.h5
+[checkpoints]
+glob = fam/*.h5
+[eval]
+tokens = tok.h5
+[calibration]
+tokens = tok.h5
+samples = 3
+[quantize]
+methods = rtn, gptq
+formats = int4-g16-sym, int3-g16-sym, int8-g16-sym
+EOF
+sed 's/results = fam1.h5/results = fam3.h5/' fam.job >fam3.job
+$QIDA run fam.job >/dev/null 2>famerr1; ok $? "five families: -np 1 exits 0"
+[ -s famerr1 ] && grep -v '^qid: \[' famerr1 | sed 's/^/# /' | head -5
+$MPIRUN -np 3 "$QIDA" run fam3.job >/dev/null 2>famerr3; ok $? "five families: -np 3 exits 0"
+"$HELPERA" dump fam1.h5 >dump_fam1
+"$HELPERA" dump fam3.h5 >dump_fam3
+is 70 "$(grep -c "	ok	" dump_fam1)" "five families: 70 tasks OK (10 checkpoints x baseline + 6 quantizers)"
+cmp -s dump_fam1 dump_fam3; ok $? "five families: -np 3 gives the same loss and qid per key as -np 1"
+is "bloom-tiny gpt-neox-tiny gpt2-tiny llama-tiny opt-tiny-postln-proj" \
+    "$($QIDA results fam1.h5 --csv --columns model | tail -n +2 | sort -u | tr '\n' ' ' | sed 's/ $//')" \
+    "five families: the store's models"
+$QIDA predictor fam1.h5 --trees 20 >famp 2>famperr; ok $? "five families: qid predictor exits 0"
+like "$(cat famp)" "60 of 60 quantizer rows (0 without a 16-bit loss, 0 missing a feature), 5 families" \
+    "five families: 60 quantizer rows of 5 families"
+is "bloom-tiny gpt-neox-tiny gpt2-tiny llama-tiny opt-tiny-postln-proj" \
+    "$(awk '/^leave-one-family-out/ { on = 1; getline; next } on && /^  all/ { on = 0 } on { print $1 }' famp | tr '\n' ' ' | sed 's/ $//')" \
+    "five families: each family held out and predicted in turn"
+sed 's/^/# /' famp | head -30

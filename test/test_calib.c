@@ -133,7 +133,7 @@ static size_t dir_entries(const char *path)
     return n;
 }
 
-static void check_model(const char *name, const char *ckpt, int parallel)
+static void check_model(const char *name, const char *ckpt, int parallel, size_t d)
 {
     uint32_t calib[NW * L], ev[4 * L];
     for (size_t i = 0; i < NW * L; i++)
@@ -195,7 +195,7 @@ static void check_model(const char *name, const char *ckpt, int parallel)
     if (system(cmd) != 0) bail("mkdir %s", dir);
     weights mem = quantize_all(ckpt, calib, 3, NULL, NULL);
     weights file = quantize_all(ckpt, calib, 3, dir, &st);
-    const size_t resid = NW * L * 32 * sizeof(float);
+    const size_t resid = NW * L * d * sizeof(float);
     ok(file.n == mem.n && memcmp(file.v, mem.v, mem.n * sizeof *mem.v) == 0 &&
            st.scratch_bytes == resid * (1 + layers * (passes + 1)) && dir_entries(dir) == 0,
        "%s: residual stream in a scratch file: weights bit for bit as in memory (chunks of 3), %zu bytes moved "
@@ -287,11 +287,16 @@ static void check_estimate(void)
 
 int main(void)
 {
-    plan(2 * 8 + 3 + 7);
+    plan(5 * 8 + 3 + 7);
     const char *neox = tap_import_fixture("gpt-neox-tiny", 1000, 2097152000),
                *llama = tap_import_fixture("llama-tiny", 1000, 2097152000);
-    check_model("gpt-neox-tiny", neox, 1);
-    check_model("llama-tiny", llama, 0);
+    check_model("gpt-neox-tiny", neox, 1, 32);
+    check_model("llama-tiny", llama, 0, 32);
+    /* the families with their own embedding and block order: fused Conv1D QKV, post-LayerNorm with project_in/out,
+     * ALiBi */
+    check_model("gpt2-tiny", tap_import_fixture("gpt2-tiny", -1, -1), 0, 32);
+    check_model("opt-tiny-postln-proj", tap_import_fixture("opt-tiny-postln-proj", -1, -1), 0, 32);
+    check_model("bloom-tiny", tap_import_fixture("bloom-tiny", -1, -1), 0, 48);
     check_errors(neox);
     check_estimate();
     return 0;

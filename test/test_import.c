@@ -334,6 +334,12 @@ static void shape_swap(cJSON *root)
     cJSON_ReplaceItemInArray(shape, 0, cJSON_CreateNumber(32));
     cJSON_ReplaceItemInArray(shape, 1, cJSON_CreateNumber(64));
 }
+/* every name without its "transformer." prefix, as the hub's gpt2 files are */
+static void strip_transformer(cJSON *root)
+{
+    for (cJSON *e = root->child; e; e = e->next)
+        if (strncmp(e->string, "transformer.", 12) == 0) memmove(e->string, e->string + 12, strlen(e->string + 12) + 1);
+}
 static void rename_tensor(cJSON *root)
 {
     cJSON *e = cJSON_DetachItemFromObject(root, "gpt_neox.layers.1.mlp.dense_4h_to_h.bias");
@@ -377,10 +383,140 @@ static void truncate_model(size_t cut)
     free(data);
 }
 
+/* A GPT-2, OPT or BLOOM fixture: imported with the architecture and
+ * settings its config implies, N and the total equal to PyTorch's counts
+ * (reference.json: every nn.Embedding, learned positions included, and the
+ * head left out), and a Conv1D weight stored transposed. */
+static void check_family(const char *name, const char *arch)
+{
+    char dir[512], out[4200];
+    snprintf(dir, sizeof dir, FIX "/%s", name);
+    snprintf(out, sizeof out, "%s/%s.h5", tap_tmpdir(), name);
+    qid_import_opts o = {.dir = dir, .out = out, .step = -1, .tokens = -1};
+    qid_error err;
+    if (!is_int(QID_OK, qid_import_safetensors(&o, &err), "%s: imports", name)) diag("%s", err.msg);
+    qid_ckpt ck;
+    if (qid_ckpt_open(out, &ck, &err)) bail("%s: cannot reopen: %s", name, err.msg);
+    is_string(arch, qid_arch_name(ck.cfg.arch), "%s: architecture", name);
+    is_int((int64_t)reference_number(dir, "params_nonembedding"), ck.meta.params_nonembedding,
+           "%s: N equals the PyTorch count (embeddings and learned positions left out)", name);
+    is_int((int64_t)reference_number(dir, "params_total"), ck.meta.params_total, "%s: total parameters", name);
+    /* the first layer's MLP input weight against the source: transposed for GPT-2's Conv1D */
+    size_t nt = 0;
+    qid_tensor_spec *t = qid_ckpt_layer_tensors(&ck.cfg, 0, &nt);
+    const qid_tensor_spec *up = NULL;
+    for (size_t i = 0; i < nt; i++)
+        if (strcmp(t[i].name, "mlp.up.weight") == 0) up = &t[i];
+    char paths[8][512];
+    shard_paths(dir, paths, 8);
+    raw_st raw = raw_open(paths[0]);
+    size_t len = 0;
+    const float *src = (const float *)(const void *)raw_tensor(&raw, up->hf_name, &len);
+    float *got = malloc(len);
+    int same = src && qid_ckpt_read_f32(&ck, up, got, &err) == QID_OK;
+    const size_t R = (size_t)up->shape[0], C = (size_t)up->shape[1];
+    for (size_t r = 0; same && r < R; r++)
+        for (size_t c = 0; c < C; c++)
+            same &= got[r * C + c] == (up->hf_transposed ? src[c * R + r] : src[r * C + c]);
+    ok(same, "%s: mlp.up.weight [%zu, %zu] equals the source%s", name, R, C,
+       up->hf_transposed ? " transposed (Conv1D)" : "");
+    free(got);
+    free(t);
+    raw_close(&raw);
+    qid_ckpt_close(&ck);
+}
+
+/* N from the published configs of gpt2, facebook/opt-125m and
+ * bigscience/bloom-560m (the numbers of their config.json on the Hugging
+ * Face hub, written in), against transformers 5.25's
+ * num_parameters(exclude_embeddings=True) of those configs, which equals
+ * the total less the token and position tables (tools/make_hf_fixtures.py
+ * --families prints them): gpt2 85,056,000 of 124,439,808; opt-125m
+ * 85,056,000 of 125,239,296; bloom-560m 302,313,472 of 559,214,592 (the
+ * totals as the model cards give them: 124M, 125M, 559,214,592). */
+static void check_published(void)
+{
+    static const struct {
+        const char *name, *config;
+        int64_t n, total;
+    } pub[] = {
+        {"gpt2",
+         "{\"model_type\": \"gpt2\", \"vocab_size\": 50257, \"n_positions\": 1024, \"n_ctx\": 1024, \"n_embd\": 768, "
+         "\"n_layer\": 12, \"n_head\": 12, \"activation_function\": \"gelu_new\", \"layer_norm_epsilon\": 1e-05}",
+         85056000, 124439808},
+        {"opt-125m",
+         "{\"model_type\": \"opt\", \"vocab_size\": 50272, \"hidden_size\": 768, \"num_hidden_layers\": 12, "
+         "\"ffn_dim\": 3072, \"num_attention_heads\": 12, \"max_position_embeddings\": 2048, "
+         "\"word_embed_proj_dim\": 768, \"do_layer_norm_before\": true, \"activation_function\": \"relu\"}",
+         85056000, 125239296},
+        {"bloom-560m",
+         "{\"model_type\": \"bloom\", \"vocab_size\": 250880, \"hidden_size\": 1024, \"n_layer\": 24, \"n_head\": 16, "
+         "\"layer_norm_epsilon\": 1e-05, \"apply_residual_connection_post_layernorm\": false}",
+         302313472, 559214592},
+    };
+    for (size_t i = 0; i < sizeof pub / sizeof pub[0]; i++) {
+        qid_model_config cfg;
+        qid_error err;
+        int rc = qid_import_parse_config(pub[i].config, pub[i].name, &cfg, &err);
+        if (rc) diag("%s", err.msg);
+        ok(rc == QID_OK && qid_params_nonembedding(&cfg) == pub[i].n && qid_params_total(&cfg) == pub[i].total,
+           "%s: N %" PRId64 " (published %" PRId64 "), total %" PRId64 " (published %" PRId64 ")", pub[i].name,
+           rc ? -1 : qid_params_nonembedding(&cfg), pub[i].n, rc ? -1 : qid_params_total(&cfg), pub[i].total);
+    }
+}
+
+/* The families' rejected settings (one line, nothing left) and gpt2 tensor
+ * names without the base model's prefix (same tensors). */
+static void check_family_errors(void)
+{
+    fresh_copy("opt-tiny");
+    edit_file("config.json", "\"layer_norm_elementwise_affine\": true", "\"layer_norm_elementwise_affine\": false");
+    import_fails("layer_norm_elementwise_affine false (LayerNorm without weights) is not supported",
+                 "OPT without LayerNorm weights");
+    fresh_copy("opt-tiny");
+    edit_file("config.json", "\"activation_function\": \"relu\"", "\"activation_function\": \"swish\"");
+    import_fails("activation_function 'swish' is not supported for opt (gelu_new, gelu or relu)", "OPT with swish");
+    fresh_copy("bloom-tiny");
+    edit_file("config.json", "\"apply_residual_connection_post_layernorm\": false",
+              "\"apply_residual_connection_post_layernorm\": true");
+    import_fails("apply_residual_connection_post_layernorm true is not supported", "BLOOM residual after the norm");
+    fresh_copy("gpt2-tiny");
+    edit_file("config.json", "\"add_cross_attention\": false", "\"add_cross_attention\": true");
+    import_fails("GPT-2 with cross-attention is not a language model", "GPT-2 with cross-attention");
+    fresh_copy("gpt2-tiny");
+    mutate_header(strip_transformer);
+    char out[4200], ref[4200];
+    snprintf(out, sizeof out, "%s/gpt2-base-names.h5", tap_tmpdir());
+    snprintf(ref, sizeof ref, "%s/gpt2-tiny.h5", tap_tmpdir());
+    qid_import_opts o = {.dir = work, .out = out, .step = -1, .tokens = -1};
+    qid_error err;
+    int rc = qid_import_safetensors(&o, &err);
+    qid_ckpt a, b;
+    if (rc) diag("%s", err.msg);
+    int same = rc == QID_OK && !qid_ckpt_open(out, &a, &err) && !qid_ckpt_open(ref, &b, &err) &&
+               strcmp(a.meta.tensor_sha256, b.meta.tensor_sha256) == 0;
+    ok(same, "gpt2 with the hub's names ('h.0.attn.c_attn.weight', no 'transformer.'): the same tensors");
+    if (rc == QID_OK) {
+        qid_ckpt_close(&a);
+        qid_ckpt_close(&b);
+    }
+}
+
 int main(void)
 {
     qid_h5_silence();
-    plan(191);
+    plan(191 + 6 * 5 + 3 + 3 * 5 + 4 * 3 + 1);
+    check_family("gpt2-tiny", "gpt2");
+    check_family("gpt2-tiny-scaled", "gpt2");
+    check_family("gpt2-tiny-unscaled", "gpt2");
+    check_family("opt-tiny", "opt");
+    check_family("opt-tiny-postln-proj", "opt");
+    check_family("bloom-tiny", "bloom");
+    check_published();
+    /* the hub's .bin layout of the families: base-model names, gpt2's mask buffers */
+    check_bin("gpt2-tiny-bin", "gpt2-tiny", QID_IMPORT_TORCH, "config.json\npytorch_model.bin");
+    check_bin("opt-tiny-postln-proj-bin", "opt-tiny-postln-proj", QID_IMPORT_AUTO, "config.json\npytorch_model.bin");
+    check_bin("bloom-tiny-bin", "bloom-tiny", QID_IMPORT_AUTO, "config.json\npytorch_model.bin");
     check_fixture("gpt-neox-tiny", "gpt-neox", "float32",
                   (int64_t)reference_number(FIX "/gpt-neox-tiny", "params_nonembedding"),
                   (int64_t)reference_number(FIX "/gpt-neox-tiny", "params_total"));
@@ -549,5 +685,6 @@ int main(void)
     snprintf(path, sizeof path, FIX "/gpt-neox-tiny/config.json");
     is_int(QID_E_FORMAT, qid_ckpt_open(path, &ck, &err), "a non-HDF5 file rejected");
     like(err.msg, "is not an HDF5 file", "non-HDF5: message");
+    check_family_errors();
     return 0;
 }

@@ -220,6 +220,94 @@ static void check_attention(void)
        o2[1]);
 }
 
+/* ALiBi: the bias add on awkward lengths, attention with a slope against its
+ * reference, a case by hand, and the slopes against transformers'. */
+static void check_alibi(void)
+{
+    for (size_t k = 0; k < N_LEN; k++) {
+        size_t n = lengths[k];
+        fill(xa, n, -5.0f, 5.0f);
+        memcpy(y, xa, n * sizeof *y);
+        memcpy(yr, xa, n * sizeof *y);
+        float slope = -0.0078125f * (float)(k + 1) - 0.3f;
+        qid_k_alibi_add_avx2(y, n, slope);
+        qid_k_alibi_add_ref(yr, n, slope);
+        double r = tol_ratio(y, yr, n, 1e-6, 1e-6);
+        ok(r <= 1.0, "alibi_add: avx2 vs ref, n=%zu, within 1e-6 + 1e-6*|ref| (worst %.2f of tolerance)", n, r);
+    }
+    static float q[200 * 67], kk[200 * 67], v[200 * 67], o[200 * 67], orf[200 * 67], scratch[128 * 200];
+    const size_t Ts[] = {1, 7, 33, 129, 200};
+    const float slopes[] = {-0.5f, -0.0625f, -0.7071068f, -0.00390625f, -0.25f};
+    for (size_t a = 0; a < sizeof Ts / sizeof Ts[0]; a++) {
+        size_t T = Ts[a], hd = 64, ld = hd + 3;
+        fill(q, T * ld, -1.5f, 1.5f);
+        fill(kk, T * ld, -1.5f, 1.5f);
+        fill(v, T * ld, -2.0f, 2.0f);
+        memset(orf, 0, sizeof orf);
+        memset(o, 0, sizeof o);
+        qid_k_attention_alibi_ref(orf, ld, q, ld, kk, ld, v, ld, T, hd, 0.125f, slopes[a], scratch);
+        qid_k_attention_alibi(o, ld, q, ld, kk, ld, v, ld, T, hd, 0.125f, slopes[a], scratch);
+        double r = tol_ratio(o, orf, T * ld, 2e-5, 2e-5);
+        ok(r <= 1.0, "attention with ALiBi slope %g: fast vs ref, T=%zu, within 2e-5 + 2e-5*|ref| (worst %.2f)",
+           (double)slopes[a], T, r);
+    }
+    /* by hand: T=2, hd=1, q.k = 0, slope ln 3: row 1 weights (1, 3)/4 over v = (10, 20) -> 17.5 */
+    float q2[2] = {1, 1}, k2[2] = {0, 0}, v2[2] = {10, 20}, o2[2];
+    qid_k_attention_alibi(o2, 1, q2, 1, k2, 1, v2, 1, 2, 1, 1.0f, (float)log(3.0), scratch);
+    ok(fabs(o2[0] - 10.0) < 1e-5 && fabs(o2[1] - 17.5) < 1e-5, "attention with ALiBi by hand: (10, 17.5), got (%g, %g)",
+       o2[0], o2[1]);
+    /* slopes: test/fixtures/hf/alibi_slopes.txt has transformers' _get_alibi_slopes for 1..48 heads,
+     * one line per head count: n, then n float32 values as hex bits */
+    size_t len = 0;
+    char *text = tap_read_file("test/fixtures/hf/alibi_slopes.txt", &len);
+    size_t counts = 0, values = 0, differ = 0, far = 0, differ_small = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#') continue;
+        char *p = line, *end;
+        size_t n = strtoul(p, &end, 10);
+        float s[64];
+        if (n == 0 || n > 64) bail("alibi_slopes.txt: bad head count in '%s'", line);
+        qid_k_alibi_slopes(s, n);
+        for (size_t h = 0; h < n; h++) {
+            p = end;
+            uint32_t bits = (uint32_t)strtoul(p, &end, 16), got;
+            if (end == p) bail("alibi_slopes.txt: short line for %zu heads", n);
+            memcpy(&got, &s[h], 4);
+            differ += got != bits;
+            differ_small += got != bits && n < 32;
+            far += got > bits + 1 || bits > got + 1;
+            values++;
+        }
+        counts++;
+    }
+    free(text);
+    /* torch.pow in float32 is not correctly rounded: 2^(-1/4)^15 (32 heads and more) comes out 1 ulp
+     * below the correctly rounded power qid takes; every other slope is the same bits */
+    ok(counts == 48 && far == 0 && differ_small == 0 && differ <= 17,
+       "alibi slopes equal transformers' for 1..48 heads: bit for bit up to 31 heads, within 1 ulp beyond (%zu of "
+       "%zu differ by 1 ulp)",
+       differ, values);
+}
+
+/* ReLU: the fast form is bit-identical, NaN kept. */
+static void check_relu(void)
+{
+    for (size_t k = 0; k < N_LEN; k++) {
+        size_t n = lengths[k];
+        fill(xa, n, -3.0f, 3.0f);
+        xa[n / 2] = NAN;
+        memcpy(y, xa, n * sizeof *y);
+        memcpy(yr, xa, n * sizeof *y);
+        qid_k_relu_avx2(y, n);
+        qid_k_relu_ref(yr, n);
+        int same = memcmp(y, yr, n * sizeof *y) == 0 && isnan(y[n / 2]);
+        for (size_t i = 0; i < n; i++)
+            same &= i == n / 2 || (yr[i] >= 0.0f && (yr[i] == xa[i] || xa[i] < 0.0f));
+        ok(same, "relu: avx2 bit-identical to ref, n=%zu, NaN kept", n);
+    }
+}
+
 /* ---- log-softmax, cross-entropy, KL -------------------------------------- */
 
 static void check_logits(void)
@@ -329,22 +417,33 @@ static void gelu_hand(void)
     qid_k_silu(s, 2);
     ok(fabs(s[0] - 0.7310585786300049) < 1e-6 && fabs(s[1] + 0.23840584404423515) < 1e-6,
        "silu(1, -2) = (0.731059, -0.238406)");
+    /* torch.nn.functional.gelu(approximate="tanh") in float64 */
+    float t[4] = {1.0f, -1.0f, 0.0f, 3.0f};
+    qid_k_gelu_tanh(t, 4);
+    ok(fabs(t[0] - 0.8411919906082768) < 1e-6 && fabs(t[1] + 0.15880800939172324) < 1e-6 && t[2] == 0.0f &&
+           fabs(t[3] - 2.996362607918227) < 2e-6,
+       "gelu_tanh(1, -1, 0, 3) = (0.841192, -0.158808, 0, 2.996363) as torch");
 }
 
 int main(void)
 {
-    plan(3 * N_LEN             /* gelu, silu, softmax */
+    plan(4 * N_LEN             /* gelu, gelu_tanh, silu, softmax */
+         + N_LEN               /* relu */
+         + N_LEN + 5 + 1 + 1   /* alibi add, attention with alibi, by hand, slopes */
          + N_LEN + 2           /* exp */
          + N_LEN + 1           /* swiglu */
          + 2 * N_LEN + 3       /* layernorm, rmsnorm */
          + 2 + 7 * 2 + 1       /* rope */
          + 10 * 5 + 1          /* attention */
          + 14 * 3 + 13 * 2 + 4 /* logsumexp, cross-entropy, KL, log-softmax, softmax */
-         + 2                   /* gelu, silu by hand */
+         + 3                   /* gelu, silu, gelu_tanh by hand */
          + 3 + 1);             /* 16-bit widening, non-finite search */
     diag("kernels: %s", qid_k_impl_name());
     if (!qid_k_have_avx2()) diag("no AVX2 on this CPU: the _avx2 forms are the references");
     check_inplace("gelu", qid_k_gelu_avx2, qid_k_gelu_ref, -10.0f, 10.0f, 1e-6, 1e-6);
+    check_inplace("gelu_tanh", qid_k_gelu_tanh_avx2, qid_k_gelu_tanh_ref, -10.0f, 10.0f, 1e-6, 1e-6);
+    check_relu();
+    check_alibi();
     check_inplace("silu", qid_k_silu_avx2, qid_k_silu_ref, -30.0f, 30.0f, 1e-6, 1e-6);
     check_inplace("softmax", qid_k_softmax_avx2, qid_k_softmax_ref, -20.0f, 20.0f, 1e-7, 4e-6);
     check_exp();

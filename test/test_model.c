@@ -2,10 +2,12 @@
  * transformers: logits and losses of the tiny fixtures written by
  * tools/make_hf_fixtures.py (gpt-neox with partial rotary and parallel
  * residual, llama with grouped-query attention, qwen2 with q/k/v biases,
- * llama with tied embeddings), imported with qid_import_safetensors; the
- * weight and activation hooks; the reference stream and KL; the stepping
- * API's checks; bad inputs (long windows, ids outside the vocabulary, NaN
- * weights); and peak memory of a streamed pass over a 48-layer model. */
+ * llama with tied embeddings; gpt2 with its defaults, with scores divided
+ * by layer + 1 and without the 1/sqrt(head_dim) scaling, opt pre-LN and post-LN with project_in/out, bloom with 6
+ * heads), imported with qid_import_safetensors; RTN, MX, NF4 through the weight hook and GPTQ through the activation
+ * hook on the new families; the weight and activation hooks; the reference stream and KL; the stepping API's checks;
+ * bad inputs (long windows, ids outside the vocabulary, NaN weights); and peak memory of a streamed pass over a
+ * 48-layer model. */
 #include <hdf5.h>
 #include <inttypes.h>
 #include <math.h>
@@ -18,10 +20,13 @@
 #include <cJSON.h>
 
 #include "checkpoint.h"
+#include "gptq.h"
 #include "h5io.h"
 #include "import.h"
 #include "kernels.h"
 #include "model.h"
+#include "quant.h"
+#include "quantize.h"
 #include "tap.h"
 
 #define FIX   "test/fixtures/hf"
@@ -540,9 +545,195 @@ static void check_memory(void)
     qid_model_free(m);
 }
 
+/* ---- RTN, MX and NF4 through the weight hook, per family ---------------- */
+
+/* Wraps a quantizer's weight hook: counts, by kind, the tensors it changed. */
+typedef struct {
+    qid_weight_hook inner;
+    void *inner_ctx;
+    int changed[5], seen[5];
+} rtn_cap;
+
+static int rtn_cap_hook(void *ctx, const qid_tensor_spec *t, float *w, qid_error *err)
+{
+    rtn_cap *c = ctx;
+    size_t n = (size_t)qid_tensor_numel(t);
+    float *before = malloc(n * sizeof *before);
+    memcpy(before, w, n * sizeof *w);
+    int rc = c->inner(c->inner_ctx, t, w, err);
+    c->seen[t->kind]++;
+    c->changed[t->kind] += memcmp(before, w, n * sizeof *w) != 0;
+    free(before);
+    return rc;
+}
+
+/* Each format's weight hook on a family's fixture: every linear weight
+ * changes, nothing else (embeddings, positions, norms, biases, OPT's
+ * project_in/out), and the loss stays finite. */
+static void check_rtn_family(const char *name, const char *format)
+{
+    const char *path = tap_import_fixture(name, -1, -1);
+    qid_quantize_opts qo;
+    qid_quantize_opts_default(&qo);
+    qid_error err;
+    if (qid_quant_parse(format, &qo.spec, &err)) bail("%s", err.msg);
+    qo.method = QID_QUANTIZE_RTN;
+    qid_quantizer *q = qid_quantizer_create(&qo);
+    rtn_cap cap = {0};
+    qid_act_hook ah;
+    void *actx;
+    qid_quantizer_hooks(q, &cap.inner, &cap.inner_ctx, &ah, &actx);
+    qid_model *m = open_model(path);
+    size_t nt = 0;
+    qid_tensor_spec *t = qid_ckpt_tensors(qid_model_cfg(m), &nt);
+    int linears = 0;
+    for (size_t i = 0; i < nt; i++)
+        linears += t[i].kind == QID_TENSOR_LINEAR;
+    free(t);
+    double win[NW];
+    qid_forward_opts o = {.weight_hook = rtn_cap_hook, .weight_ctx = &cap, .window_nll = win};
+    int rc = qid_model_forward(m, tokens, NW, SEQ, &o, &err);
+    if (rc) diag("%s", err.msg);
+    int others = cap.changed[QID_TENSOR_BIAS] + cap.changed[QID_TENSOR_NORM] + cap.changed[QID_TENSOR_EMBED] +
+                 cap.changed[QID_TENSOR_PROJ];
+    ok(rc == QID_OK && cap.changed[QID_TENSOR_LINEAR] == linears && others == 0 && isfinite(win[0]),
+       "%s, %s through the weight hook: %d of %d linears changed, %d other tensors (%d proj), loss %.4f", name, format,
+       cap.changed[QID_TENSOR_LINEAR], linears, others, cap.seen[QID_TENSOR_PROJ],
+       (win[0] + win[1] + win[2]) / (NW * (SEQ - 1)));
+    qid_model_free(m);
+    qid_quantizer_free(q);
+}
+
+/* ---- GPTQ through the activation hook, per family ----------------------- */
+
+/* What the quantizer's activation hook saw and did to the linears of layers
+ * 0 and 1: the input rows (contiguous), the weight before and after. */
+typedef struct {
+    char name[48];
+    int layer;
+    size_t rows, cols, out;
+    float *x, *w0, *w1;
+} gptq_rec;
+
+typedef struct {
+    qid_act_hook inner;
+    void *inner_ctx;
+    int n;
+    gptq_rec rec[16];
+    int capture_only; /* 1: record x of layer 1's first linear, do not call inner */
+} gptq_cap;
+
+static int gptq_cap_hook(void *ctx, const qid_tensor_spec *t, const float *x, size_t rows, size_t ldx, float *w,
+                         qid_error *err)
+{
+    gptq_cap *c = ctx;
+    if (t->kind != QID_TENSOR_LINEAR || t->layer > 1 || c->n == 16)
+        return c->inner ? c->inner(c->inner_ctx, t, x, rows, ldx, w, err) : QID_OK;
+    gptq_rec *r = &c->rec[c->n++];
+    snprintf(r->name, sizeof r->name, "%s", t->name);
+    r->layer = t->layer;
+    r->rows = rows;
+    r->cols = (size_t)t->shape[1];
+    r->out = (size_t)t->shape[0];
+    r->x = malloc(rows * r->cols * sizeof(float));
+    for (size_t i = 0; i < rows; i++)
+        memcpy(r->x + i * r->cols, x + i * ldx, r->cols * sizeof(float));
+    r->w0 = malloc(r->out * r->cols * sizeof(float));
+    memcpy(r->w0, w, r->out * r->cols * sizeof(float));
+    int rc = c->capture_only ? QID_OK : c->inner(c->inner_ctx, t, x, rows, ldx, w, err);
+    r->w1 = malloc(r->out * r->cols * sizeof(float));
+    memcpy(r->w1, w, r->out * r->cols * sizeof(float));
+    return rc;
+}
+
+static void gptq_cap_free(gptq_cap *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        free(c->rec[i].x);
+        free(c->rec[i].w0);
+        free(c->rec[i].w1);
+    }
+    c->n = 0;
+}
+
+/* int4-g16 GPTQ of a family's fixture through the activation hook (the
+ * calibration batch is the 3 fixture windows): every linear of layers 0
+ * and 1 equals qid_gptq_quantize run on the inputs the hook saw, bit for
+ * bit; and layer 1's inputs are those of the model whose layer 0 holds the
+ * quantized weights ("true sequential"). */
+static void check_gptq_family(const char *name)
+{
+    const char *path = tap_import_fixture(name, -1, -1);
+    qid_quantize_opts qo;
+    qid_quantize_opts_default(&qo);
+    qid_error err;
+    if (qid_quant_parse("int4-g16", &qo.spec, &err)) bail("%s", err.msg);
+    qo.method = QID_QUANTIZE_GPTQ;
+    qid_quantizer *q = qid_quantizer_create(&qo);
+    gptq_cap cap = {0};
+    qid_weight_hook wh;
+    void *wctx;
+    qid_quantizer_hooks(q, &wh, &wctx, &cap.inner, &cap.inner_ctx);
+    qid_model *m = open_model(path);
+    double win[NW];
+    qid_forward_opts o = {.act_hook = gptq_cap_hook,
+                          .act_ctx = &cap,
+                          .calib_tokens = tokens,
+                          .calib_windows = NW,
+                          .calib_seq_len = SEQ,
+                          .window_nll = win};
+    int rc = qid_model_forward(m, tokens, NW, SEQ, &o, &err);
+    if (rc) diag("%s", err.msg);
+    size_t differ = 0, first1 = 0, linears = 0;
+    for (int i = 0; i < cap.n; i++) {
+        gptq_rec *r = &cap.rec[i];
+        if (r->layer == 1 && !first1) first1 = (size_t)i + 1;
+        linears++;
+        qid_gptq_hessian *h = qid_gptq_hessian_create(r->cols);
+        float *w = malloc(r->out * r->cols * sizeof *w);
+        memcpy(w, r->w0, r->out * r->cols * sizeof *w);
+        qid_gptq_stats st;
+        if (qid_gptq_hessian_add(h, r->x, r->rows, r->cols, 0, r->name, &err) ||
+            qid_gptq_quantize(h, &qo.spec, &qo.gptq, w, r->out, r->cols, r->name, &st, &err))
+            bail("reference GPTQ of %s: %s", r->name, err.msg);
+        if (memcmp(w, r->w1, r->out * r->cols * sizeof *w) != 0 || memcmp(w, r->w0, r->out * r->cols * sizeof *w) == 0)
+            differ++;
+        free(w);
+        qid_gptq_hessian_free(h);
+    }
+    ok(rc == QID_OK && linears >= 8 && differ == 0,
+       "%s: GPTQ int4-g16 through the activation hook: each of the %zu linears of layers 0-1 equals qid_gptq_quantize "
+       "on the inputs the hook saw, bit for bit (%zu differ)",
+       name, linears, differ);
+
+    /* layer 1's input from a model whose layer 0 holds the quantized weights */
+    gptq_cap plain = {.capture_only = 1};
+    qid_batch *b = qid_batch_create(m, tokens, NW, SEQ, &err);
+    int ok1 = b && !qid_model_load(m, QID_STAGE_EMBED, &err) && !qid_batch_step(m, b, NULL, NULL, &err) &&
+              !qid_model_load(m, 0, &err);
+    for (int i = 0; ok1 && i < cap.n; i++)
+        if (cap.rec[i].layer == 0) {
+            float *w = qid_model_tensor(m, cap.rec[i].name, NULL);
+            ok1 = w != NULL;
+            if (w) memcpy(w, cap.rec[i].w1, cap.rec[i].out * cap.rec[i].cols * sizeof *w);
+        }
+    ok1 = ok1 && !qid_batch_step(m, b, NULL, NULL, &err) && !qid_model_load(m, 1, &err) &&
+          !qid_batch_step(m, b, gptq_cap_hook, &plain, &err);
+    const gptq_rec *want = first1 ? &cap.rec[first1 - 1] : NULL, *got = plain.n ? &plain.rec[0] : NULL;
+    ok(ok1 && want && got && got->rows == want->rows && got->cols == want->cols &&
+           memcmp(got->x, want->x, got->rows * got->cols * sizeof(float)) == 0,
+       "%s: layer 1's %s saw the output of the quantized layer 0 (true sequential), bit for bit", name,
+       want ? want->name : "?");
+    qid_batch_free(b);
+    gptq_cap_free(&plain);
+    gptq_cap_free(&cap);
+    qid_model_free(m);
+    qid_quantizer_free(q);
+}
+
 int main(void)
 {
-    plan(4 * 5 + 13 + 2 + 7 + 9 + 3);
+    plan(10 * 5 + 13 + 2 + 7 + 9 + 3 + 2 * 5 + 4);
     qid_h5_silence();
     load_tokens();
     diag("kernels: %s", qid_k_impl_name());
@@ -550,6 +741,21 @@ int main(void)
     check_fixture("llama-tiny");
     check_fixture("qwen2-tiny");
     check_fixture("llama-tiny-tied");
+    check_fixture("gpt2-tiny");
+    check_fixture("gpt2-tiny-scaled");
+    check_fixture("gpt2-tiny-unscaled");
+    check_fixture("opt-tiny");
+    check_fixture("opt-tiny-postln-proj");
+    check_fixture("bloom-tiny");
+    check_rtn_family("gpt2-tiny", "mxfp4");
+    check_rtn_family("opt-tiny", "nf4-b32");
+    check_rtn_family("opt-tiny-postln-proj", "int4-g16-sym");
+    check_rtn_family("bloom-tiny", "int4-g16-sym");
+    check_gptq_family("gpt2-tiny");
+    check_gptq_family("gpt2-tiny-scaled");
+    check_gptq_family("opt-tiny");
+    check_gptq_family("opt-tiny-postln-proj");
+    check_gptq_family("bloom-tiny");
     check_hooks();
     check_precision_threads();
     check_steps();

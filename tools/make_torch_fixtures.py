@@ -3,6 +3,9 @@
 
 Usage:
     python3 tools/make_torch_fixtures.py [OUTDIR]     # default OUTDIR: test/fixtures/torch
+    python3 tools/make_torch_fixtures.py --families [OUTDIR]
+        # only gpt2-tiny-bin, opt-tiny-postln-proj-bin, bloom-tiny-bin: the
+        # hf/ fixtures of those families with the hub's base-model names
 
 Needs: pip install torch safetensors numpy (PyPI). The build and the tests do
 not; the outputs are committed.
@@ -221,7 +224,35 @@ def hostile(out):
         f.write("# Hostile torch archives (tools/make_torch_fixtures.py)\n\n```\n" + HOSTILE + "```\n")
 
 
+FAMILY_BIN = ["gpt2-tiny-bin", "opt-tiny-postln-proj-bin", "bloom-tiny-bin"]
+
+
+def families(out):
+    """The GPT-2, OPT and BLOOM fixtures as the hub's .bin files name their
+    tensors: saved from the base model, without "transformer." / "model."
+    (gpt2's "h.0.attn.c_attn.weight", opt-350m's "decoder.layers.0...",
+    bloom-560m's "word_embeddings.weight"); gpt2 also with the attention's
+    causal-mask buffers (h.i.attn.bias, h.i.attn.masked_bias), as old
+    transformers saved them."""
+    for name, prefix in (("gpt2-tiny", "transformer."), ("opt-tiny-postln-proj", "model."), ("bloom-tiny", "transformer.")):
+        d = os.path.join(out, name + "-bin")
+        shutil.rmtree(d, ignore_errors=True)
+        copy_config(name, d)
+        sd = collections.OrderedDict()
+        for k, v in state_dict(name).items():
+            sd[k[len(prefix):] if k.startswith(prefix) else k] = v
+        if name == "gpt2-tiny":
+            for i in range(2):
+                sd[f"h.{i}.attn.bias"] = torch.tril(torch.ones(64, 64, dtype=torch.bool)).view(1, 1, 64, 64)
+                sd[f"h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
+        torch.save(with_metadata(sd), os.path.join(d, "pytorch_model.bin"))
+
+
 def main():
+    if "--families" in sys.argv:
+        args = [a for a in sys.argv[1:] if a != "--families"]
+        families(args[0] if args else os.path.join(HF, "..", "torch"))
+        return
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HF, "..", "torch")
     torch.manual_seed(0)
     for sub in ("gpt-neox-tiny-bin", "gpt-neox-tiny-fp16-bin", "llama-tiny-bf16-sharded-bin",
@@ -234,6 +265,7 @@ def main():
     tied(out)
     torch.save(state_dict("gpt-neox-tiny"), os.path.join(out, "legacy.bin"), _use_new_zipfile_serialization=False)
     hostile(out)
+    families(out)
     with open(os.path.join(out, "README.md"), "w") as f:
         f.write("# PyTorch .bin fixtures\n\nWritten by `tools/make_torch_fixtures.py` with torch "
                 f"{torch.__version__} (torch.save); see its docstring for what each holds.\n")

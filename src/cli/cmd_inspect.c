@@ -75,8 +75,19 @@ static int ckpt_summary(const char *path, FILE *out, int list_tensors, qid_error
     print_count(out, "params total", m->params_total);
     fprintf(out, "  %-22s %" PRId64 " layers, d_model %" PRId64 ", d_ff %" PRId64 ", vocab %" PRId64 "\n", "shape",
             c->n_layers, c->d_model, c->d_ff, c->vocab_size);
-    fprintf(out, "  %-22s %" PRId64 " heads (%" PRId64 " kv) x %" PRId64 ", rotary %" PRId64 " dims (%.3g), theta %g\n",
-            "attention", c->n_heads, c->n_kv_heads, c->head_dim, c->rotary_dim, c->rotary_pct, c->rope_theta);
+    if (c->arch == QID_ARCH_GPT_NEOX || c->arch == QID_ARCH_LLAMA)
+        fprintf(out,
+                "  %-22s %" PRId64 " heads (%" PRId64 " kv) x %" PRId64 ", rotary %" PRId64 " dims (%.3g), theta %g\n",
+                "attention", c->n_heads, c->n_kv_heads, c->head_dim, c->rotary_dim, c->rotary_pct, c->rope_theta);
+    else
+        fprintf(out, "  %-22s %" PRId64 " heads x %" PRId64 ", %s%s%s\n", "attention", c->n_heads, c->head_dim,
+                c->arch == QID_ARCH_BLOOM ? "ALiBi" : "learned positions", c->attn_unscaled ? ", unscaled scores" : "",
+                c->attn_layer_scaled ? ", scores / (layer + 1)" : "");
+    if (c->arch != QID_ARCH_GPT_NEOX && c->arch != QID_ARCH_LLAMA)
+        fprintf(out, "  %-22s %s, %s%s", "mlp, norms", qid_act_name(c->act),
+                c->post_norm ? "post-LayerNorm" : "pre-LayerNorm", c->no_final_norm ? ", no final norm" : "");
+    if (c->d_embed > 0) fprintf(out, ", embedding width %" PRId64 " (project_in/out)", c->d_embed);
+    if (c->arch != QID_ARCH_GPT_NEOX && c->arch != QID_ARCH_LLAMA) fprintf(out, "\n");
     fprintf(out, "  %-22s %s eps %g, %s residual, %s embeddings\n", "blocks",
             c->arch == QID_ARCH_LLAMA ? "rmsnorm" : "layernorm", c->norm_eps,
             c->parallel_residual ? "parallel" : "sequential", c->tie_embeddings ? "tied" : "untied");
@@ -106,7 +117,7 @@ static int ckpt_summary(const char *path, FILE *out, int list_tensors, qid_error
     qid_tensor_spec *t = qid_ckpt_tensors(c, &n);
     fprintf(out, "  %-22s %zu\n", "tensors", n);
     if (list_tensors) {
-        static const char *kinds[] = {"linear", "bias", "norm", "embed"};
+        static const char *kinds[] = {"linear", "bias", "norm", "embed", "proj"};
         for (size_t i = 0; i < n; i++) {
             char p[160], shape[64];
             qid_tensor_path(&t[i], p, sizeof p);

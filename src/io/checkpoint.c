@@ -19,14 +19,36 @@
 
 /* ---- architectures -------------------------------------------------------- */
 
-const char *qid_arch_name(qid_arch arch) { return arch == QID_ARCH_LLAMA ? "llama" : "gpt-neox"; }
+static const char *const arch_names[QID_ARCH_COUNT] = {"gpt-neox", "llama", "gpt2", "opt", "bloom"};
+
+const char *qid_arch_name(qid_arch arch) { return (unsigned)arch < QID_ARCH_COUNT ? arch_names[arch] : "?"; }
 
 int qid_arch_parse(const char *name)
 {
-    if (strcmp(name, "gpt-neox") == 0) return QID_ARCH_GPT_NEOX;
-    if (strcmp(name, "llama") == 0) return QID_ARCH_LLAMA;
+    for (int i = 0; i < QID_ARCH_COUNT; i++)
+        if (strcmp(name, arch_names[i]) == 0) return i;
     return -1;
 }
+
+static const char *const act_names[] = {"gelu", "gelu_tanh", "relu", "silu"};
+
+const char *qid_act_name(qid_act act) { return (unsigned)act < 4 ? act_names[act] : "?"; }
+
+int qid_act_parse(const char *name)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, act_names[i]) == 0) return i;
+    return -1;
+}
+
+int64_t qid_pos_offset(const qid_model_config *c) { return c->arch == QID_ARCH_OPT ? 2 : 0; }
+
+int64_t qid_pos_rows(const qid_model_config *c)
+{
+    return c->arch == QID_ARCH_GPT2 || c->arch == QID_ARCH_OPT ? c->max_seq_len + qid_pos_offset(c) : 0;
+}
+
+int64_t qid_embed_width(const qid_model_config *c) { return c->d_embed > 0 ? c->d_embed : c->d_model; }
 
 int qid_config_validate(const qid_model_config *c, qid_error *err)
 {
@@ -42,8 +64,16 @@ int qid_config_validate(const qid_model_config *c, qid_error *err)
             c->n_layers, c->d_model, c->d_ff, c->vocab_size);
     if (c->n_heads % c->n_kv_heads != 0)
         BAD("%" PRId64 " attention heads are not a multiple of %" PRId64 " key/value heads", c->n_heads, c->n_kv_heads);
-    if (c->arch == QID_ARCH_GPT_NEOX && (c->n_kv_heads != c->n_heads || c->head_dim * c->n_heads != c->d_model))
-        BAD("gpt-neox needs n_kv_heads = n_heads and head_dim * n_heads = d_model");
+    if (c->arch != QID_ARCH_LLAMA && (c->n_kv_heads != c->n_heads || c->head_dim * c->n_heads != c->d_model))
+        BAD("%s needs n_kv_heads = n_heads and head_dim * n_heads = d_model", qid_arch_name(c->arch));
+    if (c->arch != QID_ARCH_LLAMA && (unsigned)c->act >= QID_ACT_SILU)
+        BAD("activation %d is not one of gelu, gelu_tanh, relu for %s", (int)c->act, qid_arch_name(c->arch));
+    if (c->arch != QID_ARCH_OPT && (c->post_norm || c->no_final_norm || c->d_embed != 0))
+        BAD("post-LayerNorm, no final norm and an embedding projection are OPT's only");
+    if (c->d_embed < 0 || c->d_embed > (1 << 20)) BAD("embedding width %" PRId64 " out of range", c->d_embed);
+    if (c->arch != QID_ARCH_GPT_NEOX && c->arch != QID_ARCH_LLAMA && c->rotary_dim != 0)
+        BAD("%s has no rotary embedding (rotary_dim %" PRId64 ")", qid_arch_name(c->arch), c->rotary_dim);
+    if (c->parallel_residual && c->arch != QID_ARCH_GPT_NEOX) BAD("a parallel residual is gpt-neox's only");
     if (c->rotary_dim < 0 || c->rotary_dim > c->head_dim || c->rotary_dim % 2 != 0)
         BAD("rotary_dim %" PRId64 " must be even and at most head_dim %" PRId64, c->rotary_dim, c->head_dim);
     if (!(c->rope_theta > 0) || !(c->norm_eps > 0) || !(c->norm_eps < 1))
@@ -56,7 +86,7 @@ int qid_config_validate(const qid_model_config *c, qid_error *err)
 /* ---- the tensor table ------------------------------------------------------ */
 
 /* Shape symbols of the table below. */
-enum { S_ONE, S_D, S_V, S_FF, S_Q, S_KV, S_QKV };
+enum { S_ONE, S_D, S_V, S_FF, S_Q, S_KV, S_QKV, S_P, S_E };
 
 typedef struct {
     const char *name;
@@ -64,57 +94,144 @@ typedef struct {
     qid_tensor_kind kind;
     int rows, cols; /* shape symbols; cols S_ONE means a vector */
     int when;       /* condition, see tensor_present */
+    int transposed; /* Hugging Face stores it [cols, rows] (Conv1D) */
 } tensor_template;
 
-enum { W_ALWAYS, W_UNTIED, W_NORM_BIAS, W_QKV_BIAS, W_O_BIAS, W_MLP_BIAS };
+enum { W_ALWAYS, W_UNTIED, W_NORM_BIAS, W_QKV_BIAS, W_O_BIAS, W_MLP_BIAS, W_PROJ, W_FINAL_NORM };
 
 static const tensor_template neox_global_head[] = {
-    {"embed.weight", "gpt_neox.embed_in.weight", QID_TENSOR_EMBED, S_V, S_D, W_ALWAYS},
+    {"embed.weight", "gpt_neox.embed_in.weight", QID_TENSOR_EMBED, S_V, S_D, W_ALWAYS, 0},
 };
 static const tensor_template neox_layer[] = {
-    {"ln1.weight", "gpt_neox.layers.%d.input_layernorm.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS},
-    {"ln1.bias", "gpt_neox.layers.%d.input_layernorm.bias", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS},
-    {"attn.qkv.weight", "gpt_neox.layers.%d.attention.query_key_value.weight", QID_TENSOR_LINEAR, S_QKV, S_D, W_ALWAYS},
-    {"attn.qkv.bias", "gpt_neox.layers.%d.attention.query_key_value.bias", QID_TENSOR_BIAS, S_QKV, S_ONE, W_QKV_BIAS},
-    {"attn.out.weight", "gpt_neox.layers.%d.attention.dense.weight", QID_TENSOR_LINEAR, S_D, S_Q, W_ALWAYS},
-    {"attn.out.bias", "gpt_neox.layers.%d.attention.dense.bias", QID_TENSOR_BIAS, S_D, S_ONE, W_O_BIAS},
-    {"ln2.weight", "gpt_neox.layers.%d.post_attention_layernorm.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS},
-    {"ln2.bias", "gpt_neox.layers.%d.post_attention_layernorm.bias", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS},
-    {"mlp.up.weight", "gpt_neox.layers.%d.mlp.dense_h_to_4h.weight", QID_TENSOR_LINEAR, S_FF, S_D, W_ALWAYS},
-    {"mlp.up.bias", "gpt_neox.layers.%d.mlp.dense_h_to_4h.bias", QID_TENSOR_BIAS, S_FF, S_ONE, W_MLP_BIAS},
-    {"mlp.down.weight", "gpt_neox.layers.%d.mlp.dense_4h_to_h.weight", QID_TENSOR_LINEAR, S_D, S_FF, W_ALWAYS},
-    {"mlp.down.bias", "gpt_neox.layers.%d.mlp.dense_4h_to_h.bias", QID_TENSOR_BIAS, S_D, S_ONE, W_MLP_BIAS},
+    {"ln1.weight", "gpt_neox.layers.%d.input_layernorm.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"ln1.bias", "gpt_neox.layers.%d.input_layernorm.bias", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"attn.qkv.weight", "gpt_neox.layers.%d.attention.query_key_value.weight", QID_TENSOR_LINEAR, S_QKV, S_D, W_ALWAYS,
+     0},
+    {"attn.qkv.bias", "gpt_neox.layers.%d.attention.query_key_value.bias", QID_TENSOR_BIAS, S_QKV, S_ONE, W_QKV_BIAS,
+     0},
+    {"attn.out.weight", "gpt_neox.layers.%d.attention.dense.weight", QID_TENSOR_LINEAR, S_D, S_Q, W_ALWAYS, 0},
+    {"attn.out.bias", "gpt_neox.layers.%d.attention.dense.bias", QID_TENSOR_BIAS, S_D, S_ONE, W_O_BIAS, 0},
+    {"ln2.weight", "gpt_neox.layers.%d.post_attention_layernorm.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"ln2.bias", "gpt_neox.layers.%d.post_attention_layernorm.bias", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"mlp.up.weight", "gpt_neox.layers.%d.mlp.dense_h_to_4h.weight", QID_TENSOR_LINEAR, S_FF, S_D, W_ALWAYS, 0},
+    {"mlp.up.bias", "gpt_neox.layers.%d.mlp.dense_h_to_4h.bias", QID_TENSOR_BIAS, S_FF, S_ONE, W_MLP_BIAS, 0},
+    {"mlp.down.weight", "gpt_neox.layers.%d.mlp.dense_4h_to_h.weight", QID_TENSOR_LINEAR, S_D, S_FF, W_ALWAYS, 0},
+    {"mlp.down.bias", "gpt_neox.layers.%d.mlp.dense_4h_to_h.bias", QID_TENSOR_BIAS, S_D, S_ONE, W_MLP_BIAS, 0},
 };
 static const tensor_template neox_global_tail[] = {
-    {"final_norm.weight", "gpt_neox.final_layer_norm.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS},
-    {"final_norm.bias", "gpt_neox.final_layer_norm.bias", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS},
-    {"lm_head.weight", "embed_out.weight", QID_TENSOR_EMBED, S_V, S_D, W_UNTIED},
+    {"final_norm.weight", "gpt_neox.final_layer_norm.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"final_norm.bias", "gpt_neox.final_layer_norm.bias", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"lm_head.weight", "embed_out.weight", QID_TENSOR_EMBED, S_V, S_D, W_UNTIED, 0},
 };
 
 static const tensor_template llama_global_head[] = {
-    {"embed.weight", "model.embed_tokens.weight", QID_TENSOR_EMBED, S_V, S_D, W_ALWAYS},
+    {"embed.weight", "model.embed_tokens.weight", QID_TENSOR_EMBED, S_V, S_D, W_ALWAYS, 0},
 };
 static const tensor_template llama_layer[] = {
-    {"ln1.weight", "model.layers.%d.input_layernorm.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS},
-    {"attn.q.weight", "model.layers.%d.self_attn.q_proj.weight", QID_TENSOR_LINEAR, S_Q, S_D, W_ALWAYS},
-    {"attn.q.bias", "model.layers.%d.self_attn.q_proj.bias", QID_TENSOR_BIAS, S_Q, S_ONE, W_QKV_BIAS},
-    {"attn.k.weight", "model.layers.%d.self_attn.k_proj.weight", QID_TENSOR_LINEAR, S_KV, S_D, W_ALWAYS},
-    {"attn.k.bias", "model.layers.%d.self_attn.k_proj.bias", QID_TENSOR_BIAS, S_KV, S_ONE, W_QKV_BIAS},
-    {"attn.v.weight", "model.layers.%d.self_attn.v_proj.weight", QID_TENSOR_LINEAR, S_KV, S_D, W_ALWAYS},
-    {"attn.v.bias", "model.layers.%d.self_attn.v_proj.bias", QID_TENSOR_BIAS, S_KV, S_ONE, W_QKV_BIAS},
-    {"attn.out.weight", "model.layers.%d.self_attn.o_proj.weight", QID_TENSOR_LINEAR, S_D, S_Q, W_ALWAYS},
-    {"attn.out.bias", "model.layers.%d.self_attn.o_proj.bias", QID_TENSOR_BIAS, S_D, S_ONE, W_O_BIAS},
-    {"ln2.weight", "model.layers.%d.post_attention_layernorm.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS},
-    {"mlp.gate.weight", "model.layers.%d.mlp.gate_proj.weight", QID_TENSOR_LINEAR, S_FF, S_D, W_ALWAYS},
-    {"mlp.gate.bias", "model.layers.%d.mlp.gate_proj.bias", QID_TENSOR_BIAS, S_FF, S_ONE, W_MLP_BIAS},
-    {"mlp.up.weight", "model.layers.%d.mlp.up_proj.weight", QID_TENSOR_LINEAR, S_FF, S_D, W_ALWAYS},
-    {"mlp.up.bias", "model.layers.%d.mlp.up_proj.bias", QID_TENSOR_BIAS, S_FF, S_ONE, W_MLP_BIAS},
-    {"mlp.down.weight", "model.layers.%d.mlp.down_proj.weight", QID_TENSOR_LINEAR, S_D, S_FF, W_ALWAYS},
-    {"mlp.down.bias", "model.layers.%d.mlp.down_proj.bias", QID_TENSOR_BIAS, S_D, S_ONE, W_MLP_BIAS},
+    {"ln1.weight", "model.layers.%d.input_layernorm.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"attn.q.weight", "model.layers.%d.self_attn.q_proj.weight", QID_TENSOR_LINEAR, S_Q, S_D, W_ALWAYS, 0},
+    {"attn.q.bias", "model.layers.%d.self_attn.q_proj.bias", QID_TENSOR_BIAS, S_Q, S_ONE, W_QKV_BIAS, 0},
+    {"attn.k.weight", "model.layers.%d.self_attn.k_proj.weight", QID_TENSOR_LINEAR, S_KV, S_D, W_ALWAYS, 0},
+    {"attn.k.bias", "model.layers.%d.self_attn.k_proj.bias", QID_TENSOR_BIAS, S_KV, S_ONE, W_QKV_BIAS, 0},
+    {"attn.v.weight", "model.layers.%d.self_attn.v_proj.weight", QID_TENSOR_LINEAR, S_KV, S_D, W_ALWAYS, 0},
+    {"attn.v.bias", "model.layers.%d.self_attn.v_proj.bias", QID_TENSOR_BIAS, S_KV, S_ONE, W_QKV_BIAS, 0},
+    {"attn.out.weight", "model.layers.%d.self_attn.o_proj.weight", QID_TENSOR_LINEAR, S_D, S_Q, W_ALWAYS, 0},
+    {"attn.out.bias", "model.layers.%d.self_attn.o_proj.bias", QID_TENSOR_BIAS, S_D, S_ONE, W_O_BIAS, 0},
+    {"ln2.weight", "model.layers.%d.post_attention_layernorm.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"mlp.gate.weight", "model.layers.%d.mlp.gate_proj.weight", QID_TENSOR_LINEAR, S_FF, S_D, W_ALWAYS, 0},
+    {"mlp.gate.bias", "model.layers.%d.mlp.gate_proj.bias", QID_TENSOR_BIAS, S_FF, S_ONE, W_MLP_BIAS, 0},
+    {"mlp.up.weight", "model.layers.%d.mlp.up_proj.weight", QID_TENSOR_LINEAR, S_FF, S_D, W_ALWAYS, 0},
+    {"mlp.up.bias", "model.layers.%d.mlp.up_proj.bias", QID_TENSOR_BIAS, S_FF, S_ONE, W_MLP_BIAS, 0},
+    {"mlp.down.weight", "model.layers.%d.mlp.down_proj.weight", QID_TENSOR_LINEAR, S_D, S_FF, W_ALWAYS, 0},
+    {"mlp.down.bias", "model.layers.%d.mlp.down_proj.bias", QID_TENSOR_BIAS, S_D, S_ONE, W_MLP_BIAS, 0},
 };
 static const tensor_template llama_global_tail[] = {
-    {"final_norm.weight", "model.norm.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS},
-    {"lm_head.weight", "lm_head.weight", QID_TENSOR_EMBED, S_V, S_D, W_UNTIED},
+    {"final_norm.weight", "model.norm.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"lm_head.weight", "lm_head.weight", QID_TENSOR_EMBED, S_V, S_D, W_UNTIED, 0},
+};
+
+/* GPT-2: Conv1D weights are [in, out] in the file. */
+static const tensor_template gpt2_global_head[] = {
+    {"embed.weight", "transformer.wte.weight", QID_TENSOR_EMBED, S_V, S_D, W_ALWAYS, 0},
+    {"pos_embed.weight", "transformer.wpe.weight", QID_TENSOR_EMBED, S_P, S_D, W_ALWAYS, 0},
+};
+static const tensor_template gpt2_layer[] = {
+    {"ln1.weight", "transformer.h.%d.ln_1.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"ln1.bias", "transformer.h.%d.ln_1.bias", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"attn.qkv.weight", "transformer.h.%d.attn.c_attn.weight", QID_TENSOR_LINEAR, S_QKV, S_D, W_ALWAYS, 1},
+    {"attn.qkv.bias", "transformer.h.%d.attn.c_attn.bias", QID_TENSOR_BIAS, S_QKV, S_ONE, W_ALWAYS, 0},
+    {"attn.out.weight", "transformer.h.%d.attn.c_proj.weight", QID_TENSOR_LINEAR, S_D, S_Q, W_ALWAYS, 1},
+    {"attn.out.bias", "transformer.h.%d.attn.c_proj.bias", QID_TENSOR_BIAS, S_D, S_ONE, W_ALWAYS, 0},
+    {"ln2.weight", "transformer.h.%d.ln_2.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"ln2.bias", "transformer.h.%d.ln_2.bias", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"mlp.up.weight", "transformer.h.%d.mlp.c_fc.weight", QID_TENSOR_LINEAR, S_FF, S_D, W_ALWAYS, 1},
+    {"mlp.up.bias", "transformer.h.%d.mlp.c_fc.bias", QID_TENSOR_BIAS, S_FF, S_ONE, W_ALWAYS, 0},
+    {"mlp.down.weight", "transformer.h.%d.mlp.c_proj.weight", QID_TENSOR_LINEAR, S_D, S_FF, W_ALWAYS, 1},
+    {"mlp.down.bias", "transformer.h.%d.mlp.c_proj.bias", QID_TENSOR_BIAS, S_D, S_ONE, W_ALWAYS, 0},
+};
+static const tensor_template gpt2_global_tail[] = {
+    {"final_norm.weight", "transformer.ln_f.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"final_norm.bias", "transformer.ln_f.bias", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"lm_head.weight", "lm_head.weight", QID_TENSOR_EMBED, S_V, S_D, W_UNTIED, 0},
+};
+
+/* OPT: q, k, v, their biases, in llama's order (contiguous when loaded). */
+static const tensor_template opt_global_head[] = {
+    {"embed.weight", "model.decoder.embed_tokens.weight", QID_TENSOR_EMBED, S_V, S_E, W_ALWAYS, 0},
+    {"pos_embed.weight", "model.decoder.embed_positions.weight", QID_TENSOR_EMBED, S_P, S_D, W_ALWAYS, 0},
+    {"proj_in.weight", "model.decoder.project_in.weight", QID_TENSOR_PROJ, S_D, S_E, W_PROJ, 0},
+};
+static const tensor_template opt_layer[] = {
+    {"ln1.weight", "model.decoder.layers.%d.self_attn_layer_norm.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"ln1.bias", "model.decoder.layers.%d.self_attn_layer_norm.bias", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"attn.q.weight", "model.decoder.layers.%d.self_attn.q_proj.weight", QID_TENSOR_LINEAR, S_Q, S_D, W_ALWAYS, 0},
+    {"attn.q.bias", "model.decoder.layers.%d.self_attn.q_proj.bias", QID_TENSOR_BIAS, S_Q, S_ONE, W_QKV_BIAS, 0},
+    {"attn.k.weight", "model.decoder.layers.%d.self_attn.k_proj.weight", QID_TENSOR_LINEAR, S_KV, S_D, W_ALWAYS, 0},
+    {"attn.k.bias", "model.decoder.layers.%d.self_attn.k_proj.bias", QID_TENSOR_BIAS, S_KV, S_ONE, W_QKV_BIAS, 0},
+    {"attn.v.weight", "model.decoder.layers.%d.self_attn.v_proj.weight", QID_TENSOR_LINEAR, S_KV, S_D, W_ALWAYS, 0},
+    {"attn.v.bias", "model.decoder.layers.%d.self_attn.v_proj.bias", QID_TENSOR_BIAS, S_KV, S_ONE, W_QKV_BIAS, 0},
+    {"attn.out.weight", "model.decoder.layers.%d.self_attn.out_proj.weight", QID_TENSOR_LINEAR, S_D, S_Q, W_ALWAYS, 0},
+    {"attn.out.bias", "model.decoder.layers.%d.self_attn.out_proj.bias", QID_TENSOR_BIAS, S_D, S_ONE, W_O_BIAS, 0},
+    {"ln2.weight", "model.decoder.layers.%d.final_layer_norm.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"ln2.bias", "model.decoder.layers.%d.final_layer_norm.bias", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"mlp.up.weight", "model.decoder.layers.%d.fc1.weight", QID_TENSOR_LINEAR, S_FF, S_D, W_ALWAYS, 0},
+    {"mlp.up.bias", "model.decoder.layers.%d.fc1.bias", QID_TENSOR_BIAS, S_FF, S_ONE, W_MLP_BIAS, 0},
+    {"mlp.down.weight", "model.decoder.layers.%d.fc2.weight", QID_TENSOR_LINEAR, S_D, S_FF, W_ALWAYS, 0},
+    {"mlp.down.bias", "model.decoder.layers.%d.fc2.bias", QID_TENSOR_BIAS, S_D, S_ONE, W_MLP_BIAS, 0},
+};
+static const tensor_template opt_global_tail[] = {
+    {"final_norm.weight", "model.decoder.final_layer_norm.weight", QID_TENSOR_NORM, S_D, S_ONE, W_FINAL_NORM, 0},
+    {"final_norm.bias", "model.decoder.final_layer_norm.bias", QID_TENSOR_NORM, S_D, S_ONE, W_FINAL_NORM, 0},
+    {"proj_out.weight", "model.decoder.project_out.weight", QID_TENSOR_PROJ, S_E, S_D, W_PROJ, 0},
+    {"lm_head.weight", "lm_head.weight", QID_TENSOR_EMBED, S_V, S_E, W_UNTIED, 0},
+};
+
+/* BLOOM: query_key_value rows grouped per head as [H, 3, hd], as gpt-neox. */
+static const tensor_template bloom_global_head[] = {
+    {"embed.weight", "transformer.word_embeddings.weight", QID_TENSOR_EMBED, S_V, S_D, W_ALWAYS, 0},
+    {"embed_norm.weight", "transformer.word_embeddings_layernorm.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"embed_norm.bias", "transformer.word_embeddings_layernorm.bias", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+};
+static const tensor_template bloom_layer[] = {
+    {"ln1.weight", "transformer.h.%d.input_layernorm.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"ln1.bias", "transformer.h.%d.input_layernorm.bias", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"attn.qkv.weight", "transformer.h.%d.self_attention.query_key_value.weight", QID_TENSOR_LINEAR, S_QKV, S_D,
+     W_ALWAYS, 0},
+    {"attn.qkv.bias", "transformer.h.%d.self_attention.query_key_value.bias", QID_TENSOR_BIAS, S_QKV, S_ONE, W_ALWAYS,
+     0},
+    {"attn.out.weight", "transformer.h.%d.self_attention.dense.weight", QID_TENSOR_LINEAR, S_D, S_Q, W_ALWAYS, 0},
+    {"attn.out.bias", "transformer.h.%d.self_attention.dense.bias", QID_TENSOR_BIAS, S_D, S_ONE, W_ALWAYS, 0},
+    {"ln2.weight", "transformer.h.%d.post_attention_layernorm.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"ln2.bias", "transformer.h.%d.post_attention_layernorm.bias", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"mlp.up.weight", "transformer.h.%d.mlp.dense_h_to_4h.weight", QID_TENSOR_LINEAR, S_FF, S_D, W_ALWAYS, 0},
+    {"mlp.up.bias", "transformer.h.%d.mlp.dense_h_to_4h.bias", QID_TENSOR_BIAS, S_FF, S_ONE, W_ALWAYS, 0},
+    {"mlp.down.weight", "transformer.h.%d.mlp.dense_4h_to_h.weight", QID_TENSOR_LINEAR, S_D, S_FF, W_ALWAYS, 0},
+    {"mlp.down.bias", "transformer.h.%d.mlp.dense_4h_to_h.bias", QID_TENSOR_BIAS, S_D, S_ONE, W_ALWAYS, 0},
+};
+static const tensor_template bloom_global_tail[] = {
+    {"final_norm.weight", "transformer.ln_f.weight", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"final_norm.bias", "transformer.ln_f.bias", QID_TENSOR_NORM, S_D, S_ONE, W_ALWAYS, 0},
+    {"lm_head.weight", "lm_head.weight", QID_TENSOR_EMBED, S_V, S_D, W_UNTIED, 0},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -128,6 +245,8 @@ static int64_t shape_value(const qid_model_config *c, int sym)
     case S_Q: return c->n_heads * c->head_dim;
     case S_KV: return c->n_kv_heads * c->head_dim;
     case S_QKV: return (c->n_heads + 2 * c->n_kv_heads) * c->head_dim;
+    case S_P: return qid_pos_rows(c);
+    case S_E: return qid_embed_width(c);
     default: return 1;
     }
 }
@@ -139,6 +258,8 @@ static int tensor_present(const qid_model_config *c, int when)
     case W_QKV_BIAS: return c->qkv_bias;
     case W_O_BIAS: return c->o_bias;
     case W_MLP_BIAS: return c->mlp_bias;
+    case W_PROJ: return c->d_embed > 0 && c->d_embed != c->d_model;
+    case W_FINAL_NORM: return !c->no_final_norm;
     default: return 1;
     }
 }
@@ -159,6 +280,7 @@ static void add_templates(const qid_model_config *c, const tensor_template *tpl,
             snprintf(t->hf_name, sizeof t->hf_name, "%s", tpl[i].hf);
         t->layer = layer;
         t->kind = tpl[i].kind;
+        t->hf_transposed = tpl[i].transposed;
         t->ndim = tpl[i].cols == S_ONE ? 1 : 2;
         t->shape[0] = shape_value(c, tpl[i].rows);
         t->shape[1] = tpl[i].cols == S_ONE ? 1 : shape_value(c, tpl[i].cols);
@@ -170,8 +292,17 @@ typedef struct {
     size_t n_head, n_layer, n_tail;
 } arch_table;
 
+#define TABLE(p)                                                                                                       \
+    (arch_table)                                                                                                       \
+    {                                                                                                                  \
+        p##_global_head, p##_layer, p##_global_tail, COUNT(p##_global_head), COUNT(p##_layer), COUNT(p##_global_tail)  \
+    }
+
 static arch_table table_of(qid_arch arch)
 {
+    if (arch == QID_ARCH_GPT2) return TABLE(gpt2);
+    if (arch == QID_ARCH_OPT) return TABLE(opt);
+    if (arch == QID_ARCH_BLOOM) return TABLE(bloom);
     if (arch == QID_ARCH_LLAMA)
         return (arch_table){llama_global_head,        llama_layer,        llama_global_tail,
                             COUNT(llama_global_head), COUNT(llama_layer), COUNT(llama_global_tail)};
@@ -251,11 +382,17 @@ typedef struct {
     char type; /* 'i' int64, 'd' double, 'b' flag stored as int64 */
     size_t offset;
     const char *doc;
+    int optional; /* absent in checkpoints written before gpt2/opt/bloom: reads as def */
+    int64_t def;
 } config_field;
 
 #define CF(n, t, f, d)                                                                                                 \
     {                                                                                                                  \
-        n, t, offsetof(qid_model_config, f), d                                                                         \
+        n, t, offsetof(qid_model_config, f), d, 0, 0                                                                   \
+    }
+#define CF_OPT(n, t, f, d, def)                                                                                        \
+    {                                                                                                                  \
+        n, t, offsetof(qid_model_config, f), d, 1, def                                                                 \
     }
 static const config_field config_fields[] = {
     CF("vocab_size", 'i', vocab_size, "vocabulary size (rows of embed.weight)"),
@@ -276,15 +413,28 @@ static const config_field config_fields[] = {
     CF("o_bias", 'b', o_bias, "attention output projection has a bias"),
     CF("mlp_bias", 'b', mlp_bias, "MLP projections have biases"),
     CF("sliding_window", 'i', sliding_window, "attention window, 0 = full causal"),
+    CF_OPT("post_norm", 'b', post_norm, "norm after each residual add (OPT post-LN), not before the block", 0),
+    CF_OPT("no_final_norm", 'b', no_final_norm, "no final norm before the head", 0),
+    CF_OPT("d_embed", 'i', d_embed, "token embedding width when not d_model (OPT project_in/out), else 0", 0),
+    CF_OPT("attn_unscaled", 'b', attn_unscaled, "attention scores not scaled by 1/sqrt(head_dim)", 0),
+    CF_OPT("attn_layer_scaled", 'b', attn_layer_scaled, "attention scores also divided by layer index + 1", 0),
 };
 #undef CF
+#undef CF_OPT
 
 static int write_config(hid_t grp, const qid_model_config *cfg, qid_error *err)
 {
     int rc = qid_h5_attr_write_str(grp, "arch", qid_arch_name(cfg->arch), err);
     if (!rc) rc = qid_h5_attr_write_str(grp, "norm", cfg->arch == QID_ARCH_LLAMA ? "rmsnorm" : "layernorm", err);
-    if (!rc) rc = qid_h5_attr_write_str(grp, "activation", cfg->arch == QID_ARCH_LLAMA ? "silu" : "gelu", err);
-    if (!rc) rc = qid_h5_attr_write_str(grp, "mlp", cfg->arch == QID_ARCH_LLAMA ? "swiglu" : "gelu", err);
+    const char *act = cfg->arch == QID_ARCH_LLAMA ? "silu" : qid_act_name(cfg->act);
+    if (!rc) rc = qid_h5_attr_write_str(grp, "activation", act, err);
+    if (!rc) rc = qid_h5_attr_write_str(grp, "mlp", cfg->arch == QID_ARCH_LLAMA ? "swiglu" : act, err);
+    if (!rc)
+        rc = qid_h5_attr_write_str(grp, "position",
+                                   cfg->arch == QID_ARCH_BLOOM ? "alibi"
+                                   : qid_pos_rows(cfg) > 0     ? "learned"
+                                                               : "rotary",
+                                   err);
     for (size_t i = 0; !rc && i < COUNT(config_fields); i++) {
         const config_field *f = &config_fields[i];
         const char *p = (const char *)cfg + f->offset;
@@ -307,9 +457,24 @@ static int read_config(hid_t grp, qid_model_config *cfg, qid_error *err)
     int a = qid_arch_parse(arch);
     if (a < 0) return qid_error_set(err, QID_E_FORMAT, "unknown architecture '%s' in /config", arch);
     cfg->arch = (qid_arch)a;
+    cfg->act = cfg->arch == QID_ARCH_LLAMA ? QID_ACT_SILU : QID_ACT_GELU;
+    if (cfg->arch != QID_ARCH_LLAMA && qid_h5_attr_exists(grp, "activation")) {
+        char act[32];
+        if ((rc = qid_h5_attr_read_str(grp, "/config", "activation", act, sizeof act, err))) return rc;
+        int k = qid_act_parse(act);
+        if (k < 0) return qid_error_set(err, QID_E_FORMAT, "unknown activation '%s' in /config", act);
+        cfg->act = (qid_act)k;
+    }
     for (size_t i = 0; !rc && i < COUNT(config_fields); i++) {
         const config_field *f = &config_fields[i];
         char *p = (char *)cfg + f->offset;
+        if (f->optional && !qid_h5_attr_exists(grp, f->name)) {
+            if (f->type == 'b')
+                *(int *)p = (int)f->def;
+            else
+                *(int64_t *)p = f->def;
+            continue;
+        }
         if (f->type == 'd') {
             rc = qid_h5_attr_read_f64(grp, "/config", f->name, (double *)p, err);
         } else if (f->type == 'b') {

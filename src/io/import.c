@@ -123,6 +123,99 @@ static int check_rope_type(json_reader *r)
     return 0;
 }
 
+/* The MLP activation a GPT-2 or OPT config names (activation_function). */
+static int family_act(json_reader *r, const char *type, const char *def, qid_model_config *cfg)
+{
+    const char *a = jstr(r, "activation_function");
+    if (!a) a = def;
+    if (strcmp(a, "gelu_new") == 0 || strcmp(a, "gelu_pytorch_tanh") == 0 || strcmp(a, "gelu_fast") == 0)
+        cfg->act = QID_ACT_GELU_TANH;
+    else if (strcmp(a, "gelu") == 0)
+        cfg->act = QID_ACT_GELU;
+    else if (strcmp(a, "relu") == 0)
+        cfg->act = QID_ACT_RELU;
+    else
+        return qid_error_set(r->err, QID_E_INVALID,
+                             "'%s': activation_function '%s' is not supported for %s (gelu_new, gelu or relu)",
+                             r->where, a, type);
+    return QID_OK;
+}
+
+/* A value under either of two keys (BLOOM's n_embed and hidden_size). */
+static int64_t jint2(json_reader *r, const char *a, const char *b, int64_t def)
+{
+    return jget(r, a) ? jint(r, a, def) : jint(r, b, def);
+}
+
+/* GPT-2, OPT and BLOOM configs: no rotary, LayerNorm with bias, every
+ * linear with a bias, heads of d_model / n_heads. */
+static int parse_family(json_reader *r, const char *type, qid_model_config *cfg)
+{
+    const int gpt2 = strcmp(type, "gpt2") == 0, opt = strcmp(type, "opt") == 0;
+    cfg->arch = gpt2 ? QID_ARCH_GPT2 : opt ? QID_ARCH_OPT : QID_ARCH_BLOOM;
+    cfg->rotary_pct = 0.0;
+    cfg->rope_theta = 10000.0; /* unused */
+    cfg->qkv_bias = cfg->o_bias = cfg->mlp_bias = 1;
+    cfg->tie_embeddings = jbool(r, "tie_word_embeddings", 1);
+    int rc = QID_OK;
+    if (gpt2) {
+        cfg->vocab_size = jint(r, "vocab_size", -2);
+        cfg->d_model = jint(r, "n_embd", -2);
+        cfg->n_layers = jint(r, "n_layer", -2);
+        cfg->n_heads = jint(r, "n_head", -2);
+        cfg->max_seq_len = jint(r, "n_positions", -2);
+        cfg->d_ff = jint(r, "n_inner", 4 * (cfg->d_model > 0 ? cfg->d_model : 0));
+        static const char *const eps_keys[] = {"layer_norm_epsilon", NULL};
+        cfg->norm_eps = jnum_any(r, eps_keys, 1e-5);
+        cfg->attn_unscaled = !jbool(r, "scale_attn_weights", 1);
+        cfg->attn_layer_scaled = jbool(r, "scale_attn_by_inverse_layer_idx", 0);
+        (void)jbool(r, "reorder_and_upcast_attn", 0); /* float32 throughout here: the same scores */
+        if (!r->failed) rc = family_act(r, type, "gelu_new", cfg);
+        if (!rc && !r->failed && jget(r, "add_cross_attention") && jbool(r, "add_cross_attention", 0))
+            rc = qid_error_set(r->err, QID_E_INVALID, "'%s': GPT-2 with cross-attention is not a language model",
+                               r->where);
+    } else if (opt) {
+        cfg->vocab_size = jint(r, "vocab_size", -2);
+        cfg->d_model = jint(r, "hidden_size", -2);
+        cfg->n_layers = jint(r, "num_hidden_layers", -2);
+        cfg->n_heads = jint(r, "num_attention_heads", -2);
+        cfg->d_ff = jint(r, "ffn_dim", -2);
+        cfg->max_seq_len = jint(r, "max_position_embeddings", 2048);
+        cfg->norm_eps = 1e-5; /* nn.LayerNorm's default: OPT configs carry no epsilon */
+        int64_t proj = jint(r, "word_embed_proj_dim", cfg->d_model);
+        cfg->d_embed = proj != cfg->d_model ? proj : 0;
+        int pre = jbool(r, "do_layer_norm_before", 1);
+        cfg->post_norm = !pre;
+        cfg->no_final_norm = !pre || jbool(r, "_remove_final_layer_norm", 0);
+        int bias = jbool(r, "enable_bias", 1);
+        cfg->qkv_bias = cfg->o_bias = cfg->mlp_bias = bias;
+        if (!r->failed && !jbool(r, "layer_norm_elementwise_affine", 1))
+            rc = qid_error_set(r->err, QID_E_INVALID,
+                               "'%s': layer_norm_elementwise_affine false (LayerNorm without weights) is not supported",
+                               r->where);
+        if (!rc && !r->failed) rc = family_act(r, type, "relu", cfg);
+    } else {
+        cfg->vocab_size = jint(r, "vocab_size", -2);
+        cfg->d_model = jint2(r, "n_embed", "hidden_size", -2);
+        cfg->n_layers = jint2(r, "n_layer", "num_hidden_layers", -2);
+        cfg->n_heads = jint2(r, "n_head", "num_attention_heads", -2);
+        cfg->d_ff = 4 * (cfg->d_model > 0 ? cfg->d_model : 0);
+        cfg->max_seq_len = 1 << 20; /* ALiBi has no position table: any window length */
+        static const char *const eps_keys[] = {"layer_norm_epsilon", NULL};
+        cfg->norm_eps = jnum_any(r, eps_keys, 1e-5);
+        cfg->act = QID_ACT_GELU_TANH;
+        if (!r->failed && jbool(r, "apply_residual_connection_post_layernorm", 0))
+            rc = qid_error_set(r->err, QID_E_INVALID,
+                               "'%s': apply_residual_connection_post_layernorm true is not supported", r->where);
+    }
+    if (!rc && r->failed) rc = r->err ? r->err->code : QID_E_INVALID;
+    if (rc) return rc;
+    cfg->n_kv_heads = cfg->n_heads;
+    cfg->head_dim = cfg->n_heads ? cfg->d_model / cfg->n_heads : 0;
+    cfg->rotary_dim = 0;
+    return QID_OK;
+}
+
 int qid_import_parse_config(const char *json, const char *where, qid_model_config *cfg, qid_error *err)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -142,11 +235,17 @@ int qid_import_parse_config(const char *json, const char *where, qid_model_confi
     int neox = strcmp(type, "gpt_neox") == 0;
     int qwen2 = strcmp(type, "qwen2") == 0;
     int llama = strcmp(type, "llama") == 0 || strcmp(type, "mistral") == 0 || qwen2;
-    if (!neox && !llama) {
+    int gpt2 = strcmp(type, "gpt2") == 0, opt = strcmp(type, "opt") == 0, bloom = strcmp(type, "bloom") == 0;
+    if (!neox && !llama && !gpt2 && !opt && !bloom) {
         rc = qid_error_set(err, QID_E_INVALID,
-                           "unknown architecture '%s' in '%s' (supported: gpt_neox, llama, mistral, qwen2)", type,
-                           where);
+                           "unknown architecture '%s' in '%s' (supported: gpt_neox, llama, mistral, qwen2, gpt2, opt, "
+                           "bloom)",
+                           type, where);
         goto done;
+    }
+    if (gpt2 || opt || bloom) {
+        rc = parse_family(&r, type, cfg);
+        goto validate;
     }
     if (check_rope_type(&r)) {
         rc = QID_E_INVALID;
@@ -202,6 +301,9 @@ int qid_import_parse_config(const char *json, const char *where, qid_model_confi
     }
     if (r.failed) goto fail_reader;
     cfg->rotary_dim = (int64_t)((double)cfg->head_dim * cfg->rotary_pct);
+    cfg->act = neox ? QID_ACT_GELU : QID_ACT_SILU;
+validate:
+    if (rc) goto done;
     if (qid_config_validate(cfg, err)) {
         rc = qid_error_wrap(err, QID_E_INVALID, "'%s'", where);
         goto done;
@@ -328,7 +430,8 @@ done:
 /* Tensors a Hugging Face checkpoint may carry that are not weights. */
 static int ignorable(const char *name)
 {
-    static const char *const suffixes[] = {".attention.bias", ".attention.masked_bias", ".rotary_emb.inv_freq"};
+    static const char *const suffixes[] = {".attention.bias", ".attention.masked_bias", ".rotary_emb.inv_freq",
+                                           ".attn.bias", ".attn.masked_bias"};
     size_t n = strlen(name);
     for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
         size_t k = strlen(suffixes[i]);
@@ -482,6 +585,32 @@ static int locate(const shard_set *sh, const char *name, const qid_tsrc_tensor *
     return QID_OK;
 }
 
+/* locate, and when name is absent, the name without its base-model prefix
+ * ("transformer." or "model."): GPT-2, OPT and BLOOM checkpoints on the
+ * hub were often saved from the base model (gpt2's "h.0.attn.c_attn.weight",
+ * opt-125m's "decoder.layers.0...."). */
+static int locate_any(const shard_set *sh, const char *name, const qid_tsrc_tensor **t, size_t *shard, qid_error *err)
+{
+    int rc = locate(sh, name, t, shard, err);
+    if (rc || *t) return rc;
+    static const char *const prefixes[] = {"transformer.", "model."};
+    for (int i = 0; i < 2; i++) {
+        size_t k = strlen(prefixes[i]);
+        if (strncmp(name, prefixes[i], k) == 0) return locate(sh, name + k, t, shard, err);
+    }
+    return QID_OK;
+}
+
+/* Transposes a (rows, cols) matrix of elem-byte values from in to out. */
+static void transpose_bytes(void *restrict out, const void *restrict in, size_t rows, size_t cols, size_t elem)
+{
+    const char *a = in;
+    char *b = out;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++)
+            memcpy(b + (c * rows + r) * elem, a + (r * cols + c) * elem, elem);
+}
+
 static void shape_text(const qid_tsrc_tensor *t, char *buf, size_t len)
 {
     buf[0] = '\0';
@@ -605,7 +734,7 @@ int qid_import(const qid_import_opts *o, qid_error *err)
     const qid_tsrc_tensor **found = NULL, *(*packed)[N_PACKED] = NULL;
     size_t *found_shard = NULL, (*packed_shard)[N_PACKED] = NULL;
     qid_ckpt_writer *w = NULL;
-    void *buf = NULL;
+    void *buf = NULL, *tbuf = NULL;
     char *files = NULL, *hashes = NULL;
     size_t n_specs = 0;
     int64_t n_packed = 0;
@@ -655,7 +784,7 @@ int qid_import(const qid_import_opts *o, qid_error *err)
     packed_shard = qid_calloc(n_specs, sizeof *packed_shard, "tensor lookup");
     int dtype = -1;
     for (size_t i = 0; i < n_specs; i++) {
-        if ((rc = locate(&shards, specs[i].hf_name, &found[i], &found_shard[i], err))) goto done;
+        if ((rc = locate_any(&shards, specs[i].hf_name, &found[i], &found_shard[i], err))) goto done;
         /* linear layers, and the head when the packer quantized it too */
         if (gq.on && (specs[i].kind == QID_TENSOR_LINEAR || strcmp(specs[i].name, "lm_head.weight") == 0)) {
             char base[128];
@@ -683,13 +812,16 @@ int qid_import(const qid_import_opts *o, qid_error *err)
                                specs[i].hf_name, o->dir, qid_arch_name(cfg.arch), cfg.n_layers);
             goto done;
         }
-        int shape_ok = t->ndim == specs[i].ndim && t->shape[0] == (uint64_t)specs[i].shape[0] &&
-                       (specs[i].ndim == 1 || t->shape[1] == (uint64_t)specs[i].shape[1]);
+        const int tr = specs[i].hf_transposed; /* stored [in, out] */
+        const int64_t want0 = tr ? specs[i].shape[1] : specs[i].shape[0],
+                      want1 = tr ? specs[i].shape[0] : specs[i].shape[1];
+        int shape_ok = t->ndim == specs[i].ndim && t->shape[0] == (uint64_t)want0 &&
+                       (specs[i].ndim == 1 || t->shape[1] == (uint64_t)want1);
         if (!shape_ok) {
             char have[160], want[64];
             shape_text(t, have, sizeof have);
             if (specs[i].ndim == 2)
-                snprintf(want, sizeof want, "%" PRId64 ", %" PRId64, specs[i].shape[0], specs[i].shape[1]);
+                snprintf(want, sizeof want, "%" PRId64 ", %" PRId64, want0, want1);
             else
                 snprintf(want, sizeof want, "%" PRId64, specs[i].shape[0]);
             rc = qid_error_set(err, QID_E_FORMAT, "tensor '%s' in '%s' has shape [%s], config.json implies [%s]",
@@ -790,6 +922,14 @@ int qid_import(const qid_import_opts *o, qid_error *err)
             const qid_tsrc_tensor *t = found[i];
             buf = qid_realloc(buf, (size_t)t->nbytes, "a tensor being imported");
             if ((rc = qid_tsrc_read(&shards.files[found_shard[i]], t, buf, err))) goto done;
+            if (specs[i].hf_transposed) { /* Conv1D [in, out] -> [out, in] */
+                tbuf = qid_realloc(tbuf, (size_t)t->nbytes, "a transposed tensor");
+                transpose_bytes(tbuf, buf, (size_t)specs[i].shape[1], (size_t)specs[i].shape[0],
+                                qid_dtype_size(meta.dtype));
+                void *swap = buf;
+                buf = tbuf;
+                tbuf = swap;
+            }
         }
         if ((rc = qid_ckpt_write_tensor(w, &specs[i], buf, err))) {
             qid_error_wrap(err, rc, "'%s' in '%s'", specs[i].hf_name,
@@ -805,6 +945,7 @@ int qid_import(const qid_import_opts *o, qid_error *err)
 done:
     if (w) qid_ckpt_abort(w);
     free(buf);
+    free(tbuf);
     free(files);
     free(hashes);
     free(found);

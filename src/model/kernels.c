@@ -159,8 +159,9 @@ void qid_k_softmax(float *x, size_t n)
 size_t qid_k_attention_scratch(size_t T) { return (size_t)QID_K_ATT_BLOCK * (T > 0 ? T : 1); }
 
 /* out row i at out + i*ldo, (T, hd); q, k, v likewise; scratch is (T). */
-void qid_k_attention_ref(float *restrict out, size_t ldo, const float *q, size_t ldq, const float *k, size_t ldk,
-                         const float *v, size_t ldv, size_t T, size_t hd, float scale, float *restrict scratch)
+void qid_k_attention_alibi_ref(float *restrict out, size_t ldo, const float *q, size_t ldq, const float *k, size_t ldk,
+                               const float *v, size_t ldv, size_t T, size_t hd, float scale, float slope,
+                               float *restrict scratch)
 {
     for (size_t i = 0; i < T; i++) {
         const float *qi = q + i * ldq;
@@ -169,7 +170,7 @@ void qid_k_attention_ref(float *restrict out, size_t ldo, const float *q, size_t
             double dot = 0.0;
             for (size_t d = 0; d < hd; d++)
                 dot += (double)qi[d] * k[j * ldk + d];
-            scratch[j] = (float)(dot * scale);
+            scratch[j] = (float)(dot * scale) + slope * (float)j;
             mx = scratch[j] > mx ? scratch[j] : mx;
         }
         double sum = 0.0;
@@ -184,11 +185,18 @@ void qid_k_attention_ref(float *restrict out, size_t ldo, const float *q, size_t
     }
 }
 
+void qid_k_attention_ref(float *restrict out, size_t ldo, const float *q, size_t ldq, const float *k, size_t ldk,
+                         const float *v, size_t ldv, size_t T, size_t hd, float scale, float *restrict scratch)
+{
+    qid_k_attention_alibi_ref(out, ldo, q, ldq, k, ldk, v, ldv, T, hd, scale, 0.0f, scratch);
+}
+
 /* out row i at out + i*ldo, (T, hd); q, k, v likewise; scratch is (QID_K_ATT_BLOCK, T).
  * The masked upper half of each diagonal block is the only wasted work
  * (QID_K_ATT_BLOCK / (2 T) of the total). */
-void qid_k_attention(float *restrict out, size_t ldo, const float *q, size_t ldq, const float *k, size_t ldk,
-                     const float *v, size_t ldv, size_t T, size_t hd, float scale, float *restrict scratch)
+void qid_k_attention_alibi(float *restrict out, size_t ldo, const float *q, size_t ldq, const float *k, size_t ldk,
+                           const float *v, size_t ldv, size_t T, size_t hd, float scale, float slope,
+                           float *restrict scratch)
 {
     for (size_t i0 = 0; i0 < T; i0 += QID_K_ATT_BLOCK) {
         const size_t m = T - i0 < QID_K_ATT_BLOCK ? T - i0 : QID_K_ATT_BLOCK; /* query rows i0 .. i0+m-1 */
@@ -198,11 +206,51 @@ void qid_k_attention(float *restrict out, size_t ldo, const float *q, size_t ldq
                     (int)ldk, 0.0f, S, (int)n);
         for (size_t r = 0; r < m; r++) {
             const size_t valid = i0 + r + 1;
+            if (slope != 0.0f) qid_k_alibi_add(S + r * n, valid, slope);
             qid_k_softmax(S + r * n, valid);
             memset(S + r * n + valid, 0, (n - valid) * sizeof *S);
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)hd, (int)n, 1.0f, S, (int)n, v, (int)ldv,
                     0.0f, out + i0 * ldo, (int)ldo);
+    }
+}
+
+void qid_k_attention(float *restrict out, size_t ldo, const float *q, size_t ldq, const float *k, size_t ldk,
+                     const float *v, size_t ldv, size_t T, size_t hd, float scale, float *restrict scratch)
+{
+    qid_k_attention_alibi(out, ldo, q, ldq, k, ldk, v, ldv, T, hd, scale, 0.0f, scratch);
+}
+
+/* s is (n). */
+void qid_k_alibi_add_ref(float *s, size_t n, float slope)
+{
+    for (size_t j = 0; j < n; j++) {
+        float b = slope * (float)j;
+        s[j] += b;
+    }
+}
+
+void qid_k_alibi_add(float *s, size_t n, float slope)
+{
+    if (qid_k_have_avx2())
+        qid_k_alibi_add_avx2(s, n, slope);
+    else
+        qid_k_alibi_add_ref(s, n, slope);
+}
+
+/* slopes is (n_heads). */
+void qid_k_alibi_slopes(float *slopes, size_t n_heads)
+{
+    size_t c = 1;
+    while (c * 2 <= n_heads)
+        c *= 2;
+    const float base = (float)pow(2.0, -pow(2.0, -(log2((double)c) - 3.0)));
+    for (size_t h = 0; h < c && h < n_heads; h++)
+        slopes[h] = powf(base, (float)(h + 1));
+    if (c != n_heads) {
+        const float extra = (float)pow(2.0, -pow(2.0, -(log2((double)(2 * c)) - 3.0)));
+        for (size_t h = c; h < n_heads; h++)
+            slopes[h] = powf(extra, (float)(2 * (h - c) + 1));
     }
 }
 
@@ -223,6 +271,39 @@ void qid_k_gelu(float *x, size_t n)
         qid_k_gelu_avx2(x, n);
     else
         qid_k_gelu_ref(x, n);
+}
+
+/* x is (n). */
+void qid_k_gelu_tanh_ref(float *x, size_t n)
+{
+    const double c = 0.79788456080286535588; /* sqrt(2 / pi) */
+    for (size_t i = 0; i < n; i++) {
+        double v = x[i];
+        x[i] = (float)(0.5 * v * (1.0 + tanh(c * (v + 0.044715 * v * v * v))));
+    }
+}
+
+void qid_k_gelu_tanh(float *x, size_t n)
+{
+    if (qid_k_have_avx2())
+        qid_k_gelu_tanh_avx2(x, n);
+    else
+        qid_k_gelu_tanh_ref(x, n);
+}
+
+/* x is (n). */
+void qid_k_relu_ref(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
+void qid_k_relu(float *x, size_t n)
+{
+    if (qid_k_have_avx2())
+        qid_k_relu_avx2(x, n);
+    else
+        qid_k_relu_ref(x, n);
 }
 
 /* x is (n). */

@@ -117,6 +117,22 @@ AVX2 static inline __m256 gelu8(__m256 x)
     return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
 }
 
+/* tanh-GELU per lane: tanh(u) = 1 - 2 / (1 + exp(2u)); exp8 saturates to
+ * 0 and +inf at the ends, giving -1 and 1. */
+AVX2 static inline __m256 gelu_tanh8(__m256 x)
+{
+    const __m256 c = _mm256_set1_ps(0.79788456080286535588f), a = _mm256_set1_ps(0.044715f);
+    const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
+    __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+    __m256 u = _mm256_mul_ps(c, _mm256_fmadd_ps(a, x3, x));
+    __m256 e = exp8(_mm256_mul_ps(two, u));
+    __m256 t = _mm256_sub_ps(one, _mm256_div_ps(two, _mm256_add_ps(one, e)));
+    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(one, t));
+}
+
+/* max(0, x) per lane; a NaN lane stays NaN (maxps returns its second operand). */
+AVX2 static inline __m256 relu8(__m256 x) { return _mm256_max_ps(_mm256_setzero_ps(), x); }
+
 AVX2 static inline __m256 silu8(__m256 x)
 {
     __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
@@ -265,6 +281,24 @@ AVX2 void qid_k_gelu_avx2(float *x, size_t n) { MAP8(x, x, n, gelu8); }
 /* x is (n). */
 AVX2 void qid_k_silu_avx2(float *x, size_t n) { MAP8(x, x, n, silu8); }
 
+/* x is (n). */
+AVX2 void qid_k_gelu_tanh_avx2(float *x, size_t n) { MAP8(x, x, n, gelu_tanh8); }
+
+/* x is (n). */
+AVX2 void qid_k_relu_avx2(float *x, size_t n) { MAP8(x, x, n, relu8); }
+
+/* s is (n): lane j gets slope * (float)j, the product rounded, then added. */
+AVX2 void qid_k_alibi_add_avx2(float *s, size_t n, float slope)
+{
+    const __m256 sl = _mm256_set1_ps(slope), step = _mm256_set1_ps(8.0f);
+    __m256 j = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8, j = _mm256_add_ps(j, step))
+        _mm256_storeu_ps(s + i, _mm256_add_ps(_mm256_loadu_ps(s + i), _mm256_mul_ps(sl, j)));
+    for (; i < n; i++)
+        s[i] += slope * (float)i;
+}
+
 /* out, x are (n). */
 AVX2 void qid_k_exp_avx2(float *out, const float *x, size_t n) { MAP8(out, x, n, exp8); }
 
@@ -390,6 +424,9 @@ void qid_k_rope_avx2(float *x, size_t T, size_t ld, size_t n_heads, size_t head_
 void qid_k_softmax_avx2(float *x, size_t n) { qid_k_softmax_ref(x, n); }
 void qid_k_gelu_avx2(float *x, size_t n) { qid_k_gelu_ref(x, n); }
 void qid_k_silu_avx2(float *x, size_t n) { qid_k_silu_ref(x, n); }
+void qid_k_gelu_tanh_avx2(float *x, size_t n) { qid_k_gelu_tanh_ref(x, n); }
+void qid_k_relu_avx2(float *x, size_t n) { qid_k_relu_ref(x, n); }
+void qid_k_alibi_add_avx2(float *s, size_t n, float slope) { qid_k_alibi_add_ref(s, n, slope); }
 void qid_k_exp_avx2(float *out, const float *x, size_t n) { qid_k_exp_ref(out, x, n); }
 void qid_k_swiglu_avx2(float *out, const float *gate, const float *up, size_t n) { qid_k_swiglu_ref(out, gate, up, n); }
 double qid_k_logsumexp_avx2(const float *x, size_t V) { return qid_k_logsumexp_ref(x, V); }

@@ -1,6 +1,7 @@
-/* model.c - the streamed forward pass of gpt-neox and llama checkpoints
- * (model.h): stage loading into a reused buffer, the embedding, one
- * transformer layer over a batch, and the chunked head with NLL and KL.
+/* model.c - the streamed forward pass of gpt-neox, llama, gpt2, opt and
+ * bloom checkpoints (model.h): stage loading into a reused buffer, the
+ * embedding, one transformer layer over a batch, and the chunked head with
+ * NLL and KL.
  *
  * Layout of a loaded stage: every 2-D tensor in table order, then every 1-D
  * tensor in table order, one float32 buffer. For llama this makes attn.q, .k,
@@ -38,6 +39,8 @@
 
 /* Pointers into a loaded layer (or head) stage. */
 typedef struct {
+    /* gpt2, opt and llama's q, k, v (also fused gpt2's c_attn) are blocked as [q; k; v] by rows
+     * (qkv_blocked); gpt-neox and bloom group them per head as [H, 3, hd] */
     float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
     float *qkv_w, *qkv_b;   /* neox (3 H hd, d) fused; llama [q; k; v] ((H + 2 KV) hd, d) */
     float *out_w, *out_b;   /* (d, H hd) */
@@ -48,8 +51,9 @@ typedef struct {
 } layer_view;
 
 typedef struct {
-    float *norm_w, *norm_b; /* final norm (b NULL for llama) */
-    float *proj;            /* (vocab, d): lm_head.weight or embed.weight */
+    float *norm_w, *norm_b; /* final norm (b NULL for llama; both NULL without one, OPT post-LN) */
+    float *proj_out;        /* (d_embed, d): OPT project_out, or NULL */
+    float *proj;            /* (vocab, d_embed): lm_head.weight or embed.weight */
 } head_view;
 
 struct qid_model {
@@ -68,6 +72,7 @@ struct qid_model {
     head_view hv, hv_ref;
     float *rope_cos, *rope_sin; /* (rope_T, rotary_dim / 2) */
     size_t rope_T;
+    float *alibi; /* (n_heads) bloom's ALiBi slopes, else NULL */
     qid_model_stats stats;
 };
 
@@ -82,6 +87,9 @@ struct qid_batch {
 };
 
 static int is_llama(const qid_model_config *c) { return c->arch == QID_ARCH_LLAMA; }
+/* q, k, v as [q; k; v] blocks of rows (else per head, [H, 3, hd]) */
+static int qkv_blocked(const qid_model_config *c) { return c->arch != QID_ARCH_GPT_NEOX && c->arch != QID_ARCH_BLOOM; }
+static size_t embed_width(const qid_model_config *c) { return (size_t)qid_embed_width(c); }
 
 /* Widths of the fused products. */
 static size_t qkv_width(const qid_model_config *c) { return (size_t)((c->n_heads + 2 * c->n_kv_heads) * c->head_dim); }
@@ -89,8 +97,9 @@ static size_t att_width(const qid_model_config *c) { return (size_t)(c->n_heads 
 static size_t ff_width(const qid_model_config *c) { return (size_t)(is_llama(c) ? 2 * c->d_ff : c->d_ff); }
 static size_t u_width(const qid_model_config *c)
 {
-    size_t a = qkv_width(c) + att_width(c), f = ff_width(c);
-    return a > f ? a : f;
+    size_t a = qkv_width(c) + att_width(c), f = ff_width(c), e = embed_width(c);
+    a = a > f ? a : f;
+    return a > e ? a : e; /* OPT's narrow embedding is gathered there before project_in */
 }
 
 /* ---- opening ------------------------------------------------------------- */
@@ -130,6 +139,10 @@ int qid_model_open(const char *path, qid_model **out, qid_error *err)
     }
     m->arena_floats = qid_model_layer_bytes(&m->cfg) / sizeof(float);
     m->arena = qid_malloc(m->arena_floats * sizeof(float), "one layer's weights");
+    if (m->cfg.arch == QID_ARCH_BLOOM) {
+        m->alibi = qid_malloc((size_t)m->cfg.n_heads * sizeof(float), "ALiBi slopes");
+        qid_k_alibi_slopes(m->alibi, (size_t)m->cfg.n_heads);
+    }
     *out = m;
     return QID_OK;
 }
@@ -159,6 +172,7 @@ void qid_model_free(qid_model *m)
     free(m->arena);
     free(m->rope_cos);
     free(m->rope_sin);
+    free(m->alibi);
     qid_ckpt_close(&m->ck);
     free(m);
 }
@@ -193,9 +207,10 @@ static qid_tensor_spec *stage_specs(const qid_model *m, int stage, size_t *n)
     qid_tensor_spec *g = qid_ckpt_layer_tensors(&m->cfg, -1, &ng);
     const char *proj = m->cfg.tie_embeddings ? "embed.weight" : "lm_head.weight";
     for (size_t i = 0; i < ng; i++) {
-        int keep = stage == QID_STAGE_EMBED
-                       ? strcmp(g[i].name, "embed.weight") == 0
-                       : strncmp(g[i].name, "final_norm.", 11) == 0 || strcmp(g[i].name, proj) == 0;
+        /* the head: final norm, project_out, the output projection; the embedding: the rest */
+        int head = strncmp(g[i].name, "final_norm.", 11) == 0 || strcmp(g[i].name, "proj_out.weight") == 0 ||
+                   strcmp(g[i].name, "lm_head.weight") == 0;
+        int keep = stage == QID_STAGE_EMBED ? !head : head || strcmp(g[i].name, proj) == 0;
         if (keep) g[k++] = g[i];
     }
     *n = k;
@@ -240,6 +255,8 @@ static void resolve_layer(qid_model *m)
     if (!is_llama(c)) {
         v->ln1_b = need(m, "ln1.bias");
         v->ln2_b = need(m, "ln2.bias");
+    }
+    if (c->arch != QID_ARCH_LLAMA && c->arch != QID_ARCH_OPT) {
         v->qkv_w = need(m, "attn.qkv.weight");
         v->qkv_b = maybe(m, "attn.qkv.bias");
         v->up_w = need(m, "mlp.up.weight");
@@ -251,6 +268,16 @@ static void resolve_layer(qid_model *m)
         return;
     }
     const size_t hd = (size_t)c->head_dim, H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads, ff = (size_t)c->d_ff;
+    v->qkv_spec[0] = spec_index(m, "attn.q.weight");
+    v->qkv_spec[1] = spec_index(m, "attn.k.weight");
+    v->qkv_spec[2] = spec_index(m, "attn.v.weight");
+    v->n_qkv = 3;
+    if (!is_llama(c)) { /* opt: separate q, k, v; one MLP input */
+        v->up_w = need(m, "mlp.up.weight");
+        v->up_b = maybe(m, "mlp.up.bias");
+        v->up_spec[0] = spec_index(m, "mlp.up.weight");
+        v->n_up = 1;
+    }
     float *q = need(m, "attn.q.weight"), *k = need(m, "attn.k.weight"), *vv = need(m, "attn.v.weight");
     QID_CHECK(k == q + H * hd * d && vv == k + KV * hd * d, "q, k, v weights must be contiguous");
     v->qkv_w = q;
@@ -258,15 +285,12 @@ static void resolve_layer(qid_model *m)
     if (v->qkv_b)
         QID_CHECK(maybe(m, "attn.k.bias") == v->qkv_b + H * hd && maybe(m, "attn.v.bias") == v->qkv_b + (H + KV) * hd,
                   "q, k, v biases must be contiguous");
+    if (!is_llama(c)) return;
     float *gate = need(m, "mlp.gate.weight"), *up = need(m, "mlp.up.weight");
     QID_CHECK(up == gate + ff * d, "gate and up weights must be contiguous");
     v->up_w = gate;
     v->up_b = maybe(m, "mlp.gate.bias");
     if (v->up_b) QID_CHECK(maybe(m, "mlp.up.bias") == v->up_b + ff, "gate and up biases must be contiguous");
-    v->qkv_spec[0] = spec_index(m, "attn.q.weight");
-    v->qkv_spec[1] = spec_index(m, "attn.k.weight");
-    v->qkv_spec[2] = spec_index(m, "attn.v.weight");
-    v->n_qkv = 3;
     v->up_spec[0] = spec_index(m, "mlp.gate.weight");
     v->up_spec[1] = spec_index(m, "mlp.up.weight");
     v->n_up = 2;
@@ -276,11 +300,13 @@ static void resolve_head(qid_model *m, head_view *h, float *const *data)
 {
     int iw = spec_index(m, "final_norm.weight"), ib = spec_index(m, "final_norm.bias");
     int ip = spec_index(m, m->cfg.tie_embeddings ? "embed.weight" : "lm_head.weight");
-    QID_CHECK(iw >= 0 && ip >= 0, "head tensors missing");
-    h->norm_w = data[iw];
+    int io = spec_index(m, "proj_out.weight");
+    QID_CHECK((iw >= 0 || m->cfg.no_final_norm) && ip >= 0, "head tensors missing");
+    h->norm_w = iw >= 0 ? data[iw] : NULL;
     h->norm_b = ib >= 0 ? data[ib] : NULL;
+    h->proj_out = io >= 0 ? data[io] : NULL;
     h->proj = data[ip];
-    QID_CHECK(is_llama(&m->cfg) || h->norm_b != NULL, "gpt-neox final norm needs a bias");
+    QID_CHECK(is_llama(&m->cfg) || m->cfg.no_final_norm || h->norm_b != NULL, "a LayerNorm final norm needs a bias");
 }
 
 /* Reads t as float32 into out (numel floats): the stored bytes, widened in
@@ -589,9 +615,9 @@ static void attention(qid_model *m, qid_batch *b, float *qkv, float *att)
     const size_t T = b->T, B = b->B, H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads, hd = (size_t)c->head_dim;
     const size_t ld = qkv_width(c), ldo = att_width(c), rd = (size_t)c->rotary_dim;
     /* where head j's q, k, v start within a row */
-    const int llama = is_llama(c);
-    const size_t q_stride = llama ? hd : 3 * hd, k_off = llama ? H * hd : hd, v_off = llama ? (H + KV) * hd : 2 * hd;
-    const size_t kv_stride = llama ? hd : 3 * hd, group = H / KV;
+    const int blk = qkv_blocked(c);
+    const size_t q_stride = blk ? hd : 3 * hd, k_off = blk ? H * hd : hd, v_off = blk ? (H + KV) * hd : 2 * hd;
+    const size_t kv_stride = blk ? hd : 3 * hd, group = H / KV;
     if (rd > 0) {
         const size_t half = rd / 2, nchunk = (T + ROW_BLOCK - 1) / ROW_BLOCK;
 #pragma omp parallel for schedule(static)
@@ -604,7 +630,12 @@ static void attention(qid_model *m, qid_batch *b, float *qkv, float *att)
         }
     }
     ensure_scratch(b);
-    const float scale = (float)pow((double)hd, -0.5);
+    /* transformers' scaling, a Python float rounded once: hd^-0.5 (GPT-2: 1 without
+     * scale_attn_weights, divided by layer + 1 with scale_attn_by_inverse_layer_idx) */
+    double sc = c->attn_unscaled ? 1.0 : pow((double)hd, -0.5);
+    if (c->attn_layer_scaled) sc /= (double)(m->stage + 1);
+    const float scale = (float)sc;
+    const float *slopes = m->alibi;
     const size_t per_thread = qid_k_attention_scratch(T);
 #pragma omp parallel
     {
@@ -613,24 +644,44 @@ static void attention(qid_model *m, qid_batch *b, float *qkv, float *att)
         for (size_t k = 0; k < B * H; k++) {
             size_t w = k / H, j = k % H, g = j / group;
             const float *base = qkv + w * T * ld;
-            qid_k_attention(att + w * T * ldo + j * hd, ldo, base + j * q_stride, ld, base + k_off + g * kv_stride, ld,
-                            base + v_off + g * kv_stride, ld, T, hd, scale, scr);
+            qid_k_attention_alibi(att + w * T * ldo + j * hd, ldo, base + j * q_stride, ld,
+                                  base + k_off + g * kv_stride, ld, base + v_off + g * kv_stride, ld, T, hd, scale,
+                                  slopes ? slopes[j] : 0.0f, scr);
         }
     }
 }
 
+/* The embedding stage: token rows (through OPT's project_in when the
+ * embedding is narrower), plus the learned position row of each token
+ * (gpt2, opt: position p of a window at row p + offset), then BLOOM's
+ * embedding LayerNorm. */
 static int run_embed(qid_model *m, qid_batch *b)
 {
-    const size_t d = (size_t)m->cfg.d_model;
-    const float *E = m->data[0];
+    const qid_model_config *c = &m->cfg;
+    const size_t d = (size_t)c->d_model, de = embed_width(c), T = b->T;
+    const float *E = need(m, "embed.weight"), *P = maybe(m, "pos_embed.weight"), *Win = maybe(m, "proj_in.weight");
+    float *dst = Win ? b->u : b->x; /* (N, de) */
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < b->N; r++)
-        memcpy(b->x + r * d, E + (size_t)b->tokens[r] * d, d * sizeof(float));
+        memcpy(dst + r * de, E + (size_t)b->tokens[r] * de, de * sizeof(float));
+    if (Win) linear(b->x, d, b->u, de, b->N, Win, d, de, NULL, 0);
+    if (P) {
+        const size_t off = (size_t)qid_pos_offset(c);
+#pragma omp parallel for schedule(static)
+        for (size_t r = 0; r < b->N; r++) {
+            float *xr = b->x + r * d;
+            const float *pr = P + (r % T + off) * d;
+            for (size_t j = 0; j < d; j++)
+                xr[j] += pr[j];
+        }
+    }
+    const float *nw = maybe(m, "embed_norm.weight");
+    if (nw) norm_rows(c, b->x, b->x, nw, maybe(m, "embed_norm.bias"), b->N);
     return QID_OK;
 }
 
-/* The MLP's activation in place on h (N, ff_w): GELU, or llama's
- * silu(gate) * up into the gate half. */
+/* The MLP's activation in place on h (N, ff_w): GELU (erf or tanh), ReLU,
+ * or llama's silu(gate) * up into the gate half. */
 static void mlp_act(const qid_model_config *c, float *h, size_t N)
 {
     const size_t ff = (size_t)c->d_ff, fw = ff_width(c);
@@ -642,6 +693,10 @@ static void mlp_act(const qid_model_config *c, float *h, size_t N)
             float *hr = h + r * fw;
             if (is_llama(c))
                 qid_k_swiglu(hr, hr, hr + ff, ff); /* silu(gate) * up, into the gate half */
+            else if (c->act == QID_ACT_GELU_TANH)
+                qid_k_gelu_tanh(hr, ff);
+            else if (c->act == QID_ACT_RELU)
+                qid_k_relu(hr, ff);
             else
                 qid_k_gelu(hr, ff);
         }
@@ -663,11 +718,15 @@ static int run_layer(qid_model *m, qid_batch *b, qid_act_hook hook, void *ctx, q
         t = t1_;                                                                                                       \
     } while (0)
 
-    norm_rows(c, b->xn, b->x, v->ln1_w, v->ln1_b, N);
+    /* pre-norm blocks read norm(x) (in xn); post-norm (OPT do_layer_norm_before
+     * false) read x and normalize after each residual add */
+    const int post = c->post_norm;
+    const float *in = post ? b->x : b->xn;
+    if (!post) norm_rows(c, b->xn, b->x, v->ln1_w, v->ln1_b, N);
     LAP(other_s);
-    if (call_act_hook(m, hook, ctx, v->qkv_spec, v->n_qkv, b->xn, N, d, err)) return err ? err->code : QID_E_INVALID;
+    if (call_act_hook(m, hook, ctx, v->qkv_spec, v->n_qkv, in, N, d, err)) return err ? err->code : QID_E_INVALID;
     t = qid_now();
-    linear(qkv, qw, b->xn, d, N, v->qkv_w, qw, d, v->qkv_b, 0);
+    linear(qkv, qw, in, d, N, v->qkv_w, qw, d, v->qkv_b, 0);
     LAP(gemm_s);
     attention(m, b, qkv, att);
     LAP(attn_s);
@@ -679,15 +738,20 @@ static int run_layer(qid_model *m, qid_batch *b, qid_act_hook hook, void *ctx, q
         LAP(other_s);
         linear(b->x, d, att, aw, N, v->out_w, d, aw, v->out_b, 1);
         LAP(gemm_s);
+    } else if (post) {
+        linear(b->x, d, att, aw, N, v->out_w, d, aw, v->out_b, 1);
+        LAP(gemm_s);
+        norm_rows(c, b->x, b->x, v->ln1_w, v->ln1_b, N);
+        LAP(other_s);
     } else {
         linear(b->x, d, att, aw, N, v->out_w, d, aw, v->out_b, 1);
         LAP(gemm_s);
         norm_rows(c, b->xn, b->x, v->ln2_w, v->ln2_b, N);
         LAP(other_s);
     }
-    if (call_act_hook(m, hook, ctx, v->up_spec, v->n_up, b->xn, N, d, err)) return err ? err->code : QID_E_INVALID;
+    if (call_act_hook(m, hook, ctx, v->up_spec, v->n_up, in, N, d, err)) return err ? err->code : QID_E_INVALID;
     t = qid_now();
-    linear(h, fw, b->xn, d, N, v->up_w, fw, d, v->up_b, 0);
+    linear(h, fw, in, d, N, v->up_w, fw, d, v->up_b, 0);
     LAP(gemm_s);
     mlp_act(c, h, N);
     LAP(other_s);
@@ -695,6 +759,10 @@ static int run_layer(qid_model *m, qid_batch *b, qid_act_hook hook, void *ctx, q
     t = qid_now();
     linear(b->x, d, h, fw, N, v->down_w, d, ff, v->down_b, 1);
     LAP(gemm_s);
+    if (post) {
+        norm_rows(c, b->x, b->x, v->ln2_w, v->ln2_b, N);
+        LAP(other_s);
+    }
 #undef LAP
     /* useful flops: the products, and causal attention (q.k and p.v for j <= i) */
     double T = (double)b->T;
@@ -746,19 +814,27 @@ static size_t argmax_first(const float *x, size_t n)
     return k;
 }
 
-/* A (n, d) = final_norm(x[rows[i]]) for the n rows of a chunk. */
-static void gather_norm(const qid_model_config *c, float *A, const float *x, const size_t *rows, size_t n,
-                        const head_view *h)
+/* The head's inputs of the n rows of a chunk: final_norm(x[rows[i]]) (a
+ * copy without a final norm) into G (n, d), then through OPT's project_out
+ * into A (n, d_embed); returns G, or A with project_out. */
+static const float *gather_norm(const qid_model_config *c, float *A, float *G, const float *x, const size_t *rows,
+                                size_t n, const head_view *h)
 {
     const size_t d = (size_t)c->d_model;
     const float eps = (float)c->norm_eps;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
-        if (is_llama(c))
-            qid_k_rmsnorm(A + i * d, x + rows[i] * d, h->norm_w, 1, d, eps);
+        if (!h->norm_w)
+            memcpy(G + i * d, x + rows[i] * d, d * sizeof(float));
+        else if (is_llama(c))
+            qid_k_rmsnorm(G + i * d, x + rows[i] * d, h->norm_w, 1, d, eps);
         else
-            qid_k_layernorm(A + i * d, x + rows[i] * d, h->norm_w, h->norm_b, 1, d, eps);
+            qid_k_layernorm(G + i * d, x + rows[i] * d, h->norm_w, h->norm_b, 1, d, eps);
     }
+    if (!h->proj_out) return G;
+    const size_t de = embed_width(c);
+    gemm_nt(n, de, d, G, d, h->proj_out, 0.0f, A, de);
+    return A;
 }
 
 int qid_batch_head(qid_model *m, qid_batch *b, const qid_head_opts *o, qid_error *err)
@@ -777,9 +853,9 @@ int qid_batch_head(qid_model *m, qid_batch *b, const qid_head_opts *o, qid_error
     const qid_model *rm = o->ref_model;
     if (rm && (rm->stage != rm->cfg.n_layers || rm->cfg.vocab_size != c->vocab_size))
         return qid_error_set(err, QID_E_INVALID, "the reference model needs its head loaded and the same vocabulary");
-    const size_t B = b->B, T = b->T, d = (size_t)c->d_model, V = (size_t)c->vocab_size;
+    const size_t B = b->B, T = b->T, d = (size_t)c->d_model, V = (size_t)c->vocab_size, de = embed_width(c);
     const qid_model_config *cr = rm ? &rm->cfg : c; /* the reference head's shape */
-    const size_t dr = (size_t)cr->d_model;
+    const size_t dr = (size_t)cr->d_model, der = embed_width(cr);
     const size_t lo = o->logits ? 0 : (o->score_from < T ? o->score_from : T);
     const size_t hi = o->logits ? T : (T >= 1 ? T - 1 : 0);
     const size_t per = hi > lo ? hi - lo : 0, nrows = B * per;
@@ -794,18 +870,20 @@ int qid_batch_head(qid_model *m, qid_batch *b, const qid_head_opts *o, qid_error
             rows[i++] = w * T + p;
     const size_t R = head_chunk_rows(V, nrows ? nrows : 1);
     float *A = qid_malloc(qid_mul_size(R * d, sizeof(float)), "head inputs");
+    float *Ap = de != d ? qid_malloc(qid_mul_size(R * de, sizeof(float)), "projected head inputs") : NULL;
     float *L = qid_malloc(qid_mul_size(R * V, sizeof(float)), "logits chunk");
     float *Ar = ref ? qid_malloc(qid_mul_size(R * dr, sizeof(float)), "reference head inputs") : NULL;
+    float *Apr = ref && der != dr ? qid_malloc(qid_mul_size(R * der, sizeof(float)), "projected head inputs") : NULL;
     float *Lr = ref ? qid_malloc(qid_mul_size(R * V, sizeof(float)), "reference logits chunk") : NULL;
     int rc = QID_OK, saved = qid_blas_single_begin();
     size_t bad_row = SIZE_MAX;
     for (size_t c0 = 0; c0 < nrows && rc == QID_OK; c0 += R) {
         const size_t n = nrows - c0 < R ? nrows - c0 : R;
-        gather_norm(c, A, b->x, rows + c0, n, hv);
-        gemm_nt(n, V, d, A, d, hv->proj, 0.0f, L, V);
+        const float *in = gather_norm(c, Ap, A, b->x, rows + c0, n, hv);
+        gemm_nt(n, V, de, in, de, hv->proj, 0.0f, L, V);
         if (ref) {
-            gather_norm(cr, Ar, ref->x, rows + c0, n, hr);
-            gemm_nt(n, V, dr, Ar, dr, hr->proj, 0.0f, Lr, V);
+            const float *inr = gather_norm(cr, Apr, Ar, ref->x, rows + c0, n, hr);
+            gemm_nt(n, V, der, inr, der, hr->proj, 0.0f, Lr, V);
         }
         if (o->logits)
             for (size_t i = 0; i < n; i++)
@@ -855,7 +933,7 @@ int qid_batch_head(qid_model *m, qid_batch *b, const qid_head_opts *o, qid_error
             }
         }
         b->next_stage++;
-        m->stats.flops += 2.0 * (double)nrows * (double)V * (double)(d + (ref ? dr : 0));
+        m->stats.flops += 2.0 * (double)nrows * (double)V * (double)(de + (ref ? der : 0));
     } else {
         qid_error_set(err, QID_E_NUMERIC, "non-finite logits at window %zu position %zu of '%s'", bad_row / T,
                       bad_row % T, m->ck.path);
@@ -866,8 +944,10 @@ int qid_batch_head(qid_model *m, qid_batch *b, const qid_head_opts *o, qid_error
     free(nll_r);
     free(kl);
     free(A);
+    free(Ap);
     free(L);
     free(Ar);
+    free(Apr);
     free(Lr);
     m->stats.head_s += qid_now() - t0;
     return rc;
@@ -1075,20 +1155,25 @@ static int calib_pass(qid_model *m, qid_batch *b, unsigned mask, const qid_calib
     const unsigned mlp = GROUP_BIT(QID_GROUP_UP) | GROUP_BIT(QID_GROUP_DOWN);
     const int need_attn = (mask & GROUP_BIT(QID_GROUP_OUT)) || (!par && (mask & mlp));
     int rc;
-    norm_rows(c, b->xn, b->x, v->ln1_w, v->ln1_b, N);
-    if ((mask & GROUP_BIT(QID_GROUP_QKV)) && (rc = calib_add(m, hk, QID_GROUP_QKV, first, b->xn, N, d, err))) return rc;
+    const int post = c->post_norm;
+    const float *in = post ? b->x : b->xn;
+    if (!post) norm_rows(c, b->xn, b->x, v->ln1_w, v->ln1_b, N);
+    if ((mask & GROUP_BIT(QID_GROUP_QKV)) && (rc = calib_add(m, hk, QID_GROUP_QKV, first, in, N, d, err))) return rc;
     if (need_attn) {
-        linear(qkv, qw, b->xn, d, N, v->qkv_w, qw, d, v->qkv_b, 0);
+        linear(qkv, qw, in, d, N, v->qkv_w, qw, d, v->qkv_b, 0);
         attention(m, b, qkv, att);
         if ((mask & GROUP_BIT(QID_GROUP_OUT)) && (rc = calib_add(m, hk, QID_GROUP_OUT, first, att, N, aw, err)))
             return rc;
     }
     if (!(mask & mlp)) return QID_OK;
     if (!par) linear(b->x, d, att, aw, N, v->out_w, d, aw, v->out_b, 1);
-    norm_rows(c, b->xn, b->x, v->ln2_w, v->ln2_b, N);
-    if ((mask & GROUP_BIT(QID_GROUP_UP)) && (rc = calib_add(m, hk, QID_GROUP_UP, first, b->xn, N, d, err))) return rc;
+    if (post)
+        norm_rows(c, b->x, b->x, v->ln1_w, v->ln1_b, N);
+    else
+        norm_rows(c, b->xn, b->x, v->ln2_w, v->ln2_b, N);
+    if ((mask & GROUP_BIT(QID_GROUP_UP)) && (rc = calib_add(m, hk, QID_GROUP_UP, first, in, N, d, err))) return rc;
     if (!(mask & GROUP_BIT(QID_GROUP_DOWN))) return QID_OK;
-    linear(h, fw, b->xn, d, N, v->up_w, fw, d, v->up_b, 0);
+    linear(h, fw, in, d, N, v->up_w, fw, d, v->up_b, 0);
     mlp_act(c, h, N);
     return calib_add(m, hk, QID_GROUP_DOWN, first, h, N, fw, err);
 }
