@@ -1,0 +1,731 @@
+/* quant_gguf_k.c - llama.cpp's k-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and the
+ * non-linear IQ4_NL as llama-quantize writes them without an importance
+ * matrix: ggml_quantize_chunk -> quantize_q*_K(..., imatrix NULL), which is
+ * quantize_row_q*_K_ref over the rows, and quantize_iq4_nl(..., NULL), which
+ * is quantize_row_iq4_nl_impl with 7 scale tries (quantize_row_iq4_nl_ref
+ * takes none: a different, unused result). Dequantization is
+ * dequantize_row_q*_K / dequantize_row_iq4_nl. Packed blocks are ggml's
+ * block_q*_K / block_iq4_nl structs byte for byte (ggml-common.h).
+ *
+ * A super-block of 256 weights holds 16 sub-blocks of 16 (Q2_K, Q3_K, Q6_K)
+ * or 8 of 32 (Q4_K, Q5_K); each sub-block's scale (and minimum) is found by
+ * ggml's search, then the sub-block scales are themselves quantized against
+ * one fp16 super-block scale (and min scale), and the codes are taken again
+ * from the stored scales:
+ *   Q2_K  scale and min per 16 by the weighted-MAD search (weights |x|,
+ *         15 + 1 steps from nmax - 0.5 by 0.1), 4-bit scales and mins,
+ *         codes 0..3, value = d*sc * q - dmin*m.
+ *   Q3_K  signed scale per 16 by make_q3_quants (RMSE with weights x^2,
+ *         up to 5 passes of one-code moves), 6-bit scales, codes -4..3.
+ *   Q4_K  scale and min per 32 by the weighted-MSE search (weights
+ *         rms(x) + |x|, 20 + 1 steps from nmax - 1), 6-bit scales and mins,
+ *         codes 0..15; Q5_K the same with codes 0..31 (15 + 1 steps from
+ *         nmax - 0.5).
+ *   Q6_K  signed scale per 16 by make_qx_quants (weights x^2, 18 trial
+ *         scales), 8-bit scales, codes -32..31.
+ *   IQ4_NL per block of 32: fp16 d, codes index the table {-127, -104, ..,
+ *         113}; d by weighted least squares (weights x^2) over 15 trial
+ *         scales; value = d * table[code].
+ * Every operation is float32 and rounded on its own, in the reference's
+ * order (qid is ISO C: no FMA contraction); nearest_int is ggml's
+ * 1.5 * 2^23 trick, which rounds half to even and is reproduced outside its
+ * asserted range too. Where a sub-block's stored scale is zero the reference
+ * keeps the codes of its search (they decide the sign of a zero output), and
+ * so does qid. A super-block scale beyond fp16 becomes Inf and the block
+ * dequantizes to Inf/NaN, as in llama.cpp.
+ *
+ * The producer of the test vectors is ggml's own ggml-quants.c
+ * (tools/make_gguf_kquant_vectors.sh), compiled without FMA contraction; a
+ * llama.cpp built with FMA contraction may differ in rare last bits.
+ *
+ * Does not: take an importance matrix (quantize_row_q*_K_impl), choose the
+ * per-tensor mixture (gguf_mix.c), or check shapes (quant_format.c). A row
+ * whose last block is short is quantized as if padded with zeros (the matrix
+ * level never asks for one).
+ */
+#include "quant.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define QID_GGUFK_X86 1
+#endif
+
+#define QK_K          256
+#define QK_NL         32
+#define GROUP_MAX_EPS 1e-15f
+
+/* ggml's nearest_int: 1.5 * 2^23 added, the low mantissa bits read back. */
+static inline int nearest_int(float f)
+{
+    float v = f + 12582912.f;
+    int32_t i;
+    memcpy(&i, &v, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int imax(int a, int b) { return a > b ? a : b; }
+
+static float f16_round(float f) { return qid_gguf_f16_to_f32(qid_gguf_f32_to_f16(f)); }
+
+static void put_f16(uint8_t *out, float f)
+{
+    const uint16_t h = qid_gguf_f32_to_f16(f);
+    out[0] = (uint8_t)(h & 0xff);
+    out[1] = (uint8_t)(h >> 8);
+}
+
+static float get_f16(const uint8_t *in) { return qid_gguf_f16_to_f32((uint16_t)(in[0] | in[1] << 8)); }
+
+/* ---- the searches (ggml-quants.c) -------------------------------------- */
+
+/* make_qkx2_quants: scale and minimum of x[n] for codes 0..nmax, the
+ * weighted error (|.| when mad, else squared) least over the min-max start
+ * and nstep + 1 trial scales (rmin + rdelta * is + nmax) / (max - min), each
+ * refined by weighted least squares. L gets the codes, *the_min = -min. */
+static float search_min_scale(int n, int nmax, const float *restrict x, const float *restrict w, uint8_t *restrict L,
+                              float *the_min, uint8_t *restrict Laux, float rmin, float rdelta, int nstep, int mad)
+{
+    float min = x[0], max = x[0];
+    float sum_w = w[0];
+    float sum_x = sum_w * x[0];
+    for (int i = 1; i < n; i++) {
+        if (x[i] < min) min = x[i];
+        if (x[i] > max) max = x[i];
+        sum_w += w[i];
+        sum_x += w[i] * x[i];
+    }
+    if (min > 0) min = 0;
+    if (max == min) {
+        memset(L, 0, (size_t)n);
+        *the_min = -min;
+        return 0.f;
+    }
+    float iscale = (float)nmax / (max - min);
+    float scale = 1 / iscale;
+    float best_error = 0;
+    for (int i = 0; i < n; i++) {
+        const int l = nearest_int(iscale * (x[i] - min));
+        L[i] = (uint8_t)imax(0, imin(nmax, l));
+        float diff = scale * (float)L[i] + min - x[i];
+        diff = mad ? fabsf(diff) : diff * diff;
+        best_error += w[i] * diff;
+    }
+    for (int is = 0; is <= nstep; is++) {
+        iscale = (rmin + rdelta * (float)is + (float)nmax) / (max - min);
+        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+        for (int i = 0; i < n; i++) {
+            const int l = imax(0, imin(nmax, nearest_int(iscale * (x[i] - min))));
+            Laux[i] = (uint8_t)l;
+            const float fl = (float)l;
+            sum_l += w[i] * fl;
+            sum_l2 += w[i] * fl * fl;
+            sum_xl += w[i] * fl * x[i];
+        }
+        const float D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D > 0) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+            if (this_min > 0) {
+                this_min = 0;
+                this_scale = sum_xl / sum_l2;
+            }
+            float cur_error = 0;
+            for (int i = 0; i < n; i++) {
+                float diff = this_scale * (float)Laux[i] + this_min - x[i];
+                diff = mad ? fabsf(diff) : diff * diff;
+                cur_error += w[i] * diff;
+            }
+            if (cur_error < best_error) {
+                memcpy(L, Laux, (size_t)n);
+                best_error = cur_error;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    *the_min = -min;
+    return scale;
+}
+
+/* The first element of largest magnitude of x[n] (signed) and that magnitude. */
+static float signed_amax(int n, const float *x, float *amax_out)
+{
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; i++) {
+        const float ax = fabsf(x[i]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[i];
+        }
+    }
+    *amax_out = amax;
+    return max;
+}
+
+/* make_q3_quants with do_rmse: signed scale of x[n] for codes -nmax..nmax-1
+ * (L gets code + nmax; all 0 for a block below GROUP_MAX_EPS). */
+static float search_q3(int n, int nmax, const float *restrict x, int8_t *restrict L)
+{
+    float amax;
+    const float max = signed_amax(n, x, &amax);
+    if (amax < GROUP_MAX_EPS) {
+        memset(L, 0, (size_t)n);
+        return 0.f;
+    }
+    const float iscale = (float)-nmax / max;
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        const int l = imax(-nmax, imin(nmax - 1, nearest_int(iscale * x[i])));
+        L[i] = (int8_t)l;
+        const float w = x[i] * x[i];
+        sumlx += w * x[i] * (float)l;
+        suml2 += w * (float)l * (float)l;
+    }
+    for (int itry = 0; itry < 5; itry++) {
+        int changed = 0;
+        for (int i = 0; i < n; i++) {
+            const float w = x[i] * x[i];
+            float slx = sumlx - w * x[i] * (float)L[i];
+            if (slx > 0) {
+                float sl2 = suml2 - w * (float)L[i] * (float)L[i];
+                const int nl = imax(-nmax, imin(nmax - 1, nearest_int(x[i] * sl2 / slx)));
+                if (nl != L[i]) {
+                    slx += w * x[i] * (float)nl;
+                    sl2 += w * (float)nl * (float)nl;
+                    if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                        L[i] = (int8_t)nl;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        changed++;
+                    }
+                }
+            }
+        }
+        if (!changed) break;
+    }
+    for (int i = 0; i < n; i++)
+        L[i] = (int8_t)(L[i] + nmax);
+    return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+/* make_qx_quants with rmse_type 1 and no importance: signed scale of x[n]
+ * for codes -nmax..nmax-1, weights x^2, the best of 1 + 18 trial scales
+ * -(nmax + 0.1 is) / max (L gets code + nmax). */
+static float search_qx(int n, int nmax, const float *restrict x, int8_t *restrict L)
+{
+    float amax;
+    const float max = signed_amax(n, x, &amax);
+    if (amax < GROUP_MAX_EPS) {
+        memset(L, 0, (size_t)n);
+        return 0.f;
+    }
+    float iscale = (float)-nmax / max;
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        const int l = imax(-nmax, imin(nmax - 1, nearest_int(iscale * x[i])));
+        L[i] = (int8_t)(nmax + l);
+        const float w = x[i] * x[i];
+        sumlx += w * x[i] * (float)l;
+        suml2 += w * (float)l * (float)l;
+    }
+    float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
+    float best = scale * sumlx;
+    for (int is = -9; is <= 9; is++) {
+        if (is == 0) continue;
+        iscale = -((float)nmax + 0.1f * (float)is) / max;
+        sumlx = suml2 = 0;
+        for (int i = 0; i < n; i++) {
+            const int l = imax(-nmax, imin(nmax - 1, nearest_int(iscale * x[i])));
+            const float w = x[i] * x[i];
+            sumlx += w * x[i] * (float)l;
+            suml2 += w * (float)l * (float)l;
+        }
+        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+            for (int i = 0; i < n; i++)
+                L[i] = (int8_t)(nmax + imax(-nmax, imin(nmax - 1, nearest_int(iscale * x[i]))));
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    return scale;
+}
+
+/* ---- Q2_K: scales[16] (4-bit scale | 4-bit min << 4), qs[64], d, dmin ---- */
+
+/* Codes L[256] (0..3) into qs[64]: element 128 h + 32 s + l at bits 2s of
+ * qs[32 h + l] (Q2_K and Q3_K). */
+static void pack2(const uint8_t *restrict L, uint8_t *restrict qs)
+{
+    for (int j = 0; j < QK_K; j += 128)
+        for (int l = 0; l < 32; l++)
+            qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+}
+
+static int unpack2(const uint8_t *qs, int e) { return qs[e / 128 * 32 + e % 32] >> (2 * (e % 128 / 32)) & 3; }
+
+static void encode_q2_k(const float *restrict x, uint8_t *restrict out)
+{
+    uint8_t L[QK_K], Laux[16];
+    float w[16], mins[16], scales[16];
+    uint8_t *sc = out, *qs = out + 16;
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < 16; j++) {
+        for (int l = 0; l < 16; l++)
+            w[l] = fabsf(x[16 * j + l]);
+        scales[j] = search_min_scale(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, 1);
+        if (scales[j] > max_scale) max_scale = scales[j];
+        if (mins[j] > max_min) max_min = mins[j];
+    }
+    if (max_scale > 0) {
+        const float iscale = 15.f / max_scale;
+        for (int j = 0; j < 16; j++)
+            sc[j] = (uint8_t)nearest_int(iscale * scales[j]);
+        put_f16(out + 80, max_scale / 15.f);
+    } else {
+        memset(sc, 0, 16);
+        put_f16(out + 80, 0.f);
+    }
+    if (max_min > 0) {
+        const float iscale = 15.f / max_min;
+        for (int j = 0; j < 16; j++)
+            sc[j] = (uint8_t)(sc[j] | nearest_int(iscale * mins[j]) << 4);
+        put_f16(out + 82, max_min / 15.f);
+    } else {
+        put_f16(out + 82, 0.f);
+    }
+    const float dd = get_f16(out + 80), dmin = get_f16(out + 82);
+    for (int j = 0; j < 16; j++) {
+        const float d = dd * (float)(sc[j] & 0xF);
+        if (d == 0) continue;
+        const float dm = dmin * (float)(sc[j] >> 4);
+        for (int i = 0; i < 16; i++)
+            L[16 * j + i] = (uint8_t)imax(0, imin(3, nearest_int((x[16 * j + i] + dm) / d)));
+    }
+    pack2(L, qs);
+}
+
+static void decode_q2_k(const uint8_t *restrict in, float *restrict y)
+{
+    const float d = get_f16(in + 80), min = get_f16(in + 82);
+    for (int j = 0; j < 16; j++) {
+        const uint8_t sc = in[j];
+        const float dl = d * (float)(sc & 0xF), ml = min * (float)(sc >> 4);
+        for (int i = 0; i < 16; i++)
+            y[16 * j + i] = dl * (float)unpack2(in + 16, 16 * j + i) - ml;
+    }
+}
+
+/* ---- Q3_K: hmask[32], qs[64], scales[12] (6-bit, +32), d --------------- */
+
+/* The 6-bit scale j (0..63, stored + 32) of a Q3_K scales[12]. */
+static int q3_scale(const uint8_t *s, int j)
+{
+    const int lo = j < 8 ? s[j] & 0xF : s[j - 8] >> 4;
+    return lo | (s[8 + j % 4] >> (2 * (j / 4)) & 3) << 4;
+}
+
+static void encode_q3_k(const float *restrict x, uint8_t *restrict out)
+{
+    int8_t L[QK_K];
+    float scales[16];
+    uint8_t *hmask = out, *qs = out + 32, *s = out + 96;
+    float max_scale = 0, amax = 0;
+    for (int j = 0; j < 16; j++) {
+        scales[j] = search_q3(16, 4, x + 16 * j, L + 16 * j);
+        const float a = fabsf(scales[j]);
+        if (a > amax) {
+            amax = a;
+            max_scale = scales[j];
+        }
+    }
+    memset(s, 0, 12);
+    if (max_scale != 0) {
+        const float iscale = -32.f / max_scale;
+        for (int j = 0; j < 16; j++) {
+            int8_t l = (int8_t)nearest_int(iscale * scales[j]);
+            l = (int8_t)(imax(-32, imin(31, l)) + 32);
+            if (j < 8)
+                s[j] = (uint8_t)(l & 0xF);
+            else
+                s[j - 8] = (uint8_t)(s[j - 8] | (l & 0xF) << 4);
+            l = (int8_t)(l >> 4);
+            s[j % 4 + 8] = (uint8_t)(s[j % 4 + 8] | l << (2 * (j / 4)));
+        }
+        put_f16(out + 108, 1 / iscale);
+    } else {
+        put_f16(out + 108, 0.f);
+    }
+    const float dd = get_f16(out + 108);
+    for (int j = 0; j < 16; j++) {
+        const float d = dd * (float)(int8_t)(q3_scale(s, j) - 32);
+        if (d == 0) continue;
+        for (int i = 0; i < 16; i++)
+            L[16 * j + i] = (int8_t)(imax(-4, imin(3, nearest_int(x[16 * j + i] / d))) + 4);
+    }
+    /* the high bit of element e is bit e / 32 of hmask[e % 32] */
+    uint8_t L2[QK_K];
+    memset(hmask, 0, 32);
+    for (int e = 0; e < QK_K; e++) {
+        int l = L[e];
+        if (l > 3) {
+            hmask[e % 32] = (uint8_t)(hmask[e % 32] | 1u << (e / 32));
+            l -= 4;
+        }
+        L2[e] = (uint8_t)l;
+    }
+    pack2(L2, qs);
+}
+
+static void decode_q3_k(const uint8_t *restrict in, float *restrict y)
+{
+    const float d = get_f16(in + 108);
+    for (int j = 0; j < 16; j++) {
+        const float dl = d * (float)(q3_scale(in + 96, j) - 32);
+        for (int i = 0; i < 16; i++) {
+            const int e = 16 * j + i;
+            const int hi = in[e % 32] >> (e / 32) & 1;
+            y[e] = dl * (float)(unpack2(in + 32, e) - (hi ? 0 : 4));
+        }
+    }
+}
+
+/* ---- Q4_K / Q5_K: d, dmin, scales[12] (6-bit scales and mins), [qh[32]], qs[128] */
+
+/* get_scale_min_k4: scale and min j (0..7) of a 12-byte scales field. */
+static void scale_min_k4(int j, const uint8_t *q, int *d, int *m)
+{
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (q[j + 4] & 0xF) | (q[j - 4] >> 6) << 4;
+        *m = (q[j + 4] >> 4) | (q[j] >> 6) << 4;
+    }
+}
+
+/* The scale search and codes L[256] shared by Q4_K (nmax 15) and Q5_K (31). */
+static void encode_q45_k(const float *restrict x, uint8_t *restrict out, int nmax, uint8_t *restrict L)
+{
+    uint8_t Laux[32];
+    float w[32], mins[8], scales[8];
+    uint8_t *s = out + 4;
+    const float rmin = nmax == 15 ? -1.f : -0.5f;
+    const int nstep = nmax == 15 ? 20 : 15;
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < 8; j++) {
+        float sum_x2 = 0;
+        for (int l = 0; l < 32; l++)
+            sum_x2 += x[32 * j + l] * x[32 * j + l];
+        const float av_x = sqrtf(sum_x2 / 32);
+        for (int l = 0; l < 32; l++)
+            w[l] = av_x + fabsf(x[32 * j + l]);
+        scales[j] = search_min_scale(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep, 0);
+        if (scales[j] > max_scale) max_scale = scales[j];
+        if (mins[j] > max_min) max_min = mins[j];
+    }
+    const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+    const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+    for (int j = 0; j < 8; j++) {
+        uint8_t ls = (uint8_t)nearest_int(inv_scale * scales[j]);
+        uint8_t lm = (uint8_t)nearest_int(inv_min * mins[j]);
+        ls = ls < 63 ? ls : 63;
+        lm = lm < 63 ? lm : 63;
+        if (j < 4) {
+            s[j] = ls;
+            s[j + 4] = lm;
+        } else {
+            s[j + 4] = (uint8_t)((ls & 0xF) | (lm & 0xF) << 4);
+            s[j - 4] = (uint8_t)(s[j - 4] | (ls >> 4) << 6);
+            s[j] = (uint8_t)(s[j] | (lm >> 4) << 6);
+        }
+    }
+    put_f16(out, max_scale / 63.f);
+    put_f16(out + 2, max_min / 63.f);
+    const float dd = get_f16(out), dmin = get_f16(out + 2);
+    for (int j = 0; j < 8; j++) {
+        int sc, m;
+        scale_min_k4(j, s, &sc, &m);
+        const float d = dd * (float)sc;
+        if (d == 0) continue;
+        const float dm = dmin * (float)m;
+        for (int i = 0; i < 32; i++)
+            L[32 * j + i] = (uint8_t)imax(0, imin(nmax, nearest_int((x[32 * j + i] + dm) / d)));
+    }
+}
+
+/* Element e of a Q4_K/Q5_K qs[128]: low nibble of qs[32 (e / 64) + e % 32]
+ * for e % 64 < 32, else its high nibble. */
+static int nibble45(const uint8_t *qs, int e) { return qs[e / 64 * 32 + e % 32] >> (e % 64 < 32 ? 0 : 4) & 0xF; }
+
+static void encode_q4_k(const float *restrict x, uint8_t *restrict out)
+{
+    uint8_t L[QK_K];
+    encode_q45_k(x, out, 15, L);
+    uint8_t *q = out + 16;
+    for (int j = 0; j < QK_K; j += 64)
+        for (int l = 0; l < 32; l++)
+            q[j / 2 + l] = (uint8_t)(L[j + l] | L[j + l + 32] << 4);
+}
+
+static void decode_q45_k(const uint8_t *restrict in, float *restrict y, const uint8_t *qh, const uint8_t *qs)
+{
+    const float d = get_f16(in), min = get_f16(in + 2);
+    for (int j = 0; j < 8; j++) {
+        int sc, m;
+        scale_min_k4(j, in + 4, &sc, &m);
+        const float d1 = d * (float)sc, m1 = min * (float)m;
+        for (int i = 0; i < 32; i++) {
+            const int e = 32 * j + i;
+            const int hi = qh ? (qh[i] >> j & 1) << 4 : 0; /* bit j of qh[e % 32] */
+            y[e] = d1 * (float)(nibble45(qs, e) + hi) - m1;
+        }
+    }
+}
+
+static void decode_q4_k(const uint8_t *restrict in, float *restrict y) { decode_q45_k(in, y, NULL, in + 16); }
+
+static void encode_q5_k(const float *restrict x, uint8_t *restrict out)
+{
+    uint8_t L[QK_K];
+    encode_q45_k(x, out, 31, L);
+    uint8_t *qh = out + 16, *ql = out + 48;
+    memset(qh, 0, 32);
+    for (int n = 0, b = 0; n < QK_K; n += 64, b += 2)
+        for (int j = 0; j < 32; j++) {
+            int l1 = L[n + j], l2 = L[n + j + 32];
+            if (l1 > 15) {
+                l1 -= 16;
+                qh[j] = (uint8_t)(qh[j] | 1u << b);
+            }
+            if (l2 > 15) {
+                l2 -= 16;
+                qh[j] = (uint8_t)(qh[j] | 2u << b);
+            }
+            ql[n / 2 + j] = (uint8_t)(l1 | l2 << 4);
+        }
+}
+
+static void decode_q5_k(const uint8_t *restrict in, float *restrict y) { decode_q45_k(in, y, in + 16, in + 48); }
+
+/* ---- Q6_K: ql[128], qh[64], scales[16] (int8), d ---------------------- */
+
+static void encode_q6_k(const float *restrict x, uint8_t *restrict out)
+{
+    int8_t L[QK_K];
+    float scales[16];
+    uint8_t *ql = out, *qh = out + 128;
+    int8_t *sc = (int8_t *)(out + 192);
+    float max_scale = 0, max_abs = 0;
+    for (int j = 0; j < 16; j++) {
+        scales[j] = search_qx(16, 32, x + 16 * j, L + 16 * j);
+        const float a = fabsf(scales[j]);
+        if (a > max_abs) {
+            max_abs = a;
+            max_scale = scales[j];
+        }
+    }
+    if (max_abs < GROUP_MAX_EPS) {
+        memset(out, 0, 210);
+        return;
+    }
+    const float iscale = -128.f / max_scale;
+    put_f16(out + 208, 1 / iscale);
+    for (int j = 0; j < 16; j++)
+        sc[j] = (int8_t)imin(127, nearest_int(iscale * scales[j]));
+    const float dd = get_f16(out + 208);
+    for (int j = 0; j < 16; j++) {
+        const float d = dd * (float)sc[j];
+        if (d == 0) continue;
+        for (int i = 0; i < 16; i++)
+            L[16 * j + i] = (int8_t)(imax(-32, imin(31, nearest_int(x[16 * j + i] / d))) + 32);
+    }
+    for (int j = 0; j < QK_K; j += 128)
+        for (int l = 0; l < 32; l++) {
+            const int a = L[j + l], b = L[j + l + 32], c = L[j + l + 64], e = L[j + l + 96];
+            ql[j / 2 + l] = (uint8_t)((a & 0xF) | (c & 0xF) << 4);
+            ql[j / 2 + l + 32] = (uint8_t)((b & 0xF) | (e & 0xF) << 4);
+            qh[j / 4 + l] = (uint8_t)(a >> 4 | (b >> 4) << 2 | (c >> 4) << 4 | (e >> 4) << 6);
+        }
+}
+
+static void decode_q6_k(const uint8_t *restrict in, float *restrict y)
+{
+    const float d = get_f16(in + 208);
+    const int8_t *sc = (const int8_t *)(in + 192);
+    for (int e = 0; e < QK_K; e++) {
+        const int h = e / 128, k = e % 128 / 32, l = e % 32;
+        const uint8_t lo = in[h * 64 + l + (k & 1) * 32];
+        const int q = ((lo >> (k & 2 ? 4 : 0)) & 0xF) | ((in[128 + h * 32 + l] >> (2 * k)) & 3) << 4;
+        y[e] = d * (float)sc[e / 16] * (float)(q - 32);
+    }
+}
+
+/* ---- IQ4_NL: d, qs[16] ------------------------------------------------- */
+
+const int8_t qid_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+/* best_index_int8 over the table: the nearest entry, the upper one on a tie. */
+static int iq4nl_index(float x)
+{
+    const int8_t *val = qid_iq4nl_values;
+    if (x <= (float)val[0]) return 0;
+    if (x >= (float)val[15]) return 15;
+    int ml = 0, mu = 15;
+    while (mu - ml > 1) {
+        const int mav = (ml + mu) / 2;
+        if (x < (float)val[mav])
+            mu = mav;
+        else
+            ml = mav;
+    }
+    return x - (float)val[mu - 1] < (float)val[mu] - x ? mu - 1 : mu;
+}
+
+/* The scale of one block x[32] (quantize_row_iq4_nl_impl, one block per
+ * super-block, no importance, ntry 7); 0 for a block below GROUP_MAX_EPS. */
+static float iq4nl_scale(const float *restrict x, size_t n)
+{
+    float amax, w[QK_NL];
+    const float max = signed_amax((int)n, x, &amax);
+    if (amax < GROUP_MAX_EPS) return 0;
+    for (size_t j = 0; j < n; j++)
+        w[j] = x[j] * x[j];
+    const float v0 = (float)qid_iq4nl_values[0];
+    float d = -max / v0, id = 1 / d;
+    float sumqx = 0, sumq2 = 0;
+    for (size_t j = 0; j < n; j++) {
+        const float q = (float)qid_iq4nl_values[iq4nl_index(id * x[j])];
+        sumqx += w[j] * q * x[j];
+        sumq2 += w[j] * q * q;
+    }
+    d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
+    float best = d * sumqx;
+    for (int itry = -7; itry <= 7; itry++) {
+        id = (float)(itry + qid_iq4nl_values[0]) / max;
+        sumqx = sumq2 = 0;
+        for (size_t j = 0; j < n; j++) {
+            const float q = (float)qid_iq4nl_values[iq4nl_index(id * x[j])];
+            sumqx += w[j] * q * x[j];
+            sumq2 += w[j] * q * q;
+        }
+        if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+            d = sumqx / sumq2;
+            best = d * sumqx;
+        }
+    }
+    return d;
+}
+
+void qid_iq4nl_params(const qid_quant_spec *spec, const float *restrict x, size_t n, qid_quant_params *p)
+{
+    (void)spec;
+    const float d = iq4nl_scale(x, n < QK_NL ? n : QK_NL);
+    p->scale = f16_round(d);
+    p->aux = d != 0 ? 1 / d : 0;
+    p->min = p->min_q = 0;
+}
+
+int qid_iq4nl_code(const qid_quant_params *p, float x) { return iq4nl_index(p->aux * x); }
+
+float qid_iq4nl_quantize_value(const qid_quant_spec *spec, const qid_quant_params *p, float x)
+{
+    (void)spec;
+    return p->scale * (float)qid_iq4nl_values[qid_iq4nl_code(p, x)];
+}
+
+static void encode_iq4_nl(const float *restrict x, uint8_t *restrict out)
+{
+    qid_quant_params p;
+    qid_iq4nl_params(NULL, x, QK_NL, &p);
+    put_f16(out, p.scale); /* f16 of an f16 value is itself */
+    for (int j = 0; j < 16; j++)
+        out[2 + j] = (uint8_t)(qid_iq4nl_code(&p, x[j]) | qid_iq4nl_code(&p, x[j + 16]) << 4);
+}
+
+static void decode_iq4_nl(const uint8_t *restrict in, float *restrict y)
+{
+    const float d = get_f16(in);
+    for (int j = 0; j < 16; j++) {
+        y[j] = d * (float)qid_iq4nl_values[in[2 + j] & 0xF];
+        y[j + 16] = d * (float)qid_iq4nl_values[in[2 + j] >> 4];
+    }
+}
+
+/* ---- rows ---------------------------------------------------------------- */
+
+typedef void (*block_enc_fn)(const float *restrict x, uint8_t *restrict out);
+typedef void (*block_dec_fn)(const uint8_t *restrict in, float *restrict y);
+
+static void block_fns(enum qid_qtype t, block_enc_fn *enc, block_dec_fn *dec)
+{
+    switch (t) {
+    case QID_QTYPE_Q2_K: *enc = encode_q2_k, *dec = decode_q2_k; break;
+    case QID_QTYPE_Q3_K: *enc = encode_q3_k, *dec = decode_q3_k; break;
+    case QID_QTYPE_Q5_K: *enc = encode_q5_k, *dec = decode_q5_k; break;
+    case QID_QTYPE_Q6_K: *enc = encode_q6_k, *dec = decode_q6_k; break;
+    case QID_QTYPE_IQ4_NL: *enc = encode_iq4_nl, *dec = decode_iq4_nl; break;
+    default: *enc = encode_q4_k, *dec = decode_q4_k; break; /* Q4_K and its mixtures */
+    }
+}
+
+/* The block of x[len] (len <= block), padded with zeros when short. */
+static const float *padded(const float *x, size_t len, size_t block, float *buf)
+{
+    if (len == block) return x;
+    memcpy(buf, x, len * sizeof *x);
+    memset(buf + len, 0, (block - len) * sizeof *x);
+    return buf;
+}
+
+void qid_gguf_k_encode(const qid_quant_spec *spec, const float *restrict x, size_t n, uint8_t *restrict out)
+{
+    block_enc_fn enc;
+    block_dec_fn dec;
+    block_fns(spec->type, &enc, &dec);
+    const size_t bytes = qid_quant_traits_of(spec->type)->block_bytes;
+    float buf[QK_K];
+    for (size_t i = 0; i < n; i += spec->block) {
+        const size_t len = n - i < spec->block ? n - i : spec->block;
+        enc(padded(x + i, len, spec->block, buf), out);
+        out += bytes;
+    }
+}
+
+void qid_gguf_k_decode(const qid_quant_spec *spec, const uint8_t *restrict in, size_t n, float *restrict y)
+{
+    block_enc_fn enc;
+    block_dec_fn dec;
+    block_fns(spec->type, &enc, &dec);
+    const size_t bytes = qid_quant_traits_of(spec->type)->block_bytes;
+    float buf[QK_K];
+    for (size_t i = 0; i < n; i += spec->block) {
+        const size_t len = n - i < spec->block ? n - i : spec->block;
+        dec(in, buf);
+        memcpy(y + i, buf, len * sizeof *y);
+        in += bytes;
+    }
+}
+
+void qid_gguf_k_quantize_ref(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n)
+{
+    block_enc_fn enc;
+    block_dec_fn dec;
+    block_fns(spec->type, &enc, &dec);
+    uint8_t blk[256];
+    float buf[QK_K], out[QK_K];
+    for (size_t i = 0; i < n; i += spec->block) {
+        const size_t len = n - i < spec->block ? n - i : spec->block;
+        enc(padded(x + i, len, spec->block, buf), blk);
+        dec(blk, out);
+        memcpy(y + i, out, len * sizeof *y);
+    }
+}
+
+void qid_gguf_k_quantize_fast(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n)
+{
+    qid_gguf_k_quantize_ref(spec, x, y, n);
+}
