@@ -331,7 +331,13 @@ static const struct {
      "setting once"},
     {"[calibration]\ntokens = c.h5\n[quantize]\nact_order = yes\nmethods = gptq\nformats = int4-g128, mxfp4\n", 0,
      "jobs/x.job:12: act_order with mxfp4 needs static groups; expected static_groups = yes (or act_order = no) for "
-     "MX, NF4 and FP4 formats"},
+     "formats with fixed blocks (MX, NF4, FP4, GGUF)"},
+    {"[calibration]\ntokens = c.h5\n[quantize]\nact_order = yes\nmethods = gptq\nformats = q4_0\n", 0,
+     "jobs/x.job:12: act_order with q4_0 needs static groups; expected static_groups = yes (or act_order = no) for "
+     "formats with fixed blocks (MX, NF4, FP4, GGUF)"},
+    {"[calibration]\ntokens = c.h5\n[quantize]\ntask = rtn q4_k_m\ntask = gptq q4_k_m\n", 0,
+     "jobs/x.job:11: format q4_k_m has no GPTQ path (its scales come from a search over whole super-blocks of 256 "
+     "weights); expected method rtn"},
     {"[quantize]\nmethods = rtn, gptq\nformats = mxfp4\n", 0,
      "jobs/x.job:9: gptq needs calibration data; expected a [calibration] section with tokens = PATH"},
     /* missing required settings */
@@ -910,7 +916,7 @@ static void test_no_fs(void)
 
 int main(void)
 {
-    plan(174);
+    plan(176);
     qid_h5_silence();
     qid_log_set_level(QID_LOG_ERROR);
     test_examples();
