@@ -145,6 +145,18 @@ static void test_examples(void)
         for (int i = 0; i < 2; i++)
             skip("xu-mx.job does not parse");
 
+    rc = qid_job_load("jobs/gguf-llama.job", &job, &err);
+    if (!is_int(QID_OK, rc, "gguf-llama.job parses")) diag("%s", err.msg);
+    if (rc == QID_OK) {
+        size_t gguf = 0;
+        for (size_t i = 0; i < job.n_quant; i++)
+            gguf += job.quant[i].method == QID_JOB_METHOD_RTN &&
+                    qid_quant_traits_of(job.quant[i].spec.type)->kind == QID_QUANT_KIND_GGUF;
+        ok(job.n_quant == 10 && gguf == 10, "gguf: 10 RTN settings, all GGUF formats (%zu of %zu)", gguf, job.n_quant);
+        qid_job_free(&job);
+    } else
+        skip("gguf-llama.job does not parse");
+
     /* expansion in a copy of the repository layout with placeholder files */
     char *root = tmp_path("ex");
     char path[1024];
@@ -164,8 +176,9 @@ static void test_examples(void)
     const struct {
         const char *name;
         size_t tasks, ckpts;
-    } ex[] = {{"pythia-ouyang.job", 6 * (1 + 3), 6}, {"xu-mx.job", 2 * (1 + 1 + 20), 2}};
-    for (size_t e = 0; e < 2; e++) {
+    } ex[] = {
+        {"pythia-ouyang.job", 6 * (1 + 3), 6}, {"xu-mx.job", 2 * (1 + 1 + 20), 2}, {"gguf-llama.job", 6 * (1 + 10), 6}};
+    for (size_t e = 0; e < sizeof ex / sizeof ex[0]; e++) {
         char src[256];
         snprintf(src, sizeof src, "jobs/%s", ex[e].name);
         snprintf(path, sizeof path, "%s/jobs/%s", root, ex[e].name);
@@ -916,7 +929,7 @@ static void test_no_fs(void)
 
 int main(void)
 {
-    plan(176);
+    plan(181);
     qid_h5_silence();
     qid_log_set_level(QID_LOG_ERROR);
     test_examples();
