@@ -513,6 +513,41 @@ static void test_gptq(void)
     }
 }
 
+/* The k-quants' fast kernel (AVX2 search for Q4_K, Q5_K) against the
+ * reference on awkward data: 96 super-blocks per type and pass. */
+static void test_kquant_fast(void)
+{
+    enum { N = 256 * 96 };
+    float *x = malloc(N * sizeof *x), *a = malloc(N * sizeof *a), *b = malloc(N * sizeof *b);
+    if (!x || !a || !b) bail("out of memory");
+    tap_seed(256);
+    for (size_t f = 0; f < N_KFORMATS; f++) {
+        qid_quant_spec s = spec_of(kformats[f]);
+        int bad = 0;
+        for (int pass = 0; pass < 6; pass++) {
+            for (size_t i = 0; i < N; i++) {
+                const float g = tap_gauss();
+                /* normal; sub-blocks of very different scales; a grid with
+                 * ties; sparse; one sign per sub-block; flat sub-blocks */
+                x[i] = pass == 0   ? g
+                       : pass == 1 ? ldexpf(g, (int)(i / 32 % 24) - 16)
+                       : pass == 2 ? (float)((int)(g * 4.0f)) * 0.25f
+                       : pass == 3 ? (i % 7 == 0 ? g : 0.0f)
+                       : pass == 4 ? (i / 32 % 2 ? fabsf(g) : -fabsf(g))
+                                   : (i / 32 % 3 == 0 ? 0.5f : g);
+            }
+            qid_quant_traits_of(s.type)->quantize_ref(&s, x, a, N);
+            qid_quant_traits_of(s.type)->quantize_fast(&s, x, b, N);
+            const size_t d = first_diff(a, b, N);
+            if (d < N && bad++ < 2)
+                diag("%s pass %d [%zu]: x %a ref %a fast %a", kformats[f], pass, d, (double)x[d], (double)a[d],
+                     (double)b[d]);
+        }
+        ok(bad == 0, "%s (%s): fast kernel equals the reference on awkward data", kformats[f], qid_quant_simd());
+    }
+    free(x), free(a), free(b);
+}
+
 /* IQ4_NL has GPTQ rows (params, quantize_value); the k-quants do not. */
 static void test_kquant_gptq(void)
 {
@@ -560,6 +595,7 @@ int main(void)
     test_fixture();
     test_kquant_fixture();
     test_kquant_names();
+    test_kquant_fast();
     test_fast();
     test_gptq();
     test_kquant_gptq();

@@ -408,14 +408,15 @@ static void scale_min_k4(int j, const uint8_t *q, int *d, int *m)
 }
 
 /* The scale search and codes L[256] shared by Q4_K (nmax 15) and Q5_K (31). */
-static void encode_q45_k(const float *restrict x, uint8_t *restrict out, int nmax, uint8_t *restrict L)
+/* The Q4_K (nmax 15) / Q5_K (31) search of the 8 sub-blocks of x[256]:
+ * weights rms(x) + |x|, codes L[256], scales[8], mins[8]. */
+static void search_q45(const float *restrict x, int nmax, uint8_t *restrict L, float *restrict scales,
+                       float *restrict mins)
 {
     uint8_t Laux[32];
-    float w[32], mins[8], scales[8];
-    uint8_t *s = out + 4;
+    float w[32];
     const float rmin = nmax == 15 ? -1.f : -0.5f;
     const int nstep = nmax == 15 ? 20 : 15;
-    float max_scale = 0, max_min = 0;
     for (int j = 0; j < 8; j++) {
         float sum_x2 = 0;
         for (int l = 0; l < 32; l++)
@@ -424,6 +425,127 @@ static void encode_q45_k(const float *restrict x, uint8_t *restrict out, int nma
         for (int l = 0; l < 32; l++)
             w[l] = av_x + fabsf(x[32 * j + l]);
         scales[j] = search_min_scale(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep, 0);
+    }
+}
+
+#ifdef QID_GGUFK_X86
+/* nearest_int of 8 floats. */
+__attribute__((target("avx2"))) static inline __m256i nearest8(__m256 f)
+{
+    const __m256i v = _mm256_castps_si256(_mm256_add_ps(f, _mm256_set1_ps(12582912.f)));
+    return _mm256_sub_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x00400000));
+}
+
+/* search_q45 with the 8 sub-blocks in the 8 lanes: each lane runs the
+ * reference's operations on its own sub-block in the reference's order (no
+ * sum is reassociated), so the results are bit for bit the scalar ones. */
+__attribute__((target("avx2"))) static void search_q45_avx2(const float *restrict x, int nmax, uint8_t *restrict L,
+                                                            float *restrict scales, float *restrict mins)
+{
+    __m256 xt[32], wt[32];
+    __m256i Lt[32], Lx[32];
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), zero = _mm256_setzero_ps();
+    const __m256i izero = _mm256_setzero_si256(), inmax = _mm256_set1_epi32(nmax);
+    const __m256i idx = _mm256_setr_epi32(0, 32, 64, 96, 128, 160, 192, 224);
+    for (int i = 0; i < 32; i++)
+        xt[i] = _mm256_i32gather_ps(x + i, idx, 4);
+    __m256 sum_x2 = zero;
+    for (int i = 0; i < 32; i++)
+        sum_x2 = _mm256_add_ps(sum_x2, _mm256_mul_ps(xt[i], xt[i]));
+    const __m256 av_x = _mm256_sqrt_ps(_mm256_div_ps(sum_x2, _mm256_set1_ps(32.f)));
+    for (int i = 0; i < 32; i++)
+        wt[i] = _mm256_add_ps(av_x, _mm256_and_ps(xt[i], absmask));
+    __m256 min = xt[0], max = xt[0], sum_w = wt[0], sum_x = _mm256_mul_ps(wt[0], xt[0]);
+    for (int i = 1; i < 32; i++) {
+        min = _mm256_min_ps(xt[i], min); /* x < min ? x : min */
+        max = _mm256_max_ps(xt[i], max);
+        sum_w = _mm256_add_ps(sum_w, wt[i]);
+        sum_x = _mm256_add_ps(sum_x, _mm256_mul_ps(wt[i], xt[i]));
+    }
+    min = _mm256_blendv_ps(min, zero, _mm256_cmp_ps(min, zero, _CMP_GT_OQ));
+    const __m256 flat = _mm256_cmp_ps(max, min, _CMP_EQ_OQ), range = _mm256_sub_ps(max, min), min0 = min;
+    const __m256 fnmax = _mm256_set1_ps((float)nmax);
+    __m256 iscale = _mm256_div_ps(fnmax, range);
+    __m256 scale = _mm256_div_ps(_mm256_set1_ps(1.f), iscale);
+    __m256 best = zero;
+    for (int i = 0; i < 32; i++) {
+        const __m256i l = _mm256_max_epi32(
+            izero, _mm256_min_epi32(inmax, nearest8(_mm256_mul_ps(iscale, _mm256_sub_ps(xt[i], min)))));
+        Lt[i] = l;
+        __m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(scale, _mm256_cvtepi32_ps(l)), min), xt[i]);
+        diff = _mm256_mul_ps(diff, diff);
+        best = _mm256_add_ps(best, _mm256_mul_ps(wt[i], diff));
+    }
+    const float rmin = nmax == 15 ? -1.f : -0.5f, rdelta = 0.1f;
+    const int nstep = nmax == 15 ? 20 : 15;
+    for (int is = 0; is <= nstep; is++) {
+        /* max - min again: a taken candidate moves min */
+        iscale = _mm256_div_ps(_mm256_set1_ps(rmin + rdelta * (float)is + (float)nmax), _mm256_sub_ps(max, min));
+        __m256 sum_l = zero, sum_l2 = zero, sum_xl = zero;
+        for (int i = 0; i < 32; i++) {
+            const __m256i l = _mm256_max_epi32(
+                izero, _mm256_min_epi32(inmax, nearest8(_mm256_mul_ps(iscale, _mm256_sub_ps(xt[i], min)))));
+            Lx[i] = l;
+            const __m256 wl = _mm256_mul_ps(wt[i], _mm256_cvtepi32_ps(l));
+            sum_l = _mm256_add_ps(sum_l, wl);
+            sum_l2 = _mm256_add_ps(sum_l2, _mm256_mul_ps(wl, _mm256_cvtepi32_ps(l)));
+            sum_xl = _mm256_add_ps(sum_xl, _mm256_mul_ps(wl, xt[i]));
+        }
+        const __m256 D = _mm256_sub_ps(_mm256_mul_ps(sum_w, sum_l2), _mm256_mul_ps(sum_l, sum_l));
+        const __m256 dpos = _mm256_cmp_ps(D, zero, _CMP_GT_OQ);
+        if (_mm256_movemask_ps(dpos) == 0) continue;
+        __m256 this_scale = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sum_w, sum_xl), _mm256_mul_ps(sum_x, sum_l)), D);
+        __m256 this_min = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sum_l2, sum_x), _mm256_mul_ps(sum_l, sum_xl)), D);
+        const __m256 mpos = _mm256_cmp_ps(this_min, zero, _CMP_GT_OQ);
+        this_min = _mm256_blendv_ps(this_min, zero, mpos);
+        this_scale = _mm256_blendv_ps(this_scale, _mm256_div_ps(sum_xl, sum_l2), mpos);
+        __m256 cur = zero;
+        for (int i = 0; i < 32; i++) {
+            __m256 diff =
+                _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(this_scale, _mm256_cvtepi32_ps(Lx[i])), this_min), xt[i]);
+            diff = _mm256_mul_ps(diff, diff);
+            cur = _mm256_add_ps(cur, _mm256_mul_ps(wt[i], diff));
+        }
+        const __m256 take = _mm256_and_ps(dpos, _mm256_cmp_ps(cur, best, _CMP_LT_OQ));
+        if (_mm256_movemask_ps(take) == 0) continue;
+        const __m256i takei = _mm256_castps_si256(take);
+        for (int i = 0; i < 32; i++)
+            Lt[i] = _mm256_blendv_epi8(Lt[i], Lx[i], takei);
+        best = _mm256_blendv_ps(best, cur, take);
+        scale = _mm256_blendv_ps(scale, this_scale, take);
+        min = _mm256_blendv_ps(min, this_min, take);
+    }
+    /* a flat sub-block (max == min after the clamp): codes 0, scale 0 */
+    scale = _mm256_blendv_ps(scale, zero, flat);
+    min = _mm256_blendv_ps(min, min0, flat);
+    const __m256 neg_min = _mm256_xor_ps(min, _mm256_set1_ps(-0.0f)); /* -min, as C's negation */
+    _mm256_storeu_ps(scales, scale);
+    _mm256_storeu_ps(mins, neg_min);
+    int32_t lanes[8];
+    const int fm = _mm256_movemask_ps(flat);
+    for (int i = 0; i < 32; i++) {
+        _mm256_storeu_si256((__m256i *)lanes, Lt[i]);
+        for (int j = 0; j < 8; j++)
+            L[32 * j + i] = (uint8_t)(fm >> j & 1 ? 0 : lanes[j]);
+    }
+}
+#endif
+
+/* The scale quantization and final codes shared by Q4_K (nmax 15) and Q5_K
+ * (31), after the search found L[256], scales[8] and mins[8]. */
+static void encode_q45_k(const float *restrict x, uint8_t *restrict out, int nmax, uint8_t *restrict L, int fast)
+{
+    float mins[8], scales[8];
+    uint8_t *s = out + 4;
+#ifdef QID_GGUFK_X86
+    if (fast)
+        search_q45_avx2(x, nmax, L, scales, mins);
+    else
+#endif
+        search_q45(x, nmax, L, scales, mins);
+    (void)fast;
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < 8; j++) {
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
@@ -461,10 +583,10 @@ static void encode_q45_k(const float *restrict x, uint8_t *restrict out, int nma
  * for e % 64 < 32, else its high nibble. */
 static int nibble45(const uint8_t *qs, int e) { return qs[e / 64 * 32 + e % 32] >> (e % 64 < 32 ? 0 : 4) & 0xF; }
 
-static void encode_q4_k(const float *restrict x, uint8_t *restrict out)
+static void encode_q4_k_impl(const float *restrict x, uint8_t *restrict out, int fast)
 {
     uint8_t L[QK_K];
-    encode_q45_k(x, out, 15, L);
+    encode_q45_k(x, out, 15, L, fast);
     uint8_t *q = out + 16;
     for (int j = 0; j < QK_K; j += 64)
         for (int l = 0; l < 32; l++)
@@ -487,11 +609,13 @@ static void decode_q45_k(const uint8_t *restrict in, float *restrict y, const ui
 }
 
 static void decode_q4_k(const uint8_t *restrict in, float *restrict y) { decode_q45_k(in, y, NULL, in + 16); }
+static void encode_q4_k(const float *restrict x, uint8_t *restrict out) { encode_q4_k_impl(x, out, 0); }
+static void encode_q4_k_fast(const float *restrict x, uint8_t *restrict out) { encode_q4_k_impl(x, out, 1); }
 
-static void encode_q5_k(const float *restrict x, uint8_t *restrict out)
+static void encode_q5_k_impl(const float *restrict x, uint8_t *restrict out, int fast)
 {
     uint8_t L[QK_K];
-    encode_q45_k(x, out, 31, L);
+    encode_q45_k(x, out, 31, L, fast);
     uint8_t *qh = out + 16, *ql = out + 48;
     memset(qh, 0, 32);
     for (int n = 0, b = 0; n < QK_K; n += 64, b += 2)
@@ -510,6 +634,8 @@ static void encode_q5_k(const float *restrict x, uint8_t *restrict out)
 }
 
 static void decode_q5_k(const uint8_t *restrict in, float *restrict y) { decode_q45_k(in, y, in + 16, in + 48); }
+static void encode_q5_k(const float *restrict x, uint8_t *restrict out) { encode_q5_k_impl(x, out, 0); }
+static void encode_q5_k_fast(const float *restrict x, uint8_t *restrict out) { encode_q5_k_impl(x, out, 1); }
 
 /* ---- Q6_K: ql[128], qh[64], scales[16] (int8), d ---------------------- */
 
@@ -660,15 +786,15 @@ static void decode_iq4_nl(const uint8_t *restrict in, float *restrict y)
 typedef void (*block_enc_fn)(const float *restrict x, uint8_t *restrict out);
 typedef void (*block_dec_fn)(const uint8_t *restrict in, float *restrict y);
 
-static void block_fns(enum qid_qtype t, block_enc_fn *enc, block_dec_fn *dec)
+static void block_fns(enum qid_qtype t, block_enc_fn *enc, block_dec_fn *dec, int fast)
 {
     switch (t) {
     case QID_QTYPE_Q2_K: *enc = encode_q2_k, *dec = decode_q2_k; break;
     case QID_QTYPE_Q3_K: *enc = encode_q3_k, *dec = decode_q3_k; break;
-    case QID_QTYPE_Q5_K: *enc = encode_q5_k, *dec = decode_q5_k; break;
+    case QID_QTYPE_Q5_K: *enc = fast ? encode_q5_k_fast : encode_q5_k, *dec = decode_q5_k; break;
     case QID_QTYPE_Q6_K: *enc = encode_q6_k, *dec = decode_q6_k; break;
     case QID_QTYPE_IQ4_NL: *enc = encode_iq4_nl, *dec = decode_iq4_nl; break;
-    default: *enc = encode_q4_k, *dec = decode_q4_k; break; /* Q4_K and its mixtures */
+    default: *enc = fast ? encode_q4_k_fast : encode_q4_k, *dec = decode_q4_k; break; /* Q4_K, mixtures */
     }
 }
 
@@ -685,7 +811,7 @@ void qid_gguf_k_encode(const qid_quant_spec *spec, const float *restrict x, size
 {
     block_enc_fn enc;
     block_dec_fn dec;
-    block_fns(spec->type, &enc, &dec);
+    block_fns(spec->type, &enc, &dec, 0);
     const size_t bytes = qid_quant_traits_of(spec->type)->block_bytes;
     float buf[QK_K];
     for (size_t i = 0; i < n; i += spec->block) {
@@ -699,7 +825,7 @@ void qid_gguf_k_decode(const qid_quant_spec *spec, const uint8_t *restrict in, s
 {
     block_enc_fn enc;
     block_dec_fn dec;
-    block_fns(spec->type, &enc, &dec);
+    block_fns(spec->type, &enc, &dec, 0);
     const size_t bytes = qid_quant_traits_of(spec->type)->block_bytes;
     float buf[QK_K];
     for (size_t i = 0; i < n; i += spec->block) {
@@ -710,11 +836,12 @@ void qid_gguf_k_decode(const qid_quant_spec *spec, const uint8_t *restrict in, s
     }
 }
 
-void qid_gguf_k_quantize_ref(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n)
+/* The fused kernel: each block encoded (reference or vector search) and decoded. */
+static void quantize_rows(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n, int fast)
 {
     block_enc_fn enc;
     block_dec_fn dec;
-    block_fns(spec->type, &enc, &dec);
+    block_fns(spec->type, &enc, &dec, fast);
     uint8_t blk[256];
     float buf[QK_K], out[QK_K];
     for (size_t i = 0; i < n; i += spec->block) {
@@ -725,7 +852,14 @@ void qid_gguf_k_quantize_ref(const qid_quant_spec *spec, const float *restrict x
     }
 }
 
+void qid_gguf_k_quantize_ref(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n)
+{
+    quantize_rows(spec, x, y, n, 0);
+}
+
+/* The AVX2 search (Q4_K, Q5_K and their mixtures; the other types take the
+ * reference). */
 void qid_gguf_k_quantize_fast(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n)
 {
-    qid_gguf_k_quantize_ref(spec, x, y, n);
+    quantize_rows(spec, x, y, n, qid_quant_use_avx2());
 }
