@@ -639,15 +639,88 @@ static void encode_q5_k_fast(const float *restrict x, uint8_t *restrict out) { e
 
 /* ---- Q6_K: ql[128], qh[64], scales[16] (int8), d ---------------------- */
 
-static void encode_q6_k(const float *restrict x, uint8_t *restrict out)
+#ifdef QID_GGUFK_X86
+/* search_qx(16, 32, ...) of the 16 sub-blocks of x[256], 8 sub-blocks at a
+ * time in the 8 lanes, each lane in the reference's order. */
+__attribute__((target("avx2"))) static void search_q6_avx2(const float *restrict x, int8_t *restrict L,
+                                                           float *restrict scales)
+{
+    const int nmax = 32;
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), zero = _mm256_setzero_ps();
+    const __m256i lo = _mm256_set1_epi32(-nmax), hi = _mm256_set1_epi32(nmax - 1);
+    const __m256i idx = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
+    for (int half = 0; half < 2; half++) {
+        const float *xb = x + 128 * half;
+        __m256 xt[16], wt[16];
+        __m256i Lt[16], Lx[16];
+        __m256 amax = zero, max = zero;
+        for (int i = 0; i < 16; i++) {
+            xt[i] = _mm256_i32gather_ps(xb + i, idx, 4);
+            wt[i] = _mm256_mul_ps(xt[i], xt[i]);
+            const __m256 ax = _mm256_and_ps(xt[i], absmask), gt = _mm256_cmp_ps(ax, amax, _CMP_GT_OQ);
+            amax = _mm256_blendv_ps(amax, ax, gt);
+            max = _mm256_blendv_ps(max, xt[i], gt);
+        }
+        const __m256 tiny = _mm256_cmp_ps(amax, _mm256_set1_ps(GROUP_MAX_EPS), _CMP_LT_OQ);
+        __m256 iscale = _mm256_div_ps(_mm256_set1_ps((float)-nmax), max);
+        __m256 sumlx = zero, suml2 = zero;
+        for (int i = 0; i < 16; i++) {
+            const __m256i l = _mm256_max_epi32(lo, _mm256_min_epi32(hi, nearest8(_mm256_mul_ps(iscale, xt[i]))));
+            Lt[i] = l;
+            const __m256 fl = _mm256_cvtepi32_ps(l);
+            sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(_mm256_mul_ps(wt[i], xt[i]), fl));
+            suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(wt[i], fl), fl));
+        }
+        __m256 scale = _mm256_blendv_ps(_mm256_div_ps(sumlx, suml2), zero, _mm256_cmp_ps(suml2, zero, _CMP_EQ_OQ));
+        __m256 best = _mm256_mul_ps(scale, sumlx);
+        for (int is = -9; is <= 9; is++) {
+            if (is == 0) continue;
+            const float c = (float)nmax + 0.1f * (float)is;
+            iscale = _mm256_div_ps(_mm256_set1_ps(-c), max);
+            sumlx = suml2 = zero;
+            for (int i = 0; i < 16; i++) {
+                const __m256i l = _mm256_max_epi32(lo, _mm256_min_epi32(hi, nearest8(_mm256_mul_ps(iscale, xt[i]))));
+                Lx[i] = l;
+                const __m256 fl = _mm256_cvtepi32_ps(l);
+                sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(_mm256_mul_ps(wt[i], xt[i]), fl));
+                suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(wt[i], fl), fl));
+            }
+            const __m256 take =
+                _mm256_and_ps(_mm256_cmp_ps(suml2, zero, _CMP_GT_OQ),
+                              _mm256_cmp_ps(_mm256_mul_ps(sumlx, sumlx), _mm256_mul_ps(best, suml2), _CMP_GT_OQ));
+            if (_mm256_movemask_ps(take) == 0) continue;
+            const __m256i takei = _mm256_castps_si256(take);
+            for (int i = 0; i < 16; i++)
+                Lt[i] = _mm256_blendv_epi8(Lt[i], Lx[i], takei);
+            const __m256 ns = _mm256_div_ps(sumlx, suml2);
+            scale = _mm256_blendv_ps(scale, ns, take);
+            best = _mm256_blendv_ps(best, _mm256_mul_ps(ns, sumlx), take);
+        }
+        scale = _mm256_blendv_ps(scale, zero, tiny);
+        _mm256_storeu_ps(scales + 8 * half, scale);
+        const int tm = _mm256_movemask_ps(tiny);
+        int32_t lanes[8];
+        for (int i = 0; i < 16; i++) {
+            _mm256_storeu_si256((__m256i *)lanes, Lt[i]);
+            for (int j = 0; j < 8; j++)
+                L[128 * half + 16 * j + i] = (int8_t)(tm >> j & 1 ? 0 : nmax + lanes[j]);
+        }
+    }
+}
+#endif
+
+static void encode_q6_k_impl(const float *restrict x, uint8_t *restrict out, int fast)
 {
     int8_t L[QK_K];
     float scales[16];
     uint8_t *ql = out, *qh = out + 128;
     int8_t *sc = (int8_t *)(out + 192);
     float max_scale = 0, max_abs = 0;
+#ifdef QID_GGUFK_X86
+    if (fast) search_q6_avx2(x, L, scales);
+#endif
     for (int j = 0; j < 16; j++) {
-        scales[j] = search_qx(16, 32, x + 16 * j, L + 16 * j);
+        if (!fast) scales[j] = search_qx(16, 32, x + 16 * j, L + 16 * j);
         const float a = fabsf(scales[j]);
         if (a > max_abs) {
             max_abs = a;
@@ -677,6 +750,9 @@ static void encode_q6_k(const float *restrict x, uint8_t *restrict out)
             qh[j / 4 + l] = (uint8_t)(a >> 4 | (b >> 4) << 2 | (c >> 4) << 4 | (e >> 4) << 6);
         }
 }
+
+static void encode_q6_k(const float *restrict x, uint8_t *restrict out) { encode_q6_k_impl(x, out, 0); }
+static void encode_q6_k_fast(const float *restrict x, uint8_t *restrict out) { encode_q6_k_impl(x, out, 1); }
 
 static void decode_q6_k(const uint8_t *restrict in, float *restrict y)
 {
@@ -792,7 +868,7 @@ static void block_fns(enum qid_qtype t, block_enc_fn *enc, block_dec_fn *dec, in
     case QID_QTYPE_Q2_K: *enc = encode_q2_k, *dec = decode_q2_k; break;
     case QID_QTYPE_Q3_K: *enc = encode_q3_k, *dec = decode_q3_k; break;
     case QID_QTYPE_Q5_K: *enc = fast ? encode_q5_k_fast : encode_q5_k, *dec = decode_q5_k; break;
-    case QID_QTYPE_Q6_K: *enc = encode_q6_k, *dec = decode_q6_k; break;
+    case QID_QTYPE_Q6_K: *enc = fast ? encode_q6_k_fast : encode_q6_k, *dec = decode_q6_k; break;
     case QID_QTYPE_IQ4_NL: *enc = encode_iq4_nl, *dec = decode_iq4_nl; break;
     default: *enc = fast ? encode_q4_k_fast : encode_q4_k, *dec = decode_q4_k; break; /* Q4_K, mixtures */
     }
@@ -857,8 +933,8 @@ void qid_gguf_k_quantize_ref(const qid_quant_spec *spec, const float *restrict x
     quantize_rows(spec, x, y, n, 0);
 }
 
-/* The AVX2 search (Q4_K, Q5_K and their mixtures; the other types take the
- * reference). */
+/* The AVX2 searches (Q4_K, Q5_K, Q6_K and the mixtures; the other types take
+ * the reference). */
 void qid_gguf_k_quantize_fast(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n)
 {
     quantize_rows(spec, x, y, n, qid_quant_use_avx2());
