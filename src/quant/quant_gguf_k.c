@@ -839,14 +839,87 @@ float qid_iq4nl_quantize_value(const qid_quant_spec *spec, const qid_quant_param
     return p->scale * (float)qid_iq4nl_values[qid_iq4nl_code(p, x)];
 }
 
-static void encode_iq4_nl(const float *restrict x, uint8_t *restrict out)
+/* One IQ4_NL block x[32] with its searched scale d. */
+static void encode_iq4_nl_d(const float *restrict x, float d, uint8_t *restrict out)
 {
-    qid_quant_params p;
-    qid_iq4nl_params(NULL, x, QK_NL, &p);
+    const qid_quant_params p = {.scale = f16_round(d), .aux = d != 0 ? 1 / d : 0};
     put_f16(out, p.scale); /* f16 of an f16 value is itself */
     for (int j = 0; j < 16; j++)
         out[2 + j] = (uint8_t)(qid_iq4nl_code(&p, x[j]) | qid_iq4nl_code(&p, x[j + 16]) << 4);
 }
+
+static void encode_iq4_nl(const float *restrict x, uint8_t *restrict out)
+{
+    encode_iq4_nl_d(x, iq4nl_scale(x, QK_NL), out);
+}
+
+#ifdef QID_GGUFK_X86
+/* iq4nl_index of 8 values: for v0 < x < v15 the count of table entries
+ * <= x is the upper neighbour mu, then the nearer of mu - 1 and mu (the
+ * upper on a tie, x - lo and hi - x rounded as the reference); x <= v0
+ * gives 0, x >= v15 and NaN 15. Returns the table values. */
+__attribute__((target("avx2"))) static inline __m256 iq4nl_value8(__m256 x, const float *table)
+{
+    __m256i cnt = _mm256_setzero_si256();
+    for (int k = 1; k < 15; k++)
+        cnt = _mm256_sub_epi32(cnt, _mm256_castps_si256(_mm256_cmp_ps(_mm256_set1_ps(table[k]), x, _CMP_LE_OQ)));
+    const __m256i mu = _mm256_add_epi32(cnt, _mm256_set1_epi32(1)); /* 1..15 */
+    const __m256 lo = _mm256_i32gather_ps(table, _mm256_sub_epi32(mu, _mm256_set1_epi32(1)), 4);
+    const __m256 hi = _mm256_i32gather_ps(table, mu, 4);
+    const __m256 down = _mm256_cmp_ps(_mm256_sub_ps(x, lo), _mm256_sub_ps(hi, x), _CMP_LT_OQ);
+    __m256 v = _mm256_blendv_ps(hi, lo, down);
+    v = _mm256_blendv_ps(v, _mm256_set1_ps(table[0]), _mm256_cmp_ps(x, _mm256_set1_ps(table[0]), _CMP_LE_OQ));
+    const __m256 top =
+        _mm256_or_ps(_mm256_cmp_ps(x, _mm256_set1_ps(table[15]), _CMP_GE_OQ), _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    return _mm256_blendv_ps(v, _mm256_set1_ps(table[15]), top);
+}
+
+/* iq4nl_scale of the 8 blocks of x[256], one block per lane in the
+ * reference's order. */
+__attribute__((target("avx2"))) static void iq4nl_scales8_avx2(const float *restrict x, float *restrict d8)
+{
+    float table[16];
+    for (int k = 0; k < 16; k++)
+        table[k] = (float)qid_iq4nl_values[k];
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), zero = _mm256_setzero_ps();
+    const __m256i idx = _mm256_setr_epi32(0, 32, 64, 96, 128, 160, 192, 224);
+    __m256 xt[32], wt[32], amax = zero, max = zero;
+    for (int i = 0; i < 32; i++) {
+        xt[i] = _mm256_i32gather_ps(x + i, idx, 4);
+        wt[i] = _mm256_mul_ps(xt[i], xt[i]);
+        const __m256 ax = _mm256_and_ps(xt[i], absmask), gt = _mm256_cmp_ps(ax, amax, _CMP_GT_OQ);
+        amax = _mm256_blendv_ps(amax, ax, gt);
+        max = _mm256_blendv_ps(max, xt[i], gt);
+    }
+    const __m256 tiny = _mm256_cmp_ps(amax, _mm256_set1_ps(GROUP_MAX_EPS), _CMP_LT_OQ);
+    const __m256 neg_max = _mm256_xor_ps(max, _mm256_set1_ps(-0.0f));
+    __m256 id = _mm256_div_ps(_mm256_set1_ps(1.f), _mm256_div_ps(neg_max, _mm256_set1_ps(table[0])));
+    __m256 sumqx = zero, sumq2 = zero;
+    for (int i = 0; i < 32; i++) {
+        const __m256 q = iq4nl_value8(_mm256_mul_ps(id, xt[i]), table), wq = _mm256_mul_ps(wt[i], q);
+        sumqx = _mm256_add_ps(sumqx, _mm256_mul_ps(wq, xt[i]));
+        sumq2 = _mm256_add_ps(sumq2, _mm256_mul_ps(wq, q));
+    }
+    __m256 d = _mm256_blendv_ps(zero, _mm256_div_ps(sumqx, sumq2), _mm256_cmp_ps(sumq2, zero, _CMP_GT_OQ));
+    __m256 best = _mm256_mul_ps(d, sumqx);
+    for (int itry = -7; itry <= 7; itry++) {
+        id = _mm256_div_ps(_mm256_set1_ps((float)(itry + qid_iq4nl_values[0])), max);
+        sumqx = sumq2 = zero;
+        for (int i = 0; i < 32; i++) {
+            const __m256 q = iq4nl_value8(_mm256_mul_ps(id, xt[i]), table), wq = _mm256_mul_ps(wt[i], q);
+            sumqx = _mm256_add_ps(sumqx, _mm256_mul_ps(wq, xt[i]));
+            sumq2 = _mm256_add_ps(sumq2, _mm256_mul_ps(wq, q));
+        }
+        const __m256 take =
+            _mm256_and_ps(_mm256_cmp_ps(sumq2, zero, _CMP_GT_OQ),
+                          _mm256_cmp_ps(_mm256_mul_ps(sumqx, sumqx), _mm256_mul_ps(best, sumq2), _CMP_GT_OQ));
+        const __m256 nd = _mm256_div_ps(sumqx, sumq2);
+        d = _mm256_blendv_ps(d, nd, take);
+        best = _mm256_blendv_ps(best, _mm256_mul_ps(nd, sumqx), take);
+    }
+    _mm256_storeu_ps(d8, _mm256_blendv_ps(d, zero, tiny));
+}
+#endif
 
 static void decode_iq4_nl(const uint8_t *restrict in, float *restrict y)
 {
@@ -920,7 +993,19 @@ static void quantize_rows(const qid_quant_spec *spec, const float *restrict x, f
     block_fns(spec->type, &enc, &dec, fast);
     uint8_t blk[256];
     float buf[QK_K], out[QK_K];
-    for (size_t i = 0; i < n; i += spec->block) {
+    size_t i = 0;
+#ifdef QID_GGUFK_X86
+    if (fast && spec->type == QID_QTYPE_IQ4_NL) /* 8 blocks of 32 at a time */
+        for (; i + QK_K <= n; i += QK_K) {
+            float d8[8];
+            iq4nl_scales8_avx2(x + i, d8);
+            for (int b = 0; b < 8; b++) {
+                encode_iq4_nl_d(x + i + QK_NL * b, d8[b], blk);
+                decode_iq4_nl(blk, y + i + QK_NL * b);
+            }
+        }
+#endif
+    for (; i < n; i += spec->block) {
         const size_t len = n - i < spec->block ? n - i : spec->block;
         enc(padded(x + i, len, spec->block, buf), blk);
         dec(blk, out);
@@ -933,8 +1018,8 @@ void qid_gguf_k_quantize_ref(const qid_quant_spec *spec, const float *restrict x
     quantize_rows(spec, x, y, n, 0);
 }
 
-/* The AVX2 searches (Q4_K, Q5_K, Q6_K and the mixtures; the other types take
- * the reference). */
+/* The AVX2 searches (Q4_K, Q5_K, Q6_K, IQ4_NL and the mixtures; Q2_K and Q3_K
+ * take the reference). */
 void qid_gguf_k_quantize_fast(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n)
 {
     quantize_rows(spec, x, y, n, qid_quant_use_avx2());
