@@ -232,7 +232,7 @@ int main(void)
         qid_quant_force_scalar(1);
         double ts = time_quant(&spec, w, q, R, C, 1);
         qid_quant_force_scalar(0);
-        printf("  rtn %-13s %7.2f GB/s = %3.0f%% of memcpy  (scalar reference %.2f GB/s)\n", fmts[f], gb / tf,
+        printf("  rtn %-13s %7.3f GB/s = %5.1f%% of memcpy  (scalar reference %.3f GB/s)\n", fmts[f], gb / tf,
                100.0 * tm / tf, gb / ts);
     }
     free(w);

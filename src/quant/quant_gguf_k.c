@@ -291,8 +291,8 @@ static void encode_q2_k(const float *restrict x, uint8_t *restrict out)
     }
     if (max_min > 0) {
         const float iscale = 15.f / max_min;
-        for (int j = 0; j < 16; j++)
-            sc[j] = (uint8_t)(sc[j] | nearest_int(iscale * mins[j]) << 4);
+        for (int j = 0; j < 16; j++) /* unsigned: the reference's l << 4 of a negative l wraps */
+            sc[j] = (uint8_t)(sc[j] | (unsigned)nearest_int(iscale * mins[j]) << 4);
         put_f16(out + 82, max_min / 15.f);
     } else {
         put_f16(out + 82, 0.f);
