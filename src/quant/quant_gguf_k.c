@@ -267,16 +267,29 @@ static void pack2(const uint8_t *restrict L, uint8_t *restrict qs)
 
 static int unpack2(const uint8_t *qs, int e) { return qs[e / 128 * 32 + e % 32] >> (2 * (e % 128 / 32)) & 3; }
 
-static void encode_q2_k(const float *restrict x, uint8_t *restrict out)
+#ifdef QID_GGUFK_X86
+__attribute__((target("avx2"))) static void search_min_scale8_avx2(const float *restrict x, int n, int nmax, int q2,
+                                                                   uint8_t *restrict L, float *restrict scales,
+                                                                   float *restrict mins);
+#endif
+
+static void encode_q2_k_impl(const float *restrict x, uint8_t *restrict out, int fast)
 {
     uint8_t L[QK_K], Laux[16];
     float w[16], mins[16], scales[16];
     uint8_t *sc = out, *qs = out + 16;
     float max_scale = 0, max_min = 0;
+#ifdef QID_GGUFK_X86
+    if (fast)
+        for (int h = 0; h < 2; h++)
+            search_min_scale8_avx2(x + 128 * h, 16, 3, 1, L + 128 * h, scales + 8 * h, mins + 8 * h);
+#endif
     for (int j = 0; j < 16; j++) {
-        for (int l = 0; l < 16; l++)
-            w[l] = fabsf(x[16 * j + l]);
-        scales[j] = search_min_scale(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, 1);
+        if (!fast) {
+            for (int l = 0; l < 16; l++)
+                w[l] = fabsf(x[16 * j + l]);
+            scales[j] = search_min_scale(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, 1);
+        }
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
@@ -307,6 +320,9 @@ static void encode_q2_k(const float *restrict x, uint8_t *restrict out)
     }
     pack2(L, qs);
 }
+
+static void encode_q2_k(const float *restrict x, uint8_t *restrict out) { encode_q2_k_impl(x, out, 0); }
+static void encode_q2_k_fast(const float *restrict x, uint8_t *restrict out) { encode_q2_k_impl(x, out, 1); }
 
 static void decode_q2_k(const uint8_t *restrict in, float *restrict y)
 {
@@ -436,27 +452,36 @@ __attribute__((target("avx2"))) static inline __m256i nearest8(__m256 f)
     return _mm256_sub_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x00400000));
 }
 
-/* search_q45 with the 8 sub-blocks in the 8 lanes: each lane runs the
- * reference's operations on its own sub-block in the reference's order (no
- * sum is reassociated), so the results are bit for bit the scalar ones. */
-__attribute__((target("avx2"))) static void search_q45_avx2(const float *restrict x, int nmax, uint8_t *restrict L,
-                                                            float *restrict scales, float *restrict mins)
+/* search_min_scale of 8 sub-blocks of n (16 or 32) at x + n j, one per lane:
+ * each lane runs the reference's operations on its own sub-block in the
+ * reference's order (no sum is reassociated), so the results are bit for
+ * bit the scalar ones. q2: Q2_K's weights |x|, absolute error, 15 + 1 steps
+ * from nmax - 0.5; else Q4_K/Q5_K's weights rms(x) + |x|, squared error.
+ * L[n j + i], scales[j], mins[j]. */
+__attribute__((target("avx2"))) static void search_min_scale8_avx2(const float *restrict x, int n, int nmax, int q2,
+                                                                   uint8_t *restrict L, float *restrict scales,
+                                                                   float *restrict mins)
 {
     __m256 xt[32], wt[32];
     __m256i Lt[32], Lx[32];
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), zero = _mm256_setzero_ps();
     const __m256i izero = _mm256_setzero_si256(), inmax = _mm256_set1_epi32(nmax);
-    const __m256i idx = _mm256_setr_epi32(0, 32, 64, 96, 128, 160, 192, 224);
-    for (int i = 0; i < 32; i++)
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(n));
+    for (int i = 0; i < n; i++)
         xt[i] = _mm256_i32gather_ps(x + i, idx, 4);
-    __m256 sum_x2 = zero;
-    for (int i = 0; i < 32; i++)
-        sum_x2 = _mm256_add_ps(sum_x2, _mm256_mul_ps(xt[i], xt[i]));
-    const __m256 av_x = _mm256_sqrt_ps(_mm256_div_ps(sum_x2, _mm256_set1_ps(32.f)));
-    for (int i = 0; i < 32; i++)
-        wt[i] = _mm256_add_ps(av_x, _mm256_and_ps(xt[i], absmask));
+    if (q2) {
+        for (int i = 0; i < n; i++)
+            wt[i] = _mm256_and_ps(xt[i], absmask);
+    } else {
+        __m256 sum_x2 = zero;
+        for (int i = 0; i < n; i++)
+            sum_x2 = _mm256_add_ps(sum_x2, _mm256_mul_ps(xt[i], xt[i]));
+        const __m256 av_x = _mm256_sqrt_ps(_mm256_div_ps(sum_x2, _mm256_set1_ps((float)n)));
+        for (int i = 0; i < n; i++)
+            wt[i] = _mm256_add_ps(av_x, _mm256_and_ps(xt[i], absmask));
+    }
     __m256 min = xt[0], max = xt[0], sum_w = wt[0], sum_x = _mm256_mul_ps(wt[0], xt[0]);
-    for (int i = 1; i < 32; i++) {
+    for (int i = 1; i < n; i++) {
         min = _mm256_min_ps(xt[i], min); /* x < min ? x : min */
         max = _mm256_max_ps(xt[i], max);
         sum_w = _mm256_add_ps(sum_w, wt[i]);
@@ -468,21 +493,21 @@ __attribute__((target("avx2"))) static void search_q45_avx2(const float *restric
     __m256 iscale = _mm256_div_ps(fnmax, range);
     __m256 scale = _mm256_div_ps(_mm256_set1_ps(1.f), iscale);
     __m256 best = zero;
-    for (int i = 0; i < 32; i++) {
+    for (int i = 0; i < n; i++) {
         const __m256i l = _mm256_max_epi32(
             izero, _mm256_min_epi32(inmax, nearest8(_mm256_mul_ps(iscale, _mm256_sub_ps(xt[i], min)))));
         Lt[i] = l;
         __m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(scale, _mm256_cvtepi32_ps(l)), min), xt[i]);
-        diff = _mm256_mul_ps(diff, diff);
+        diff = q2 ? _mm256_and_ps(diff, absmask) : _mm256_mul_ps(diff, diff);
         best = _mm256_add_ps(best, _mm256_mul_ps(wt[i], diff));
     }
-    const float rmin = nmax == 15 ? -1.f : -0.5f, rdelta = 0.1f;
-    const int nstep = nmax == 15 ? 20 : 15;
+    const float rmin = nmax == 15 && !q2 ? -1.f : -0.5f, rdelta = 0.1f;
+    const int nstep = nmax == 15 && !q2 ? 20 : 15;
     for (int is = 0; is <= nstep; is++) {
         /* max - min again: a taken candidate moves min */
         iscale = _mm256_div_ps(_mm256_set1_ps(rmin + rdelta * (float)is + (float)nmax), _mm256_sub_ps(max, min));
         __m256 sum_l = zero, sum_l2 = zero, sum_xl = zero;
-        for (int i = 0; i < 32; i++) {
+        for (int i = 0; i < n; i++) {
             const __m256i l = _mm256_max_epi32(
                 izero, _mm256_min_epi32(inmax, nearest8(_mm256_mul_ps(iscale, _mm256_sub_ps(xt[i], min)))));
             Lx[i] = l;
@@ -500,16 +525,16 @@ __attribute__((target("avx2"))) static void search_q45_avx2(const float *restric
         this_min = _mm256_blendv_ps(this_min, zero, mpos);
         this_scale = _mm256_blendv_ps(this_scale, _mm256_div_ps(sum_xl, sum_l2), mpos);
         __m256 cur = zero;
-        for (int i = 0; i < 32; i++) {
+        for (int i = 0; i < n; i++) {
             __m256 diff =
                 _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(this_scale, _mm256_cvtepi32_ps(Lx[i])), this_min), xt[i]);
-            diff = _mm256_mul_ps(diff, diff);
+            diff = q2 ? _mm256_and_ps(diff, absmask) : _mm256_mul_ps(diff, diff);
             cur = _mm256_add_ps(cur, _mm256_mul_ps(wt[i], diff));
         }
         const __m256 take = _mm256_and_ps(dpos, _mm256_cmp_ps(cur, best, _CMP_LT_OQ));
         if (_mm256_movemask_ps(take) == 0) continue;
         const __m256i takei = _mm256_castps_si256(take);
-        for (int i = 0; i < 32; i++)
+        for (int i = 0; i < n; i++)
             Lt[i] = _mm256_blendv_epi8(Lt[i], Lx[i], takei);
         best = _mm256_blendv_ps(best, cur, take);
         scale = _mm256_blendv_ps(scale, this_scale, take);
@@ -523,10 +548,10 @@ __attribute__((target("avx2"))) static void search_q45_avx2(const float *restric
     _mm256_storeu_ps(mins, neg_min);
     int32_t lanes[8];
     const int fm = _mm256_movemask_ps(flat);
-    for (int i = 0; i < 32; i++) {
+    for (int i = 0; i < n; i++) {
         _mm256_storeu_si256((__m256i *)lanes, Lt[i]);
         for (int j = 0; j < 8; j++)
-            L[32 * j + i] = (uint8_t)(fm >> j & 1 ? 0 : lanes[j]);
+            L[n * j + i] = (uint8_t)(fm >> j & 1 ? 0 : lanes[j]);
     }
 }
 #endif
@@ -539,7 +564,7 @@ static void encode_q45_k(const float *restrict x, uint8_t *restrict out, int nma
     uint8_t *s = out + 4;
 #ifdef QID_GGUFK_X86
     if (fast)
-        search_q45_avx2(x, nmax, L, scales, mins);
+        search_min_scale8_avx2(x, 32, nmax, 0, L, scales, mins);
     else
 #endif
         search_q45(x, nmax, L, scales, mins);
@@ -938,7 +963,7 @@ typedef void (*block_dec_fn)(const uint8_t *restrict in, float *restrict y);
 static void block_fns(enum qid_qtype t, block_enc_fn *enc, block_dec_fn *dec, int fast)
 {
     switch (t) {
-    case QID_QTYPE_Q2_K: *enc = encode_q2_k, *dec = decode_q2_k; break;
+    case QID_QTYPE_Q2_K: *enc = fast ? encode_q2_k_fast : encode_q2_k, *dec = decode_q2_k; break;
     case QID_QTYPE_Q3_K: *enc = encode_q3_k, *dec = decode_q3_k; break;
     case QID_QTYPE_Q5_K: *enc = fast ? encode_q5_k_fast : encode_q5_k, *dec = decode_q5_k; break;
     case QID_QTYPE_Q6_K: *enc = fast ? encode_q6_k_fast : encode_q6_k, *dec = decode_q6_k; break;
@@ -1018,8 +1043,8 @@ void qid_gguf_k_quantize_ref(const qid_quant_spec *spec, const float *restrict x
     quantize_rows(spec, x, y, n, 0);
 }
 
-/* The AVX2 searches (Q4_K, Q5_K, Q6_K, IQ4_NL and the mixtures; Q2_K and Q3_K
- * take the reference). */
+/* The AVX2 searches (Q2_K, Q4_K, Q5_K, Q6_K, IQ4_NL and the mixtures; Q3_K
+ * takes the reference). */
 void qid_gguf_k_quantize_fast(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n)
 {
     quantize_rows(spec, x, y, n, qid_quant_use_avx2());
