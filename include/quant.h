@@ -408,7 +408,8 @@ void qid_gguf_decode(const qid_quant_spec *spec, const uint8_t *restrict in, siz
  * (which use their default type's kernels): each block (256 or 32) encoded
  * as ggml's quantize_q*_K / quantize_iq4_nl with no importance matrix and
  * decoded as dequantize_row_*; the fused kernel is encode then decode, so
- * it is bit-identical to llama.cpp's stored weights. A short last block is
+ * it is bit-identical to llama.cpp's stored weights (the fast one runs the
+ * scale searches of 8 sub-blocks at once in AVX2 lanes, same bits). A short last block is
  * quantized as if padded with zeros. Packed blocks are ggml's block_q2_K ..
  * block_q6_K, block_iq4_nl, byte for byte. */
 void qid_gguf_k_quantize_ref(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n);

@@ -34,6 +34,14 @@
  * so does qid. A super-block scale beyond fp16 becomes Inf and the block
  * dequantizes to Inf/NaN, as in llama.cpp.
  *
+ * The fast kernel (AVX2, chosen at run time) runs the scale searches of
+ * Q2_K, Q4_K, Q5_K, Q6_K and IQ4_NL with 8 sub-blocks (or blocks) in the 8
+ * lanes, each lane doing its own sub-block's operations in the reference's
+ * order, so no sum is reassociated and the result is bit-identical (Q3_K's
+ * data-dependent passes stay scalar); the rest of each block is the scalar
+ * code. The searches are what costs: 4-9x the scalar kernel, still well
+ * below the legacy blocks' speed (docs/benchmarks.md).
+ *
  * The producer of the test vectors is ggml's own ggml-quants.c
  * (tools/make_gguf_kquant_vectors.sh), compiled without FMA contraction; a
  * llama.cpp built with FMA contraction may differ in rare last bits.
