@@ -1,6 +1,8 @@
 /* test_gguf_mix.c - llama-quantize's per-tensor choice (gguf_mix.c) against
  * tables worked out by hand from llama.cpp's src/llama-quant.cpp
- * (llama_tensor_get_type_impl, tensor_type_fallback) for small layer counts,
+ * (llama_tensor_get_type_impl, tensor_type_fallback) for small layer counts
+ * and against llama.cpp's own expected choices for three real models
+ * (tests/snapshots via tools/make_gguf_mix_fixture.sh),
  * the fallback for row lengths 256 or 32 does not divide, and the
  * quantizer applying them (quantize.h): each tensor of a model gets its type,
  * an F16 fallback is fp16 rounding, GPTQ refuses the k-quants. */
@@ -158,6 +160,101 @@ static void test_fallback(void)
     check_row("iq4_nl", &neox8, "mlp.up.weight", 96, "nnnnnnnn");
 }
 
+/* The type qid gives llama.cpp tensor `name` (blk.I.ROLE.weight or
+ * output.weight) of a model; 0 when it is not one qid rules on. */
+static int qid_type_of(const qid_quant_spec *spec, const qid_model_config *cfg, const char *name, size_t n_embd,
+                       size_t n_ff, qid_quant_spec *out)
+{
+    static const struct {
+        const char *gguf;
+        qid_gguf_role role;
+    } roles[] = {{"attn_q", QID_GGUF_ROLE_ATTN_Q},     {"attn_k", QID_GGUF_ROLE_ATTN_K},
+                 {"attn_v", QID_GGUF_ROLE_ATTN_V},     {"attn_output", QID_GGUF_ROLE_ATTN_OUTPUT},
+                 {"ffn_gate", QID_GGUF_ROLE_FFN_GATE}, {"ffn_up", QID_GGUF_ROLE_FFN_UP},
+                 {"ffn_down", QID_GGUF_ROLE_FFN_DOWN}};
+    if (strcmp(name, "output.weight") == 0)
+        return qid_gguf_tensor_type(spec, cfg, QID_GGUF_ROLE_OUTPUT, -1, n_embd, out) ? 1 : -1;
+    int layer = -1;
+    char role[32];
+    if (sscanf(name, "blk.%d.%31[a-z_].weight", &layer, role) != 2) return 0;
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
+        if (strcmp(role, roles[i].gguf) == 0) {
+            const size_t cols = roles[i].role == QID_GGUF_ROLE_FFN_DOWN ? n_ff : n_embd;
+            return qid_gguf_tensor_type(spec, cfg, roles[i].role, layer, cols, out) ? 1 : -1;
+        }
+    return 0;
+}
+
+/* llama.cpp's own expected choices (tests/snapshots, through
+ * tools/make_gguf_mix_fixture.sh): every linear tensor of every layer of
+ * Llama-3.1-70B, Qwen3-0.6B and Qwen3-14B under Q4_0, Q5_0, Q8_0, Q6_K and
+ * the mixtures Q3_K_S .. Q5_K_M, and the head under the mixtures. */
+static void test_snapshots(void)
+{
+    size_t len = 0;
+    char *text = tap_read_file("test/fixtures/quant/gguf_mix_types.txt", &len);
+    char *save = NULL, model[64] = "";
+    size_t n_embd = 0, n_ff = 0;
+    qid_model_config cfg = config(QID_ARCH_LLAMA, 1, 1, 1);
+    int sections = 0, checked = 0, bad = 0;
+    enum { MAXT = 1024 };
+    static char names[MAXT][48], want[MAXT][8];
+    int nt = 0;
+    qid_quant_spec spec = {0};
+    char def[8] = "";
+    /* one section at a time: collect its lines, then check every tensor */
+    for (char *line = strtok_r(text, "\n", &save);; line = strtok_r(NULL, "\n", &save)) {
+        if (!line || line[0] == '[' || strncmp(line, "model ", 6) == 0) {
+            if (def[0]) {
+                const char *roles[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+                /* plain formats are --pure in qid: the head's Q6_K rule of
+                 * llama-quantize's Q4_0/Q5_0 ftypes is theirs, not qid's */
+                const int from = qid_quant_traits_of(spec.type)->mixture ? -1 : 0;
+                for (int l = from; l < (int)cfg.n_layers; l++)
+                    for (size_t r = 0; r < (l < 0 ? 1 : sizeof roles / sizeof roles[0]); r++) {
+                        char name[64];
+                        if (l < 0)
+                            snprintf(name, sizeof name, "output.weight");
+                        else
+                            snprintf(name, sizeof name, "blk.%d.%s.weight", l, roles[r]);
+                        const char *w = def;
+                        for (int k = 0; k < nt; k++)
+                            if (strcmp(names[k], name) == 0) w = want[k];
+                        qid_quant_spec got;
+                        const int rc = qid_type_of(&spec, &cfg, name, n_embd, n_ff, &got);
+                        const char *g = rc > 0 ? qid_quant_traits_of(got.type)->name : "f16";
+                        checked++;
+                        if (strcmp(g, w) != 0 && bad++ < 5)
+                            diag("%s %s: %s gets %s, llama.cpp %s", model, def, name, g, w);
+                    }
+                def[0] = '\0';
+            }
+            if (!line) break;
+            nt = 0;
+            if (line[0] == '[') {
+                char ft[16];
+                if (sscanf(line, "[%15[a-z0-9_]] %7s", ft, def) != 2) bail("bad section line %s", line);
+                qid_error err;
+                if (qid_quant_parse(ft, &spec, &err)) bail("%s", err.msg);
+                sections++;
+            } else {
+                long long e, f, v, nl, nh, nkv;
+                if (sscanf(line, "model %63s %lld %lld %lld %lld %lld %lld", model, &e, &f, &v, &nl, &nh, &nkv) != 7)
+                    bail("bad model line %s", line);
+                n_embd = (size_t)e, n_ff = (size_t)f;
+                cfg = config(QID_ARCH_LLAMA, (int)nl, (int)nh, (int)nkv);
+            }
+            continue;
+        }
+        if (line[0] == '#') continue;
+        if (nt == MAXT || sscanf(line, "%47s %7s", names[nt], want[nt]) != 2) bail("bad tensor line %s", line);
+        nt++;
+    }
+    free(text);
+    ok(sections == 33 && checked > 10000 && bad == 0,
+       "llama.cpp's snapshots: %d tensors in %d (model, ftype) sections, %d differ", checked, sections, bad);
+}
+
 /* A tiny GPT-NeoX through the RTN weight hook and GPTQ's refusal. */
 static void test_quantizer(void)
 {
@@ -213,6 +310,7 @@ int main(void)
     test_roles();
     test_mixtures();
     test_fallback();
+    test_snapshots();
     test_quantizer();
     return 0;
 }
