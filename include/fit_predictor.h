@@ -15,9 +15,10 @@
  *                         checkpoint and format (an RTN row's own)
  *     elem_bits           element bits P
  *     scales_per_weight   1 / block (group) size; 0 per channel
- *     fmt_int fmt_mxfp fmt_mxint fmt_nf4 fmt_fp4
+ *     fmt_int fmt_mxfp fmt_mxint fmt_nf4 fmt_fp4 fmt_gguf
  *                         the format family, one-hot (quant.h's families:
- *                         RTN integers, MX with FP elements, MXINT, NF4, FP4)
+ *                         RTN integers, MX with FP elements, MXINT, NF4, FP4,
+ *                         llama.cpp's GGUF types and mixtures)
  *     gptq                1 for GPTQ, 0 for RTN
  *     probe_dloss_r<R>    per probe radius R of the checkpoint's radial
  *                         probes row (method "probes"): the mean over the

@@ -93,6 +93,11 @@
 #include "error.h"
 #include "quant.h"
 
+/* Why a format has no GPTQ path (its traits have no params): the k-quants'
+ * and their mixtures' scales come from a search over a whole super-block of
+ * 256, which GPTQ's column-by-column updates cannot follow. */
+#define QID_GPTQ_NO_PATH_WHY "its scales come from a search over whole super-blocks of 256 weights"
+
 /* Activation rows converted to double per dsyrk call. */
 #define QID_GPTQ_CHUNK_ROWS 256
 

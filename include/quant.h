@@ -21,7 +21,12 @@
  *   GGUF  llama.cpp's legacy block formats Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 as
  *         ggml's reference quantizers (ggml-quants.c quantize_row_*_ref)
  *         write them: blocks of 32 (fixed), fp16 scale d (and minimum m),
- *         packed as ggml's block_q* structs.
+ *         packed as ggml's block_q* structs; the k-quants Q2_K..Q6_K
+ *         (super-blocks of 256 with quantized sub-block scales) and IQ4_NL
+ *         (blocks of 32, non-linear table) as llama-quantize writes them
+ *         without an importance matrix; and llama-quantize's named mixtures
+ *         (q4_k_m, ...: one type per tensor, gguf_mix.h), whose kernels are
+ *         those of their default type.
  *
  * Each family has a scalar `*_ref` kernel, which is the specification, and a
  * `*_fast` kernel (AVX2 when the CPU has it, chosen at run time) that gives
@@ -65,12 +70,26 @@ enum qid_qtype {
     QID_QTYPE_MXINT = 6, /* mxint8 (OCP MXINT8) and mxintD[-bB] */
     QID_QTYPE_NF4 = 7,
     QID_QTYPE_FP4 = 8,
-    QID_QTYPE_Q8_0 = 9,  /* ggml Q8_0: fp16 d, 32 x int8 */
-    QID_QTYPE_Q4_0 = 10, /* ggml Q4_0: fp16 d, 32 x 4 bits (code - 8) */
-    QID_QTYPE_Q4_1 = 11, /* ggml Q4_1: fp16 d and m, 32 x 4 bits */
-    QID_QTYPE_Q5_0 = 12, /* ggml Q5_0: fp16 d, 32 x 5 bits (code - 16) */
-    QID_QTYPE_Q5_1 = 13, /* ggml Q5_1: fp16 d and m, 32 x 5 bits */
-    QID_QTYPE_COUNT = 14,
+    QID_QTYPE_Q8_0 = 9,    /* ggml Q8_0: fp16 d, 32 x int8 */
+    QID_QTYPE_Q4_0 = 10,   /* ggml Q4_0: fp16 d, 32 x 4 bits (code - 8) */
+    QID_QTYPE_Q4_1 = 11,   /* ggml Q4_1: fp16 d and m, 32 x 4 bits */
+    QID_QTYPE_Q5_0 = 12,   /* ggml Q5_0: fp16 d, 32 x 5 bits (code - 16) */
+    QID_QTYPE_Q5_1 = 13,   /* ggml Q5_1: fp16 d and m, 32 x 5 bits */
+    QID_QTYPE_Q2_K = 14,   /* ggml Q2_K: 256 = 16 x 16, 4-bit scales and mins, 2-bit codes */
+    QID_QTYPE_Q3_K = 15,   /* ggml Q3_K: 256 = 16 x 16, 6-bit scales, 3-bit codes */
+    QID_QTYPE_Q4_K = 16,   /* ggml Q4_K: 256 = 8 x 32, 6-bit scales and mins, 4-bit codes */
+    QID_QTYPE_Q5_K = 17,   /* ggml Q5_K: 256 = 8 x 32, 6-bit scales and mins, 5-bit codes */
+    QID_QTYPE_Q6_K = 18,   /* ggml Q6_K: 256 = 16 x 16, 8-bit scales, 6-bit codes */
+    QID_QTYPE_IQ4_NL = 19, /* ggml IQ4_NL: fp16 d, 32 x 4-bit index into a 16-value table */
+    /* llama-quantize's mixtures (gguf_mix.h): the kernels of their default type */
+    QID_QTYPE_Q3_K_S = 20,
+    QID_QTYPE_Q3_K_M = 21,
+    QID_QTYPE_Q3_K_L = 22,
+    QID_QTYPE_Q4_K_S = 23,
+    QID_QTYPE_Q4_K_M = 24,
+    QID_QTYPE_Q5_K_S = 25,
+    QID_QTYPE_Q5_K_M = 26,
+    QID_QTYPE_COUNT = 27,
 };
 
 /* A parsed format: everything a kernel needs. Fill it with qid_quant_parse;
@@ -161,8 +180,11 @@ typedef struct qid_quant_traits {
     qid_quant_row_fn quantize_fast;
     qid_quant_encode_fn encode;
     qid_quant_decode_fn decode;
-    qid_quant_params_fn params;        /* GPTQ: a group's or block's parameters */
+    qid_quant_params_fn params;        /* GPTQ: a group's or block's parameters; NULL
+                                          (k-quants, mixtures): no GPTQ path */
     qid_quant_value_fn quantize_value; /* GPTQ: one value with given parameters */
+    int mixture;                       /* 1: a llama-quantize mixture (gguf_mix.h), whose
+                                          tensors each get their own type */
 } qid_quant_traits;
 
 /* The traits of a family; type must be < QID_QTYPE_COUNT (checked, tier 1). */
@@ -175,7 +197,9 @@ const qid_quant_traits *qid_quant_traits_of(enum qid_qtype type);
  *   mxint8, mxintD (D in 2..8), nf4, fp4
  *   and for MX/NF4/FP4 an optional block override `-bB` (mxfp4-b16,
  *   mxint3-b128, nf4-b64), B in 1..QID_QUANT_BLOCK_MAX;
- *   q8_0, q4_0, q4_1, q5_0, q5_1 (ggml's block of 32, no override).
+ *   q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl (ggml's block of 32, no override),
+ *   q2_k, q3_k, q4_k, q5_k, q6_k (super-block of 256), and the mixtures
+ *   q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m.
  * Symmetric is the default for INT. On failure returns QID_E_INVALID with a
  * one-line message naming the name and what was expected, e.g.
  *   unknown format 'int9-g128': integer bits must be 2..8
@@ -377,6 +401,30 @@ void qid_gguf_quantize_fast(const qid_quant_spec *spec, const float *restrict x,
  * is the bytes llama.cpp writes into a GGUF file. */
 void qid_gguf_encode(const qid_quant_spec *spec, const float *restrict x, size_t n, uint8_t *restrict out);
 void qid_gguf_decode(const qid_quant_spec *spec, const uint8_t *restrict in, size_t n, float *restrict y);
+
+/* ---- GGUF k-quants and IQ4_NL as llama-quantize without an imatrix ------ */
+
+/* The rows of the traits table for Q2_K..Q6_K, IQ4_NL and the mixtures
+ * (which use their default type's kernels): each block (256 or 32) encoded
+ * as ggml's quantize_q*_K / quantize_iq4_nl with no importance matrix and
+ * decoded as dequantize_row_*; the fused kernel is encode then decode, so
+ * it is bit-identical to llama.cpp's stored weights (the fast one runs the
+ * scale searches of 8 sub-blocks at once in AVX2 lanes, same bits). A short last block is
+ * quantized as if padded with zeros. Packed blocks are ggml's block_q2_K ..
+ * block_q6_K, block_iq4_nl, byte for byte. */
+void qid_gguf_k_quantize_ref(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n);
+void qid_gguf_k_quantize_fast(const qid_quant_spec *spec, const float *restrict x, float *restrict y, size_t n);
+void qid_gguf_k_encode(const qid_quant_spec *spec, const float *restrict x, size_t n, uint8_t *restrict out);
+void qid_gguf_k_decode(const qid_quant_spec *spec, const uint8_t *restrict in, size_t n, float *restrict y);
+
+/* IQ4_NL's table (kvalues_iq4nl) and its GPTQ rows: params finds a block's
+ * d by the reference search (p->scale = f16(d), p->aux = 1 / d or 0); a
+ * value is p->scale * table[nearest entry to p->aux * x, the upper on a
+ * tie]. */
+extern const int8_t qid_iq4nl_values[16];
+void qid_iq4nl_params(const qid_quant_spec *spec, const float *restrict x, size_t n, qid_quant_params *p);
+float qid_iq4nl_quantize_value(const qid_quant_spec *spec, const qid_quant_params *p, float x);
+int qid_iq4nl_code(const qid_quant_params *p, float x);
 
 /* ---- SQNR -------------------------------------------------------------- */
 

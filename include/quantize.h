@@ -104,20 +104,23 @@ typedef struct qid_quantize_opts {
 
 /* What was done, accumulated over every hook call since create or reset. */
 typedef struct qid_quantize_stats {
-    qid_sqnr_acc sqnr;    /* over the LINEAR tensors, quantized against original */
-    size_t tensors;       /* LINEAR tensors quantized */
-    size_t params;        /* their elements */
-    double percdamp_min;  /* GPTQ: smallest and largest damping fraction used */
-    double percdamp_max;  /*       (after retries); NaN when no GPTQ call ran */
-    int retries;          /* GPTQ: failed factorizations retried at a higher damping */
-    size_t dead;          /* GPTQ: dead input columns, summed over tensors */
-    double gptq_loss;     /* GPTQ: sum of the per-tensor reference 'error' */
-    size_t awq_groups;    /* AWQ: groups of linears whose scales were searched */
-    double awq_ratio_sum; /* AWQ: sum of their chosen ratios (mean = sum / groups) */
-    double awq_loss;      /* AWQ: sum of the groups' output MSE at the chosen scales */
-    double awq_loss_rtn;  /* AWQ: the same at s = 1 (plain rounding with the AWQ quantizer) */
-    double seconds;       /* wall time inside the quantizers (file API: of the whole run) */
-    size_t calib_windows; /* file API, GPTQ: windows x tokens of calibration used */
+    qid_sqnr_acc sqnr;                /* over the LINEAR tensors, quantized against original */
+    size_t tensors;                   /* LINEAR tensors quantized */
+    size_t params;                    /* their elements */
+    size_t per_type[QID_QTYPE_COUNT]; /* GGUF: LINEAR tensors quantized with each type (a mixture's
+                                         choices, fallbacks); unused for other formats */
+    size_t f16;                       /* GGUF: LINEAR tensors stored as F16 (llama.cpp's last fallback) */
+    double percdamp_min;              /* GPTQ: smallest and largest damping fraction used */
+    double percdamp_max;              /*       (after retries); NaN when no GPTQ call ran */
+    int retries;                      /* GPTQ: failed factorizations retried at a higher damping */
+    size_t dead;                      /* GPTQ: dead input columns, summed over tensors */
+    double gptq_loss;                 /* GPTQ: sum of the per-tensor reference 'error' */
+    size_t awq_groups;                /* AWQ: groups of linears whose scales were searched */
+    double awq_ratio_sum;             /* AWQ: sum of their chosen ratios (mean = sum / groups) */
+    double awq_loss;                  /* AWQ: sum of the groups' output MSE at the chosen scales */
+    double awq_loss_rtn;              /* AWQ: the same at s = 1 (plain rounding with the AWQ quantizer) */
+    double seconds;                   /* wall time inside the quantizers (file API: of the whole run) */
+    size_t calib_windows;             /* file API, GPTQ: windows x tokens of calibration used */
     size_t calib_seq_len;
     qid_calib_stats calib; /* file API, GPTQ: the streamed calibration (chunks, passes, scratch I/O) */
     long peak_rss_kb;      /* file API: getrusage's maximum resident set at the end */
@@ -136,6 +139,14 @@ int qid_quantize_method_parse(const char *name);
  * Also rejects an invalid spec or method. */
 int qid_quantize_check(const qid_model_config *cfg, const qid_quantize_opts *o, qid_error *err);
 
+/* The spec a LINEAR tensor t of a model with config cfg is quantized with:
+ * spec itself, or for a GGUF format the per-tensor type of gguf_mix.h
+ * (mixtures, fallback for row lengths the block does not divide). Returns 1,
+ * or 0 when the tensor falls back to F16 (its weights are rounded to fp16:
+ * RTN and GPTQ alike). */
+int qid_quantize_tensor_spec(const qid_quant_spec *spec, const qid_model_config *cfg, const qid_tensor_spec *t,
+                             qid_quant_spec *out);
+
 /* ---- in memory: hooks -------------------------------------------------- */
 
 typedef struct qid_quantizer qid_quantizer;
@@ -144,6 +155,10 @@ typedef struct qid_quantizer qid_quantizer;
  * must be valid (checked, tier 1). Dies only when out of memory. */
 qid_quantizer *qid_quantizer_create(const qid_quantize_opts *o);
 void qid_quantizer_free(qid_quantizer *q);
+/* The model the hooks will see (copied): needed before any hook call with a
+ * GGUF format (its per-tensor types depend on the layer count), harmless for
+ * the others. qid_quantize_checkpoint sets it itself. */
+void qid_quantizer_set_model(qid_quantizer *q, const qid_model_config *cfg);
 
 /* Sets the hooks of a forward pass for this quantizer: RTN sets *weight_hook
  * (and NULLs *act_hook), GPTQ sets *act_hook (and NULLs *weight_hook); both

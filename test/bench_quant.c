@@ -2,7 +2,8 @@
  *
  *   1. memcpy bandwidth of a 64 MiB float32 matrix, measured in the same run;
  *   2. RTN int4-g128 and int4-g32, MX (mxfp4, mxfp8-e4m3) and the GGUF
- *      blocks (q8_0, q4_0, q4_1, q5_0, q5_1) quantize-dequantize
+ *      blocks (q8_0, q4_0, q4_1, q5_0, q5_1, the k-quants q2_k..q6_k and
+ *      iq4_nl; the mixtures run q4_k's kernel) quantize-dequantize
  *      throughput through qid_quant_matrix (one thread, the run-time chosen
  *      kernel and the scalar reference), in GB/s of float32 weights read
  *      (the output written is the same size, as for memcpy);
@@ -275,7 +276,8 @@ int main(void)
     printf("  memcpy            %7.2f GB/s  (%zu x %zu float32, %.0f MiB, one thread)\n", gb / tm, R, C,
            (double)(n * sizeof *w) / 1048576.0);
     static const char *fmts[] = {"int4-g128-sym", "int4-g32-sym", "mxfp4", "mxfp8-e4m3", "q8_0",
-                                 "q4_0",          "q4_1",         "q5_0",  "q5_1"};
+                                 "q4_0",          "q4_1",         "q5_0",  "q5_1",       "q2_k",
+                                 "q3_k",          "q4_k",         "q5_k",  "q6_k",       "iq4_nl"};
     for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++) {
         qid_quant_spec spec;
         qid_error err;
@@ -284,7 +286,7 @@ int main(void)
         qid_quant_force_scalar(1);
         double ts = time_quant(&spec, w, q, R, C, 1);
         qid_quant_force_scalar(0);
-        printf("  rtn %-13s %7.2f GB/s = %3.0f%% of memcpy  (scalar reference %.2f GB/s)\n", fmts[f], gb / tf,
+        printf("  rtn %-13s %7.3f GB/s = %5.1f%% of memcpy  (scalar reference %.3f GB/s)\n", fmts[f], gb / tf,
                100.0 * tm / tf, gb / ts);
     }
     free(w);

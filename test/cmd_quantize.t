@@ -3,14 +3,16 @@
 # fixture with its summary, `qid inspect` of the output, one GPTQ run on the
 # llama fixture (whole, and streamed in chunks of one window with a scratch
 # file: the same weights), the expected peak memory, the GGUF block formats
-# (RTN and GPTQ q4_0, every legacy type's SQNR), and errors that print one
+# (RTN and GPTQ q4_0, every legacy type's SQNR; llama.cpp's fallback types and
+# the q4_k_m mixture on rows 256 does not divide, GPTQ refused for the
+# k-quants), and errors that print one
 # line and leave no output behind (a memory limit below the prediction, a bad
 # chunk size, a scratch directory that does not exist); AWQ on both fixtures
 # (summary, --no-clip, chunks of one window give the same weights) and the
 # formats and missing calibration it refuses.
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 57
+plan 63
 tap_tmpdir
 T=$TAP_TMP
 FIX=test/fixtures/hf
@@ -58,8 +60,17 @@ is " q8_0 45.439 dB q4_1 22.148 dB q5_0 27.391 dB q5_1 28.404 dB" "$sq" "q8_0, q
 out=$($QID quantize "$T/neox.h5" --format q4_0 --method gptq --calib "$T/calib.h5" --damp 0.01 -o "$T/g40.h5")
 ok $? "GPTQ q4_0 run exits 0 (through the traits' params and quantize_value)"
 like "$out" "sqnr         20.307 dB" "GPTQ q4_0: model SQNR"
-$QID quantize "$T/llama.h5" --format q4_0 -o "$T/err/x.h5" 2>"$T/msg"; is 1 $? "q4_0 on rows of 48 exits 1"
-like "$(cat "$T/msg")" "qid quantize: error: block size 32 does not divide row length 48 of '/layers/0/mlp.down.weight' (format q4_0)" "q4_0 rows: one-line message"
+out=$($QID quantize "$T/llama.h5" --format q4_0 -o "$T/l40.h5"); ok $? "q4_0 on rows of 32 and 48 exits 0"
+like "$out" "types        q4_0 x12 f16 x2" "q4_0: the two mlp.down of 48 columns fall back to F16, as llama.cpp"
+# the fixture's rows are 32 or 64: llama.cpp's fallbacks for the k-quants
+out=$($QID quantize "$T/neox.h5" --format q4_k_m -o "$T/qkm.h5"); ok $? "q4_k_m run exits 0"
+like "$out" "types        q8_0 x2 q5_0 x6" "q4_k_m on 2 layers: attn_qkv and ffn_down of layer 1 q6_k -> q8_0, the rest q4_k -> q5_0"
+out=$($QID quantize "$T/neox.h5" --format q2_k -o "$T/q2k.h5" | sed -n 's/^types *//p')
+is "q4_0 x8" "$out" "q2_k falls back to q4_0 on rows of 32 and 64"
+$QID quantize "$T/neox.h5" --format q4_k_m --method gptq --calib "$T/calib.h5" -o "$T/err/x.h5" 2>"$T/msg"
+is 1 $? "GPTQ q4_k_m exits 1"
+like "$(cat "$T/msg")" "qid quantize: error: format q4_k_m has no GPTQ path (its scales come from a search over whole super-blocks of 256 weights); expected method rtn" "GPTQ q4_k_m: one-line message"
+is 0 "$(ls -A "$T/err" | wc -l)" "GPTQ q4_k_m: no output left"
 $QID quantize "$T/neox.h5" --format q4_0-b64 -o "$T/err/x.h5" 2>"$T/msg"; is 2 $? "q4_0-b64 exits 2"
 like "$(cat "$T/msg")" "unknown format 'q4_0-b64': GGUF formats take no suffix (ggml's block of 32 is fixed)" "q4_0-b64: one-line message"
 out=$($QID quantize "$T/llama.h5" --format int4-g16 --method gptq --calib "$T/calib.h5" --damp 0.01 -o "$T/g1.h5" \

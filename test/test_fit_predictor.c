@@ -4,7 +4,7 @@
  *
  * "forest": 5 families (alpha .. echo, SQNR offsets -3 .. +3 dB) x 3 sizes
  * (10m, 30m, 100m) x 2 checkpoints x 5 formats (int3-g128, int4-g128, mxfp4,
- * mxint4, nf4) x RTN and GPTQ = 300 examples, plus a baseline and a probes
+ * mxint4, q4_k_m) x RTN and GPTQ = 300 examples, plus a baseline and a probes
  * row per checkpoint, a failed GPTQ row (skipped) and a GPTQ row with no RTN
  * row of its format (left out: no RTN SQNR). QiD is a steep sigmoid of the
  * RTN SQNR (2 / (1 + exp(sqnr - 20))), halved for GPTQ: a target a forest
@@ -77,7 +77,7 @@ static const double fam_loss[] = {0, 0.05, 0.1, 0.15, 0.8};
 static const char *const sizes[] = {"10m", "30m", "100m"};
 static const double size_n[] = {1e7, 3e7, 1e8};
 static const double ck_d[] = {1e9, 1e10};
-static const char *const fmts[] = {"int3-g128", "int4-g128", "mxfp4", "mxint4", "nf4"};
+static const char *const fmts[] = {"int3-g128", "int4-g128", "mxfp4", "mxint4", "q4_k_m"};
 static const double fmt_db[] = {0, -3, -5, -2, -4};
 
 static void write_forest(const char *path)
@@ -297,9 +297,9 @@ static void test_forest_store(const char *store)
     char names[512] = "";
     for (size_t j = 0; j < d.n_feat; j++)
         snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", j ? " " : "", d.feat[j]);
-    is_string("log10_N log10_D loss16 rtn_sqnr_db elem_bits scales_per_weight fmt_int fmt_mxfp fmt_mxint fmt_nf4 "
+    is_string("log10_N log10_D loss16 rtn_sqnr_db elem_bits scales_per_weight fmt_int fmt_mxfp fmt_mxint fmt_gguf "
               "gptq probe_dloss_r0.001 probe_dloss_r0.01",
-              names, "features: every kind, fmt_fp4 (absent) dropped");
+              names, "features: every kind, fmt_nf4 and fmt_fp4 (absent) dropped, q4_k_m in fmt_gguf");
     ok(d.n_groups == 5 && strcmp(d.groups[0], "alpha") == 0 && strcmp(d.groups[4], "echo") == 0,
        "families: 5, alpha .. echo");
 

@@ -145,6 +145,18 @@ static void test_examples(void)
         for (int i = 0; i < 2; i++)
             skip("xu-mx.job does not parse");
 
+    rc = qid_job_load("jobs/gguf-llama.job", &job, &err);
+    if (!is_int(QID_OK, rc, "gguf-llama.job parses")) diag("%s", err.msg);
+    if (rc == QID_OK) {
+        size_t gguf = 0;
+        for (size_t i = 0; i < job.n_quant; i++)
+            gguf += job.quant[i].method == QID_JOB_METHOD_RTN &&
+                    qid_quant_traits_of(job.quant[i].spec.type)->kind == QID_QUANT_KIND_GGUF;
+        ok(job.n_quant == 10 && gguf == 10, "gguf: 10 RTN settings, all GGUF formats (%zu of %zu)", gguf, job.n_quant);
+        qid_job_free(&job);
+    } else
+        skip("gguf-llama.job does not parse");
+
     /* expansion in a copy of the repository layout with placeholder files */
     char *root = tmp_path("ex");
     char path[1024];
@@ -164,8 +176,9 @@ static void test_examples(void)
     const struct {
         const char *name;
         size_t tasks, ckpts;
-    } ex[] = {{"pythia-ouyang.job", 6 * (1 + 3), 6}, {"xu-mx.job", 2 * (1 + 1 + 20), 2}};
-    for (size_t e = 0; e < 2; e++) {
+    } ex[] = {
+        {"pythia-ouyang.job", 6 * (1 + 3), 6}, {"xu-mx.job", 2 * (1 + 1 + 20), 2}, {"gguf-llama.job", 6 * (1 + 10), 6}};
+    for (size_t e = 0; e < sizeof ex / sizeof ex[0]; e++) {
         char src[256];
         snprintf(src, sizeof src, "jobs/%s", ex[e].name);
         snprintf(path, sizeof path, "%s/jobs/%s", root, ex[e].name);
@@ -331,7 +344,13 @@ static const struct {
      "setting once"},
     {"[calibration]\ntokens = c.h5\n[quantize]\nact_order = yes\nmethods = gptq\nformats = int4-g128, mxfp4\n", 0,
      "jobs/x.job:12: act_order with mxfp4 needs static groups; expected static_groups = yes (or act_order = no) for "
-     "MX, NF4 and FP4 formats"},
+     "formats with fixed blocks (MX, NF4, FP4, GGUF)"},
+    {"[calibration]\ntokens = c.h5\n[quantize]\nact_order = yes\nmethods = gptq\nformats = q4_0\n", 0,
+     "jobs/x.job:12: act_order with q4_0 needs static groups; expected static_groups = yes (or act_order = no) for "
+     "formats with fixed blocks (MX, NF4, FP4, GGUF)"},
+    {"[calibration]\ntokens = c.h5\n[quantize]\ntask = rtn q4_k_m\ntask = gptq q4_k_m\n", 0,
+     "jobs/x.job:11: format q4_k_m has no GPTQ path (its scales come from a search over whole super-blocks of 256 "
+     "weights); expected method rtn"},
     {"[quantize]\nmethods = rtn, gptq\nformats = mxfp4\n", 0,
      "jobs/x.job:9: gptq needs calibration data; expected a [calibration] section with tokens = PATH"},
     {"[quantize]\nmethods = rtn, awq\nformats = int4-g128-asym\n", 0,
@@ -917,7 +936,7 @@ static void test_no_fs(void)
 
 int main(void)
 {
-    plan(177);
+    plan(184);
     qid_h5_silence();
     qid_log_set_level(QID_LOG_ERROR);
     test_examples();

@@ -147,13 +147,16 @@ static void test_traits(void)
     int complete = 1;
     for (int k = 0; k < QID_QTYPE_COUNT; k++) {
         const qid_quant_traits *t = qid_quant_traits_of((enum qid_qtype)k);
-        if (!t->name || !t->quantize_ref || !t->quantize_fast || !t->encode || !t->decode || !t->params ||
-            !t->quantize_value || t->fixed_blocks != (t->kind != QID_QUANT_KIND_INT) ||
-            (t->kind == QID_QUANT_KIND_MX) != (t->elem != NULL) ||
+        /* only GGUF's k-quants and mixtures have no GPTQ path (no params) */
+        const int gptq_ok = t->params ? t->quantize_value != NULL
+                                      : t->quantize_value == NULL && t->kind == QID_QUANT_KIND_GGUF && t->block == 256;
+        if (!t->name || !t->quantize_ref || !t->quantize_fast || !t->encode || !t->decode || !gptq_ok ||
+            t->fixed_blocks != (t->kind != QID_QUANT_KIND_INT) || (t->kind == QID_QUANT_KIND_MX) != (t->elem != NULL) ||
             t->rejects_nonfinite == (t->kind == QID_QUANT_KIND_MX))
             complete = 0;
     }
-    ok(complete, "traits: every family has a name, ref/fast/encode/decode and GPTQ's params/quantize_value; MX "
+    ok(complete, "traits: every family has a name, ref/fast/encode/decode and GPTQ's params/quantize_value (not "
+                 "the k-quants); MX "
                  "alone has an element type and accepts NaN/Inf; MX and NF4/FP4 have fixed blocks");
     static const struct {
         const char *fmt;

@@ -1,10 +1,14 @@
-/* test_quant_gguf.c - llama.cpp's legacy GGUF block formats (quant_gguf.c):
+/* test_quant_gguf.c - llama.cpp's GGUF formats: first the legacy blocks (quant_gguf.c):
  * the fp16 conversion, names and sizes, hand-worked blocks (ties, zero and
  * constant blocks, the sign of Q4_0's scale), the committed bit-exact vectors
  * of tools/make_gguf_vectors.py (producer: the `gguf` package's numpy
  * quantizers) through the reference, fast, encode and decode paths, the fast
  * kernel against the reference on awkward data, GPTQ through the traits, and
- * the rejected names and shapes.
+ * the rejected names and shapes; then the k-quants Q2_K..Q6_K and IQ4_NL
+ * (quant_gguf_k.c) against the committed vectors of
+ * tools/make_gguf_kquant_vectors.sh (producer: ggml's own ggml-quants.c,
+ * llama-quantize's imatrix-free calls) through the reference, fast, encode
+ * and decode paths, their names and sizes, and GPTQ (IQ4_NL only).
  *
  * Every float comparison here is bit-exact (tolerance 0); in the vectors a
  * NaN output (0 * Inf in a block whose d overflows fp16) must be NaN. */
@@ -276,6 +280,155 @@ static void test_fixture(void)
     ok(total == 110, "fixture has %d cases", total);
 }
 
+/* ---- k-quants and IQ4_NL ------------------------------------------------ */
+
+static const char *const kformats[] = {"q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl"};
+#define N_KFORMATS (sizeof kformats / sizeof kformats[0])
+
+static void hex_bytes(const char *hex, uint8_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char b[3] = {hex[2 * i], hex[2 * i + 1], 0};
+        out[i] = (uint8_t)strtoul(b, NULL, 16);
+    }
+}
+
+/* The vectors of tools/make_gguf_kquant_vectors.sh (ggml's own C code):
+ * inputs "x <case> <n> <x..>", then "<format> <case> <y..> <packed>". */
+static void test_kquant_fixture(void)
+{
+    enum { MAX_CASES = 64 };
+    size_t len = 0;
+    char *text = tap_read_file("test/fixtures/quant/gguf_kquant_vectors.txt", &len);
+    float *xs[MAX_CASES] = {0};
+    size_t ns[MAX_CASES] = {0};
+    int n_x = 0, cases[N_KFORMATS] = {0}, bad[N_KFORMATS][4];
+    memset(bad, 0, sizeof bad);
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#' || line[0] == '\0') continue;
+        char *tsave = NULL;
+        char *fmt = strtok_r(line, " ", &tsave), *ctok = strtok_r(NULL, " ", &tsave);
+        if (!fmt || !ctok) bail("malformed k-quant fixture line");
+        const int c = atoi(ctok);
+        if (c < 0 || c >= MAX_CASES) bail("case %d out of range", c);
+        if (strcmp(fmt, "x") == 0) {
+            const size_t n = strtoul(strtok_r(NULL, " ", &tsave), NULL, 10);
+            xs[c] = malloc(n * sizeof *xs[c]);
+            if (!xs[c]) bail("out of memory");
+            ns[c] = n;
+            for (size_t i = 0; i < n; i++) {
+                char *tok = strtok_r(NULL, " ", &tsave);
+                if (!tok) bail("short input %d", c);
+                xs[c][i] = tap_bits_f32((uint32_t)strtoul(tok, NULL, 16));
+            }
+            n_x++;
+            continue;
+        }
+        size_t k;
+        for (k = 0; k < N_KFORMATS; k++)
+            if (strcmp(fmt, kformats[k]) == 0) break;
+        if (k == N_KFORMATS || !xs[c]) bail("unknown format %s or case %d in the fixture", fmt, c);
+        const size_t n = ns[c];
+        const float *x = xs[c];
+        qid_quant_spec s = spec_of(fmt);
+        const size_t nbytes = qid_quant_row_bytes(&s, n);
+        float *y = malloc(n * sizeof *y), *got = malloc(n * sizeof *got);
+        uint8_t *packed = malloc(nbytes), *enc = malloc(nbytes);
+        if (!y || !got || !packed || !enc) bail("out of memory");
+        for (size_t i = 0; i < n; i++) {
+            char *tok = strtok_r(NULL, " ", &tsave);
+            if (!tok) bail("short fixture line for %s", fmt);
+            y[i] = tap_bits_f32((uint32_t)strtoul(tok, NULL, 16));
+        }
+        char *hex = strtok_r(NULL, " ", &tsave);
+        if (!hex || strlen(hex) != 2 * nbytes)
+            bail("%s: packed row has %zu hex digits, want %zu", fmt, hex ? strlen(hex) : 0, 2 * nbytes);
+        hex_bytes(hex, packed, nbytes);
+        cases[k]++;
+        const qid_quant_traits *t = qid_quant_traits_of(s.type);
+        t->quantize_ref(&s, x, got, n);
+        size_t d = first_diff(got, y, n);
+        if (d < n && bad[k][0]++ == 0)
+            diag("%s case %d ref [%zu]: in %08x got %08x want %08x", fmt, c, d, tap_f32_bits(x[d]),
+                 tap_f32_bits(got[d]), tap_f32_bits(y[d]));
+        t->quantize_fast(&s, x, got, n);
+        d = first_diff(got, y, n);
+        if (d < n && bad[k][1]++ == 0)
+            diag("%s case %d fast [%zu]: in %08x got %08x want %08x", fmt, c, d, tap_f32_bits(x[d]),
+                 tap_f32_bits(got[d]), tap_f32_bits(y[d]));
+        memset(enc, 0xA5, nbytes);
+        t->encode(&s, x, n, enc);
+        if (memcmp(enc, packed, nbytes) != 0 && bad[k][2]++ == 0) {
+            size_t i = 0;
+            while (enc[i] == packed[i])
+                i++;
+            diag("%s case %d packed byte %zu: got %02x want %02x", fmt, c, i, enc[i], packed[i]);
+        }
+        t->decode(&s, packed, n, got);
+        d = first_diff(got, y, n);
+        if (d < n && bad[k][3]++ == 0)
+            diag("%s case %d decode [%zu]: got %08x want %08x", fmt, c, d, tap_f32_bits(got[d]), tap_f32_bits(y[d]));
+        free(y), free(got), free(packed), free(enc);
+    }
+    free(text);
+    for (size_t k = 0; k < N_KFORMATS; k++)
+        ok(cases[k] == n_x && n_x >= 28 && !bad[k][0] && !bad[k][1] && !bad[k][2] && !bad[k][3],
+           "%s: %d vectors of ggml's ggml-quants.c bit-exact (ref %d, fast %d, packed %d, decode %d differ)",
+           kformats[k], cases[k], bad[k][0], bad[k][1], bad[k][2], bad[k][3]);
+    for (int c = 0; c < MAX_CASES; c++)
+        free(xs[c]);
+}
+
+static void test_kquant_names(void)
+{
+    static const struct {
+        const char *name;
+        double bpw;
+        size_t block, bytes;
+    } t[] = {{"q2_k", 2.625, 256, 84},     {"q3_k", 3.4375, 256, 110},   {"q4_k", 4.5, 256, 144},
+             {"q5_k", 5.5, 256, 176},      {"q6_k", 6.5625, 256, 210},   {"iq4_nl", 4.5, 32, 18},
+             {"q3_k_s", 3.4375, 256, 110}, {"q3_k_m", 3.4375, 256, 110}, {"q3_k_l", 3.4375, 256, 110},
+             {"q4_k_s", 4.5, 256, 144},    {"q4_k_m", 4.5, 256, 144},    {"q5_k_s", 5.5, 256, 176},
+             {"q5_k_m", 5.5, 256, 176}};
+    int bad = 0;
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        qid_quant_spec s = spec_of(t[i].name);
+        char buf[32];
+        qid_quant_name(&s, buf, sizeof buf);
+        const qid_quant_traits *tr = qid_quant_traits_of(s.type);
+        if (strcmp(buf, t[i].name) != 0 || s.block != t[i].block || tr->kind != QID_QUANT_KIND_GGUF ||
+            qid_quant_bits_per_weight(&s, 4096) != t[i].bpw || qid_quant_block_bytes(&s, s.block) != t[i].bytes ||
+            tr->mixture != (strlen(t[i].name) == 6 && t[i].name[4] == '_') || !qid_quant_spec_valid(&s)) {
+            bad++;
+            diag("%s: name %s, block %zu, bpw %g", t[i].name, buf, s.block, qid_quant_bits_per_weight(&s, 4096));
+        }
+    }
+    ok(bad == 0, "k-quants 2.625, 3.4375, 4.5, 5.5, 6.5625 and iq4_nl 4.5 bits per weight (scales included); the "
+                 "mixtures as their default type; names round-trip");
+    qid_quant_spec s = {0};
+    qid_error err;
+    int rc = qid_quant_parse("q4_k_x", &s, &err);
+    ok(rc == QID_E_INVALID &&
+           strcmp(err.msg, "unknown format 'q4_k_x': GGUF formats take no suffix (ggml's block of 256 is fixed)") == 0,
+       "q4_k_x rejected: %s", err.msg);
+    rc = qid_quant_parse("q4_k_m-b32", &s, &err);
+    ok(rc == QID_E_INVALID && strstr(err.msg, "GGUF formats take no suffix") != NULL, "q4_k_m-b32 rejected");
+    s = spec_of("q4_k");
+    rc = qid_quant_check_shape(&s, 128, "layers.0.mlp.fc1.weight", &err);
+    ok(rc == QID_E_INVALID && strcmp(err.msg, "block size 256 does not divide row length 128 of "
+                                              "'layers.0.mlp.fc1.weight' (format q4_k)") == 0,
+       "the matrix level refuses a row 256 does not divide (the model level falls back): %s", err.msg);
+    float w[512], q[512];
+    for (int i = 0; i < 512; i++)
+        w[i] = 0.01f * (float)i;
+    w[300] = INFINITY;
+    rc = qid_quant_matrix(&s, w, q, 2, 256, "w", &err);
+    ok(rc == QID_E_NUMERIC && strcmp(err.msg, "non-finite weight +inf at element 300 (row 1, column 44) of 'w': "
+                                              "format q4_k needs finite weights") == 0,
+       "Inf weight rejected: %s", err.msg);
+}
+
 /* The fast kernel against the reference on awkward lengths and data. */
 static void test_fast(void)
 {
@@ -360,6 +513,79 @@ static void test_gptq(void)
     }
 }
 
+/* The k-quants' fast kernel (AVX2 search for Q4_K, Q5_K) against the
+ * reference on awkward data: 96 super-blocks per type and pass. */
+static void test_kquant_fast(void)
+{
+    enum { N = 256 * 96 };
+    float *x = malloc(N * sizeof *x), *a = malloc(N * sizeof *a), *b = malloc(N * sizeof *b);
+    if (!x || !a || !b) bail("out of memory");
+    tap_seed(256);
+    for (size_t f = 0; f < N_KFORMATS; f++) {
+        qid_quant_spec s = spec_of(kformats[f]);
+        int bad = 0;
+        for (int pass = 0; pass < 6; pass++) {
+            for (size_t i = 0; i < N; i++) {
+                const float g = tap_gauss();
+                /* normal; sub-blocks of very different scales; a grid with
+                 * ties; sparse; one sign per sub-block; flat sub-blocks */
+                x[i] = pass == 0   ? g
+                       : pass == 1 ? ldexpf(g, (int)(i / 32 % 24) - 16)
+                       : pass == 2 ? (float)((int)(g * 4.0f)) * 0.25f
+                       : pass == 3 ? (i % 7 == 0 ? g : 0.0f)
+                       : pass == 4 ? (i / 32 % 2 ? fabsf(g) : -fabsf(g))
+                                   : (i / 32 % 3 == 0 ? 0.5f : g);
+            }
+            qid_quant_traits_of(s.type)->quantize_ref(&s, x, a, N);
+            qid_quant_traits_of(s.type)->quantize_fast(&s, x, b, N);
+            const size_t d = first_diff(a, b, N);
+            if (d < N && bad++ < 2)
+                diag("%s pass %d [%zu]: x %a ref %a fast %a", kformats[f], pass, d, (double)x[d], (double)a[d],
+                     (double)b[d]);
+        }
+        ok(bad == 0, "%s (%s): fast kernel equals the reference on awkward data", kformats[f], qid_quant_simd());
+    }
+    free(x), free(a), free(b);
+}
+
+/* IQ4_NL has GPTQ rows (params, quantize_value); the k-quants do not. */
+static void test_kquant_gptq(void)
+{
+    enum { R = 4, C = 64 };
+    float w[R * C], want[R * C], xs[C * C];
+    tap_seed(11);
+    for (int i = 0; i < R * C; i++)
+        w[i] = tap_gauss();
+    qid_error err;
+    qid_quant_spec s = spec_of("iq4_nl");
+    if (qid_quant_matrix(&s, w, want, R, C, "w", &err)) bail("%s", err.msg);
+    qid_gptq_hessian *h = qid_gptq_hessian_create(C);
+    memset(xs, 0, sizeof xs);
+    for (int i = 0; i < C; i++)
+        xs[i * C + i] = 1.0f;
+    if (qid_gptq_hessian_add(h, xs, C, C, 0, "x", &err)) bail("%s", err.msg);
+    qid_gptq_opts o;
+    qid_gptq_opts_default(&o);
+    o.percdamp = 0.0;
+    int rc = qid_gptq_quantize(h, &s, &o, w, R, C, "w", NULL, &err);
+    ok(rc == QID_OK && first_diff(w, want, R * C) == R * C, "iq4_nl: GPTQ with a diagonal Hessian is the RTN result");
+    qid_gptq_hessian_free(h);
+    enum { C2 = 256 };
+    float w2[C2], x2[C2 * 2];
+    for (int i = 0; i < C2; i++)
+        w2[i] = tap_gauss();
+    for (int i = 0; i < 2 * C2; i++)
+        x2[i] = tap_gauss();
+    h = qid_gptq_hessian_create(C2);
+    if (qid_gptq_hessian_add(h, x2, 2, C2, 0, "x", &err)) bail("%s", err.msg);
+    s = spec_of("q4_k");
+    rc = qid_gptq_quantize(h, &s, &o, w2, 1, C2, "w", NULL, &err);
+    ok(rc == QID_E_INVALID && strcmp(err.msg, "gptq: format q4_k has no GPTQ path (its scales come from a search "
+                                              "over whole super-blocks of 256 weights); expected method rtn") == 0,
+       "q4_k has no GPTQ path: %s", err.msg);
+    qid_gptq_hessian_free(h);
+}
+
 int main(void)
 {
     plan_lazy();
@@ -367,7 +593,11 @@ int main(void)
     test_names();
     test_blocks();
     test_fixture();
+    test_kquant_fixture();
+    test_kquant_names();
+    test_kquant_fast();
     test_fast();
     test_gptq();
+    test_kquant_gptq();
     return 0;
 }

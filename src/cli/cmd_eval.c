@@ -173,9 +173,10 @@ int qid_eval_main(int argc, char **argv)
             o.calib_windows = cn;
             o.calib_seq_len = cl;
         }
+        qz = qid_quantizer_create(&qo);
+        qid_quantizer_set_model(qz, qid_model_cfg(m));
         qid_model_free(m);
         m = NULL;
-        qz = qid_quantizer_create(&qo);
         qid_quantizer_hooks(qz, &o.weight_hook, &o.weight_ctx, &o.act_hook, &o.act_ctx);
     }
     const char *base_ckpt = ref ? ref : ckpt;

@@ -95,6 +95,14 @@ static void print_summary(const char *in, const char *out, const qid_quantize_op
                st->awq_groups, st->awq_ratio_sum / (double)st->awq_groups, st->awq_loss, st->awq_loss_rtn,
                o->awq.clip ? "searched" : "off");
     printf("tensors      %zu linear quantized (%zu weights)\n", st->tensors, st->params);
+    if (qid_quant_traits_of(o->spec.type)->kind == QID_QUANT_KIND_GGUF) {
+        /* each tensor's llama.cpp type: a mixture's choices and the fallbacks */
+        printf("types       ");
+        for (int t = 0; t < QID_QTYPE_COUNT; t++)
+            if (st->per_type[t]) printf(" %s x%zu", qid_quant_traits_of((enum qid_qtype)t)->name, st->per_type[t]);
+        if (st->f16) printf(" f16 x%zu", st->f16);
+        printf("\n");
+    }
     printf("sqnr         %.3f dB\n", qid_sqnr_acc_db(&st->sqnr));
     printf("seconds      %.3f\n", st->seconds);
     printf("peak memory  %.1f MiB (maximum resident set)\n", (double)st->peak_rss_kb / 1024.0);

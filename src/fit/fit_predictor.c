@@ -148,10 +148,25 @@ static size_t parse_probes(const char *opt, double *radii, double *mean, size_t 
 }
 
 /* The fixed features, in column order. */
-enum { F_LOG_N, F_LOG_D, F_LOSS16, F_SQNR, F_ELEM, F_SCALES, F_INT, F_MXFP, F_MXINT, F_NF4, F_FP4, F_GPTQ, F_FIXED };
-static const char *const fixed_names[F_FIXED] = {"log10_N",   "log10_D",           "loss16",  "rtn_sqnr_db",
-                                                 "elem_bits", "scales_per_weight", "fmt_int", "fmt_mxfp",
-                                                 "fmt_mxint", "fmt_nf4",           "fmt_fp4", "gptq"};
+enum {
+    F_LOG_N,
+    F_LOG_D,
+    F_LOSS16,
+    F_SQNR,
+    F_ELEM,
+    F_SCALES,
+    F_INT,
+    F_MXFP,
+    F_MXINT,
+    F_NF4,
+    F_FP4,
+    F_GGUF,
+    F_GPTQ,
+    F_FIXED
+};
+static const char *const fixed_names[F_FIXED] = {
+    "log10_N",   "log10_D", "loss16",  "rtn_sqnr_db", "elem_bits", "scales_per_weight", "fmt_int", "fmt_mxfp",
+    "fmt_mxint", "fmt_nf4", "fmt_fp4", "fmt_gguf",    "gptq"};
 
 /* Column of the format family of a quant.h type. */
 static int family_column(enum qid_qtype t)
@@ -161,7 +176,7 @@ static int family_column(enum qid_qtype t)
     case QID_QTYPE_MXINT: return F_MXINT;
     case QID_QTYPE_NF4: return F_NF4;
     case QID_QTYPE_FP4: return F_FP4;
-    default: return F_MXFP;
+    default: return qid_quant_traits_of(t)->kind == QID_QUANT_KIND_GGUF ? F_GGUF : F_MXFP;
     }
 }
 
@@ -286,7 +301,7 @@ static void feature_row(const feature_table *t, const qid_result *r, double base
     int64_t block = r->block >= 0 ? r->block : parsed ? (int64_t)spec.block : -1;
     if (block >= 0) f[F_SCALES] = block > 0 ? 1.0 / (double)block : 0.0;
     if (parsed) {
-        for (int c = F_INT; c <= F_FP4; c++)
+        for (int c = F_INT; c <= F_GGUF; c++)
             f[c] = 0;
         f[family_column(spec.type)] = 1;
     }
@@ -371,7 +386,7 @@ static void select_columns(feature_table *t, qid_predictor_data *out)
         }
         if (!varies) {
             t->keep[j] = 0;
-            if (j < F_INT || j > F_FP4) /* absent format families need no mention */
+            if (j < F_INT || j > F_GGUF) /* absent format families need no mention */
                 snprintf(same + strlen(same), sizeof same - strlen(same), "%s%s", same[0] ? "," : "",
                          j < F_FIXED ? fixed_names[j] : "probe losses");
         }

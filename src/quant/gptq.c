@@ -510,6 +510,12 @@ int qid_gptq_quantize(qid_gptq_hessian *h, const qid_quant_spec *spec, const qid
     if (rc) return rc;
 
     const qid_quant_traits *t = qid_quant_traits_of(spec->type);
+    if (!t->params) {
+        char fmt[64];
+        qid_quant_name(spec, fmt, sizeof fmt);
+        return qid_error_set(err, QID_E_INVALID, "gptq: format %s has no GPTQ path (%s); expected method rtn", fmt,
+                             QID_GPTQ_NO_PATH_WHY);
+    }
     const size_t g = spec->block;
     rc = check_opts(&o, spec, what, err);
     if (rc) return rc;

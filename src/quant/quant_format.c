@@ -1,6 +1,7 @@
 /* quant_format.c - the format traits table, format names, packed sizes, and
  * the matrix-level entry points that check shapes and non-finite weights
- * before running the kernels of quant_rtn.c, quant_mx.c and quant_bnb.c.
+ * before running the kernels of quant_rtn.c, quant_mx.c, quant_bnb.c,
+ * quant_gguf.c and quant_gguf_k.c.
  *
  * Does not: quantize anything itself (kernels live in the family files), or
  * allocate (the in-place entry takes a caller-owned scratch row).
@@ -90,6 +91,46 @@ typedef struct {
     uint8_t qh[4];
     uint8_t qs[QID_GGUF_BLOCK / 2];
 } qid_block_q5_1;
+/* ggml's k-quant super-blocks and IQ4_NL (ggml-common.h), fp16 fields as bytes. */
+#define QID_GGUF_SUPER 256
+typedef struct {
+    uint8_t scales[QID_GGUF_SUPER / 16];
+    uint8_t qs[QID_GGUF_SUPER / 4];
+    uint8_t d[2], dmin[2];
+} qid_block_q2_k;
+typedef struct {
+    uint8_t hmask[QID_GGUF_SUPER / 8];
+    uint8_t qs[QID_GGUF_SUPER / 4];
+    uint8_t scales[12];
+    uint8_t d[2];
+} qid_block_q3_k;
+typedef struct {
+    uint8_t d[2], dmin[2];
+    uint8_t scales[12];
+    uint8_t qs[QID_GGUF_SUPER / 2];
+} qid_block_q4_k;
+typedef struct {
+    uint8_t d[2], dmin[2];
+    uint8_t scales[12];
+    uint8_t qh[QID_GGUF_SUPER / 8];
+    uint8_t qs[QID_GGUF_SUPER / 2];
+} qid_block_q5_k;
+typedef struct {
+    uint8_t ql[QID_GGUF_SUPER / 2];
+    uint8_t qh[QID_GGUF_SUPER / 4];
+    int8_t scales[QID_GGUF_SUPER / 16];
+    uint8_t d[2];
+} qid_block_q6_k;
+typedef struct {
+    uint8_t d[2];
+    uint8_t qs[QID_GGUF_BLOCK / 2];
+} qid_block_iq4_nl;
+_Static_assert(sizeof(qid_block_q2_k) == 84, "q2_k is 2.625 bits per weight");
+_Static_assert(sizeof(qid_block_q3_k) == 110, "q3_k is 3.4375 bits per weight");
+_Static_assert(sizeof(qid_block_q4_k) == 144, "q4_k is 4.5 bits per weight");
+_Static_assert(sizeof(qid_block_q5_k) == 176, "q5_k is 5.5 bits per weight");
+_Static_assert(sizeof(qid_block_q6_k) == 210, "q6_k is 6.5625 bits per weight");
+_Static_assert(sizeof(qid_block_iq4_nl) == 18, "iq4_nl is 4.5 bits per weight");
 _Static_assert(sizeof(qid_block_q8_0) == 34, "q8_0 is 8.5 bits per weight");
 _Static_assert(sizeof(qid_block_q4_0) == 18, "q4_0 is 4.5 bits per weight");
 _Static_assert(sizeof(qid_block_q4_1) == 20, "q4_1 is 5 bits per weight");
@@ -120,6 +161,15 @@ _Static_assert(sizeof(qid_block_nf4_b64) == 36, "nf4/fp4 block is f32 absmax + 6
     .quantize_ref = qid_gguf_quantize_ref, .quantize_fast = qid_gguf_quantize_fast, .encode = qid_gguf_encode,         \
     .decode = qid_gguf_decode, .params = qid_gguf_params, .quantize_value = qid_gguf_quantize_value
 
+/* k-quants and IQ4_NL: scale_bytes is the block's header besides the codes
+ * (fp16 d and dmin, the packed sub-block scales); no GPTQ rows but IQ4_NL's. */
+#define QUANT_FAMILY_GGUF_K                                                                                            \
+    .kind = QID_QUANT_KIND_GGUF, .block = QID_GGUF_SUPER, .rejects_nonfinite = 1, .fixed_blocks = 1,                   \
+    .quantize_ref = qid_gguf_k_quantize_ref, .quantize_fast = qid_gguf_k_quantize_fast, .encode = qid_gguf_k_encode,   \
+    .decode = qid_gguf_k_decode
+/* A mixture: its default type's row, each tensor's own type from gguf_mix.h. */
+#define QUANT_MIXTURE(nm, b, blk) .name = nm, .bits = b, .scale_bytes = 16, .block_bytes = sizeof(blk), .mixture = 1
+
 static const qid_quant_traits quant_traits[QID_QTYPE_COUNT] = {
     [QID_QTYPE_INT] = {.name = "int", .bits = 0, .block = 0, .block_bytes = 0, QUANT_FAMILY_INT},
     [QID_QTYPE_MXFP4] =
@@ -145,6 +195,37 @@ static const qid_quant_traits quant_traits[QID_QTYPE_COUNT] = {
         {.name = "q5_0", .bits = 5, .scale_bytes = 2, .block_bytes = sizeof(qid_block_q5_0), QUANT_FAMILY_GGUF},
     [QID_QTYPE_Q5_1] =
         {.name = "q5_1", .bits = 5, .scale_bytes = 4, .block_bytes = sizeof(qid_block_q5_1), QUANT_FAMILY_GGUF},
+    [QID_QTYPE_Q2_K] =
+        {.name = "q2_k", .bits = 2, .scale_bytes = 20, .block_bytes = sizeof(qid_block_q2_k), QUANT_FAMILY_GGUF_K},
+    [QID_QTYPE_Q3_K] =
+        {.name = "q3_k", .bits = 3, .scale_bytes = 14, .block_bytes = sizeof(qid_block_q3_k), QUANT_FAMILY_GGUF_K},
+    [QID_QTYPE_Q4_K] =
+        {.name = "q4_k", .bits = 4, .scale_bytes = 16, .block_bytes = sizeof(qid_block_q4_k), QUANT_FAMILY_GGUF_K},
+    [QID_QTYPE_Q5_K] =
+        {.name = "q5_k", .bits = 5, .scale_bytes = 16, .block_bytes = sizeof(qid_block_q5_k), QUANT_FAMILY_GGUF_K},
+    [QID_QTYPE_Q6_K] =
+        {.name = "q6_k", .bits = 6, .scale_bytes = 18, .block_bytes = sizeof(qid_block_q6_k), QUANT_FAMILY_GGUF_K},
+    [QID_QTYPE_IQ4_NL] = {.name = "iq4_nl",
+                          .kind = QID_QUANT_KIND_GGUF,
+                          .bits = 4,
+                          .block = QID_GGUF_BLOCK,
+                          .scale_bytes = 2,
+                          .block_bytes = sizeof(qid_block_iq4_nl),
+                          .rejects_nonfinite = 1,
+                          .fixed_blocks = 1,
+                          .quantize_ref = qid_gguf_k_quantize_ref,
+                          .quantize_fast = qid_gguf_k_quantize_fast,
+                          .encode = qid_gguf_k_encode,
+                          .decode = qid_gguf_k_decode,
+                          .params = qid_iq4nl_params,
+                          .quantize_value = qid_iq4nl_quantize_value},
+    [QID_QTYPE_Q3_K_S] = {QUANT_MIXTURE("q3_k_s", 3, qid_block_q3_k), QUANT_FAMILY_GGUF_K},
+    [QID_QTYPE_Q3_K_M] = {QUANT_MIXTURE("q3_k_m", 3, qid_block_q3_k), QUANT_FAMILY_GGUF_K},
+    [QID_QTYPE_Q3_K_L] = {QUANT_MIXTURE("q3_k_l", 3, qid_block_q3_k), QUANT_FAMILY_GGUF_K},
+    [QID_QTYPE_Q4_K_S] = {QUANT_MIXTURE("q4_k_s", 4, qid_block_q4_k), QUANT_FAMILY_GGUF_K},
+    [QID_QTYPE_Q4_K_M] = {QUANT_MIXTURE("q4_k_m", 4, qid_block_q4_k), QUANT_FAMILY_GGUF_K},
+    [QID_QTYPE_Q5_K_S] = {QUANT_MIXTURE("q5_k_s", 5, qid_block_q5_k), QUANT_FAMILY_GGUF_K},
+    [QID_QTYPE_Q5_K_M] = {QUANT_MIXTURE("q5_k_m", 5, qid_block_q5_k), QUANT_FAMILY_GGUF_K},
 };
 
 const qid_quant_traits *qid_quant_traits_of(enum qid_qtype type)
@@ -159,7 +240,8 @@ const qid_mx_elem *qid_mx_elem_of(const qid_quant_spec *spec) { return qid_quant
 
 static const char quant_expected[] =
     "expected intB-gG[-sym|-asym][-mse], intB-channel[-sym|-asym][-mse], mxfp4, mxfp6-e3m2, mxfp6-e2m3, "
-    "mxfp8-e4m3, mxfp8-e5m2, mxint8, mxintD, nf4, fp4 (MX/NF4/FP4 take -bB), q8_0, q4_0, q4_1, q5_0 or q5_1";
+    "mxfp8-e4m3, mxfp8-e5m2, mxint8, mxintD, nf4, fp4 (MX/NF4/FP4 take -bB), q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, "
+    "q3_k, q4_k, q5_k, q6_k, iq4_nl, or a mixture q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m";
 
 /* Parses a run of decimal digits at *p into *out (saturating above
  * QID_QUANT_BLOCK_MAX); returns 0 when there is no digit. */
@@ -243,22 +325,21 @@ int qid_quant_parse(const char *name, qid_quant_spec *out, qid_error *err)
 {
     if (!name || !*name) return qid_error_set(err, QID_E_INVALID, "empty format name: %s", quant_expected);
     if (strncmp(name, "int", 3) == 0) return parse_int_format(name, out, err);
-    static const struct {
-        const char *name;
-        enum qid_qtype type;
-    } gguf[] = {
-        {"q8_0", QID_QTYPE_Q8_0}, {"q4_0", QID_QTYPE_Q4_0}, {"q4_1", QID_QTYPE_Q4_1},
-        {"q5_0", QID_QTYPE_Q5_0}, {"q5_1", QID_QTYPE_Q5_1},
+    /* GGUF names: longest first so q4_k does not take q4_k_m */
+    static const enum qid_qtype gguf[] = {
+        QID_QTYPE_Q3_K_S, QID_QTYPE_Q3_K_M, QID_QTYPE_Q3_K_L, QID_QTYPE_Q4_K_S, QID_QTYPE_Q4_K_M, QID_QTYPE_Q5_K_S,
+        QID_QTYPE_Q5_K_M, QID_QTYPE_Q8_0,   QID_QTYPE_Q4_0,   QID_QTYPE_Q4_1,   QID_QTYPE_Q5_0,   QID_QTYPE_Q5_1,
+        QID_QTYPE_Q2_K,   QID_QTYPE_Q3_K,   QID_QTYPE_Q4_K,   QID_QTYPE_Q5_K,   QID_QTYPE_Q6_K,   QID_QTYPE_IQ4_NL,
     };
     for (size_t i = 0; i < sizeof gguf / sizeof gguf[0]; i++) {
-        size_t len = strlen(gguf[i].name);
-        if (strncmp(name, gguf[i].name, len) != 0) continue;
+        const qid_quant_traits *t = qid_quant_traits_of(gguf[i]);
+        size_t len = strlen(t->name);
+        if (strncmp(name, t->name, len) != 0) continue;
         if (name[len] != '\0')
             return qid_error_set(err, QID_E_INVALID,
-                                 "unknown format '%s': GGUF formats take no suffix (ggml's block of %d is fixed)", name,
-                                 QID_GGUF_BLOCK);
-        const qid_quant_traits *t = qid_quant_traits_of(gguf[i].type);
-        *out = (qid_quant_spec){.type = gguf[i].type, .bits = t->bits, .block = t->block, .sym = 1};
+                                 "unknown format '%s': GGUF formats take no suffix (ggml's block of %zu is fixed)",
+                                 name, t->block);
+        *out = (qid_quant_spec){.type = gguf[i], .bits = t->bits, .block = t->block, .sym = 1};
         return QID_OK;
     }
 

@@ -39,7 +39,8 @@
  * without being one.
  *
  * Does not: parse names or check shapes (quant_format.c), take an importance
- * matrix (ggml's quantize_q4_0 with quant_weights), or the k-quants.
+ * matrix (ggml's quantize_q4_0 with quant_weights), or the k-quants and
+ * IQ4_NL (quant_gguf_k.c).
  */
 #include "quant.h"
 

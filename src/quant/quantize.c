@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 
 #include "fsutil.h"
+#include "gguf_mix.h"
 #include "kernels.h"
 #include "tokens.h"
 
@@ -28,6 +29,8 @@
 
 struct qid_quantizer {
     qid_quantize_opts o;
+    qid_model_config cfg; /* the model, for GGUF's per-tensor types (have_cfg) */
+    int have_cfg;
     qid_quantize_stats st;
     float *scratch; /* RTN output / GPTQ copy of the original weight */
     size_t scratch_n;
@@ -102,7 +105,19 @@ static int check_format(const qid_quantize_opts *o, qid_error *err)
         return qid_error_set(err, QID_E_INVALID,
                              "AWQ takes integer formats without -mse (intB-gG-sym/asym, intB-channel), not '%s'", fmt);
     }
+    if (o->method == QID_QUANTIZE_GPTQ && !qid_quant_traits_of(o->spec.type)->params) {
+        char fmt[64];
+        qid_quant_name(&o->spec, fmt, sizeof fmt);
+        return qid_error_set(err, QID_E_INVALID, "format %s has no GPTQ path (%s); expected method rtn", fmt,
+                             QID_GPTQ_NO_PATH_WHY);
+    }
     return QID_OK;
+}
+
+int qid_quantize_tensor_spec(const qid_quant_spec *spec, const qid_model_config *cfg, const qid_tensor_spec *t,
+                             qid_quant_spec *out)
+{
+    return qid_gguf_tensor_type(spec, cfg, qid_gguf_role_of(t->name), t->layer, (size_t)t->shape[1], out);
 }
 
 int qid_quantize_check(const qid_model_config *cfg, const qid_quantize_opts *o, qid_error *err)
@@ -115,7 +130,9 @@ int qid_quantize_check(const qid_model_config *cfg, const qid_quantize_opts *o, 
         if (t[i].kind != QID_TENSOR_LINEAR) continue;
         char path[160];
         qid_tensor_path(&t[i], path, sizeof path);
-        rc = qid_quant_check_shape(&o->spec, (size_t)t[i].shape[1], path, err);
+        qid_quant_spec s;
+        if (qid_quantize_tensor_spec(&o->spec, cfg, &t[i], &s)) /* else F16: any shape */
+            rc = qid_quant_check_shape(&s, (size_t)t[i].shape[1], path, err);
     }
     free(t);
     return rc;
@@ -133,6 +150,23 @@ qid_quantizer *qid_quantizer_create(const qid_quantize_opts *o)
     q->o.calib = NULL;
     qid_quantizer_reset(q);
     return q;
+}
+
+void qid_quantizer_set_model(qid_quantizer *q, const qid_model_config *cfg)
+{
+    q->cfg = *cfg;
+    q->have_cfg = 1;
+}
+
+/* The spec tensor t gets (1), or 0 for llama.cpp's F16 fallback. */
+static int spec_for(const qid_quantizer *q, const qid_tensor_spec *t, qid_quant_spec *s)
+{
+    if (!qid_gguf_is_gguf(&q->o.spec)) {
+        *s = q->o.spec;
+        return 1;
+    }
+    QID_CHECK(q->have_cfg, "a GGUF quantizer used before qid_quantizer_set_model");
+    return qid_quantize_tensor_spec(&q->o.spec, &q->cfg, t, s);
 }
 
 void qid_quantizer_free(qid_quantizer *q)
@@ -189,7 +223,16 @@ int qid_quantizer_weight_hook(void *ctx, const qid_tensor_spec *t, float *w, qid
     float *y = scratch_of(q, n);
     char path[160];
     qid_tensor_path(t, path, sizeof path);
-    int rc = qid_quant_matrix(&q->o.spec, w, y, rows, cols, path, err);
+    qid_quant_spec s;
+    int rc = QID_OK;
+    if (spec_for(q, t, &s)) {
+        rc = qid_quant_matrix(&s, w, y, rows, cols, path, err);
+        q->st.per_type[s.type]++;
+    } else {
+        memcpy(y, w, n * sizeof *w);
+        qid_gguf_round_f16(y, n);
+        q->st.f16++;
+    }
     if (rc) return rc;
     qid_sqnr_acc_add(&q->st.sqnr, w, y, n);
     memcpy(w, y, n * sizeof *w);
@@ -381,8 +424,17 @@ static int gptq_one(qid_quantizer *q, qid_gptq_hessian *h, const qid_tensor_spec
     const size_t out = (size_t)t->shape[0], cols = (size_t)t->shape[1], n = out * cols;
     float *orig = scratch_of(q, n);
     memcpy(orig, w, n * sizeof *w);
+    qid_quant_spec s;
+    if (!spec_for(q, t, &s)) { /* llama.cpp's F16 fallback: no GPTQ */
+        qid_gguf_round_f16(w, n);
+        q->st.f16++;
+        qid_sqnr_acc_add(&q->st.sqnr, orig, w, n);
+        q->st.tensors++;
+        q->st.params += n;
+        return QID_OK;
+    }
     qid_gptq_stats gs;
-    int rc = qid_gptq_quantize(h, &q->o.spec, &q->o.gptq, w, out, cols, path, &gs, err);
+    int rc = qid_gptq_quantize(h, &s, &q->o.gptq, w, out, cols, path, &gs, err);
     if (rc) {
         memcpy(w, orig, n * sizeof *w);
         return rc;
@@ -390,6 +442,7 @@ static int gptq_one(qid_quantizer *q, qid_gptq_hessian *h, const qid_tensor_spec
     qid_sqnr_acc_add(&q->st.sqnr, orig, w, n);
     q->st.tensors++;
     q->st.params += n;
+    q->st.per_type[s.type]++;
     q->st.percdamp_min = isnan(q->st.percdamp_min) ? gs.percdamp : fmin(q->st.percdamp_min, gs.percdamp);
     q->st.percdamp_max = isnan(q->st.percdamp_max) ? gs.percdamp : fmax(q->st.percdamp_max, gs.percdamp);
     q->st.retries += gs.retries;
@@ -761,6 +814,7 @@ static int quantize_stream(const char *in, const char *out, qid_quantizer *q, qi
     int rc = qid_ckpt_open(in, &ck, err);
     if (rc) return rc;
     if ((rc = qid_quantize_check(&ck.cfg, &q->o, err))) goto done;
+    qid_quantizer_set_model(q, &ck.cfg);
     if ((rc = create_writer(in, out, &ck, &wr, err))) goto done;
     t = qid_ckpt_tensors(&ck.cfg, &nt);
     size_t max = 0;
@@ -795,6 +849,7 @@ static int quantize_calibrated(const char *in, const char *out, qid_quantizer *q
     if (rc) return rc;
     const qid_model_config *cfg = qid_model_cfg(m);
     if ((rc = qid_quantize_check(cfg, &q->o, err))) goto done;
+    qid_quantizer_set_model(q, cfg);
     if ((rc = qid_quantize_read_calib(calib, cfg, samples, seed, &tokens, &nw, &L, err))) goto done;
     const size_t chunk = qid_calib_chunk_windows(cfg, L, nw, q->o.chunk_bytes);
     if (!(b = qid_calib_create(m, tokens, nw, L, chunk, q->o.scratch_dir, err))) {

@@ -381,7 +381,7 @@ static int gptq_opt(parser *p, enum key k, const char *v, qid_gptq_opts *g)
  * act_order and static_groups no, micro_block 0 = plain GPTQ): gptq.h's
  * defaults, except micro_block. A job's plain GPTQ (micro_block 0 or 1) is
  * gptq.h's 1, column by column for every format; gptq.h's 0 would mean
- * micro-blocks of the format's block for MX, NF4 and FP4. */
+ * micro-blocks of the format's block for MX, NF4, FP4 and GGUF. */
 static void gptq_defaults(qid_gptq_opts *g)
 {
     qid_gptq_opts_default(g);
@@ -724,11 +724,13 @@ static int add_quant(parser *p, qid_job_quant *q, int line, int micro_line)
         return perr(p, line, "awq cannot quantize to %s; expected an integer format without -mse (intB-gG-sym/asym)",
                     q->format);
     size_t m = q->gptq.micro_block, b = q->spec.block;
+    if (q->method == QID_JOB_METHOD_GPTQ && !qid_quant_traits_of(q->spec.type)->params)
+        return perr(p, line, "format %s has no GPTQ path (%s); expected method rtn", q->format, QID_GPTQ_NO_PATH_WHY);
     if (q->method == QID_JOB_METHOD_GPTQ && q->gptq.act_order && !q->gptq.static_groups &&
         qid_quant_traits_of(q->spec.type)->fixed_blocks)
         return perr(p, line,
                     "act_order with %s needs static groups; expected static_groups = yes (or act_order = no) "
-                    "for MX, NF4 and FP4 formats",
+                    "for formats with fixed blocks (MX, NF4, FP4, GGUF)",
                     q->format);
     if (q->method == QID_JOB_METHOD_GPTQ && m > 1) {
         if (b && m % b)

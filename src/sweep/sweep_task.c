@@ -53,7 +53,8 @@ static void task_fail(sweep_result *o, const qid_error *err)
     o->r.n_probe = 0;
 }
 
-/* Storage bits per weight of the LINEAR tensors of cfg under spec,
+/* Storage bits per weight of the LINEAR tensors of cfg under spec (each
+ * tensor's own GGUF type: mixtures, fallbacks; 16 for an F16 fallback),
  * weighted by their element counts. */
 static double linear_bits(const qid_model_config *cfg, const qid_quant_spec *spec)
 {
@@ -63,7 +64,10 @@ static double linear_bits(const qid_model_config *cfg, const qid_quant_spec *spe
     for (size_t i = 0; i < n; i++) {
         if (ts[i].kind != QID_TENSOR_LINEAR) continue;
         double e = (double)qid_tensor_numel(&ts[i]);
-        bits += e * qid_quant_bits_per_weight(spec, (size_t)ts[i].shape[1]);
+        qid_quant_spec s;
+        bits +=
+            e * (qid_quantize_tensor_spec(spec, cfg, &ts[i], &s) ? qid_quant_bits_per_weight(&s, (size_t)ts[i].shape[1])
+                                                                 : 16.0);
         w += e;
     }
     free(ts);
@@ -302,6 +306,7 @@ void sweep_task_run(const qid_job *job, const qid_task *t, int threads, int rank
         }
         if (mem_check(job, q, tk, &eo, cfg, &qo, calib_n, calib_len, ckpt_path, &err)) goto fail;
         qz = qid_quantizer_create(&qo);
+        qid_quantizer_set_model(qz, cfg);
         qid_quantizer_hooks(qz, &eo.weight_hook, &eo.weight_ctx, &eo.act_hook, &eo.act_ctx);
         if (qid_job_method_calibrated(q->method)) {
             qid_quantizer_calib_hooks(qz, &hooks);
