@@ -29,8 +29,8 @@
  * extended in place) with one pwrite, and a file system out of space takes
  * part of it, which leaves a header that claims more than the file holds and
  * every row whose strings live there unreadable. So before each append the
- * file's blocks from its last RESERVE_BYTES to RESERVE_BYTES past its end
- * are allocated (fallocate, keeping the size); when that fails for want of
+ * file's blocks up to RESERVE_BYTES past its end are allocated (fallocate,
+ * keeping the size; RESERVE_GRANT at a time); when that fails for want of
  * space the append fails before anything is written and the store stays as
  * it was. The close gives the blocks past the end back. File systems
  * without fallocate go without (hdf5-schema/results.md, "Full disks").
@@ -81,6 +81,9 @@ extern char **environ;
  * vectors (three times their size): more than any one append allocates for
  * metadata, a /tasks chunk and a window chunk. */
 #define RESERVE_BYTES (1 << 20)
+/* Bytes allocated past the end at a time, so that most appends make no
+ * fallocate call. */
+#define RESERVE_GRANT (8 << 20)
 
 /* HDF5's private file-access property that h5clear sets to clear the
  * superblock status flags on open (H5Fprivate.h, HDF5 1.10 and later). */
@@ -352,7 +355,9 @@ struct qid_results {
     hsize_t n_rows;    /* extent of /tasks */
     hsize_t n_windows; /* where the next window vectors go */
     keyset ok_keys;
-    int broken; /* a write failed half-way: refuse further appends */
+    int broken;         /* a write failed half-way: refuse further appends */
+    off_t reserved_end; /* blocks are allocated up to here (0: not yet) */
+    int no_fallocate;   /* the file system has none */
 };
 
 static char *str_cat(const char *a, const char *b)
@@ -1267,21 +1272,37 @@ fail:
 }
 
 /* Allocates the blocks an append of `entries` window entries may write
- * (see the top of the file). QID_OK also where the file system has no
- * fallocate; an error (nothing written) when it has no space. */
+ * (see the top of the file): at least RESERVE_BYTES (and three times the
+ * vectors) past the end of the file must be allocated; when they are not,
+ * up to RESERVE_GRANT past it are, or just what is needed when the disk has
+ * no room for more. Rarely a system call: most appends find their blocks
+ * allocated already. QID_OK also where the file system has no fallocate;
+ * an error (nothing written) when it has no space. */
 static int reserve_space(qid_results *r, hsize_t entries, qid_error *err)
 {
 #ifdef FALLOC_FL_KEEP_SIZE
     hsize_t size = 0;
-    if (H5Fget_filesize(r->fid, &size) < 0) return QID_OK;
+    if (r->no_fallocate || H5Fget_filesize(r->fid, &size) < 0) return QID_OK;
     off_t ahead = (off_t)RESERVE_BYTES + (off_t)(3 * entries * (sizeof(double) + sizeof(int32_t)));
-    off_t from = (off_t)size > ahead ? (off_t)size - ahead : 0;
-    if (fallocate(r->fd, FALLOC_FL_KEEP_SIZE, from, (off_t)size - from + ahead) != 0) {
+    off_t end = (off_t)size + ahead;
+    if (end <= r->reserved_end) return QID_OK;
+    /* the first time also the blocks below the end: holes HDF5 left */
+    off_t from = r->reserved_end ? r->reserved_end : ((off_t)size > ahead ? (off_t)size - ahead : 0);
+    if (from > (off_t)size) from = (off_t)size;
+    off_t grant = (off_t)size + RESERVE_GRANT > end ? (off_t)size + RESERVE_GRANT : end;
+    int rc = fallocate(r->fd, FALLOC_FL_KEEP_SIZE, from, grant - from);
+    if (rc != 0 && (errno == ENOSPC || errno == EDQUOT))
+        rc = fallocate(r->fd, FALLOC_FL_KEEP_SIZE, from, (grant = end) - from);
+    if (rc != 0) {
         int e = errno;
-        if (e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) return QID_OK;
+        if (e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) {
+            r->no_fallocate = 1;
+            return QID_OK;
+        }
         return qid_error_set(err, QID_E_IO, "cannot reserve %lld bytes for the next row of results store '%s': %s",
                              (long long)ahead, r->path, strerror(e));
     }
+    r->reserved_end = grant;
 #else
     (void)r;
     (void)entries;
