@@ -107,7 +107,13 @@ $(BUILD)/test/%.t: $(BUILD)/test/%.o $(TAP_OBJ) $(LIB)
 $(BUILD)/obj $(BUILD)/test:
 	mkdir -p $@
 
-tests: $(QID) $(TEST_BIN)
+# test/store_lock.t's LD_PRELOAD shim (a file system without flock); built
+# without the project's CFLAGS so that it loads beside a sanitized qid too
+NOFLOCK := $(BUILD)/test/noflock.so
+$(NOFLOCK): test/noflock.c | $(BUILD)/test
+	$(CC) -shared -fPIC -O2 $(WARN) -o $@ $< -ldl
+
+tests: $(QID) $(TEST_BIN) $(NOFLOCK)
 
 # `deps` runs first; the build then happens in a fresh make so pkg-config sees
 # what was just installed.

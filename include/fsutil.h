@@ -24,6 +24,11 @@ int qid_sha256_file(const char *path, char hex[65], qid_error *err);
  * report's tables. */
 void qid_csv_field(FILE *out, const char *s);
 
+/* Copies the bytes of src into a new file dst (created with O_EXCL and
+ * src's permission bits) and fsyncs it. On failure (a full disk among them)
+ * removes dst and sets a one-line error naming the file that failed. */
+int qid_copy_file(const char *src, const char *dst, qid_error *err);
+
 /* "dir/name" into a malloc'd string. */
 char *qid_path_join(const char *dir, const char *name);
 

@@ -700,7 +700,7 @@ static void test_format_errors(const char *good)
     qid_error_clear(&e);
     qid_results *r = qid_results_open("/nonexistent-dir/x.h5", NULL, &e);
     ok(r == NULL && e.code == QID_E_IO, "open in a missing directory: QID_E_IO");
-    like(e.msg, "cannot create lock file '/nonexistent-dir/x.h5.lock'", "... naming the lock file");
+    like(e.msg, "cannot open lock file '/nonexistent-dir/x.h5.lock'", "... naming the lock file");
 }
 
 static void create_empty(const char *path)

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <hdf5.h>
+
 #include "cli.h"
 #include "error.h"
 #include "version.h"
@@ -57,6 +59,13 @@ static void version(void)
 
 int main(int argc, char **argv)
 {
+    /* Before HDF5 starts: no library shutdown at exit. A file whose close
+     * failed (a full disk refusing its last flush) stays in HDF5's table of
+     * open files although HDF5 freed it (HDF5 before 1.14.1, HDFFV-11052),
+     * and the shutdown would crash on it after qid's error was printed.
+     * qid closes every file it keeps; one still open at exit is left as a
+     * kill would leave it, which every reader and the store already handle. */
+    H5dont_atexit();
     qid_h5_silence();
     if (argc < 2) {
         usage(stderr);

@@ -230,11 +230,37 @@ typedef struct {
     size_t len;
 } h5_walk_ctx;
 
+/* A system call's failure as HDF5's file drivers describe it ("file write
+ * failed: time = <ctime, with its newline>, filename = ..., errno = 28,
+ * error message = 'No space left on device', buf = ..."), shortened to what
+ * failed and why ("file write failed: No space left on device"); 0 when desc
+ * is not such a message. The rest (the time, a buffer address, offsets)
+ * would make the one-line error two lines long and say nothing a user can
+ * act on; the file name is in qid's own context. */
+static int h5_system_error(const char *desc, char *buf, size_t len)
+{
+    static const char key[] = "error message = '";
+    const char *why = strstr(desc, key);
+    if (!why || !strstr(desc, "errno = ")) return 0;
+    why += sizeof key - 1;
+    const char *end = strchr(why, '\'');
+    size_t what = strcspn(desc, ":,");
+    int code = atoi(strstr(desc, "errno = ") + 8);
+    /* HDF5's own lock (flock) on a file system without it: HDF5 ignores
+     * ENOSYS, any other refusal fails every open (hdf5-schema/results.md) */
+    const char *hint = strncmp(desc, "unable to lock file", 19) == 0 && code != EWOULDBLOCK
+                           ? " (this file system refuses file locks: set HDF5_USE_FILE_LOCKING=FALSE)"
+                           : "";
+    snprintf(buf, len, "%.*s: %.*s%s", (int)what, desc, (int)(end ? (size_t)(end - why) : strlen(why)), why, hint);
+    return 1;
+}
+
 /* H5E_WALK_UPWARD visits the innermost (most specific) error first: keep it. */
 static herr_t h5_walk_first(unsigned n, const H5E_error2_t *e, void *data)
 {
     h5_walk_ctx *ctx = data;
     if (n != 0 || !e->desc) return 0;
+    if (h5_system_error(e->desc, ctx->buf, ctx->len)) return 0;
     char minor[128] = "";
     H5Eget_msg(e->min_num, NULL, minor, sizeof minor);
     if (minor[0] && strcmp(minor, e->desc) != 0)

@@ -3,10 +3,12 @@
 #include "fsutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "sha256.h"
 
@@ -58,6 +60,49 @@ int qid_sha256_file(const char *path, char hex[65], qid_error *err)
     qid_sha256_final(&h, d);
     qid_sha256_hex(d, hex);
     return QID_OK;
+}
+
+int qid_copy_file(const char *src, const char *dst, qid_error *err)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC), out = -1, rc = QID_OK;
+    struct stat st;
+    if (in < 0 || fstat(in, &st) != 0) {
+        rc = qid_error_set(err, QID_E_IO, "cannot open '%s': %s", src, strerror(errno));
+        if (in >= 0) close(in);
+        return rc;
+    }
+    out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 07777);
+    if (out < 0) {
+        rc = qid_error_set(err, QID_E_IO, "cannot create '%s': %s", dst, strerror(errno));
+        close(in);
+        return rc;
+    }
+    enum { CHUNK = 1 << 20 };
+    char *buf = qid_malloc(CHUNK, "a copying buffer");
+    for (;;) {
+        ssize_t got = read(in, buf, CHUNK);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            rc = qid_error_set(err, QID_E_IO, "cannot read '%s': %s", src, strerror(errno));
+            break;
+        }
+        if (got == 0) break;
+        for (ssize_t done = 0; done < got && !rc;) {
+            ssize_t put = write(out, buf + done, (size_t)(got - done));
+            if (put < 0 && errno == EINTR) continue;
+            if (put < 0)
+                rc = qid_error_set(err, QID_E_IO, "cannot write '%s': %s", dst, strerror(errno));
+            else
+                done += put;
+        }
+        if (rc) break;
+    }
+    free(buf);
+    close(in);
+    if (!rc && fsync(out) != 0) rc = qid_error_set(err, QID_E_IO, "cannot write '%s': %s", dst, strerror(errno));
+    if (close(out) != 0 && !rc) rc = qid_error_set(err, QID_E_IO, "cannot write '%s': %s", dst, strerror(errno));
+    if (rc) unlink(dst);
+    return rc;
 }
 
 char *qid_path_join(const char *dir, const char *name)

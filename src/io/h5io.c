@@ -128,17 +128,22 @@ hid_t qid_h5_create_tmp(const char *path, char **tmp_path, qid_error *err)
     *tmp_path = tmp;
     return fid;
 fail:
+    unlink(tmp); /* a create that failed on a full disk leaves the file */
     free(tmp);
     *tmp_path = NULL;
     return H5I_INVALID_HID;
 }
 
-static void fsync_path(const char *path, int dir)
+/* fsyncs path (a directory when dir is set); returns 0 or the errno of a
+ * failed fsync (a file system that reports a full disk only there, as NFS
+ * can). A directory that cannot be opened is not an error. */
+static int fsync_path(const char *path, int dir)
 {
-    int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0) return;
-    (void)fsync(fd);
-    close(fd);
+    int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY), e = 0;
+    if (fd < 0) return dir ? 0 : errno;
+    if (fsync(fd) != 0) e = errno;
+    if (close(fd) != 0 && !e) e = errno;
+    return dir ? 0 : e;
 }
 
 int qid_h5_commit(hid_t fid, char *tmp_path, const char *path, qid_error *err)
@@ -148,7 +153,12 @@ int qid_h5_commit(hid_t fid, char *tmp_path, const char *path, qid_error *err)
     hid_t f = fid;
     fid = H5I_INVALID_HID;
     QID_H5_TRY(err, H5Fclose(f), "cannot close '%s'", tmp_path);
-    fsync_path(tmp_path, 0);
+    int e = fsync_path(tmp_path, 0);
+    if (e) {
+        rc = qid_error_set(err, QID_E_IO, "cannot write '%s': %s", tmp_path, strerror(e));
+        qid_h5_discard(H5I_INVALID_HID, tmp_path);
+        return rc;
+    }
     if (rename(tmp_path, path) != 0) {
         rc = qid_error_set(err, QID_E_IO, "cannot rename '%s' to '%s': %s", tmp_path, path, strerror(errno));
         unlink(tmp_path);
@@ -167,6 +177,9 @@ fail:
 
 void qid_h5_discard(hid_t fid, char *tmp_path)
 {
+    /* Emptied first: on a full disk the close's last flush then has the
+     * space the file held, and succeeds (its contents no longer matter). */
+    if (tmp_path) (void)truncate(tmp_path, 0);
     if (fid >= 0) {
         H5E_BEGIN_TRY { H5Fclose(fid); }
         H5E_END_TRY;

@@ -25,10 +25,22 @@
  * window entries, and only then starts SWMR writing again. test/results_kill.t
  * and the --writer mode of test/test_results.c kill writers at every write.
  *
+ * A full disk: HDF5 writes a grown metadata block (a global heap collection
+ * extended in place) with one pwrite, and a file system out of space takes
+ * part of it, which leaves a header that claims more than the file holds and
+ * every row whose strings live there unreadable. So before each append the
+ * file's blocks up to RESERVE_BYTES past its end are allocated (fallocate,
+ * keeping the size; RESERVE_GRANT at a time); when that fails for want of
+ * space the append fails before anything is written and the store stays as
+ * it was. The close gives the blocks past the end back. File systems
+ * without fallocate go without (hdf5-schema/results.md, "Full disks").
+ *
  * Does not: evaluate, schedule, join baselines (callers fill qid/qid_se), or
  * fit laws; /fits entries are written by qid_results_write_fit for `qid fit`.
  * Nothing here is collective or thread-safe (the syncer thread only calls
  * fsync on the file descriptor, never HDF5). */
+/* fallocate(2) and FALLOC_FL_KEEP_SIZE */
+#define _GNU_SOURCE
 #include "results.h"
 
 #include <errno.h>
@@ -37,6 +49,7 @@
 #include <libgen.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -47,6 +60,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "h5io.h"
 #include "version.h"
 
@@ -62,6 +76,14 @@ extern char **environ;
  * conversion), which was most of the cost of an append. A row is a few
  * hundred bytes; HDF5 converts in strips when a write is larger. */
 #define XFER_BUF_BYTES 65536
+
+/* Bytes reserved ahead of HDF5 at each append, besides the row's window
+ * vectors (three times their size): more than any one append allocates for
+ * metadata, a /tasks chunk and a window chunk. */
+#define RESERVE_BYTES (1 << 20)
+/* Bytes allocated past the end at a time, so that most appends make no
+ * fallocate call. */
+#define RESERVE_GRANT (8 << 20)
 
 /* HDF5's private file-access property that h5clear sets to clear the
  * superblock status flags on open (H5Fprivate.h, HDF5 1.10 and later). */
@@ -311,9 +333,15 @@ static void keyset_free(keyset *ks)
 
 /* ---- small helpers -------------------------------------------------------------- */
 
+/* The store's lock (see "the lock" below). */
+typedef struct store_lock {
+    int fd;          /* PATH.lock, flock'd or fcntl-locked; -1 when none */
+    char *excl_path; /* PATH.lock.excl when that is the lock; NULL otherwise */
+} store_lock;
+
 struct qid_results {
     char *path;
-    int lock_fd;
+    store_lock lock;
     hid_t fid, tasks, wnll, wtok; /* the file and its three datasets */
     hid_t mtype;                  /* row_mem_type() */
     hid_t dxpl;                   /* transfer property list with our conversion buffers */
@@ -327,7 +355,9 @@ struct qid_results {
     hsize_t n_rows;    /* extent of /tasks */
     hsize_t n_windows; /* where the next window vectors go */
     keyset ok_keys;
-    int broken; /* a write failed half-way: refuse further appends */
+    int broken;         /* a write failed half-way: refuse further appends */
+    off_t reserved_end; /* blocks are allocated up to here (0: not yet) */
+    int no_fallocate;   /* the file system has none */
 };
 
 static char *str_cat(const char *a, const char *b)
@@ -396,55 +426,208 @@ static char *utf8_repair(const char *s)
 
 /* ---- the lock ------------------------------------------------------------------ */
 
-/* Takes PATH.lock (flock, exclusive, non-blocking) and writes "pid host" into
- * it. Returns the descriptor or -1 with err set. */
-static int lock_take(const char *path, qid_error *err)
+/* The store's lock (hdf5-schema/results.md, "The lock"): flock on PATH.lock;
+ * where the file system refuses flock (Lustre mounted without -o flock
+ * answers ENOSYS), a POSIX record lock (fcntl) on the same file; where it
+ * refuses both, PATH.lock.excl created with O_EXCL and holding "pid host",
+ * removed at release, broken when its holder is a process of this host that
+ * no longer exists. */
+
+/* errno values of a lock call that mean "no locks of this kind here". */
+static int lock_unsupported(int e)
 {
-    char *lock_path = str_cat(path, ".lock");
-    int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        qid_error_set(err, QID_E_IO, "cannot create lock file '%s' for results store '%s': %s", lock_path, path,
-                      strerror(errno));
-        free(lock_path);
-        return -1;
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int e = errno;
-        if (e == EWOULDBLOCK) {
-            char text[300] = "", host[256] = "";
-            long pid = 0;
-            ssize_t got = pread(fd, text, sizeof text - 1, 0);
-            text[got > 0 ? got : 0] = '\0';
-            if (sscanf(text, "%ld %255s", &pid, host) == 2)
-                qid_error_set(err, QID_E_INVALID,
-                              "results store '%s' is locked by pid %ld on %s (another qid run is writing it)", path,
-                              pid, host);
-            else
-                qid_error_set(err, QID_E_INVALID,
-                              "results store '%s' is locked by another process (another qid run is writing it; see "
-                              "'%s')",
-                              path, lock_path);
-        } else {
-            qid_error_set(err, QID_E_IO, "cannot lock '%s': %s", lock_path, strerror(e));
-        }
-        close(fd);
-        free(lock_path);
-        return -1;
-    }
+    return e == ENOSYS || e == EOPNOTSUPP || e == ENOTSUP || e == ENOLCK || e == EINVAL;
+}
+
+/* "pid host" from the start of fd's file into *pid and host; 0 when it holds none. */
+static int read_holder(int fd, long *pid, char host[256])
+{
+    char text[300] = "";
+    ssize_t got = pread(fd, text, sizeof text - 1, 0);
+    text[got > 0 ? got : 0] = '\0';
+    host[0] = '\0';
+    return sscanf(text, "%ld %255s", pid, host) == 2;
+}
+
+static void write_holder(int fd, const char *lock_path)
+{
     char host[256], text[320];
     host_name(host, sizeof host);
     int len = snprintf(text, sizeof text, "%ld %s\n", (long)getpid(), host);
     if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)len, 0) != len)
         qid_warn("cannot write the holder into lock file '%s': %s", lock_path, strerror(errno));
-    free(lock_path);
-    return fd;
 }
 
-static void lock_release(int fd)
+static int locked_error(const char *path, int fd, const char *lock_path, qid_error *err)
 {
-    if (fd < 0) return;
-    (void)ftruncate(fd, 0); /* no holder; the file itself stays (removing it would race) */
-    close(fd);              /* releases the flock */
+    char host[256];
+    long pid = 0;
+    if (read_holder(fd, &pid, host))
+        return qid_error_set(err, QID_E_INVALID,
+                             "results store '%s' is locked by pid %ld on %s (another qid run is writing it)", path, pid,
+                             host);
+    return qid_error_set(err, QID_E_INVALID,
+                         "results store '%s' is locked by another process (another qid run is writing it; see '%s')",
+                         path, lock_path);
+}
+
+/* 1 when "pid host" names a process of this host that no longer exists. */
+static int holder_dead(long pid, const char *host)
+{
+    char me[256];
+    host_name(me, sizeof me);
+    return strcmp(host, me) == 0 && pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* The lock where the file system has no file locks: PATH.lock.excl, created
+ * with O_EXCL. A stale one (its holder a dead process of this host) is
+ * renamed aside before it is removed, so that of two runs breaking it at
+ * once only one removes it; the other finds the first one's new lock. */
+static int lock_take_excl(const char *path, const char *why, store_lock *lock, qid_error *err)
+{
+    char *excl = str_cat(path, ".lock.excl");
+    int rc = -1;
+    for (int attempt = 0; attempt < 3 && rc < 0; attempt++) {
+        int fd = open(excl, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            write_holder(fd, excl);
+            (void)fsync(fd);
+            close(fd);
+            fsync_dir_of(excl);
+            qid_log(QID_LOG_DEBUG, "results store '%s': no file locks here (%s); holding lock file '%s'", path, why,
+                    excl);
+            lock->excl_path = excl;
+            return QID_OK;
+        }
+        if (errno != EEXIST) {
+            rc = qid_error_set(err, QID_E_IO, "cannot create lock file '%s' for results store '%s': %s", excl, path,
+                               strerror(errno));
+            break;
+        }
+        char host[256];
+        long pid = 0;
+        int held = -1, have = 0;
+        if ((fd = open(excl, O_RDONLY | O_CLOEXEC)) >= 0) {
+            have = read_holder(fd, &pid, host);
+            close(fd);
+        } else if (errno == ENOENT) {
+            continue; /* released meanwhile */
+        }
+        if (have && holder_dead(pid, host)) {
+            char aside[sizeof ".stale." + 32];
+            snprintf(aside, sizeof aside, ".stale.%ld", (long)getpid());
+            char *stale = str_cat(excl, aside);
+            if (rename(excl, stale) == 0) {
+                long pid2 = 0;
+                char host2[256];
+                int sfd = open(stale, O_RDONLY | O_CLOEXEC), same = 0;
+                if (sfd >= 0) {
+                    same = read_holder(sfd, &pid2, host2) && pid2 == pid && strcmp(host2, host) == 0;
+                    close(sfd);
+                }
+                if (!same && link(stale, excl) != 0) /* another run's fresh lock: put it back */
+                    qid_warn("cannot put lock file '%s' back: %s", excl, strerror(errno));
+                unlink(stale);
+                if (same)
+                    qid_warn("removed the stale lock file '%s' of results store '%s' (pid %ld on %s no longer runs)",
+                             excl, path, pid, host);
+                held = !same;
+            }
+            free(stale);
+            if (held != 1) continue;
+        }
+        if (have)
+            rc = qid_error_set(err, QID_E_INVALID,
+                               "results store '%s' is locked by pid %ld on %s (lock file '%s'; this file system has "
+                               "no file locks): if no qid run is writing it, remove that file",
+                               path, pid, host, excl);
+        else
+            rc = qid_error_set(err, QID_E_INVALID,
+                               "results store '%s' is locked (lock file '%s'; this file system has no file locks): "
+                               "if no qid run is writing it, remove that file",
+                               path, excl);
+    }
+    if (rc < 0)
+        rc = qid_error_set(err, QID_E_INVALID, "results store '%s': cannot take lock file '%s' (it keeps changing)",
+                           path, excl);
+    free(excl);
+    return rc;
+}
+
+/* Takes the store's lock (exclusive, never waiting) and records "pid host"
+ * in it. Returns QID_OK, or a status with err set: held by another run, or
+ * the lock file cannot be made (a read-only directory). */
+static int lock_take(const char *path, store_lock *lock, qid_error *err)
+{
+    char *lock_path = str_cat(path, ".lock");
+    char why[160];
+    int rc = QID_OK;
+    lock->fd = -1;
+    lock->excl_path = NULL;
+    int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = qid_error_set(err, QID_E_IO, "cannot open lock file '%s' for results store '%s': %s", lock_path, path,
+                           strerror(errno));
+        free(lock_path);
+        return rc;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) goto held;
+    int e = errno;
+    if (e == EWOULDBLOCK) {
+        rc = locked_error(path, fd, lock_path, err);
+        goto out;
+    }
+    if (!lock_unsupported(e)) {
+        rc = qid_error_set(err, QID_E_IO, "cannot lock '%s': %s", lock_path, strerror(e));
+        goto out;
+    }
+    snprintf(why, sizeof why, "flock: %s", strerror(e));
+    /* a POSIX record lock: released when this process closes any descriptor
+     * of PATH.lock, and only this module opens it */
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (fcntl(fd, F_SETLK, &fl) == 0) {
+        qid_log(QID_LOG_DEBUG, "results store '%s': %s; locked with fcntl instead", path, why);
+        goto held;
+    }
+    e = errno;
+    if (e == EACCES || e == EAGAIN) {
+        rc = locked_error(path, fd, lock_path, err);
+        goto out;
+    }
+    if (!lock_unsupported(e)) {
+        rc = qid_error_set(err, QID_E_IO, "cannot lock '%s': %s", lock_path, strerror(e));
+        goto out;
+    }
+    size_t used = strlen(why);
+    snprintf(why + used, sizeof why - used, ", fcntl: %s", strerror(e));
+    close(fd);
+    free(lock_path);
+    return lock_take_excl(path, why, lock, err);
+held:
+    write_holder(fd, lock_path);
+    lock->fd = fd;
+    free(lock_path);
+    return QID_OK;
+out:
+    close(fd);
+    free(lock_path);
+    return rc;
+}
+
+static void lock_release(store_lock *lock)
+{
+    if (lock->excl_path) {
+        unlink(lock->excl_path);
+        free(lock->excl_path);
+        lock->excl_path = NULL;
+    }
+    if (lock->fd < 0) return;
+    (void)ftruncate(lock->fd, 0); /* no holder; the file itself stays (removing it would race) */
+    close(lock->fd);              /* releases the flock (or the fcntl lock) */
+    lock->fd = -1;
 }
 
 /* ---- opening, checking ----------------------------------------------------------- */
@@ -975,7 +1158,7 @@ static void results_free(qid_results *r)
     if (r->dxpl >= 0) H5Pclose(r->dxpl);
     free(r->tconv);
     free(r->bkg);
-    lock_release(r->lock_fd);
+    lock_release(&r->lock);
     keyset_free(&r->ok_keys);
     free(r->path);
     free(r);
@@ -993,11 +1176,12 @@ qid_results *qid_results_open(const char *path, const qid_results_provenance *pr
     if (r->dxpl < 0 || H5Pset_buffer(r->dxpl, XFER_BUF_BYTES, r->tconv, r->bkg) < 0)
         qid_die("cannot make an HDF5 transfer property list for '%s'", path);
     r->fd = -1;
+    r->lock.fd = -1;
     int repaired = 0, created = 0;
     void *handle = NULL;
     hid_t fapl = H5I_INVALID_HID;
 
-    if ((r->lock_fd = lock_take(path, err)) < 0) goto fail;
+    if (lock_take(path, &r->lock, err)) goto fail;
 
     if (access(path, F_OK) != 0) {
         if (errno != ENOENT) {
@@ -1087,6 +1271,46 @@ fail:
     return err ? err->code : QID_E_HDF5;
 }
 
+/* Allocates the blocks an append of `entries` window entries may write
+ * (see the top of the file): at least RESERVE_BYTES (and three times the
+ * vectors) past the end of the file must be allocated; when they are not,
+ * up to RESERVE_GRANT past it are, or just what is needed when the disk has
+ * no room for more. Rarely a system call: most appends find their blocks
+ * allocated already. QID_OK also where the file system has no fallocate;
+ * an error (nothing written) when it has no space. */
+static int reserve_space(qid_results *r, hsize_t entries, qid_error *err)
+{
+#ifdef FALLOC_FL_KEEP_SIZE
+    hsize_t size = 0;
+    if (r->no_fallocate || H5Fget_filesize(r->fid, &size) < 0) return QID_OK;
+    off_t ahead = (off_t)RESERVE_BYTES + (off_t)(3 * entries * (sizeof(double) + sizeof(int32_t)));
+    off_t end = (off_t)size + ahead;
+    if (end <= r->reserved_end) return QID_OK;
+    /* the first time also the blocks below the end: holes HDF5 left */
+    off_t from = r->reserved_end ? r->reserved_end : ((off_t)size > ahead ? (off_t)size - ahead : 0);
+    if (from > (off_t)size) from = (off_t)size;
+    off_t grant = (off_t)size + RESERVE_GRANT > end ? (off_t)size + RESERVE_GRANT : end;
+    int rc = fallocate(r->fd, FALLOC_FL_KEEP_SIZE, from, grant - from);
+    if (rc != 0 && (errno == ENOSPC || errno == EDQUOT))
+        rc = fallocate(r->fd, FALLOC_FL_KEEP_SIZE, from, (grant = end) - from);
+    if (rc != 0) {
+        int e = errno;
+        if (e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) {
+            r->no_fallocate = 1;
+            return QID_OK;
+        }
+        return qid_error_set(err, QID_E_IO, "cannot reserve %lld bytes for the next row of results store '%s': %s",
+                             (long long)ahead, r->path, strerror(e));
+    }
+    r->reserved_end = grant;
+#else
+    (void)r;
+    (void)entries;
+    (void)err;
+#endif
+    return QID_OK;
+}
+
 int qid_results_append(qid_results *r, const qid_result *row, qid_error *err)
 {
     if (r->broken)
@@ -1107,6 +1331,8 @@ int qid_results_append(qid_results *r, const qid_result *row, qid_error *err)
         return qid_error_set(err, QID_E_IO, "cannot fsync results store '%s': %s (the last row may not be on disk)",
                              r->path, strerror(e));
     }
+
+    if (reserve_space(r, entries, err)) return err ? err->code : QID_E_IO;
 
     qid_result w = *row;
     char *owned[N_COLUMNS] = {0};
@@ -1164,8 +1390,10 @@ int qid_results_close(qid_results *r, qid_error *err)
     r->fid = H5I_INVALID_HID;
     if (H5Fclose(f) < 0 && !rc)
         rc = qid_h5_error_set(err, qid_h5_take_stack(), "H5Fclose", __FILE__, __LINE__, "cannot close '%s'", r->path);
-    int fd = open(r->path, O_RDONLY | O_CLOEXEC); /* the cleared status flags, durably */
+    int fd = open(r->path, O_RDWR | O_CLOEXEC); /* the cleared status flags, durably */
     if (fd >= 0) {
+        struct stat st;
+        if (fstat(fd, &st) == 0) (void)ftruncate(fd, st.st_size); /* the blocks reserved past the end */
         if (fsync(fd) != 0 && !rc)
             rc = qid_error_set(err, QID_E_IO, "cannot fsync results store '%s': %s", r->path, strerror(errno));
         close(fd);
@@ -1322,10 +1550,12 @@ _Static_assert(sizeof(hid_t) == sizeof(int64_t), "qid_results_fit_writer passes 
 int qid_results_write_fit(const char *path, const char *name, qid_results_fit_writer write, void *ctx, qid_error *err)
 {
     hid_t fapl = H5I_INVALID_HID, fid = H5I_INVALID_HID, fits = H5I_INVALID_HID, g = H5I_INVALID_HID;
-    int lock_fd = -1, rc = QID_OK;
+    store_lock lock = {-1, NULL};
+    int rc = QID_OK;
+    char *tmp = NULL;
     if (!name || !name[0] || strchr(name, '/') || strcmp(name, ".") == 0)
         return qid_error_set(err, QID_E_INVALID, "bad fit name '%s' (non-empty, no '/')", name ? name : "");
-    if ((lock_fd = lock_take(path, err)) < 0) return err ? err->code : QID_E_INVALID;
+    if (lock_take(path, &lock, err)) return err ? err->code : QID_E_INVALID;
     if (access(path, F_OK) != 0) {
         rc = qid_error_set(err, QID_E_IO, "cannot open results store '%s': %s", path, strerror(errno));
         goto out;
@@ -1337,8 +1567,20 @@ int qid_results_write_fit(const char *path, const char *name, qid_results_fit_wr
                            path);
         goto out;
     }
+    /* The fit goes into a copy, renamed over the store once it is complete
+     * and on disk: a full disk or a kill part-way leaves the store as it was
+     * (HDF5 without SWMR does not order its writes, so a failure half-way
+     * through an in-place write could leave it unreadable). */
+    tmp = qid_malloc(strlen(path) + 32, "a temporary file name");
+    sprintf(tmp, "%s.fit.%ld", path, (long)getpid());
+    unlink(tmp); /* a killed fit's, with our pid */
+    if ((rc = qid_copy_file(path, tmp, err))) {
+        free(tmp);
+        tmp = NULL;
+        goto out;
+    }
     fapl = fapl_latest();
-    QID_H5_TRY(err, fid = H5Fopen(path, H5F_ACC_RDWR, fapl), "cannot open results store '%s' for writing /fits", path);
+    QID_H5_TRY(err, fid = H5Fopen(tmp, H5F_ACC_RDWR, fapl), "cannot open '%s' for writing /fits", tmp);
     if ((rc = check_format(fid, path, err))) goto out;
     htri_t have = 0;
     QID_H5_TRY(err, have = H5Lexists(fid, "fits", H5P_DEFAULT), "cannot look for '/fits' in '%s'", path);
@@ -1351,22 +1593,45 @@ int qid_results_write_fit(const char *path, const char *name, qid_results_fit_wr
     if (have) QID_H5_TRY(err, H5Ldelete(fits, name, H5P_DEFAULT), "cannot replace '/fits/%s' in '%s'", name, path);
     QID_H5_TRY(err, g = H5Gcreate2(fits, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                "cannot create '/fits/%s' in '%s'", name, path);
-    if ((rc = write(g, ctx, err)) != QID_OK) {
-        H5Gclose(g);
-        g = H5I_INVALID_HID;
-        H5E_BEGIN_TRY { H5Ldelete(fits, name, H5P_DEFAULT); }
-        H5E_END_TRY;
+    if ((rc = write(g, ctx, err)) != QID_OK) goto out;
+    H5Gclose(g);
+    g = H5I_INVALID_HID;
+    H5Gclose(fits);
+    fits = H5I_INVALID_HID;
+    QID_H5_TRY(err, H5Fflush(fid, H5F_SCOPE_GLOBAL), "cannot write '/fits/%s' into '%s'", name, tmp);
+    hid_t f = fid;
+    fid = H5I_INVALID_HID;
+    QID_H5_TRY(err, H5Fclose(f), "cannot write '/fits/%s' into '%s'", name, tmp);
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) {
+        rc = qid_error_set(err, QID_E_IO, "cannot write '%s': %s", tmp, strerror(errno));
+        if (fd >= 0) close(fd);
         goto out;
     }
-    QID_H5_TRY(err, H5Fflush(fid, H5F_SCOPE_GLOBAL), "cannot flush '%s'", path);
+    close(fd);
+    if (rename(tmp, path) != 0) {
+        rc = qid_error_set(err, QID_E_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+        goto out;
+    }
+    fsync_dir_of(path);
+    free(tmp);
+    tmp = NULL;
     goto out;
 fail:
     rc = err ? err->code : QID_E_HDF5;
 out:
     if (g >= 0) H5Gclose(g);
     if (fits >= 0) H5Gclose(fits);
-    if (fid >= 0 && H5Fclose(fid) < 0 && rc == QID_OK) rc = qid_error_set(err, QID_E_HDF5, "cannot close '%s'", path);
+    if (tmp) (void)truncate(tmp, 0); /* room for the close's last flush on a full disk */
+    if (fid >= 0) {
+        H5E_BEGIN_TRY { H5Fclose(fid); }
+        H5E_END_TRY;
+    }
+    if (tmp) {
+        unlink(tmp);
+        free(tmp);
+    }
     if (fapl >= 0) H5Pclose(fapl);
-    lock_release(lock_fd);
+    lock_release(&lock);
     return rc;
 }

@@ -136,6 +136,7 @@ typedef struct trainer {
     qid_tacts *acts;
     qid_adamw *opt;
     FILE *tsv;
+    int tsv_errno; /* the first failed write of a train.tsv row (a full disk) */
     char tsv_path[1100], json_path[1100];
     cJSON *saved; /* array of saved checkpoints for train.json */
     /* data order */
@@ -593,7 +594,7 @@ static void tsv_row(trainer *t, int64_t step, double lr, double loss, double gno
     if (isfinite(ev)) snprintf(c, sizeof c, "%.9g", ev);
     fprintf(t->tsv, "%" PRId64 "\t%" PRId64 "\t%.9g\t%s\t%s\t%s\t%.3f\n", step, step * (int64_t)(t->B * t->L), lr, a, b,
             c, qid_now() - t->t_start);
-    fflush(t->tsv);
+    if (fflush(t->tsv) != 0 && !t->tsv_errno) t->tsv_errno = errno ? errno : EIO;
 }
 
 static int is_saved(const trainer *t, int64_t step, size_t *next)
@@ -832,8 +833,9 @@ int qid_train_run(const qid_train_opts *o, qid_train_result *r, qid_error *err)
     r->tokens_per_s = r->seconds > 0 ? (double)r->tokens / r->seconds : 0;
     r->gflops = r->seconds > 0 ? qid_tmodel_step_flops(&t.cfg, t.B, t.L) * (double)t.steps / r->seconds / 1e9 : 0;
     if (rc) goto done;
-    if (fflush(t.tsv) != 0 || fsync(fileno(t.tsv)) != 0) {
-        rc = qid_error_set(err, QID_E_IO, "cannot write '%s': %s", t.tsv_path, strerror(errno));
+    if (t.tsv_errno || fflush(t.tsv) != 0 || fsync(fileno(t.tsv)) != 0) {
+        rc = qid_error_set(err, QID_E_IO, "cannot write '%s': %s", t.tsv_path,
+                           strerror(t.tsv_errno ? t.tsv_errno : errno));
         goto done;
     }
     rc = write_train_json(&t, 1, r, err);
