@@ -14,13 +14,16 @@
 #   allocate the layer buffer from the config (53 TB) before reading a
 #   tensor, and die out of memory; now the tensors' shapes are checked first;
 # - a checkpoint tensor of the right shape with no data written (qid eval):
-#   it used to read as zeros, a silently wrong model.
+#   it used to read as zeros, a silently wrong model;
+# - a format attribute holding a newline (qid eval): the error quoted it and
+#   broke over two lines; every error now writes control characters as \n,
+#   \xHH (error.c).
 set -u
 . "$(dirname "$0")/taplib.sh"
 tap_abs_paths
 PY=/usr/bin/python3
 $PY -c 'import h5py' 2>/dev/null || fail_all "Debian's python3-h5py not found (make deps installs it)"
-plan 18
+plan 20
 tap_tmpdir
 T=$TAP_TMP
 
@@ -93,6 +96,10 @@ f.create_dataset('layers/0/mlp.up.weight', shape=shape, dtype=dt, chunks=shape)"
 want="'/layers/0/mlp.up.weight' in 'empty-tensor.h5' claims"
 expect_error "qid eval, a tensor with no data written" "$QIDA" eval empty-tensor.h5 tok.h5 --windows 2
 like "$(cat err)" "holds 0 bytes of data (a truncated or damaged file)" "qid eval, a tensor with no data written: says it holds no data"
+
+mutate tok.h5 nl-format.h5 "f.attrs['format'] = 'a\\nb'"
+want="'nl-format.h5' is a a\\nb file, expected qid-tokens"
+expect_error "qid eval, a format attribute holding a newline" "$QIDA" eval neox-1000.h5 nl-format.h5 --windows 2
 
 # the untouched files still read
 "$QIDA" results a.h5 >out 2>err
