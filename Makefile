@@ -11,6 +11,7 @@
 #                   when pkg-config already finds everything, never without root)
 #   make demo       the embedded default end to end (docs/demo.md)
 #   make bench      benchmarks
+#   make bench-soak a job of 20,010 tiny tasks at 3 ranks: rank 0's memory, append time, reads (tools/soak.sh)
 #   make fuzz       build the fuzz targets (clang + libFuzzer), FUZZ_SECONDS=N to run them
 #   make install    PREFIX=/usr/local (DESTDIR honoured)
 #   make clean
@@ -75,7 +76,7 @@ HOSTS_TEST := test/hosts.t
 TEST_SCRIPTS := $(filter-out $(SLURM_TEST) $(HOSTS_TEST),$(wildcard test/*.t))
 TAP_OBJ := $(BUILD)/test/tap.o
 
-.PHONY: FORCE all check check-slurm check-hosts check-sanitize deps demo bench benches fuzz install clean tests format-check
+.PHONY: FORCE all check check-slurm check-hosts check-sanitize deps demo bench bench-soak benches fuzz install clean tests format-check
 .DEFAULT_GOAL := all
 # keep test objects between runs
 .SECONDARY:
@@ -176,6 +177,11 @@ benches: $(QID) $(BENCH_BIN)
 bench: deps
 	@$(MAKE) --no-print-directory benches
 	@for b in $(BENCH_BIN); do $$b || exit 1; done
+
+# Not part of `bench`: about 7 minutes on 2 cores (docs/benchmarks.md § Soak).
+bench-soak: deps
+	@$(MAKE) --no-print-directory all
+	@sh tools/soak.sh $(QID)
 
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 0
