@@ -22,7 +22,10 @@
  * -fsanitize=fuzzer,address,undefined) from test/fuzz/seeds-h5/ (programs
  * that reach each reader, and the regressions of the bugs it found). The
  * base files go to a fresh directory under TMPDIR (default /tmp), removed
- * at exit. To look at what an input makes of its file:
+ * at exit. FUZZ_H5_RAW=1 also flips bytes: after two ops, the rest of the
+ * program is (offset, byte) pairs written into the file, which reaches
+ * libhdf5's own parsers (its crashes are listed in docs/testing.md, not
+ * fixed here). To look at what an input makes of its file:
  *   FUZZ_H5_SAVE=mutated.h5 build/fuzz/h5 INPUT && h5dump -H mutated.h5 */
 #include <fcntl.h>
 #include <hdf5.h>
@@ -953,7 +956,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     hid_t file = H5Fopen(work_path, H5F_ACC_RDWR, H5P_DEFAULT);
     if (file < 0) die("H5Fopen of the work copy", NULL);
     static listing l;
-    for (int ops = 0; ops < 16 && g.at < g.n; ops++) {
+    int raw_mode = getenv("FUZZ_H5_RAW") != NULL;
+    for (int ops = 0; ops < (raw_mode ? 2 : 16) && g.at < g.n; ops++) {
         unsigned op = next8(&g) % 8, sel = next16(&g);
         list_file(file, &l);
         int d = pick_dset(&l, sel);
@@ -1000,6 +1004,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     if (H5Fclose(file) < 0) die("H5Fclose of the work copy", NULL);
+    if (raw_mode) { /* the rest of the program: (offset, byte) pairs written into the file */
+        int fdw = open(work_path, O_RDWR);
+        off_t len = fdw >= 0 ? lseek(fdw, 0, SEEK_END) : 0;
+        while (fdw >= 0 && len > 0 && g.at + 3 <= g.n) {
+            unsigned off = next16(&g) | (next8(&g) << 16);
+            uint8_t b = (uint8_t)next8(&g);
+            if (pwrite(fdw, &b, 1, (off_t)(off % (unsigned)len)) != 1) break;
+        }
+        if (fdw >= 0) close(fdw);
+    }
     const char *save = getenv("FUZZ_H5_SAVE"); /* the mutated file, to look at with h5dump */
     if (save && save[0]) {
         size_t len = 0;
