@@ -4,11 +4,14 @@
 #   make check      install missing Debian packages (root only), build, run every test with prove
 #   make check-slurm  the slurm/ scripts against a private one-node Slurm (installs slurm-wlm
 #                   and munge as root with apt-get; skips where it cannot)
+#   make check-hosts  a sweep across three network namespaces over TCP, one killed mid-run
+#                   (root; skips where namespaces cannot be made)
 #   make check-sanitize  every test again, built with ASan, UBSan and LeakSanitizer (build-san/)
 #   make deps       install missing Debian packages with apt-get (root on Debian only; never
 #                   when pkg-config already finds everything, never without root)
 #   make demo       the embedded default end to end (docs/demo.md)
 #   make bench      benchmarks
+#   make bench-soak a job of 20,010 tiny tasks at 3 ranks: rank 0's memory, append time, reads (tools/soak.sh)
 #   make fuzz       build the fuzz targets (clang + libFuzzer), FUZZ_SECONDS=N to run them
 #   make install    PREFIX=/usr/local (DESTDIR honoured)
 #   make clean
@@ -66,12 +69,14 @@ QID := $(BUILD)/qid
 
 TEST_SRC := $(wildcard test/test_*.c)
 TEST_BIN := $(TEST_SRC:test/test_%.c=$(BUILD)/test/%.t)
-# test/slurm.t starts root daemons and may install Slurm: `make check-slurm` only
+# test/slurm.t starts root daemons and may install Slurm: `make check-slurm` only;
+# test/hosts.t makes network namespaces as root: `make check-hosts` only
 SLURM_TEST := test/slurm.t
-TEST_SCRIPTS := $(filter-out $(SLURM_TEST),$(wildcard test/*.t))
+HOSTS_TEST := test/hosts.t
+TEST_SCRIPTS := $(filter-out $(SLURM_TEST) $(HOSTS_TEST),$(wildcard test/*.t))
 TAP_OBJ := $(BUILD)/test/tap.o
 
-.PHONY: FORCE all check check-slurm check-sanitize deps demo bench benches fuzz install clean tests format-check
+.PHONY: FORCE all check check-slurm check-hosts check-sanitize deps demo bench bench-soak benches fuzz install clean tests format-check
 .DEFAULT_GOAL := all
 # keep test objects between runs
 .SECONDARY:
@@ -152,6 +157,14 @@ check-slurm: deps
 	@$(MAKE) --no-print-directory tests
 	QID=$(QID) BUILD=$(BUILD) $(PROVE) --exec '' $(PROVE_FLAGS) $(SLURM_TEST)
 
+# The demo's small sweep across three "hosts": network namespaces joined by
+# a bridge, mpirun's daemons started through an agent that enters them
+# (test/hosts.t). Root only (it skips otherwise, and where the kernel or a
+# container does not allow namespaces); about a minute.
+check-hosts: deps
+	@$(MAKE) --no-print-directory tests
+	QID=$(QID) $(PROVE) --exec '' $(PROVE_FLAGS) $(HOSTS_TEST)
+
 deps:
 	@PKG_CONFIG='$(PKG_CONFIG)' HDF5_PC='$(HDF5_PC)' sh tools/deps.sh
 
@@ -170,6 +183,11 @@ benches: $(QID) $(BENCH_BIN)
 bench: deps
 	@$(MAKE) --no-print-directory benches
 	@for b in $(BENCH_BIN); do $$b || exit 1; done
+
+# Not part of `bench`: about 7 minutes on 2 cores (docs/benchmarks.md § Soak).
+bench-soak: deps
+	@$(MAKE) --no-print-directory all
+	@sh tools/soak.sh $(QID)
 
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 0

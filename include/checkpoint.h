@@ -204,6 +204,10 @@ int qid_ckpt_open(const char *path, qid_ckpt *ck, qid_error *err);
  * holds qid_tensor_numel(t) floats. Checks the stored shape against the
  * spec. Does not check finiteness. */
 int qid_ckpt_read_f32(const qid_ckpt *ck, const qid_tensor_spec *t, float *out, qid_error *err);
+/* Checks, without reading it, that tensor t is stored with the shape and
+ * dtype the config implies and that the file holds its data (h5io.h
+ * qid_h5_check_storage): what a reader checks before it allocates for it. */
+int qid_ckpt_check_tensor(const qid_ckpt *ck, const qid_tensor_spec *t, qid_error *err);
 /* Reads a tensor's stored bytes unconverted (numel * dtype size). */
 int qid_ckpt_read_raw(const qid_ckpt *ck, const qid_tensor_spec *t, void *out, qid_error *err);
 void qid_ckpt_close(qid_ckpt *ck);

@@ -68,6 +68,18 @@ int qid_h5_check_readable(const char *path, qid_error *err);
  * messages), with the same messages and hints as qid_h5_open_format. */
 int qid_h5_check_format(hid_t fid, const char *path, const char *format, int64_t max_version, int64_t *version,
                         qid_error *err);
+/* Checks that dataset dset (`what` names it, path the file, in messages)
+ * holds the data its n_elems elements need, before a reader allocates for
+ * them from its extent: an unfiltered dataset must have at least
+ * n_elems * element-size bytes of storage, a filtered (compressed) one at
+ * least 1/1100 of that (deflate cannot expand more). With partial_chunk
+ * (a file appended to in place, which a killed writer may leave with its
+ * last chunk unwritten) one chunk of at most 16 MiB may be missing. An extent written in the
+ * file's metadata without its data (a damaged or hostile file) fails with
+ * QID_E_FORMAT: "'/tasks' in 'F' claims N elements (B bytes) but holds S
+ * bytes of data (a truncated or damaged file)". */
+int qid_h5_check_storage(hid_t dset, const char *what, const char *path, uint64_t n_elems, int partial_chunk,
+                         qid_error *err);
 /* Reads the root `format` attribute of any file into buf ("" when absent). */
 int qid_h5_read_format(hid_t fid, char *buf, size_t len, qid_error *err);
 

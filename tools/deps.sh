@@ -24,7 +24,7 @@ for pair in "$HDF5_PC:libhdf5-openmpi-dev" "ompi-c:libopenmpi-dev" "lapacke:libl
 done
 # command -> Debian package
 for pair in "cc:gcc" "mpirun:openmpi-bin" "h5dump:hdf5-tools" "prove:perl" "gnuplot:gnuplot-nox" \
-            "git:git" "clang-format:clang-format"; do
+            "git:git" "clang-format:clang-format" "ip:iproute2"; do
     cmd=${pair%%:*}; pkg=${pair#*:}
     command -v "$cmd" >/dev/null 2>&1 || need "$cmd" "$pkg"
 done

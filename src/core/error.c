@@ -89,11 +89,40 @@ void qid_error_clear(qid_error *err)
     err->msg[0] = '\0';
 }
 
+/* An error is one line whatever a file put into it (an attribute, a name, a
+ * token quoted in the message): control characters are written as \n, \r,
+ * \t or \xHH, cut at the buffer's end. */
+static void one_line(char *msg, size_t cap)
+{
+    char out[QID_ERROR_MAX];
+    size_t o = 0;
+    int changed = 0;
+    for (const unsigned char *p = (const unsigned char *)msg; *p && o + 1 < sizeof out; p++) {
+        if (*p >= 0x20 && *p != 0x7f) {
+            out[o++] = (char)*p;
+            continue;
+        }
+        char esc[8];
+        int k = *p == '\n'   ? snprintf(esc, sizeof esc, "\\n")
+                : *p == '\r' ? snprintf(esc, sizeof esc, "\\r")
+                : *p == '\t' ? snprintf(esc, sizeof esc, "\\t")
+                             : snprintf(esc, sizeof esc, "\\x%02x", *p);
+        if (o + (size_t)k >= sizeof out) break;
+        memcpy(out + o, esc, (size_t)k);
+        o += (size_t)k;
+        changed = 1;
+    }
+    if (!changed) return;
+    out[o] = '\0';
+    snprintf(msg, cap, "%s", out);
+}
+
 static int error_vset(qid_error *err, int code, const char *fmt, va_list ap)
 {
     if (!err) return code;
     err->code = code;
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    one_line(err->msg, sizeof err->msg);
     return code;
 }
 
@@ -120,6 +149,7 @@ int qid_error_wrap(qid_error *err, int code, const char *fmt, ...)
         snprintf(err->msg, sizeof err->msg, "%s: %s", head, cause);
     else
         snprintf(err->msg, sizeof err->msg, "%s", head);
+    one_line(err->msg, sizeof err->msg);
     return code;
 }
 

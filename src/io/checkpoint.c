@@ -791,6 +791,7 @@ static hid_t open_tensor(const qid_ckpt *ck, const qid_tensor_spec *t, qid_error
                       qid_dtype_name(ck->meta.dtype));
         goto fail;
     }
+    if (qid_h5_check_storage(dset, path, ck->path, (uint64_t)qid_tensor_numel(t), 0, err)) goto fail;
     H5Tclose(type);
     H5Sclose(space);
     return dset;
@@ -799,6 +800,14 @@ fail:
     if (space >= 0) H5Sclose(space);
     if (dset >= 0) H5Dclose(dset);
     return H5I_INVALID_HID;
+}
+
+int qid_ckpt_check_tensor(const qid_ckpt *ck, const qid_tensor_spec *t, qid_error *err)
+{
+    hid_t dset = open_tensor(ck, t, err);
+    if (dset < 0) return err && err->code ? err->code : QID_E_FORMAT;
+    H5Dclose(dset);
+    return QID_OK;
 }
 
 int qid_ckpt_read_raw(const qid_ckpt *ck, const qid_tensor_spec *t, void *out, qid_error *err)

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <math.h>
 #include <stdio.h>
@@ -419,4 +420,35 @@ hid_t qid_h5_open_format(const char *path, const char *format, int64_t max_versi
 fail:
     if (fid >= 0) H5Fclose(fid);
     return H5I_INVALID_HID;
+}
+
+int qid_h5_check_storage(hid_t dset, const char *what, const char *path, uint64_t n_elems, int partial_chunk,
+                         qid_error *err)
+{
+    hid_t type = H5Dget_type(dset), dcpl = H5Dget_create_plist(dset);
+    uint64_t elem = type >= 0 ? (uint64_t)H5Tget_size(type) : 0, chunk_bytes = 0;
+    int filtered = 0;
+    if (dcpl >= 0) {
+        filtered = H5Pget_nfilters(dcpl) > 0;
+        hsize_t chunk[H5S_MAX_RANK];
+        int nd = H5Pget_layout(dcpl) == H5D_CHUNKED ? H5Pget_chunk(dcpl, H5S_MAX_RANK, chunk) : 0;
+        if (nd > 0) {
+            chunk_bytes = elem;
+            for (int i = 0; i < nd; i++)
+                chunk_bytes = chunk[i] && chunk_bytes > UINT64_MAX / chunk[i] ? UINT64_MAX : chunk_bytes * chunk[i];
+        }
+    }
+    if (type >= 0) H5Tclose(type);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    uint64_t need = elem && n_elems > UINT64_MAX / elem ? UINT64_MAX : n_elems * elem;
+    uint64_t have = (uint64_t)H5Dget_storage_size(dset);
+    if (filtered) have = have > UINT64_MAX / 1100 ? UINT64_MAX : have * 1100;
+    const uint64_t max_slack = 16u << 20; /* the part of one chunk a killed writer left unwritten */
+    uint64_t slack = !partial_chunk ? 0 : chunk_bytes < max_slack ? chunk_bytes : max_slack;
+    have = have > UINT64_MAX - slack ? UINT64_MAX : have + slack;
+    if (need <= have) return QID_OK;
+    return qid_error_set(err, QID_E_FORMAT,
+                         "'%s' in '%s' claims %" PRIu64 " elements (%" PRIu64 " bytes) but holds %" PRIu64
+                         " bytes of data (a truncated or damaged file)",
+                         what, path, n_elems, need, (uint64_t)H5Dget_storage_size(dset));
 }

@@ -892,6 +892,16 @@ static const char *row_problem(const char *key, int status, int64_t windows, int
     return NULL;
 }
 
+/* The extents of /tasks and the window vectors against the data the file
+ * holds: rows and window entries are allocated from them. */
+static int check_extents(hid_t tasks, hid_t wnll, hid_t wtok, hsize_t n, hsize_t n_nll, hsize_t n_tok, const char *path,
+                         qid_error *err)
+{
+    if (qid_h5_check_storage(tasks, "/tasks", path, n, 1, err)) return QID_E_FORMAT;
+    if (qid_h5_check_storage(wnll, "/window_nll", path, n_nll, 1, err)) return QID_E_FORMAT;
+    return qid_h5_check_storage(wtok, "/window_tokens", path, n_tok, 1, err);
+}
+
 /* 1 if row i of /tasks reads back as a finished row (all its strings too). */
 static int row_is_finished(hid_t tasks, hid_t mtype, hsize_t i, hsize_t n_nll, hsize_t n_tok, const char **why)
 {
@@ -981,6 +991,7 @@ static int load_store(qid_results *r, int repaired, qid_error *err)
                r->path);
     n = extent_of(tasks);
     hsize_t n_nll = extent_of(wnll), n_tok = extent_of(wtok);
+    if (check_extents(tasks, wnll, wtok, n, n_nll, n_tok, r->path, err)) goto fail;
 
     if (n > 0 && !row_is_finished(tasks, r->mtype, n - 1, n_nll, n_tok, &why)) {
         /* only the row being appended can be unfinished: a writer killed in
@@ -1432,6 +1443,7 @@ static int read_once(const char *path, qid_result **rows_out, size_t *n_out, qid
     QID_H5_TRY(err, wtok = H5Dopen2(fid, "window_tokens", H5P_DEFAULT), "cannot open '/window_tokens' in '%s'", path);
     n = extent_of(tasks);
     hsize_t n_nll = extent_of(wnll), n_tok = extent_of(wtok);
+    if (check_extents(tasks, wnll, wtok, n, n_nll, n_tok, path, err)) goto fail;
     int writing = status_flags(path) > 0;
 
     /* While a writer is appending, or after it was killed, the last row may

@@ -667,6 +667,8 @@ int qid_tokens_open(const char *path, qid_tokens *t, qid_error *err)
                       path, ndim, (unsigned long long)dims[0], (unsigned long long)dims[1], m->n_windows, m->seq_len);
         goto fail;
     }
+    if (qid_h5_check_storage(t->dset, "/tokens", path, (uint64_t)m->n_windows * (uint64_t)m->seq_len, 0, err))
+        goto fail;
     H5Sclose(space);
     H5Tclose(type);
     return QID_OK;

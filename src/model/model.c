@@ -137,6 +137,18 @@ int qid_model_open(const char *path, qid_model **out, qid_error *err)
         free(m);
         return QID_E_INVALID;
     }
+    /* the layer buffer's size comes from the config: first check that the
+     * file holds a layer of that size (every layer has the same shapes) */
+    size_t n_first = 0;
+    qid_tensor_spec *first = qid_ckpt_layer_tensors(&m->cfg, 0, &n_first);
+    for (size_t i = 0; i < n_first; i++)
+        if (qid_ckpt_check_tensor(&m->ck, &first[i], err)) {
+            free(first);
+            qid_ckpt_close(&m->ck);
+            free(m);
+            return err ? err->code : QID_E_FORMAT;
+        }
+    free(first);
     m->arena_floats = qid_model_layer_bytes(&m->cfg) / sizeof(float);
     m->arena = qid_malloc(m->arena_floats * sizeof(float), "one layer's weights");
     if (m->cfg.arch == QID_ARCH_BLOOM) {
@@ -334,6 +346,8 @@ int qid_model_load(qid_model *m, int stage, qid_error *err)
                              m->cfg.n_layers);
     m->specs = stage_specs(m, stage, &m->n_specs);
     m->data = qid_calloc(m->n_specs, sizeof *m->data, "stage tensor pointers");
+    for (size_t i = 0; i < m->n_specs; i++) /* before allocating for them */
+        if (qid_ckpt_check_tensor(&m->ck, &m->specs[i], err)) goto fail;
     size_t total = 0;
     for (size_t i = 0; i < m->n_specs; i++)
         total += (size_t)qid_tensor_numel(&m->specs[i]);

@@ -83,7 +83,26 @@ typedef struct sched {
     double progress_every;
     int tty;
     int size;
+    /* the store's append time, first and last APPEND_WINDOW rows of this run,
+     * and rank 0's resident memory after the first window and at the end:
+     * reported when a run appends 2 windows or more (a long run's health) */
+    size_t appended;
+    double append_first, append_last[1000];
+    long rss_first;
 } sched;
+#define APPEND_WINDOW 1000
+
+/* Resident memory of this process in KiB (Linux /proc), -1 where unknown. */
+static long rss_kib(void)
+{
+    long pages = -1, resident = -1;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return -1;
+    int n = fscanf(f, "%ld %ld", &pages, &resident);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return n == 2 && page > 0 ? resident * (page / 1024) : -1;
+}
 
 static void progress(sched *s, int force)
 {
@@ -223,7 +242,12 @@ static void record(sched *s, size_t t, const sweep_result *o)
     }
     qid_error err;
     qid_error_clear(&err);
+    double t_append = MPI_Wtime();
     if (qid_results_append(s->store, &row, &err)) qid_die("cannot append the result of '%s': %s", task->key, err.msg);
+    t_append = MPI_Wtime() - t_append;
+    if (s->appended < APPEND_WINDOW) s->append_first += t_append;
+    s->append_last[s->appended % APPEND_WINDOW] = t_append;
+    if (++s->appended == APPEND_WINDOW) s->rss_first = rss_kib();
     free(tok32);
     free(probe_opts);
 
@@ -679,6 +703,15 @@ int qid_sweep_run(const qid_sweep_opts *o, qid_sweep_summary *sum, qid_error *er
         qid_info("run: done: %zu tasks run, %zu failed, %zu skipped (already in the store), %.1f s; rank 0 spent "
                  "%.3f ms a task scheduling and storing results",
                  s.done, s.failed, s.skipped, MPI_Wtime() - s.t_start, s.done ? 1e3 * s.busy / (double)s.done : 0.0);
+        if (s.appended >= 2 * APPEND_WINDOW) {
+            double last = 0;
+            for (size_t i = 0; i < APPEND_WINDOW; i++)
+                last += s.append_last[i];
+            qid_info("run: store appends: %.3f ms a row over the first %d rows, %.3f ms over the last %d (of %zu); "
+                     "rank 0 resident memory %.1f MiB after the first %d, %.1f MiB at the end",
+                     1e3 * s.append_first / APPEND_WINDOW, APPEND_WINDOW, 1e3 * last / APPEND_WINDOW, APPEND_WINDOW,
+                     s.appended, s.rss_first / 1024.0, APPEND_WINDOW, rss_kib() / 1024.0);
+        }
         sum->run = s.done;
         sum->failed = s.failed;
         sum->skipped = s.skipped;
