@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "error.h"
+#include "model.h"
 #include "version.h"
 
 typedef struct {
@@ -58,6 +59,7 @@ static void version(void)
 int main(int argc, char **argv)
 {
     qid_h5_silence();
+    qid_blas_init();
     if (argc < 2) {
         usage(stderr);
         return 2;

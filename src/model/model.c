@@ -495,6 +495,38 @@ int qid_blas_single_begin(void)
 #endif
 }
 
+#if defined(OPENBLAS_VERSION) && defined(__x86_64__) && defined(__GNUC__)
+/* exported by DYNAMIC_ARCH builds only, hence weak */
+extern void gotoblas_dynamic_init(void) __attribute__((weak));
+extern void gotoblas_dynamic_quit(void) __attribute__((weak));
+#endif
+
+const char *qid_blas_init(void)
+{
+#ifdef OPENBLAS_VERSION
+#if defined(__x86_64__) && defined(__GNUC__)
+    const char *core = openblas_get_corename();
+    if (!getenv("OPENBLAS_CORETYPE") && core && strcmp(core, "Prescott") == 0 && gotoblas_dynamic_init &&
+        gotoblas_dynamic_quit) {
+        __builtin_cpu_init();
+        const char *want = NULL;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+            want = "SkylakeX";
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            want = "Haswell";
+        if (want && setenv("OPENBLAS_CORETYPE", want, 1) == 0) {
+            gotoblas_dynamic_quit();
+            gotoblas_dynamic_init();
+        }
+    }
+#endif
+    return openblas_get_corename();
+#else
+    return "";
+#endif
+}
+
 void qid_blas_single_end(int saved)
 {
 #ifdef OPENBLAS_VERSION
