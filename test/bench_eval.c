@@ -17,9 +17,11 @@
  *     512,2048) over QID_BENCH_LLAMA_TOKENS tokens (8192), the second half of
  *     each window scored (llama-perplexity's convention, qid_eval_opts
  *     second_half), QID_BENCH_LLAMA_REPEAT (3) alternating runs of each, the
- *     medians; llama.cpp's rate is its "prompt eval time" (the decode calls,
- *     not loading the model), qid's the eval's own (which includes reading
- *     and converting the fp16 checkpoint on every pass).
+ *     medians; llama.cpp's rate is from its log's timestamps, from
+ *     "calculating perplexity" (model loaded, text tokenized) to "Final
+ *     estimate" (every window decoded and scored), qid's the eval's own
+ *     (which includes reading and converting the fp16 checkpoint on every
+ *     pass).
  * Achieved GFLOP/s counts the useful work of the whole forward pass: every
  * linear product (2 * rows * in * out), causal attention (4 * hd * H * T(T+1)/2
  * per window) and the output projection of the scored rows; time includes
@@ -183,9 +185,18 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* One llama-perplexity run over text (ctx T, threads): its prompt-eval
- * tokens/s (the decode calls only, without loading the model) into *tps,
- * the whole process's wall seconds into *wall and its final PPL into *ppl;
+/* The seconds of a llama.cpp log line's timestamp ("M.SS.mmm.uuu I ..."),
+ * NaN when it has none. */
+static double log_stamp(const char *line)
+{
+    int mi, se, ms, us;
+    return sscanf(line, "%d.%d.%d.%d", &mi, &se, &ms, &us) == 4 ? mi * 60.0 + se + ms * 1e-3 + us * 1e-6 : NAN;
+}
+
+/* One llama-perplexity run over text (ctx T, threads): its tokens/s into
+ * *tps, from the log's timestamps of "calculating perplexity" (tokenized,
+ * model loaded) to "Final estimate" (every window decoded and scored), the
+ * whole process's wall seconds into *wall and its final PPL into *ppl;
  * 0 on success. The log goes to logpath. */
 static int run_llama(const char *bin, const char *gguf, const char *text, size_t T, size_t chunks, int threads,
                      const char *logpath, double *tps, double *wall, double *ppl)
@@ -200,16 +211,18 @@ static int run_llama(const char *bin, const char *gguf, const char *text, size_t
     FILE *f = fopen(logpath, "r");
     if (!f) return 1;
     char line[1024];
+    double start = NAN, end = NAN;
     *tps = *ppl = NAN;
     while (fgets(line, sizeof line, f)) {
-        const char *p = strstr(line, "prompt eval time =");
-        double ms;
-        int ntok;
-        if (p && sscanf(p, "prompt eval time = %lf ms / %d tokens", &ms, &ntok) == 2 && ms > 0)
-            *tps = ntok / (ms / 1000.0);
-        if ((p = strstr(line, "Final estimate: PPL =")) != NULL) sscanf(p, "Final estimate: PPL = %lf", ppl);
+        const char *p;
+        if (strstr(line, "calculating perplexity")) start = log_stamp(line);
+        if ((p = strstr(line, "Final estimate: PPL =")) != NULL) {
+            sscanf(p, "Final estimate: PPL = %lf", ppl);
+            end = log_stamp(line);
+        }
     }
     fclose(f);
+    if (end > start) *tps = (double)(T * chunks) / (end - start);
     return isnan(*tps) ? 1 : 0;
 }
 
