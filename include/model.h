@@ -209,6 +209,17 @@ int qid_batch_head(qid_model *m, qid_batch *b, const qid_head_opts *o, qid_error
 int qid_blas_single_begin(void);
 void qid_blas_single_end(int saved);
 
+/* OpenBLAS (DYNAMIC_ARCH) picks its kernels by CPU model and falls back to
+ * its SSE3 "Prescott" kernels on a model it does not know (0.3.21, Debian
+ * 12's, on Emerald Rapids: sgemm at a quarter of the AVX-512 kernels' speed).
+ * When it has done so on a CPU with AVX-512 (F, BW, DQ, VL) or AVX2 + FMA
+ * and OPENBLAS_CORETYPE is not set, this re-initializes it with SkylakeX
+ * or Haswell kernels (setting OPENBLAS_CORETYPE, which children inherit).
+ * Call before any BLAS call, with no other thread running; the qid command
+ * does so first thing. Returns OpenBLAS's core name after it ("" with
+ * another BLAS). */
+const char *qid_blas_init(void);
+
 /* ---- streamed calibration -------------------------------------------------- */
 
 /* The linears of a layer by the input they share: the attention input

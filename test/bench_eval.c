@@ -8,7 +8,20 @@
  *   - PyTorch (transformers GPTNeoXForCausalLM, float32) on the same weights,
  *     tokens and thread count, via tools/bench_torch_eval.py when
  *     `python3 -c 'import torch'` works (the column is skipped otherwise);
- *   - the model size, for peak memory.
+ *   - the model size, for peak memory;
+ *   - llama.cpp's `llama-perplexity` in float32, when LLAMA_PERPLEXITY names
+ *     a build of it: the checkpoint written as a GGUF F32 file by
+ *     tools/qid_to_gguf.py (QID_BENCH_GGUF_PYTHON, default QID_BENCH_PYTHON,
+ *     needs h5py and gguf), an ASCII text whose bytes are the token ids on
+ *     both sides, windows of each length in QID_BENCH_LLAMA_SEQ (default
+ *     512,2048) over QID_BENCH_LLAMA_TOKENS tokens (8192), the second half of
+ *     each window scored (llama-perplexity's convention, qid_eval_opts
+ *     second_half), QID_BENCH_LLAMA_REPEAT (3) alternating runs of each, the
+ *     medians; llama.cpp's rate is from its log's timestamps, from
+ *     "calculating perplexity" (model loaded, text tokenized) to "Final
+ *     estimate" (every window decoded and scored), qid's the eval's own
+ *     (which includes reading and converting the fp16 checkpoint on every
+ *     pass).
  * Achieved GFLOP/s counts the useful work of the whole forward pass: every
  * linear product (2 * rows * in * out), causal attention (4 * hd * H * T(T+1)/2
  * per window) and the output projection of the scored rows; time includes
@@ -258,9 +271,165 @@ static void other_families(const char *dir, const uint32_t *tok, size_t B, size_
     }
 }
 
+/* ---- llama.cpp (LLAMA_PERPLEXITY) ------------------------------------------ */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* The seconds of a llama.cpp log line's timestamp ("M.SS.mmm.uuu I ..."),
+ * NaN when it has none. */
+static double log_stamp(const char *line)
+{
+    int mi, se, ms, us;
+    return sscanf(line, "%d.%d.%d.%d", &mi, &se, &ms, &us) == 4 ? mi * 60.0 + se + ms * 1e-3 + us * 1e-6 : NAN;
+}
+
+/* One llama-perplexity run over text (ctx T, threads): its tokens/s into
+ * *tps, from the log's timestamps of "calculating perplexity" (tokenized,
+ * model loaded) to "Final estimate" (every window decoded and scored), the
+ * whole process's wall seconds into *wall and its final PPL into *ppl;
+ * 0 on success. The log goes to logpath. */
+static int run_llama(const char *bin, const char *gguf, const char *text, size_t T, size_t chunks, int threads,
+                     const char *logpath, double *tps, double *wall, double *ppl)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' -m '%s' -f '%s' -c %zu --chunks %zu -t %d -tb %d >'%s' 2>&1", bin, gguf, text, T,
+             chunks, threads, threads, logpath);
+    double t0 = now();
+    int rc = system(cmd);
+    *wall = now() - t0;
+    if (rc != 0) return 1;
+    FILE *f = fopen(logpath, "r");
+    if (!f) return 1;
+    char line[1024];
+    double start = NAN, end = NAN;
+    *tps = *ppl = NAN;
+    while (fgets(line, sizeof line, f)) {
+        const char *p;
+        if (strstr(line, "calculating perplexity")) start = log_stamp(line);
+        if ((p = strstr(line, "Final estimate: PPL =")) != NULL) {
+            sscanf(p, "Final estimate: PPL = %lf", ppl);
+            end = log_stamp(line);
+        }
+    }
+    fclose(f);
+    if (end > start) *tps = (double)(T * chunks) / (end - start);
+    return isnan(*tps) ? 1 : 0;
+}
+
+/* qid against llama.cpp's F32 path on the same weights (ckpt written as a
+ * GGUF F32 file by tools/qid_to_gguf.py) and the same windows (an ASCII
+ * text whose bytes are the ids on both sides), scoring the second half of
+ * each window as llama-perplexity does, runs alternating, medians. */
+static int llama_compare(const char *bin, const char *python, const char *dir, const char *ckpt, int threads,
+                         double peak)
+{
+    char gguf[512], cmd[2048];
+    snprintf(gguf, sizeof gguf, "%s/model-f32.gguf", dir);
+    snprintf(cmd, sizeof cmd, "%s tools/qid_to_gguf.py '%s' '%s' >/dev/null", python, ckpt, gguf);
+    printf("\n  llama.cpp         %s, F32 weights from tools/qid_to_gguf.py (%s)\n", bin, python);
+    fflush(stdout);
+    if (system(cmd) != 0) {
+        printf("    skipped: tools/qid_to_gguf.py failed (it needs h5py and gguf; QID_BENCH_GGUF_PYTHON names the "
+               "interpreter)\n");
+        unlink(gguf);
+        return 0;
+    }
+    const size_t ntok = env_size("QID_BENCH_LLAMA_TOKENS", 8192);
+    const int reps = (int)env_size("QID_BENCH_LLAMA_REPEAT", 3);
+    const char *seqs = getenv("QID_BENCH_LLAMA_SEQ") ? getenv("QID_BENCH_LLAMA_SEQ") : "512,2048";
+    char text[512], logpath[512];
+    snprintf(text, sizeof text, "%s/text.txt", dir);
+    snprintf(logpath, sizeof logpath, "%s/llama.log", dir);
+    uint32_t *ids = malloc(ntok * sizeof *ids);
+    char *bytes = malloc(ntok);
+    uint64_t s = 7;
+    for (size_t i = 0; i < ntok; i++) { /* letters and spaces: one byte, one token on both sides */
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        unsigned k = (unsigned)((s >> 33) % 27);
+        bytes[i] = k == 26 ? ' ' : (char)('a' + k);
+        ids[i] = (uint8_t)bytes[i];
+    }
+    FILE *f = fopen(text, "wb");
+    fwrite(bytes, 1, ntok, f);
+    fclose(f);
+    free(bytes);
+    qid_model *m = NULL;
+    qid_error err;
+    if (qid_model_open(ckpt, &m, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    printf("    %zu tokens of text, %d threads, second half of each window scored (llama-perplexity's "
+           "convention), median of %d alternating runs\n",
+           ntok, threads, reps);
+    printf("    %6s %7s %12s %12s %7s %13s %10s %12s %12s\n", "window", "windows", "qid tok/s", "llama tok/s", "ratio",
+           "qid GFLOP/s", "of peak", "qid PPL", "llama PPL");
+    int rc = 0;
+    for (const char *p = seqs; *p && rc == 0;) {
+        size_t T = strtoul(p, NULL, 10);
+        p = strchr(p, ',') ? strchr(p, ',') + 1 : p + strlen(p);
+        size_t W = T ? ntok / T : 0;
+        if (W < 2) {
+            printf("    %6zu  skipped: llama-perplexity needs 2 windows (QID_BENCH_LLAMA_TOKENS)\n", T);
+            continue;
+        }
+        double q_tps[16], l_tps[16], q_gf[16], l_wall = 0, qppl = NAN, lppl = NAN;
+        int n = reps < 16 ? reps : 16;
+        for (int k = 0; k < n && rc == 0; k++) {
+            qid_eval_opts o = {.second_half = 1, .threads = threads};
+            qid_eval_result r;
+            qid_model_stats before = *qid_model_get_stats(m);
+            if (qid_eval_windows(m, ids, W, T, &o, &r, &err)) {
+                fprintf(stderr, "bench: %s\n", err.msg);
+                rc = 1;
+                break;
+            }
+            q_tps[k] = r.tokens_per_s;
+            q_gf[k] = (r.stats.flops - before.flops) / r.seconds / 1e9;
+            qppl = r.perplexity;
+            qid_eval_result_free(&r);
+            if (run_llama(bin, gguf, text, T, W, threads, logpath, &l_tps[k], &l_wall, &lppl)) {
+                printf("    llama-perplexity failed; its log: %s\n", logpath);
+                rc = 1;
+            }
+        }
+        if (rc) break;
+        double qm = median(q_tps, n), lm = median(l_tps, n), gm = median(q_gf, n);
+        printf("    %6zu %7zu %12.1f %12.1f %6.2fx %13.1f %9.0f%% %12.4f %12.4f\n", T, W, qm, lm, qm / lm, gm,
+               100.0 * gm / peak, qppl, lppl);
+        printf("           runs: qid");
+        for (int k = 0; k < n; k++)
+            printf(" %.1f", q_tps[k]);
+        printf(", llama.cpp");
+        for (int k = 0; k < n; k++)
+            printf(" %.1f", l_tps[k]);
+        printf(" tokens/s\n");
+        fflush(stdout);
+    }
+    qid_model_free(m);
+    free(ids);
+    if (!getenv("QID_BENCH_KEEP")) {
+        unlink(gguf);
+        unlink(text);
+        if (rc == 0) unlink(logpath);
+    }
+    return rc;
+}
+
 int main(void)
 {
     qid_h5_silence();
+    const char *core = qid_blas_init(); /* as the qid command does */
     const size_t B = env_size("QID_BENCH_WINDOWS", 2), T = env_size("QID_BENCH_SEQ", 2048);
     const int threads = (int)env_size("QID_BENCH_THREADS", (size_t)omp_get_num_procs());
     const int repeat = (int)env_size("QID_BENCH_REPEAT", 2);
@@ -285,8 +454,8 @@ int main(void)
                             .o_bias = 1,
                             .mlp_bias = 1};
     printf("qid bench: evaluation of a Pythia-160M-shaped model (fp16 storage, fp32 compute, random weights)\n");
-    printf("  %zu windows x %zu tokens, %d threads, kernels %s, best of %d runs\n", B, T, threads, qid_k_impl_name(),
-           repeat);
+    printf("  %zu windows x %zu tokens, %d threads, kernels %s, OpenBLAS %s, best of %d runs\n", B, T, threads,
+           qid_k_impl_name(), core, repeat);
 
     /* 1. the machine's sgemm peak */
     const double g_sq = sgemm_gflops(2048, 2048, 2048, 3), g_model = sgemm_gflops(B * T, 3072, 768, 2);
@@ -398,6 +567,13 @@ int main(void)
     }
     if (env_size("QID_BENCH_FAMILIES", 1)) other_families(dir, tok, B, T, threads, repeat, qid_tps, gflops, peak);
     free(tok);
+    const char *llama = getenv("LLAMA_PERPLEXITY");
+    if (llama && *llama) {
+        const char *gpy = getenv("QID_BENCH_GGUF_PYTHON") ? getenv("QID_BENCH_GGUF_PYTHON") : python;
+        if (llama_compare(llama, gpy, dir, ckpt, threads, peak)) return 1;
+    } else {
+        printf("\n  llama.cpp         skipped: LLAMA_PERPLEXITY=/path/to/llama-perplexity is not set\n");
+    }
     if (getenv("QID_BENCH_KEEP")) {
         printf("  kept %s and %s\n", ckpt, tokpath);
         return 0;

@@ -233,7 +233,8 @@ int qid_eval_main(int argc, char **argv)
     printf("tokens       %" PRId64 " scored, %" PRId64 " processed\n", r.tokens_scored, r.tokens_processed);
     printf("seconds      %.3f (reading %.3f)\n", r.seconds, r.stats.read_s);
     printf("tokens/s     %.1f\n", r.tokens_per_s);
-    printf("threads      %d OpenMP, kernels %s\n", omp_get_max_threads(), qid_k_impl_name());
+    printf("threads      %d OpenMP, kernels %s, OpenBLAS %s\n", omp_get_max_threads(), qid_k_impl_name(),
+           qid_blas_init());
     printf("peak memory  %.1f MiB (maximum resident set)\n", (double)r.peak_rss_kb / 1024.0);
     if (kl) print_divergence(&r.div);
     if (per_window)

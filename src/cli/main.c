@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "error.h"
+#include "model.h"
 #include "version.h"
 
 typedef struct {
@@ -67,6 +68,7 @@ int main(int argc, char **argv)
      * kill would leave it, which every reader and the store already handle. */
     H5dont_atexit();
     qid_h5_silence();
+    qid_blas_init();
     if (argc < 2) {
         usage(stderr);
         return 2;

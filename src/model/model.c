@@ -535,6 +535,38 @@ int qid_blas_single_begin(void)
 #endif
 }
 
+#if defined(OPENBLAS_VERSION) && defined(__x86_64__) && defined(__GNUC__)
+/* exported by DYNAMIC_ARCH builds only, hence weak */
+extern void gotoblas_dynamic_init(void) __attribute__((weak));
+extern void gotoblas_dynamic_quit(void) __attribute__((weak));
+#endif
+
+const char *qid_blas_init(void)
+{
+#ifdef OPENBLAS_VERSION
+#if defined(__x86_64__) && defined(__GNUC__)
+    const char *core = openblas_get_corename();
+    if (!getenv("OPENBLAS_CORETYPE") && core && strcmp(core, "Prescott") == 0 && gotoblas_dynamic_init &&
+        gotoblas_dynamic_quit) {
+        __builtin_cpu_init();
+        const char *want = NULL;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+            want = "SkylakeX";
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            want = "Haswell";
+        if (want && setenv("OPENBLAS_CORETYPE", want, 1) == 0) {
+            gotoblas_dynamic_quit();
+            gotoblas_dynamic_init();
+        }
+    }
+#endif
+    return openblas_get_corename();
+#else
+    return "";
+#endif
+}
+
 void qid_blas_single_end(int saved)
 {
 #ifdef OPENBLAS_VERSION
@@ -544,11 +576,17 @@ void qid_blas_single_end(int saved)
 #endif
 }
 
-/* C (rows, n; ldc) = A (rows, k; lda) W^T + beta C, W (n, k): the n output
- * columns are cut into about 4 slices per OpenMP thread (multiples of 16,
- * at least 64 wide), handed out dynamically, each a single-threaded
- * cblas_sgemm; several slices per thread keep the cores busy when one of
- * them is shared with another process. */
+/* C (rows, n; ldc) = A (rows, k; lda) W^T + beta C, W (n, k): cut into
+ * about 4 slices per OpenMP thread, handed out dynamically, each a
+ * single-threaded cblas_sgemm; several slices per thread keep the cores
+ * busy when one of them is shared with another process. Each slice packs
+ * its own part of the operand it is cut along and the whole of the other,
+ * so the cut goes along the longer side: rows when rows >= n (the layers'
+ * products over thousands of token rows: each slice packs all of W, a few
+ * MiB, instead of all of A, tens of MiB), output columns otherwise (the
+ * head: a few hundred rows against the vocabulary). Slices are multiples
+ * of 16, at least 64 long; the cut depends only on the shapes and the
+ * thread count, so results are reproducible. */
 static void gemm_nt(size_t rows, size_t n, size_t k, const float *A, size_t lda, const float *W, float beta, float *C,
                     size_t ldc)
 {
@@ -558,15 +596,21 @@ static void gemm_nt(size_t rows, size_t n, size_t k, const float *A, size_t lda,
                     beta, C, (int)ldc);
         return;
     }
-    size_t per = (n + 4 * threads - 1) / (4 * threads);
+    const int by_rows = rows >= n;
+    const size_t len = by_rows ? rows : n;
+    size_t per = (len + 4 * threads - 1) / (4 * threads);
     per = (per + 15) / 16 * 16;
     per = per < 64 ? 64 : per;
-    const size_t slices = (n + per - 1) / per;
+    const size_t slices = (len + per - 1) / per;
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t t = 0; t < slices; t++) {
-        size_t j0 = t * per, j1 = j0 + per < n ? j0 + per : n;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)(j1 - j0), (int)k, 1.0f, A, (int)lda,
-                    W + j0 * k, (int)k, beta, C + j0, (int)ldc);
+        size_t j0 = t * per, j1 = j0 + per < len ? j0 + per : len;
+        if (by_rows)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(j1 - j0), (int)n, (int)k, 1.0f, A + j0 * lda,
+                        (int)lda, W, (int)k, beta, C + j0 * ldc, (int)ldc);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)(j1 - j0), (int)k, 1.0f, A, (int)lda,
+                        W + j0 * k, (int)k, beta, C + j0, (int)ldc);
     }
 }
 
