@@ -26,7 +26,9 @@
  * today's path is skipped above it; by default it runs wherever
  * MemAvailable holds its activations (qid_model_batch_bytes) plus 2 GiB:
  * 128 windows need about 13 GiB), QID_BENCH_THREADS (default: all cores),
- * QID_BENCH_SCRATCH (directory of the scratch file, default /tmp). Not a
+ * QID_BENCH_SCRATCH (directory of the scratch file, default /tmp),
+ * QID_BENCH_CALIB_CKPT (a checkpoint an earlier run wrote, of the same
+ * layer count, used instead of writing one). Not a
  * test: prints numbers, asserts nothing. */
 #define _GNU_SOURCE
 #include <cblas.h>
@@ -62,6 +64,15 @@ static long status_kb(const char *key)
         if (strncmp(line, key, kl) == 0 && line[kl] == ':') v = strtol(line + kl + 1, NULL, 10);
     fclose(f);
     return v;
+}
+
+/* Resets VmHWM to the current RSS (Linux >= 4.0); 1 when it worked. */
+static int reset_peak(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return 0;
+    int ok = fputs("5", f) >= 0;
+    return fclose(f) == 0 && ok;
 }
 
 /* A field of /proc/meminfo in kB, or -1. */
@@ -127,7 +138,8 @@ static int write_model(const char *path, const qid_model_config *cfg)
 
 typedef struct run {
     double seconds, cpu_s;
-    long peak_kb;
+    long peak_kb;            /* the whole run (ru_maxrss) */
+    long layers_kb, head_kb; /* through the last layer; from there to the end (VmHWM reset between) */
     size_t chunk;
     double gptq_loss;
 } run;
@@ -183,7 +195,12 @@ static int child_main(char **argv)
     }
     if (!b && !c) rc = 1;
     const int L = (int)cfg->n_layers;
+    long layers_kb = -1;
     for (int s = QID_STAGE_EMBED; s <= L && !rc; s++) {
+        if (s == L) { /* the peak through the layers, then the head's alone */
+            layers_kb = status_kb("VmHWM");
+            reset_peak();
+        }
         rc = qid_model_load(m, s, &err);
         if (!rc && s < L)
             rc = b ? qid_batch_step(m, b, s >= 0 ? qid_quantizer_act_hook : NULL, q, &err)
@@ -197,7 +214,7 @@ static int child_main(char **argv)
     qid_model_free(m);
     free(tokens);
     if (rc) return 1;
-    printf("%zu %.17g %ld\n", chunk, loss, status_kb("VmHWM"));
+    printf("%zu %.17g %ld %ld\n", chunk, loss, layers_kb, status_kb("VmHWM"));
     return 0;
 }
 
@@ -251,8 +268,8 @@ static int spawn_run(const char *ckpt, size_t W, int path, const char *dir, int 
     r->cpu_s = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
                1e-6 * (double)ru.ru_stime.tv_usec;
     r->peak_kb = ru.ru_maxrss;
-    long hwm = 0;
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || sscanf(out, "%zu %lg %ld", &r->chunk, &r->gptq_loss, &hwm) != 3) {
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 ||
+        sscanf(out, "%zu %lg %ld %ld", &r->chunk, &r->gptq_loss, &r->layers_kb, &r->head_kb) != 4) {
         fprintf(stderr, "bench: the run of %zu windows (path %d) failed\n", W, path);
         return 1;
     }
@@ -333,15 +350,21 @@ int main(int argc, char **argv)
     int want[3] = {strstr(plist, "today") != NULL, strstr(plist, "streamed") != NULL, strstr(plist, "scratch") != NULL};
 
     char dir[] = "/tmp/qid-bench-calib-XXXXXX";
-    if (!mkdtemp(dir)) return 1;
     char ckpt[256];
-    snprintf(ckpt, sizeof ckpt, "%s/model.h5", dir);
-    if (write_model(ckpt, &cfg)) return 1;
+    const char *given = getenv("QID_BENCH_CALIB_CKPT");
+    if (given && *given)
+        snprintf(ckpt, sizeof ckpt, "%s", given);
+    else {
+        if (!mkdtemp(dir)) return 1;
+        snprintf(ckpt, sizeof ckpt, "%s/model.h5", dir);
+        if (write_model(ckpt, &cfg)) return 1;
+    }
 
     static const char *names[3] = {"today", "streamed", "scratch"};
-    printf("\n%8s  %-9s  %6s  %9s  %9s  %11s  %11s  %10s  %14s  %s\n", "windows", "path", "chunk", "seconds", "CPU s",
-           "peak RSS", "predicted", "pred/meas", "vs today (CPU)", "GPTQ loss");
-    double peak[3][16] = {{0}}, cpu_today[16] = {0};
+    printf("\n%8s  %-9s  %6s  %9s  %9s  %11s  %11s  %10s  %14s  %11s  %11s  %11s  %s\n", "windows", "path", "chunk",
+           "seconds", "CPU s", "peak RSS", "predicted", "pred/meas", "vs today (CPU)", "at layers", "predicted",
+           "at head", "GPTQ loss");
+    double peak[3][16] = {{0}}, layers[3][16] = {{0}}, cpu_today[16] = {0};
     int rc = 0;
     for (size_t i = 0; i < nw && !rc; i++) {
         const size_t W = windows[i];
@@ -361,7 +384,7 @@ int main(int argc, char **argv)
             qid_quant_parse("int4-g128-sym", &o.spec, NULL);
             o.method = QID_QUANTIZE_GPTQ;
             o.scratch_dir = p == 2 ? sdir : NULL;
-            char pred[32] = "-", ratio[32] = "-", vs[32] = "-";
+            char pred[32] = "-", ratio[32] = "-", vs[32] = "-", lpred[32] = "-";
             peak[p][i] = (double)r.peak_kb * 1024.0;
             if (p > 0) {
                 qid_mem_estimate e;
@@ -369,17 +392,24 @@ int main(int argc, char **argv)
                 qid_quantize_mem_estimate(&cfg, &o, W, SEQ, 0, &e);
                 snprintf(pred, sizeof pred, "%.2f GiB", gib((double)e.peak));
                 snprintf(ratio, sizeof ratio, "%.3f", (double)e.peak / peak[p][i]);
+                /* the estimate's moment at a layer (its other two: the embedding, the head) */
+                snprintf(lpred, sizeof lpred, "%.2f GiB",
+                         gib((double)(e.base + e.layer + e.eval + e.hessians + e.quant + e.residual + e.activations)));
+                layers[p][i] = (double)r.layers_kb * 1024.0;
             }
             if (p == 0) cpu_today[i] = r.cpu_s;
             if (p > 0 && cpu_today[i] > 0) snprintf(vs, sizeof vs, "%+.1f%%", 100.0 * (r.cpu_s / cpu_today[i] - 1));
             char chunk[16] = "all";
             if (p > 0) snprintf(chunk, sizeof chunk, "%zu", r.chunk);
-            printf("%8zu  %-9s  %6s  %9.1f  %9.1f  %7.2f GiB  %11s  %10s  %14s  %.9g\n", W, names[p], chunk, r.seconds,
-                   r.cpu_s, gib(peak[p][i]), pred, ratio, vs, r.gptq_loss);
+            printf("%8zu  %-9s  %6s  %9.1f  %9.1f  %7.2f GiB  %11s  %10s  %14s  %7.2f GiB  %11s  %7.2f GiB  %.9g\n", W,
+                   names[p], chunk, r.seconds, r.cpu_s, gib(peak[p][i]), pred, ratio, vs,
+                   gib((double)r.layers_kb * 1024.0), lpred, gib((double)r.head_kb * 1024.0), r.gptq_loss);
         }
     }
-    unlink(ckpt);
-    rmdir(dir);
+    if (!(given && *given)) {
+        unlink(ckpt);
+        rmdir(dir);
+    }
     if (rc) return 1;
 
     /* the measured formula: peak = fixed + per window x W */
@@ -387,7 +417,10 @@ int main(int argc, char **argv)
     for (int p = 0; p < 3; p++) {
         double a, b;
         if (!fit_line(windows, peak[p], nw, &a, &b)) continue;
-        printf("  %-9s %.3f GiB + %.2f MiB x windows\n", names[p], gib(a), b / (1 << 20));
+        printf("  %-9s %.3f GiB + %.2f MiB x windows", names[p], gib(a), b / (1 << 20));
+        if (fit_line(windows, layers[p], nw, &a, &b))
+            printf("; through the layers %.3f GiB + %.2f MiB x windows", gib(a), b / (1 << 20));
+        printf("\n");
     }
     printf("  (the residual stream: %.2f MiB a window of %d tokens at d 2048)\n", (double)SEQ * 2048 * 4 / (1 << 20),
            SEQ);
