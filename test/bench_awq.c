@@ -129,6 +129,7 @@ static int last_step(const char *dir, char *out, size_t len)
 
 int main(void)
 {
+    qid_blas_init(); /* OpenBLAS's own kernels where its dispatch falls back, as the qid command */
     const char *demo = getenv("QID_BENCH_DEMO") ? getenv("QID_BENCH_DEMO") : "build/demo";
     const size_t n_cal = env_size("QID_BENCH_AWQ_CALIB", 32), n_eval = env_size("QID_BENCH_AWQ_EVAL", 32);
     char fmts[256];

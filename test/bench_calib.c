@@ -323,6 +323,7 @@ static int fit_line(const size_t *w, const double *y, size_t n, double *a, doubl
 
 int main(int argc, char **argv)
 {
+    qid_blas_init(); /* OpenBLAS's own kernels where its dispatch falls back, as the qid command */
     if (argc == 7 && strcmp(argv[1], "--child") == 0) return child_main(argv);
     qid_h5_silence();
     setvbuf(stdout, NULL, _IOLBF, 0);

@@ -36,6 +36,7 @@
 #include "awq.h"
 #include "bench.h"
 #include "gptq.h"
+#include "model.h"
 #include "quant.h"
 #include "rng.h"
 
@@ -259,6 +260,7 @@ static int run_torch(const char *python, const char *dir, int threads, torch_tim
 
 int main(void)
 {
+    qid_blas_init(); /* OpenBLAS's own kernels where its dispatch falls back, as the qid command */
     const int threads = (int)env_size("QID_BENCH_THREADS", (size_t)omp_get_num_procs());
     const char *python = getenv("QID_BENCH_PYTHON") ? getenv("QID_BENCH_PYTHON") : "python3";
     set_threads(threads);

@@ -33,6 +33,7 @@
 
 #include "bench.h"
 #include "kernels.h"
+#include "model.h"
 #include "train.h"
 
 /* Best GFLOP/s of a square n^3 cblas_sgemm over reps runs (OpenBLAS threads as set). */
@@ -142,6 +143,7 @@ static int run_torch(const char *python, int64_t d, int64_t L, int64_t H, size_t
 
 int main(void)
 {
+    qid_blas_init(); /* OpenBLAS's own kernels where its dispatch falls back, as the qid command */
     const int threads = (int)env_size("QID_BENCH_THREADS", 2), repeat = (int)env_size("QID_BENCH_REPEAT", 2);
     const size_t steps = env_size("QID_BENCH_STEPS", 20), V = 256, T = 128, B = 16;
     const char *python = getenv("QID_BENCH_PYTHON") ? getenv("QID_BENCH_PYTHON") : "python3";
