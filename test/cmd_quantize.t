@@ -12,7 +12,7 @@
 # formats and missing calibration it refuses.
 set -u
 . "$(dirname "$0")/taplib.sh"
-plan 63
+plan 64
 tap_tmpdir
 T=$TAP_TMP
 FIX=test/fixtures/hf
@@ -110,8 +110,16 @@ like "$out" "sqnr         22.719 dB" "AWQ summary: model SQNR"
 out=$($QID quantize "$T/neox.h5" --format int4-g16-asym --method awq --calib "$T/calib.h5" -o "$T/a1.h5" \
     --calib-chunk 1 --scratch-dir "$T")
 ok $? "AWQ in chunks of one window with a scratch file exits 0"
-cmp -s <(h5dump -d /layers/1/mlp.down.weight "$T/a.h5" | tail -n +3) <(h5dump -d /layers/1/mlp.down.weight "$T/a1.h5" | tail -n +3)
-ok $? "AWQ: the last layer's weights equal the one-chunk run's"
+# The statistics are summed chunk by chunk, in another order than over one
+# chunk: with OpenBLAS's AVX-512 kernels a few weights land on the other
+# side of a rounding step (measured: 26 of 2048 in the last mlp.down, none
+# with its SSE3 kernels); the search's choices and its loss stay the same.
+like "$out" "awq          6 groups scaled, mean ratio 0.475, output MSE 0.03604 (0.04102 at s = 1), clipping searched" \
+    "AWQ in chunks: the same scales chosen, the same output MSE"
+values() { h5dump -y -w 0 -d /layers/1/mlp.down.weight "$1" | sed -n '/DATA {/,/}/p' | tr -s ' ,' '\n\n' | grep -E '^-?[0-9]'; }
+ndiff=$(paste <(values "$T/a.h5") <(values "$T/a1.h5") |
+    awk '{ n++ } $1 != $2 { d++ } END { print (n == 2048 && d <= 41) ? "ok" : d + 0 " of " n }')
+is ok "$ndiff" "AWQ in chunks: at most 2% of the last layer's weights differ from the one-chunk run's"
 out=$($QID quantize "$T/llama.h5" --format int3-g16-sym --method awq --no-clip --calib "$T/calib.h5" -o "$T/a2.h5")
 ok $? "AWQ int3-g16-sym --no-clip of llama-tiny exits 0"
 like "$out" "clipping off" "AWQ --no-clip: the summary says so"
