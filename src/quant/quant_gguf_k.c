@@ -470,7 +470,8 @@ __attribute__((target("avx2"))) static void search_min_scale8_avx2(const float *
                                                                    uint8_t *restrict L, float *restrict scales,
                                                                    float *restrict mins)
 {
-    __m256 xt[32], wt[32];
+    /* zeroed: n is 16 or 32, which the compiler cannot see (GCC's -Wmaybe-uninitialized at -O1) */
+    __m256 xt[32] = {0}, wt[32] = {0};
     __m256i Lt[32], Lx[32];
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), zero = _mm256_setzero_ps();
     const __m256i izero = _mm256_setzero_si256(), inmax = _mm256_set1_epi32(nmax);
