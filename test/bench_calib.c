@@ -138,7 +138,8 @@ static int write_model(const char *path, const qid_model_config *cfg)
 
 typedef struct run {
     double seconds, cpu_s;
-    long peak_kb;            /* the whole run (ru_maxrss) */
+    long peak_kb;            /* the whole run: the larger of the two below and ru_maxrss (which the
+                                VmHWM reset before the head also resets: alone it is the head's) */
     long layers_kb, head_kb; /* through the last layer; from there to the end (VmHWM reset between) */
     size_t chunk;
     double gptq_loss;
@@ -273,6 +274,8 @@ static int spawn_run(const char *ckpt, size_t W, int path, const char *dir, int 
         fprintf(stderr, "bench: the run of %zu windows (path %d) failed\n", W, path);
         return 1;
     }
+    if (r->layers_kb > r->peak_kb) r->peak_kb = r->layers_kb;
+    if (r->head_kb > r->peak_kb) r->peak_kb = r->head_kb;
     return 0;
 }
 
