@@ -543,7 +543,8 @@ int main(void)
         printf("    qid / pytorch   %.2fx throughput; |loss difference| %.2g\n", qid_tps / ttps, fabs(tloss - loss));
         printf("    memory          peak RSS %.0f MiB (whole model and full logits resident)\n", trss);
     }
-    if (env_size("QID_BENCH_FAMILIES", 1)) other_families(dir, tok, B, T, threads, repeat, qid_tps, gflops, peak);
+    if (!getenv("QID_BENCH_FAMILIES") || atoi(getenv("QID_BENCH_FAMILIES")) != 0)
+        other_families(dir, tok, B, T, threads, repeat, qid_tps, gflops, peak);
     free(tok);
     const char *llama = getenv("LLAMA_PERPLEXITY");
     if (llama && *llama) {
